@@ -1,0 +1,268 @@
+//! Settings: built-in defaults, then a file, then `TENDERFLOW__SECTION__KEY`
+//! environment variables. Everything is checked before anything connects.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// A value that must not appear in logs or debug output.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// All settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// The broker.
+    pub amqp: AmqpSettings,
+    /// Names and shapes of exchanges and queues.
+    pub topology: TopologySettings,
+    /// Retry delays.
+    pub retry: RetrySettings,
+    /// The document store.
+    pub store: StoreSettings,
+    /// How stages run.
+    pub stages: StageSettings,
+    /// The projector's embedded store.
+    pub projector: ProjectorSettings,
+    /// The HTTP API.
+    pub http: HttpSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// The broker connection.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AmqpSettings {
+    /// AMQP URL, with credentials (kept secret in logs).
+    pub url: Secret,
+    /// Longest wait between reconnection attempts, in milliseconds.
+    pub reconnect_max_delay_ms: u64,
+}
+
+/// Topology naming and shape.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TopologySettings {
+    /// Prefix of every exchange and queue name, so several pipelines (or
+    /// tests) share one broker.
+    pub prefix: String,
+    /// A topology file to use instead of the built-in `topology/topology.toml`.
+    pub file: Option<PathBuf>,
+}
+
+/// Broker-held retry delays.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetrySettings {
+    /// One delay tier per retry, in milliseconds; a task gets
+    /// `delays_ms.len() + 1` attempts at a stage.
+    pub delays_ms: Vec<u64>,
+}
+
+/// The document store.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreSettings {
+    /// Folder of the local document store.
+    pub root: PathBuf,
+    /// Folders a `file://` document reference may point into.
+    pub allowed_roots: Vec<PathBuf>,
+    /// Largest document accepted, in bytes.
+    pub max_document_bytes: u64,
+}
+
+/// How the stages run.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StageSettings {
+    /// Messages a stage works on at once (its prefetch).
+    pub concurrency: u16,
+    /// Longest a handler may run before the attempt is abandoned, in ms.
+    pub handler_timeout_ms: u64,
+    /// Deliveries of one message after which it is treated as poison (it
+    /// killed its worker that many times) and dead-lettered.
+    pub max_deliveries: u32,
+}
+
+/// The projector.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectorSettings {
+    /// The embedded database file of the task view.
+    pub db_path: PathBuf,
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    /// Listen address.
+    pub addr: String,
+    /// Bearer token required by mutating endpoints, when set.
+    pub token: Option<Secret>,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: u64,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `tenderflow=debug`.
+    pub filter: String,
+}
+
+const DEFAULTS: &str = r#"
+[amqp]
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+reconnect_max_delay_ms = 10000
+
+[topology]
+prefix = "tenderflow"
+
+[retry]
+delays_ms = [1000, 10000, 60000, 600000]
+
+[store]
+root = "data/store"
+allowed_roots = []
+max_document_bytes = 67108864
+
+[stages]
+concurrency = 4
+handler_timeout_ms = 120000
+max_deliveries = 5
+
+[projector]
+db_path = "data/projector.sqlite3"
+
+[http]
+addr = "127.0.0.1:8080"
+body_limit_bytes = 67108864
+
+[log]
+format = "text"
+filter = "info"
+"#;
+
+impl Settings {
+    /// Loads settings: defaults, then `file` (or `TENDERFLOW_CONFIG`), then the
+    /// environment; then checks them.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let env_file = std::env::var_os("TENDERFLOW_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = &file {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            builder = builder.add_source(config::File::from(path.as_path()));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("TENDERFLOW")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("retry.delays_ms")
+                .with_list_parse_key("store.allowed_roots")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("configuration is invalid")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let url = self.amqp.url.expose();
+        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+            bail!("amqp.url must start with amqp:// or amqps://");
+        }
+        let prefix = &self.topology.prefix;
+        if prefix.is_empty()
+            || prefix.len() > 100
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            bail!("topology.prefix must be 1 to 100 characters of A-Z, a-z, 0-9, '-', '_' or '.'");
+        }
+        if self.retry.delays_ms.contains(&0) {
+            bail!("retry.delays_ms must be positive");
+        }
+        if self.stages.concurrency == 0 {
+            bail!("stages.concurrency must be at least 1");
+        }
+        if self.stages.max_deliveries < 2 {
+            bail!("stages.max_deliveries must be at least 2");
+        }
+        if self.store.max_document_bytes == 0 {
+            bail!("store.max_document_bytes must be positive");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format must be text or json");
+        }
+        self.http
+            .addr
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| {
+                format!(
+                    "http.addr {:?} is not an address such as 127.0.0.1:8080",
+                    self.http.addr
+                )
+            })?;
+        Ok(())
+    }
+
+    /// How many attempts a stage makes before dead-lettering.
+    pub fn max_attempts(&self) -> u32 {
+        self.retry.delays_ms.len() as u32 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let settings = Settings::load(None).unwrap();
+        assert_eq!(settings.topology.prefix, "tenderflow");
+        assert_eq!(settings.retry.delays_ms, vec![1000, 10000, 60000, 600000]);
+        assert_eq!(settings.max_attempts(), 5);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Secret::new("hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_prefix_is_refused() {
+        let mut settings = Settings::load(None).unwrap();
+        settings.topology.prefix = "a b".into();
+        assert!(settings.validate().is_err());
+    }
+}

@@ -1,0 +1,286 @@
+//! The message that travels between stages.
+//!
+//! Messages carry references and small results, never document bytes. The
+//! JSON layout is versioned by `schema`; a message of another version is
+//! refused (dead-lettered), never guessed at.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Version of the envelope layout this build reads and writes.
+pub const ENVELOPE_SCHEMA: u32 = 1;
+
+/// A pipeline stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Ingest,
+    Parse,
+    Filter,
+    Extract,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Ingest, Stage::Parse, Stage::Filter, Stage::Extract];
+
+    /// The stage's name as used in queue names, config and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Parse => "parse",
+            Stage::Filter => "filter",
+            Stage::Extract => "extract",
+        }
+    }
+
+    /// The stage after this one, or `None` for the last.
+    pub fn next(self) -> Option<Stage> {
+        match self {
+            Stage::Ingest => Some(Stage::Parse),
+            Stage::Parse => Some(Stage::Filter),
+            Stage::Filter => Some(Stage::Extract),
+            Stage::Extract => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Stage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown stage {s:?} (expected ingest, parse, filter or extract)")
+            })
+    }
+}
+
+/// A reference to a document the task is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentRef {
+    /// Where the bytes are: `store:originals/<sha256>` for a document already
+    /// in the document store, `file:///abs/path` for one on storage the
+    /// workers share (checked against the allowed roots).
+    pub uri: String,
+    /// Hex SHA-256 of the bytes, as the submitter computed it.
+    pub sha256: String,
+    /// Size in bytes, as the submitter saw it.
+    pub size: u64,
+    /// Media type; the submitter's guess until ingest sniffs the bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The file's name, for people.
+    pub filename: String,
+}
+
+/// A reference to an artifact in the document store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    /// Object key in the store (content addressed).
+    pub key: String,
+    /// Hex SHA-256 of the artifact bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The artifacts produced so far; the lists run parallel to the documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifacts {
+    /// Each document's stored original (ingest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub originals: Vec<ArtifactRef>,
+    /// Each document's parsed form (parse).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parsed: Vec<ArtifactRef>,
+    /// Each document's classified chunks (filter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classified: Vec<ArtifactRef>,
+    /// The task's summary (extract).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ArtifactRef>,
+}
+
+/// Per-task options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOptions {
+    /// Backend of the filter stage: `rules` or `openai`.
+    #[serde(default = "default_model")]
+    pub filter_model: String,
+    /// Backend of the extract stage: `rules` or `openai`.
+    #[serde(default = "default_model")]
+    pub extract_model: String,
+}
+
+fn default_model() -> String {
+    "rules".to_string()
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            filter_model: default_model(),
+            extract_model: default_model(),
+        }
+    }
+}
+
+/// The message body every stage consumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Layout version; must equal [`ENVELOPE_SCHEMA`].
+    pub schema: u32,
+    /// The task (UUID v7).
+    pub task_id: Uuid,
+    /// The stage this message is for.
+    pub stage: Stage,
+    /// 1 for the first try at this stage, counting up through retries.
+    pub attempt: u32,
+    /// The main document first, then its amendments in order.
+    pub documents: Vec<DocumentRef>,
+    /// What earlier stages produced.
+    #[serde(default)]
+    pub artifacts: Artifacts,
+    /// Per-task options.
+    #[serde(default)]
+    pub options: TaskOptions,
+    /// When the task was submitted.
+    pub submitted_at: DateTime<Utc>,
+    /// When this stage first failed for this task, while retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure_at: Option<DateTime<Utc>>,
+}
+
+/// Why a message body could not be read as an [`Envelope`].
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message body is not valid JSON: {0}")]
+    Json(String),
+    #[error("message has schema version {found}, this build reads {ENVELOPE_SCHEMA}")]
+    Schema { found: u64 },
+    #[error("message is not a valid envelope: {0}")]
+    Shape(String),
+    #[error("message is for stage {found}, but arrived on the {expected} queue")]
+    WrongStage { expected: Stage, found: Stage },
+    #[error("message is invalid: {0}")]
+    Invalid(String),
+}
+
+impl Envelope {
+    /// A new task's first message, for ingest.
+    pub fn new_task(documents: Vec<DocumentRef>, options: TaskOptions) -> Self {
+        Envelope {
+            schema: ENVELOPE_SCHEMA,
+            task_id: Uuid::now_v7(),
+            stage: Stage::Ingest,
+            attempt: 1,
+            documents,
+            artifacts: Artifacts::default(),
+            options,
+            submitted_at: Utc::now(),
+            first_failure_at: None,
+        }
+    }
+
+    /// Reads a message body meant for `expected`, checking the version first so
+    /// that a message of another version gets a clear reason.
+    pub fn decode(body: &[u8], expected: Stage) -> Result<Self, DecodeError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| DecodeError::Json(e.to_string()))?;
+        match value.get("schema").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(ENVELOPE_SCHEMA) => {}
+            Some(found) => return Err(DecodeError::Schema { found }),
+            None => return Err(DecodeError::Shape("missing field `schema`".into())),
+        }
+        let envelope: Envelope =
+            serde_json::from_value(value).map_err(|e| DecodeError::Shape(e.to_string()))?;
+        if envelope.stage != expected {
+            return Err(DecodeError::WrongStage {
+                expected,
+                found: envelope.stage,
+            });
+        }
+        if envelope.documents.is_empty() {
+            return Err(DecodeError::Invalid("the task has no documents".into()));
+        }
+        if envelope.attempt == 0 {
+            return Err(DecodeError::Invalid("attempt must be 1 or more".into()));
+        }
+        Ok(envelope)
+    }
+
+    /// The JSON body of this message.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an envelope always serialises")
+    }
+
+    /// This task's message for the next stage, with the artifacts so far.
+    pub fn advance(&self, next: Stage, artifacts: Artifacts) -> Envelope {
+        Envelope {
+            stage: next,
+            attempt: 1,
+            artifacts,
+            first_failure_at: None,
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope::new_task(
+            vec![DocumentRef {
+                uri: "store:originals/ab".into(),
+                sha256: "ab".into(),
+                size: 3,
+                media_type: None,
+                filename: "a.md".into(),
+            }],
+            TaskOptions::default(),
+        )
+    }
+
+    #[test]
+    fn round_trips() {
+        let env = sample();
+        assert_eq!(Envelope::decode(&env.encode(), Stage::Ingest).unwrap(), env);
+    }
+
+    #[test]
+    fn refuses_other_schema_versions_with_a_reason() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["schema"] = 2.into();
+        let err = Envelope::decode(value.to_string().as_bytes(), Stage::Ingest).unwrap_err();
+        assert!(matches!(err, DecodeError::Schema { found: 2 }), "{err}");
+    }
+
+    #[test]
+    fn refuses_garbage_missing_fields_and_wrong_stage() {
+        assert!(matches!(
+            Envelope::decode(b"\xff\x00", Stage::Ingest),
+            Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(
+            Envelope::decode(br#"{"schema":1}"#, Stage::Ingest),
+            Err(DecodeError::Shape(_))
+        ));
+        assert!(matches!(
+            Envelope::decode(&sample().encode(), Stage::Parse),
+            Err(DecodeError::WrongStage { .. })
+        ));
+    }
+}

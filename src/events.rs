@@ -1,0 +1,166 @@
+//! Task events: what every stage reports to the events stream.
+//!
+//! The projector folds these into the task view. Each event has a unique id
+//! (so a duplicate can be recognised) and its own time (so the fold does not
+//! depend on arrival order).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::{ArtifactRef, Envelope, Stage, TaskOptions};
+
+/// Version of the event layout.
+pub const EVENT_SCHEMA: u32 = 1;
+
+/// What went wrong, as the task view and the dead-letter headers show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// A stable, machine-readable kind: `transient`, `unsupported_type`,
+    /// `invalid_message`, `panic`, `timeout`, ...
+    pub kind: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// A document of the task as the view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentInfo {
+    pub filename: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The task was submitted.
+    Received {
+        documents: Vec<DocumentInfo>,
+        options: TaskOptions,
+    },
+    /// A stage started an attempt.
+    Started,
+    /// A stage finished an attempt and handed the task on.
+    Succeeded {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifact: Option<ArtifactRef>,
+        duration_ms: u64,
+    },
+    /// A stage failed an attempt and will try again at `due_at`.
+    RetryScheduled {
+        error: ErrorInfo,
+        due_at: DateTime<Utc>,
+    },
+    /// A stage gave up: the message is in its dead-letter queue.
+    DeadLettered { error: ErrorInfo },
+    /// A dead-lettered message was put back on its stage's queue.
+    Replayed,
+    /// The last stage finished: the summary is stored.
+    Completed { summary: ArtifactRef },
+}
+
+impl EventKind {
+    /// The kind's name, as in the JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Received { .. } => "received",
+            EventKind::Started => "started",
+            EventKind::Succeeded { .. } => "succeeded",
+            EventKind::RetryScheduled { .. } => "retry_scheduled",
+            EventKind::DeadLettered { .. } => "dead_lettered",
+            EventKind::Replayed => "replayed",
+            EventKind::Completed { .. } => "completed",
+        }
+    }
+}
+
+/// One task event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Layout version ([`EVENT_SCHEMA`]).
+    pub schema: u32,
+    /// Unique per event (UUID v7).
+    pub event_id: Uuid,
+    /// The task.
+    pub task_id: Uuid,
+    /// The stage the event is about.
+    pub stage: Stage,
+    /// The attempt at that stage.
+    pub attempt: u32,
+    /// When it happened, by the publisher's clock.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// An event about the attempt `envelope` describes.
+    pub fn about(envelope: &Envelope, kind: EventKind) -> Self {
+        Event {
+            schema: EVENT_SCHEMA,
+            event_id: Uuid::now_v7(),
+            task_id: envelope.task_id,
+            stage: envelope.stage,
+            attempt: envelope.attempt,
+            at: Utc::now(),
+            kind,
+        }
+    }
+
+    /// The `received` event of a newly submitted task.
+    pub fn received(envelope: &Envelope) -> Self {
+        let documents = envelope
+            .documents
+            .iter()
+            .map(|d| DocumentInfo {
+                filename: d.filename.clone(),
+                sha256: d.sha256.clone(),
+                size: d.size,
+            })
+            .collect();
+        Event::about(
+            envelope,
+            EventKind::Received {
+                documents,
+                options: envelope.options.clone(),
+            },
+        )
+    }
+
+    /// The JSON body.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an event always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_with_a_flat_kind_tag() {
+        let event = Event {
+            schema: EVENT_SCHEMA,
+            event_id: Uuid::now_v7(),
+            task_id: Uuid::now_v7(),
+            stage: Stage::Parse,
+            attempt: 2,
+            at: Utc::now(),
+            kind: EventKind::RetryScheduled {
+                error: ErrorInfo {
+                    kind: "transient".into(),
+                    message: "store unavailable".into(),
+                },
+                due_at: Utc::now(),
+            },
+        };
+        let json: serde_json::Value = serde_json::from_slice(&event.encode()).unwrap();
+        assert_eq!(json["kind"], "retry_scheduled");
+        assert_eq!(json["stage"], "parse");
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+}
