@@ -49,6 +49,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The OpenAI-compatible model server, for tasks that ask for it.
+    pub llm: LlmSettings,
 }
 
 /// The broker connection.
@@ -128,6 +130,24 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// An OpenAI-compatible chat-completions server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LlmSettings {
+    /// Base URL, such as `http://127.0.0.1:8000/v1`; unset means no model
+    /// server is configured and tasks asking for one fail permanently.
+    pub base_url: Option<String>,
+    /// API key sent as a bearer token.
+    pub api_key: Option<Secret>,
+    /// Model name.
+    pub model: String,
+    /// Timeout of one request, in ms.
+    pub timeout_ms: u64,
+    /// Retries on 429 and 5xx answers.
+    pub max_retries: u32,
+    /// Most tokens one document may spend (prompt and completion).
+    pub token_budget: u64,
+}
+
 const DEFAULTS: &str = r#"
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
@@ -159,6 +179,12 @@ body_limit_bytes = 67108864
 [log]
 format = "text"
 filter = "info"
+
+[llm]
+model = "gpt-4o-mini"
+timeout_ms = 60000
+max_retries = 3
+token_budget = 200000
 "#;
 
 impl Settings {

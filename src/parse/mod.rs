@@ -3,6 +3,7 @@
 //! Every entry point is a plain function over bytes; nothing here touches the
 //! broker or the store. Bad input is a [`ParseError`], never a panic.
 
+pub mod sniff;
 pub mod text;
 
 use crate::document::ParsedDocument;

@@ -1,0 +1,112 @@
+//! The type of a document, from its bytes rather than its name.
+
+use std::io::{Cursor, Read};
+
+use super::ParseError;
+
+/// Media types tenderflow knows.
+pub const PDF: &str = "application/pdf";
+pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub const HTML: &str = "text/html";
+pub const MARKDOWN: &str = "text/markdown";
+pub const TEXT: &str = "text/plain";
+
+/// Sniffs the media type of `bytes`. `filename` only tells Markdown from plain
+/// text, which no byte signature can; it never overrides the bytes.
+pub fn sniff(bytes: &[u8], filename: &str) -> Result<&'static str, ParseError> {
+    if bytes.is_empty() {
+        return Err(ParseError::new("empty", "the document is empty (0 bytes)"));
+    }
+    if bytes.starts_with(b"%PDF-") {
+        return Ok(PDF);
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return sniff_zip(bytes);
+    }
+    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        return Err(ParseError::new(
+            "unsupported_type",
+            "legacy Word or Excel (OLE) file: save it as DOCX, XLSX or PDF and submit that",
+        ));
+    }
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
+    let head = head.trim_start_matches('\u{feff}').trim_start();
+    if head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<html") {
+        return Ok(HTML);
+    }
+    if looks_binary(bytes) {
+        return Err(ParseError::new(
+            "unsupported_type",
+            "the bytes are not PDF, DOCX, XLSX, HTML or text",
+        ));
+    }
+    let lower = filename.to_ascii_lowercase();
+    if lower.ends_with(".md") || lower.ends_with(".markdown") {
+        Ok(MARKDOWN)
+    } else {
+        Ok(TEXT)
+    }
+}
+
+/// DOCX and XLSX are both zip files; the entries tell them apart.
+fn sniff_zip(bytes: &[u8]) -> Result<&'static str, ParseError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| ParseError::new("corrupt", format!("broken zip container: {e}")))?;
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(Result::ok)
+        .map(|n| n.into_owned())
+        .collect();
+    if names.iter().any(|n| n == "word/document.xml") {
+        return Ok(DOCX);
+    }
+    if names.iter().any(|n| n == "xl/workbook.xml") {
+        return Ok(XLSX);
+    }
+    // Some writers only say it in [Content_Types].xml.
+    if let Ok(mut entry) = archive.by_name("[Content_Types].xml") {
+        let mut text = String::new();
+        let _ = entry.by_ref().take(64 * 1024).read_to_string(&mut text);
+        if text.contains("wordprocessingml.document.main") {
+            return Ok(DOCX);
+        }
+        if text.contains("spreadsheetml.sheet.main") {
+            return Ok(XLSX);
+        }
+    }
+    Err(ParseError::new(
+        "unsupported_type",
+        "a zip file that is neither DOCX nor XLSX",
+    ))
+}
+
+/// Text has no NUL bytes outside UTF-16; a BOM marks UTF-16.
+fn looks_binary(bytes: &[u8]) -> bool {
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return false;
+    }
+    bytes[..bytes.len().min(8192)].contains(&0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_bytes_not_name() {
+        assert_eq!(sniff(b"%PDF-1.7\n", "x.docx").unwrap(), PDF);
+        assert_eq!(sniff(b"<!DOCTYPE html><html>", "x.pdf").unwrap(), HTML);
+        assert_eq!(sniff("# 招标公告".as_bytes(), "x.md").unwrap(), MARKDOWN);
+        assert_eq!(sniff(b"plain", "x.txt").unwrap(), TEXT);
+        assert_eq!(
+            sniff(b"\x00\x01\x02garbage", "x.txt").unwrap_err().kind,
+            "unsupported_type"
+        );
+        assert_eq!(sniff(b"", "x.txt").unwrap_err().kind, "empty");
+        assert_eq!(
+            sniff(b"PK\x03\x04broken", "x.docx").unwrap_err().kind,
+            "corrupt"
+        );
+    }
+}
