@@ -1,6 +1,7 @@
 //! tenderflow: tender documents into sourced summaries, over RabbitMQ.
 #![forbid(unsafe_code)]
 
+pub mod broker;
 pub mod config;
 pub mod document;
 pub mod envelope;
@@ -8,5 +9,8 @@ pub mod events;
 pub mod extract;
 pub mod filter;
 pub mod parse;
+pub mod runtime;
 pub mod stages;
+pub mod store;
 pub mod summary;
+pub mod topology;
