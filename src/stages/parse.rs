@@ -19,8 +19,12 @@ pub async fn handle(
             "the message reaches parse without a stored original for every document",
         ));
     }
-    let mut limits = ParseLimits::default();
-    limits.max_input_bytes = context.settings.store.max_document_bytes;
+    // The other limits keep their defaults, whatever fields they grow.
+    #[allow(clippy::needless_update)]
+    let limits = ParseLimits {
+        max_input_bytes: context.settings.store.max_document_bytes,
+        ..ParseLimits::default()
+    };
     let mut parsed = Vec::with_capacity(envelope.documents.len());
     for (document, original) in envelope.documents.iter().zip(&artifacts.originals) {
         let bytes = context.store.get_artifact(original).await?;
