@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod broker;
+pub mod cli;
 pub mod config;
+pub mod dlq;
 pub mod document;
 pub mod envelope;
 pub mod events;
@@ -12,5 +14,7 @@ pub mod parse;
 pub mod runtime;
 pub mod stages;
 pub mod store;
+pub mod submit;
 pub mod summary;
+pub mod telemetry;
 pub mod topology;
