@@ -246,7 +246,9 @@ async fn submit(
         anyhow::bail!("--amendment needs exactly one main document");
     }
     let follower = if request.wait {
-        Some(Follower::start(&settings, chrono::Utc::now()).await?)
+        // The tasks are new: any event of theirs counts, whatever the clocks say.
+        let since = chrono::Utc::now() - chrono::Duration::minutes(10);
+        Some(Follower::start(&settings, since).await?)
     } else {
         None
     };

@@ -341,13 +341,14 @@ impl<H: Handler> Worker<H> {
         again.first_failure_at = Some(envelope.first_failure_at.unwrap_or(now));
         let due_at = now + chrono::Duration::milliseconds(delay_ms as i64);
         tracing::warn!(error = %err, delay_ms, "attempt failed; retrying later");
-        let event = Event::about(
+        let mut event = Event::about(
             envelope,
             EventKind::RetryScheduled {
                 error: err.info(),
                 due_at,
             },
         );
+        event.at = now;
         vec![
             Outgoing::new("", queue, again.encode()).for_task(envelope.task_id, Some(traceparent)),
             Outgoing::event(&self.topology, &event, Some(traceparent)),
