@@ -73,7 +73,7 @@ pub async fn run_worker<H: Handler>(
         settings,
         handler,
     });
-    let name = format!("tenderflow-{}", worker.stage);
+    let name = format!("tenderflow-{}-{}", worker.topology.prefix(), worker.stage);
     loop {
         let Some(conn) = broker::connect(&worker.settings, &name, &token).await else {
             return Ok(());
@@ -140,7 +140,10 @@ impl<H: Handler> Worker<H> {
         }
         in_hand.close();
         in_hand.wait().await;
-        let _ = channel.close(200, "done".into()).await;
+        if outcome.is_ok() {
+            let _ = channel.close(200, "done".into()).await;
+            let _ = publisher.close(200, "done".into()).await;
+        }
         outcome
     }
 

@@ -262,3 +262,32 @@ impl Handler for Panics {
         Box::pin(async { panic!("injected panic") })
     }
 }
+
+/// Closes, broker side, every connection of this prefix's workers (their
+/// names carry the prefix); returns how many were closed.
+pub fn close_worker_connections(prefix: &str) -> usize {
+    let listing = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .expect("rabbitmqctl runs");
+    let marker = format!("\"tenderflow-{prefix}-");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    let mut closed = 0;
+    for line in text.lines().filter(|l| l.contains(&marker)) {
+        let pid = line.split('\t').next().unwrap_or_default();
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test: connection cut"])
+            .status()
+            .expect("rabbitmqctl runs");
+        if status.success() {
+            closed += 1;
+        }
+    }
+    closed
+}

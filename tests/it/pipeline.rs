@@ -453,3 +453,41 @@ async fn a_message_that_keeps_killing_its_worker_is_dead_lettered_as_poison() {
     assert!(message.contains("delivered 3 times"), "{message}");
     pipeline.teardown().await;
 }
+
+#[tokio::test]
+async fn workers_reconnect_and_finish_the_work_when_their_connections_are_cut() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    pipeline.start_all();
+    let follower = pipeline.follower().await;
+    let tasks = pipeline
+        .submit_files(&[
+            "cn_selection.md",
+            "en_itt.md",
+            "cn_selection.gbk.txt",
+            "en_itt.md",
+        ])
+        .await;
+    let prefix = pipeline.settings.topology.prefix.clone();
+    let closed =
+        tokio::task::spawn_blocking(move || crate::helpers::close_worker_connections(&prefix))
+            .await
+            .unwrap();
+    assert!(
+        closed >= 4,
+        "every stage worker had a connection to cut ({closed})"
+    );
+    let done = outcomes(follower, &tasks, 90).await;
+    assert!(
+        done.values()
+            .all(|o| matches!(o, Outcome::Completed { .. })),
+        "{done:?}"
+    );
+    let follower = pipeline.follower().await;
+    let more = pipeline.submit_files(&["en_itt.md"]).await;
+    let done = outcomes(follower, &more, 60).await;
+    assert!(
+        matches!(done[&more[0]], Outcome::Completed { .. }),
+        "consumers resumed"
+    );
+    pipeline.teardown().await;
+}
