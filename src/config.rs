@@ -83,8 +83,11 @@ pub struct RetrySettings {
 /// The document store.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoreSettings {
-    /// Folder of the local document store.
+    /// Folder of the local document store (used when `url` is unset).
     pub root: PathBuf,
+    /// An object-store URL such as `s3://bucket/prefix`, for stages on
+    /// several machines; credentials come from the usual `AWS_*` variables.
+    pub url: Option<String>,
     /// Folders a `file://` document reference may point into.
     pub allowed_roots: Vec<PathBuf>,
     /// Largest document accepted, in bytes.
@@ -290,5 +293,18 @@ mod tests {
         let mut settings = Settings::load(None).unwrap();
         settings.topology.prefix = "a b".into();
         assert!(settings.validate().is_err());
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn the_example_file_states_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("tenderflow.example.toml");
+        let from_file = Settings::load(Some(&example)).unwrap();
+        let defaults = Settings::load(None).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
     }
 }

@@ -1,7 +1,10 @@
 //! tenderflow: tender documents into sourced summaries, over RabbitMQ.
 #![forbid(unsafe_code)]
 
+pub mod broker;
+pub mod cli;
 pub mod config;
+pub mod dlq;
 pub mod document;
 pub mod envelope;
 pub mod eval;
@@ -10,5 +13,10 @@ pub mod extract;
 pub mod filter;
 pub mod llm;
 pub mod parse;
+pub mod runtime;
 pub mod stages;
+pub mod store;
+pub mod submit;
 pub mod summary;
+pub mod telemetry;
+pub mod topology;

@@ -1,0 +1,6 @@
+//! Integration tests against the real RabbitMQ on 127.0.0.1:5672, built as
+//! one binary. Each test gets its own topology prefix, so tests share the
+//! broker without seeing each other.
+
+mod helpers;
+mod pipeline;
