@@ -39,3 +39,133 @@ fn corpus_variants_are_right_and_complete() {
         );
     }
 }
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn summarize(names: &[&str]) -> tenderflow::summary::Summary {
+    let paths: Vec<PathBuf> = names.iter().map(|n| fixture(n)).collect();
+    tenderflow::extract::summarize_files_blocking(&paths).unwrap()
+}
+
+/// A competitive consultation (竞争性磋商) with two lots in a lot table and
+/// per-lot "包1：…；包2：…" data-sheet cells, and a 更正公告 that moves the
+/// deadline and lowers one lot's price cap.
+#[test]
+fn competitive_consultation_with_lots_and_amendment() {
+    let s = summarize(&["cs_lots.md", "cs_lots_amendment.md"]);
+    let f = |id: &str| s.fields.get(id).map(|v| v.value.as_str());
+    assert_eq!(f("tender_no"), Some("NHCG-2026-0712"));
+    assert_eq!(f("owner"), Some("南湖区人民医院"));
+    assert_eq!(f("agency"), Some("南湖招标咨询有限公司"));
+    assert_eq!(s.fields["budget"].normalized["amount"], 3_500_000.0);
+    assert_eq!(f("eval_method"), Some("综合评分法"));
+    assert_eq!(s.fields["validity"].normalized["days"], 90.0);
+    assert_eq!(s.fields["copies"].normalized["copies"], 4.0);
+
+    // The amendment's deadline wins; the old one is kept with its evidence.
+    let deadline = &s.fields["deadline_bid"];
+    assert_eq!(deadline.normalized, "2026-12-15T09:30:00+08:00");
+    assert_eq!(deadline.evidence.document, 1);
+    assert_eq!(deadline.superseded.len(), 1);
+    assert_eq!(
+        deadline.superseded[0].normalized,
+        "2026-12-08T14:30:00+08:00"
+    );
+    assert_eq!(deadline.superseded[0].evidence.document, 0);
+
+    let lot = |l: &str, id: &str| s.lots[l][id].normalized.clone();
+    assert_eq!(lot("包1", "price_cap")["amount"], 2_200_000.0);
+    assert_eq!(lot("包2", "price_cap")["amount"], 1_250_000.0);
+    assert_eq!(s.lots["包2"]["price_cap"].superseded[0].value, "128.5万元");
+    assert_eq!(lot("包1", "bond")["amount"], 20_000.0);
+    assert_eq!(lot("包2", "bond")["amount"], 13_000.0);
+    assert_eq!(lot("包1", "duration")["days"], 60.0);
+    assert_eq!(lot("包2", "warranty")["months"], 24.0);
+    // Contract terms ("30日内交货", "7日内修复") never become values.
+    assert!(!s.fields.contains_key("duration"));
+    assert!(!s.fields.contains_key("warranty"));
+
+    let rejected = |t: &str| s.rejections.iter().any(|r| r.text.contains(t));
+    assert!(rejected("其响应文件无效"));
+    assert!(rejected("按无效响应处理"));
+    assert!(rejected("★包1：探头数量不少于3个"));
+    assert!(!rejected("违约金"));
+    let points: Vec<(&str, f64)> = s
+        .scoring
+        .iter()
+        .map(|i| (i.name.as_str(), i.points_value.unwrap()))
+        .collect();
+    assert_eq!(
+        points,
+        vec![
+            ("价格", 30.0),
+            ("技术参数响应", 40.0),
+            ("售后服务", 15.0),
+            ("业绩", 10.0),
+            ("节能环保", 5.0)
+        ]
+    );
+    let forms: Vec<&str> = s.forms.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        forms,
+        vec![
+            "响应函",
+            "报价一览表",
+            "资格证明文件",
+            "技术偏离表",
+            "售后服务承诺"
+        ]
+    );
+}
+
+/// A World-Bank-style Bid Data Sheet: labels written as sentences ("The
+/// amount of the Bid Security shall be:"), times in a stated zone, and
+/// Conditions of Contract full of day counts.
+#[test]
+fn english_bid_data_sheet() {
+    let s = summarize(&["en_bds.md"]);
+    let f = |id: &str| s.fields.get(id).map(|v| v.value.as_str());
+    assert_eq!(f("owner"), Some("Lakeside Water and Sewerage Company"));
+    assert_eq!(f("tender_no"), Some("LWSC/NCB/2030/07"));
+    assert_eq!(
+        f("project"),
+        Some("Rehabilitation of the Eastern Trunk Main")
+    );
+    assert_eq!(
+        s.fields["deadline_bid"].normalized,
+        "2030-03-14T10:00:00+03:00"
+    );
+    assert_eq!(
+        s.fields["deadline_bid"].evidence.section,
+        "Section II. Bid Data Sheet ITB 22.1"
+    );
+    assert_eq!(s.fields["deadline_query"].normalized, "2030-02-28");
+    assert_eq!(s.fields["bond"].normalized["currency"], "USD");
+    assert_eq!(s.fields["bond"].normalized["amount"], 45_000.0);
+    assert_eq!(s.fields["validity"].normalized["days"], 120.0);
+    assert_eq!(s.fields["warranty"].normalized["days"], 365.0);
+    assert_eq!(s.fields["duration"].normalized["months"], 18.0);
+    assert_eq!(f("performance_bond"), Some("10% of the Contract Price"));
+    assert_eq!(s.fields["consortium"].normalized, false);
+    assert_eq!(s.fields["alternatives"].normalized, false);
+    assert_eq!(s.fields["copies"].normalized["copies"], 2.0);
+    assert!(
+        s.rejections
+            .iter()
+            .any(|r| r.text.contains("shall be rejected"))
+    );
+    let forms: Vec<&str> = s.forms.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        forms,
+        vec![
+            "Letter of Bid",
+            "Priced Bill of Quantities",
+            "Bid Security",
+            "Schedule of Key Personnel"
+        ]
+    );
+}

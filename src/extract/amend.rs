@@ -17,7 +17,7 @@ static CHANGE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("change regex")
 });
 static OLD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)原(公告|招标文件|采购文件|文件|内容|定|为|投标|开标|截止|递交|最高|预算|工期)|更正前|变更前|修改前|\boriginal(ly)?\b|\bprevious(ly)?\b")
+    Regex::new(r"(?i)原(公告|招标|采购|文件|内容|定|为|投标|开标|截止|递交|响应|最高|预算|工期|项目|名称|时间)|更正前|变更前|修改前|\boriginal(ly)?\b|\bprevious(ly)?\b")
         .expect("old regex")
 });
 static ORIGINAL_COL: LazyLock<Regex> = LazyLock::new(|| {

@@ -119,6 +119,11 @@ static LOT_HEADER: LazyLock<Regex> = LazyLock::new(|| {
         .expect("lot header")
 });
 
+/// A clause reference standing where a label would: "ITB 18.1", "3.4.1".
+static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^((ITB|ITT|ITC|BDS|GCC|SCC|clause)\s*)?\d+(\.\d+)*$").expect("reference regex")
+});
+
 fn table_candidates(
     chunk: &Chunk,
     rows: &[Vec<String>],
@@ -145,7 +150,11 @@ fn table_candidates(
         }
         let content = cells[cells.len() - 1];
         let label = cells[cells.len() - 2];
-        let clause = (cells.len() >= 3).then(|| cells[0]);
+        let clause = if cells.len() >= 3 {
+            Some(cells[0])
+        } else {
+            REFERENCE.is_match(label).then_some(label)
+        };
         let quote = row.join(" | ");
         let ev = evidence(chunk, clause, page, &quote, ctx);
         content_candidates(label, content, lot, &ev, priority, ctx, out);
@@ -254,6 +263,23 @@ pub(crate) fn content_candidates(
             continue;
         };
         has_pairs = true;
+        if let Some(sub_lot) = lot_only(&sub_label) {
+            // "包1：2万元；包2：1.3万元": the row's own fields, per lot.
+            for spec in &specs {
+                if let Some((value, normalized)) = read_value(spec.kind, &sub_value, ctx.offset) {
+                    found.push(spec.id);
+                    out.push(Candidate {
+                        field: spec.id,
+                        lot: Some(sub_lot.clone()),
+                        value,
+                        normalized,
+                        evidence: ev.clone(),
+                        priority,
+                    });
+                }
+            }
+            continue;
+        }
         for spec in fields_for_label(&sub_label) {
             if !specs.is_empty() && !allowed.contains(&spec.id) {
                 continue;
@@ -288,6 +314,15 @@ pub(crate) fn content_candidates(
             });
         }
     }
+}
+
+/// The lot a label consists of alone ("包1", "第二标段", "Lot 2").
+fn lot_only(label: &str) -> Option<String> {
+    let lot = lot_of(label)?;
+    let rest = label.replace(&lot, "");
+    rest.trim_matches(|c: char| c.is_whitespace() || "（）()".contains(c))
+        .is_empty()
+        .then_some(lot)
 }
 
 fn is_text_kind(spec: &Spec) -> bool {

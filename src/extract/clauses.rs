@@ -14,7 +14,7 @@ use crate::filter::{Chunk, ClassifiedDocument};
 use crate::summary::{Contact, Evidence, FormItem, Rejection, Requirement, ScoringItem};
 
 static REJECT_CN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"否决|废标|无效投标|投标无效|响应无效|按无效|作无效|视为无效|无效处理|拒收|拒绝|不予受理|不予接受|恕不接受|不接受|不予通过|不得进入|不进入下一阶段|不合格|取消.{0,8}资格|没收|视为.{0,6}放弃|不响应处理|按不响应|视为不响应|作废标|无效标|作废")
+    Regex::new(r"否决|废标|[件标应价]无效|无效(投标|响应|报价)|无效投标|投标无效|响应无效|按无效|作无效|视为无效|无效处理|拒收|拒绝|不予受理|不予接受|恕不接受|不接受|不予通过|不得进入|不进入下一阶段|不合格|取消.{0,8}资格|没收|视为.{0,6}放弃|不响应处理|按不响应|视为不响应|作废标|无效标|作废")
         .expect("reject regex")
 });
 static REJECT_EN: LazyLock<Regex> = LazyLock::new(|| {
@@ -26,6 +26,13 @@ static NOT_REJECTION: LazyLock<Regex> = LazyLock::new(|| {
 });
 static MANDATORY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)★|必须|须|不得|严禁|禁止|不允许|应当|\bshall\b|\bmust\b")
+        .expect("mandatory regex")
+});
+/// Words that make a data-sheet term binding. English "shall be:" is how a
+/// bid data sheet introduces every value, so only "must" and "shall not"
+/// count there.
+static DATA_SHEET_MANDATORY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)★|必须|须|不得|严禁|禁止|不允许|\bmust\b|shall\s+not")
         .expect("mandatory regex")
 });
 static LEAD_IN: LazyLock<Regex> =
@@ -126,7 +133,7 @@ fn table_rejections(
                 "starred"
             } else if is_rejection(&seg) {
                 "explicit"
-            } else if chunk.part == "data_sheet" && MANDATORY.is_match(&seg) {
+            } else if chunk.part == "data_sheet" && DATA_SHEET_MANDATORY.is_match(&seg) {
                 "mandatory"
             } else {
                 continue;
@@ -501,6 +508,8 @@ fn push_form(out: &mut Vec<FormItem>, raw: &str, evidence: Evidence) {
     let name = name.trim_end_matches('等').trim().to_string();
     let n = name.chars().count();
     if !(2..=40).contains(&n)
+        || name.contains("组成")
+        || name.contains("格式")
         || name.contains("其他")
         || name.contains("规定的")
         || name.to_lowercase().contains("other")

@@ -92,14 +92,14 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
     vec![
         spec(
             "deadline_query",
-            r"(?i)(澄清|提问|答疑|质疑|疑问|问题).{0,12}(截止|时间|期限)|^(答疑|澄清|质疑|提问)$|(clarification|queries|enquiries|questions).{0,20}(deadline|closing|date|by)|deadline\s+for\s+(clarification|queries|enquiries|questions)",
+            r"(?i)(澄清|提问|答疑|质疑|疑问|问题).{0,12}(截止|时间|期限)|^(答疑|澄清|质疑|提问)$|(clarification|queries|enquiries|questions).{0,24}(deadline|closing|date|by|later\s+than|before)|deadline\s+for\s+(clarification|queries|enquiries|questions)",
             Some(r"招标人.{0,6}澄清|书面澄清的时间|发出|答复"),
             Date,
             &[],
         ),
         spec(
             "deadline_bid",
-            r"(?i)(投标|递交|提交|响应文件|申请文件|报价|磋商|谈判).{0,12}截止|^截止(时间|日期)$|closing\s+(date|time)|tender\s+closing|submission\s+(deadline|date)|deadline\s+for\s+(submission|tenders|bids)",
+            r"(?i)(投标|递交|提交|响应文件|申请文件|报价|磋商|谈判).{0,12}截止|^截止(时间|日期)$|closing\s+(date|time)|tender\s+closing|submission\s+(deadline|date)|deadline\s+for\s+(bid\s+|tender\s+)?(submission|tenders|bids)",
             Some(
                 r"(?i)澄清|提问|问题|答疑|质疑|疑问|保证金|获取|下载|发售|clarification|queries|questions|deposit",
             ),
@@ -129,7 +129,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "owner",
-            r"(?i)^(招标人|采购人|比选人|磋商人|建设单位|发包人|项目业主|业主|招标单位|采购单位|采购单位名称|招标人名称|采购人名称|比选人名称|建设单位名称)(信息)?$|^(the\s+)?(employer|purchaser|procuring\s+entity|client|owner|contracting\s+authority)$",
+            r"(?i)^(招标人|采购人|比选人|磋商人|建设单位|发包人|项目业主|业主|招标单位|采购单位|采购单位名称|招标人名称|采购人名称|比选人名称|建设单位名称)(信息)?$|^(the\s+)?(name\s+of\s+(the\s+)?)?(employer|purchaser|procuring\s+entity|client|owner|contracting\s+authority)$",
             None,
             Party,
             &[],
@@ -143,7 +143,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "tender_no",
-            r"(?i)招标编号|项目编号|采购编号|招标项目编号|采购项目编号|比选编号|磋商编号|项目代码|tender\s+(reference|ref\.?|no\.?|number)|reference\s+(no\.?|number)|itt\s+(no\.?|reference)|bid\s+(no\.?|reference|number)|contract\s+no\.?",
+            r"(?i)招标编号|项目编号|采购编号|招标项目编号|采购项目编号|比选编号|磋商编号|项目代码|tender\s+(reference|ref\.?|no\.?|number)|reference\s+(no\.?|number)|itt\s+(no\.?|reference)|bid\s+(no\.?|reference|number)|contract\s+no\.?|invitation\s+for\s+bids?\s+(no\.?|number)|number\s+of\s+the\s+invitation|ifb\s+(no\.?|number)",
             Some(r"标段编号|包号"),
             Code,
             &[],
@@ -157,7 +157,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "duration",
-            r"(?i)工期|服务期|服务期限|监理服务期|合同履行期限|履约期限|交货期|供货期|交付期|实施期限|contract\s+period|completion\s+period|time\s+for\s+completion|contract\s+duration|period\s+of\s+(the\s+)?(contract|completion)",
+            r"(?i)工期|服务期|服务期限|监理服务期|合同履行期限|履约期限|交货期|供货期|交付期|实施期限|contract\s+period|completion\s+period|time\s+for\s+completion|intended\s+completion|contract\s+duration|period\s+of\s+(the\s+)?(contract|completion)",
             Some(
                 r"(?i)缺陷|质保|保修|有效期|开工日期|竣工日期|开工时间|竣工时间|延误|逾期|违约|liability|validity",
             ),
@@ -312,7 +312,8 @@ fn strip_lot(label: &str) -> String {
 /// sentence) name none.
 pub fn fields_for_label(label: &str) -> Vec<&'static Spec> {
     let label = strip_lot(&tidy(label));
-    let label = label.trim_end_matches(['：', ':']).trim();
+    let label = clean_english_label(label.trim_end_matches(['：', ':']).trim());
+    let label = label.as_str();
     let cjk = label.chars().any(super::normalize::is_cjk);
     let n = label.chars().count();
     if n == 0 || (cjk && n > 30) || (!cjk && n > 60) {
@@ -325,13 +326,33 @@ pub fn fields_for_label(label: &str) -> Vec<&'static Spec> {
         .collect()
 }
 
+static EN_LABEL_HEAD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)^(the\s+)?(amount\s+of\s+(the\s+)?)?").expect("en head"));
+static EN_LABEL_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\s+(is|are|shall\s+be|will\s+be)$").expect("en tail"));
+
+/// Bid data sheets write labels as sentences: "The name of the Employer
+/// is" names the same field as "Employer".
+fn clean_english_label(label: &str) -> String {
+    if label.chars().any(super::normalize::is_cjk) {
+        return label.to_string();
+    }
+    let tail = EN_LABEL_TAIL.replace(label, "");
+    let head = EN_LABEL_HEAD.replace(&tail, "");
+    if head.trim().is_empty() {
+        label.to_string()
+    } else {
+        head.trim().to_string()
+    }
+}
+
 /// The rule of field `id`.
 pub fn spec_of(id: &str) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.id == id)
 }
 
 static METHOD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)综合评估法|综合评分法|经评审的最低投标价法|最低评标价法|最低投标价法|合理低价法|综合评议法|最低价法|性价比法|price[- ]quality\s+method|lowest\s+(evaluated\s+)?price(\s+method)?|most\s+economically\s+advantageous\s+tender|quality\s+and\s+cost\s+based\s+selection|least\s+cost\s+selection")
+    Regex::new(r"(?i)综合评估法|综合评分法|经评审的最低投标价法|最低评标价法|最低投标价法|合理低价法|综合评议法|最低价法|性价比法|price[- ]quality\s+method|lowest\s+(evaluated\s+)?price(\s+method)?|most\s+economically\s+advantageous\s+tender|quality\s+and\s+cost\s+based\s+selection|least\s+cost\s+selection|lowest\s+evaluated\s+(substantially\s+responsive\s+)?(bid|tender)")
         .expect("method regex")
 });
 
