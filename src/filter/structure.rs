@@ -111,6 +111,23 @@ pub fn restructure(blocks: &[Block]) -> Vec<Block> {
 
 fn retype(block: &Block) -> Block {
     match block {
+        // Extraction reads list markers ("1）", "(a)") as part of the text,
+        // wherever the parser put them.
+        Block::ListItem { page, .. } => Block::Paragraph {
+            text: block.text(),
+            page: *page,
+        },
+        Block::Heading {
+            level,
+            text,
+            number: Some(n),
+            page,
+        } if !text.trim_start().starts_with(n.as_str()) => Block::Heading {
+            level: *level,
+            text: format!("{n} {text}"),
+            number: Some(n.clone()),
+            page: *page,
+        },
         Block::Paragraph { text, page } => {
             if let Some(c) = MD_HEADING.captures(text.trim()) {
                 return Block::Heading {
