@@ -169,3 +169,49 @@ fn english_bid_data_sheet() {
         ]
     );
 }
+
+/// A government-procurement public tender saved as plain text: tab-separated
+/// data-sheet rows, "1.招标人信息 / 名称：…" party lines, per-标段 values in
+/// one cell, full-width thousands separators, and a 补遗 whose table of
+/// 原内容 / 修改后内容 changes lot 2.
+#[test]
+fn plain_text_tender_with_sections_and_addendum() {
+    let s = summarize(&["gov_tender.txt", "gov_tender_addendum.txt"]);
+    let f = |id: &str| s.fields.get(id).map(|v| v.value.as_str());
+    assert_eq!(f("owner"), Some("城东区城市建设投资有限公司"));
+    assert_eq!(f("agency"), Some("华联工程管理咨询有限公司"));
+    assert_eq!(f("tender_no"), Some("CDJS-2027-015"));
+    assert_eq!(
+        s.fields["deadline_bid"].normalized,
+        "2027-03-02T09:30:00+08:00"
+    );
+    assert_eq!(s.fields["consortium"].normalized, false);
+    assert_eq!(f("eval_method"), Some("经评审的最低投标价法"));
+    // Per-lot cells never become a value for the whole tender.
+    for id in ["price_cap", "duration", "bond", "warranty"] {
+        assert!(!s.fields.contains_key(id), "{id} is per lot");
+    }
+    let lot = |l: &str, id: &str| &s.lots[l][id];
+    assert_eq!(
+        lot("一标段", "price_cap").normalized["amount"],
+        12_000_000.0
+    );
+    assert_eq!(lot("一标段", "duration").normalized["days"], 365.0);
+    assert_eq!(lot("二标段", "bond").normalized["amount"], 150_000.0);
+    let cap2 = lot("二标段", "price_cap");
+    assert_eq!(cap2.normalized["amount"], 9_500_000.0);
+    assert_eq!(cap2.superseded[0].normalized["amount"], 9_860_000.0);
+    assert_eq!(lot("二标段", "duration").superseded[0].value, "300日历天");
+    let roles: Vec<(&str, Option<&str>)> = s
+        .contacts
+        .iter()
+        .map(|c| (c.role.as_str(), c.phone.as_deref()))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("招标人", Some("0573-5550888")),
+            ("招标代理机构", Some("0573-5550999"))
+        ]
+    );
+}

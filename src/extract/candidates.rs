@@ -60,15 +60,17 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
     for chunk in &doc.chunks {
         let lot = chunk_lot(chunk);
         if is_field_source(chunk) {
+            let mut role: Option<String> = None;
             for block in &chunk.blocks {
                 match block {
                     Block::Table { rows, page, .. } => {
                         table_candidates(chunk, rows, *page, lot.as_deref(), ctx, &mut out)
                     }
                     Block::Paragraph { text, page } | Block::ListItem { text, page, .. } => {
-                        paragraph_candidates(chunk, text, *page, lot.as_deref(), ctx, &mut out)
+                        let text = with_role(text, &mut role);
+                        paragraph_candidates(chunk, &text, *page, lot.as_deref(), ctx, &mut out)
                     }
-                    Block::Heading { .. } => {}
+                    Block::Heading { .. } => role = None,
                 }
             }
         }
@@ -77,6 +79,27 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
         }
     }
     out
+}
+
+pub(crate) static ROLE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(采购人|招标人|比选人|建设单位|采购代理机构|招标代理机构|代理机构)(的)?(信息|联系方式)[：:]?$")
+        .expect("role header")
+});
+
+/// Government-procurement notices name a party in two lines: "1.采购人信息"
+/// then "名称：X". The second line is read as "采购人：X".
+fn with_role(text: &str, role: &mut Option<String>) -> String {
+    let stripped = strip_numbering(text);
+    if let Some(c) = ROLE_HEADER.captures(&stripped) {
+        *role = Some(c[1].to_string());
+        return text.to_string();
+    }
+    match (role.as_deref(), label_value(&stripped)) {
+        (Some(r), Some((label, value))) if label == "名称" || label == "名 称" => {
+            format!("{r}：{value}")
+        }
+        _ => text.to_string(),
+    }
 }
 
 /// A lot named by the innermost heading that names one.
@@ -297,8 +320,12 @@ pub(crate) fn content_candidates(
             }
         }
     }
+    // Content that names lots ("第一标段…，第二标段…") but was not split
+    // by lot above is not one value for the whole tender: leave it.
+    let names_lots = lot.is_none() && fields::LOT.is_match(content);
     for spec in specs {
         if found.contains(&spec.id)
+            || names_lots
             || (has_pairs && is_text_kind(spec) && label_value(&pieces[0]).is_some())
         {
             continue;
@@ -320,7 +347,7 @@ pub(crate) fn content_candidates(
 fn lot_only(label: &str) -> Option<String> {
     let lot = lot_of(label)?;
     let rest = label.replace(&lot, "");
-    rest.trim_matches(|c: char| c.is_whitespace() || "（）()".contains(c))
+    rest.trim_matches(|c: char| c.is_whitespace() || "（）()第".contains(c))
         .is_empty()
         .then_some(lot)
 }

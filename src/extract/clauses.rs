@@ -541,7 +541,19 @@ static EMAIL: LazyLock<Regex> =
 pub fn contacts(doc: &ClassifiedDocument, document: usize) -> Vec<Contact> {
     let mut out: Vec<Contact> = Vec::new();
     for chunk in doc.chunks.iter().filter(|c| c.keep) {
+        // A role header line ("1.采购人信息") and the pair lines under it.
+        let mut block_lines: Option<(String, Evidence)> = None;
         for block in &chunk.blocks {
+            if let Some((text, ev)) = block_lines.take() {
+                match block {
+                    Block::Paragraph { text: line, .. } if label_value(line).is_some() => {
+                        let sep = if text.ends_with('：') { "" } else { "；" };
+                        block_lines = Some((format!("{text}{sep}{}", strip_numbering(line)), ev));
+                        continue;
+                    }
+                    _ => contact_from_pairs(&text, ev, &mut out),
+                }
+            }
             match block {
                 Block::Table { rows, page, .. } => {
                     for row in rows.iter().filter(|r| r.len() >= 2) {
@@ -553,15 +565,23 @@ pub fn contacts(doc: &ClassifiedDocument, document: usize) -> Vec<Contact> {
                         }
                     }
                 }
-                Block::Paragraph { text, page } | Block::ListItem { text, page, .. }
-                    if text.contains("联系人")
-                        || text.to_lowercase().contains("contact person") =>
-                {
-                    let ev = evidence(chunk, None, *page, text, document);
-                    contact_from_pairs(text, ev, &mut out);
+                Block::Paragraph { text, page } => {
+                    let stripped = strip_numbering(text);
+                    if let Some(c) = super::candidates::ROLE_HEADER.captures(&stripped) {
+                        let ev = evidence(chunk, None, *page, text, document);
+                        block_lines = Some((format!("{}：", &c[1]), ev));
+                    } else if text.contains("联系人")
+                        || text.to_lowercase().contains("contact person")
+                    {
+                        let ev = evidence(chunk, None, *page, text, document);
+                        contact_from_pairs(text, ev, &mut out);
+                    }
                 }
                 _ => {}
             }
+        }
+        if let Some((text, ev)) = block_lines {
+            contact_from_pairs(&text, ev, &mut out);
         }
     }
     out

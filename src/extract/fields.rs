@@ -294,8 +294,11 @@ pub static LOT: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The lot a label names, if any, in a stable spelling.
 pub fn lot_of(label: &str) -> Option<String> {
-    LOT.find(label)
-        .map(|m| m.as_str().split_whitespace().collect::<Vec<_>>().join(" "))
+    LOT.find(label).map(|m| {
+        let name = m.as_str().split_whitespace().collect::<Vec<_>>().join(" ");
+        // "第一标段" and "一标段" are one lot.
+        name.strip_prefix('第').map(str::to_string).unwrap_or(name)
+    })
 }
 
 /// The label without its lot mark and brackets around it.

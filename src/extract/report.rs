@@ -36,7 +36,11 @@ const ORDER: &[&str] = &[
 ];
 
 fn cite(e: &Evidence) -> String {
-    let mut s = e.section.clone();
+    let mut s = if e.section.is_empty() {
+        "start of document".to_string()
+    } else {
+        e.section.clone()
+    };
     if let Some(p) = e.page {
         let _ = write!(s, ", p. {p}");
     }

@@ -102,6 +102,18 @@ pub fn restructure(blocks: &[Block]) -> Vec<Block> {
                 continue;
             }
         }
+        if let Block::Paragraph { text, page } = block
+            && let Some(row) = tab_row(text)
+        {
+            if rows.last().is_some_and(|r| r.len() != row.len()) {
+                flush_rows(&mut rows, table_page, &mut out);
+            }
+            if rows.is_empty() {
+                table_page = *page;
+            }
+            rows.push(row);
+            continue;
+        }
         flush_rows(&mut rows, table_page, &mut out);
         out.push(retype(block));
     }
@@ -172,6 +184,16 @@ fn flush_rows(rows: &mut Vec<Vec<String>>, page: Option<u32>, out: &mut Vec<Bloc
             page,
         });
     }
+}
+
+/// A tab-separated line, as a Word table reads when saved as text.
+fn tab_row(text: &str) -> Option<Vec<String>> {
+    let cells: Vec<String> = text
+        .trim()
+        .split('\t')
+        .map(|c| c.trim().to_string())
+        .collect();
+    (cells.len() >= 2 && cells.iter().filter(|c| !c.is_empty()).count() >= 2).then_some(cells)
 }
 
 fn is_separator_row(line: &str) -> bool {
