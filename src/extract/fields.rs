@@ -115,7 +115,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "opening_place",
-            r"(?i)开标地点|开启地点|开标时间和地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
+            r"(?i)开标地点|开启地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
             None,
             Place,
             &["opening_time"],
@@ -159,7 +159,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
             "duration",
             r"(?i)工期|服务期|服务期限|监理服务期|合同履行期限|履约期限|交货期|供货期|交付期|实施期限|contract\s+period|completion\s+period|time\s+for\s+completion|intended\s+completion|contract\s+duration|period\s+of\s+(the\s+)?(contract|completion)",
             Some(
-                r"(?i)缺陷|质保|保修|有效期|开工日期|竣工日期|开工时间|竣工时间|延误|逾期|违约|liability|validity",
+                r"(?i)缺陷|质保|保修|售后|免费|维保|有效期|开工日期|竣工日期|开工时间|竣工时间|延误|逾期|违约|liability|validity|warranty",
             ),
             Duration,
             &[],
@@ -195,7 +195,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         spec(
             "qualification",
             r"(?i)资质|资格要求|资格条件|申请人资格|投标人资格|供应商资格|qualification",
-            Some(r"(?i)项目经理|总监|负责人|业绩|评审|审查|预审|证明|project\s+manager"),
+            Some(r"(?i)项目经理|总监|负责人|业绩|评审|审查|预审|证明|有效期|project\s+manager"),
             Grade,
             QUAL_FAMILY,
         ),
@@ -401,7 +401,10 @@ pub fn read_value(kind: Kind, content: &str, offset: FixedOffset) -> Option<(Str
         Kind::Code => read_code(content),
         Kind::Cert => read_cert(content),
         Kind::Grade => read_grade(&first),
-        Kind::Place => short_text(&first, 60).map(|t| (t, Value::Null)),
+        Kind::Place if find_times(content, offset).is_empty() && !first.contains("时间") => {
+            short_text(&first, 60).map(|t| (t, Value::Null))
+        }
+        Kind::Place => None,
         Kind::Text => short_text(&first, 120).map(|t| (t, Value::Null)),
     }
 }
@@ -428,6 +431,12 @@ fn read_bool(first: &str) -> Option<(String, Value)> {
     let word = split_outside_brackets(first, &['，', ','])
         .into_iter()
         .next()?;
+    let word = word
+        .trim_start_matches("本项目")
+        .trim_start_matches("本次招标")
+        .trim_start_matches("本招标项目")
+        .trim()
+        .to_string();
     let normalized = if NO.is_match(&word) {
         json!(false)
     } else if YES.is_match(&word) {
@@ -553,6 +562,11 @@ mod tests {
         assert_eq!(lot_of("最高限价（包1）").as_deref(), Some("包1"));
         assert_eq!(ids("Contract Period"), vec!["duration"]);
         assert_eq!(ids("Defects Liability Period"), vec!["warranty"]);
+        assert!(
+            ids("售后服务期").is_empty(),
+            "after-sales service is no contract period"
+        );
+        assert_eq!(ids("开标时间和地点"), vec!["opening_time"]);
     }
 
     #[test]
@@ -595,6 +609,11 @@ mod tests {
         assert_eq!(
             v(Kind::Method, "本项目采用综合评估法评标").as_deref(),
             Some("综合评估法")
+        );
+        assert_eq!(v(Kind::Place, "同投标截止时间"), None);
+        assert_eq!(
+            v(Kind::Bool, "本项目不接受联合体投标").as_deref(),
+            Some("不接受联合体投标")
         );
     }
 }
