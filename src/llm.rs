@@ -48,6 +48,19 @@ impl ChatClient {
                 "the task asks for the openai backend but llm.base_url is not set",
             ));
         };
+        if base
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("https://")
+        {
+            // This build carries no TLS stack: say so once instead of
+            // retrying a request that can never be sent.
+            return Err(StageError::permanent(
+                "llm_not_configured",
+                "llm.base_url is https, but this build speaks plain http to model servers; \
+                 put a TLS-terminating proxy on the model host or use an http URL",
+            ));
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
             .build()
@@ -318,6 +331,8 @@ mod tests {
             .unwrap_err();
         assert!(e.is_transient());
         let e = client(None).unwrap_err();
+        assert!(!e.is_transient());
+        let e = client(Some("https://models.example/v1".into())).unwrap_err();
         assert!(!e.is_transient());
     }
 
