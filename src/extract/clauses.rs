@@ -290,13 +290,59 @@ pub fn scoring(doc: &ClassifiedDocument, document: usize) -> Vec<ScoringItem> {
     let mut out = Vec::new();
     for chunk in doc.chunks.iter().filter(|c| c.keep && c.part != "forms") {
         for block in &chunk.blocks {
-            let Block::Table { rows, page, .. } = block else {
-                continue;
-            };
-            scoring_table(chunk, rows, *page, document, &mut out);
+            match block {
+                Block::Table { rows, page, .. } => {
+                    scoring_table(chunk, rows, *page, document, &mut out)
+                }
+                Block::Paragraph { text, page } if chunk.part == "evaluation" => {
+                    scoring_line(chunk, text, *page, document, &mut out)
+                }
+                _ => {}
+            }
         }
     }
     out
+}
+
+static SCORE_LINE_CN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[（(]?[0-9一二三四五六七八九十]+[)）、.．]\s*)?(?P<name>[^（(：:，,。；]{2,20}?)\s*[（(](?:满分|最高|共|计)?\s*(?P<pts>\d+(?:\.\d+)?)\s*分[)）]")
+        .expect("score line")
+});
+static SCORE_LINE_EN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:\(?[0-9a-z]+[.)]\s*)?(?P<name>[A-Z][A-Za-z ,&/-]{2,50}?)\s*(?:[-–:]\s*|\()\s*(?P<pts>\d+(?:\.\d+)?)\s*(?P<unit>%|points|marks)\)?\.?$")
+        .expect("score line")
+});
+
+/// Scoring items written as lines of the evaluation chapter: "（1）报价部分
+/// （30分）", "Price – 60 points", "Technical (40%)".
+fn scoring_line(
+    chunk: &Chunk,
+    text: &str,
+    page: Option<u32>,
+    document: usize,
+    out: &mut Vec<ScoringItem>,
+) {
+    let t = text.trim();
+    let (c, points) = if let Some(c) = SCORE_LINE_CN.captures(t) {
+        let p = format!("{}分", &c["pts"]);
+        (c, p)
+    } else if let Some(c) = SCORE_LINE_EN.captures(t) {
+        let p = format!("{}{}", &c["pts"], if &c["unit"] == "%" { "%" } else { "" });
+        (c, p)
+    } else {
+        return;
+    };
+    let name = tidy(&c["name"]);
+    if is_total(&name) || name.contains("总分") || name.to_lowercase().contains("total") {
+        return;
+    }
+    out.push(ScoringItem {
+        name,
+        points,
+        points_value: c["pts"].parse().ok(),
+        group: None,
+        evidence: evidence(chunk, clause_number(t), page, t, document),
+    });
 }
 
 fn header_index(header: &[String], names: &[&str]) -> Vec<usize> {
@@ -645,5 +691,55 @@ fn push_contact(out: &mut Vec<Contact>, c: Contact) {
         .any(|o| o.role == c.role && o.person == c.person && o.phone == c.phone);
     if !same {
         out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classified(md: &str) -> ClassifiedDocument {
+        crate::filter::classify(&crate::parse::text::parse_markdown(md.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn scoring_items_written_as_lines() {
+        let doc = classified(
+            "# 第三章 评审办法\n（1）报价部分（30分）\n（2）技术部分（满分50分）：按响应程度评分。\n总分（100分）\n",
+        );
+        let items = scoring(&doc, 0);
+        let got: Vec<(&str, f64)> = items
+            .iter()
+            .map(|i| (i.name.as_str(), i.points_value.unwrap()))
+            .collect();
+        assert_eq!(got, vec![("报价部分", 30.0), ("技术部分", 50.0)]);
+        let en =
+            classified("# SECTION 3 EVALUATION CRITERIA\nPrice - 60 points\nTechnical (40%)\n");
+        let got: Vec<(String, String)> = scoring(&en, 0)
+            .into_iter()
+            .map(|i| (i.name, i.points))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("Price".to_string(), "60".to_string()),
+                ("Technical".to_string(), "40%".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn listed_items_under_a_rejection_lead_in() {
+        let doc = classified(
+            "# 第二章 须知\n4. 有下列情形之一的，其响应文件将被拒绝：\n1）未按规定格式填写的；\n2）无单位公章的。\n5. 其他说明。\n",
+        );
+        let r = rejections(&doc, 0);
+        let kinds: Vec<(&str, &str)> = r
+            .iter()
+            .map(|x| (x.kind.as_str(), x.text.as_str()))
+            .collect();
+        assert!(kinds.contains(&("listed", "未按规定格式填写的")));
+        assert!(kinds.contains(&("listed", "无单位公章的")));
+        assert!(!kinds.iter().any(|(_, t)| t.contains("其他说明")));
     }
 }
