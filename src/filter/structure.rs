@@ -19,6 +19,10 @@ static EN_SECTION: LazyLock<Regex> = LazyLock::new(|| {
 });
 static TOC_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(\.{4,}|…{2,}|·{4,})\s*\d+\s*$").expect("toc regex"));
+static DATA_SHEET_TITLE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)前附表$|^bid\s+data\s+sheet$|^tender\s+data\s+sheet$")
+        .expect("data sheet title")
+});
 static MD_HEADING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(#{1,6})\s+(.+)$").expect("md regex"));
 
@@ -54,6 +58,9 @@ fn heading_level(text: &str) -> Option<u8> {
         return Some(1);
     }
     if is_caps_title(t) {
+        return Some(2);
+    }
+    if chars <= 24 && DATA_SHEET_TITLE.is_match(t) && !sentence_end {
         return Some(2);
     }
     None
@@ -260,6 +267,7 @@ mod tests {
             para("| --- | --- |"),
             para("| 1.1 | 招标人 |"),
             para("本章第3.4.1项规定。"),
+            para("投标人须知前附表"),
         ]);
         assert!(
             matches!(&blocks[0], Block::Heading { level: 1, text, .. } if text == "第一章 招标公告")
@@ -269,6 +277,7 @@ mod tests {
         assert!(matches!(&blocks[3], Block::Paragraph { .. }));
         assert!(matches!(&blocks[4], Block::Table { rows, .. } if rows.len() == 2));
         assert!(matches!(&blocks[5], Block::Paragraph { .. }));
+        assert!(matches!(&blocks[6], Block::Heading { level: 2, .. }));
     }
 
     #[test]
