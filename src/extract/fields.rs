@@ -421,10 +421,17 @@ pub fn first_clause(content: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Text that only points elsewhere ("详见第三章", "See Section 6") is no
+/// value.
+static POINTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(详见|见|参见|按照?|另行|以.{0,8}为准|(please\s+)?see\b|refer\s+to|as\s+per|as\s+specified)")
+        .expect("pointer regex")
+});
+
 fn short_text(t: &str, max: usize) -> Option<String> {
     let t = t.trim().trim_end_matches(['.', '。']).trim();
     let n = t.chars().count();
-    (n >= 1 && n <= max && !t.contains("____")).then(|| t.to_string())
+    (n >= 1 && n <= max && !t.contains("____") && !POINTER.is_match(t)).then(|| t.to_string())
 }
 
 fn read_bool(first: &str) -> Option<(String, Value)> {
@@ -611,6 +618,8 @@ mod tests {
             Some("综合评估法")
         );
         assert_eq!(v(Kind::Place, "同投标截止时间"), None);
+        assert_eq!(v(Kind::Grade, "详见第二章投标人须知"), None);
+        assert_eq!(v(Kind::Text, "See Section 6"), None);
         assert_eq!(
             v(Kind::Bool, "本项目不接受联合体投标").as_deref(),
             Some("不接受联合体投标")
