@@ -25,7 +25,7 @@ static NOT_REJECTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"重新招标|重新采购|否决所有|视为已获同意|视为认可").expect("not rejection")
 });
 static MANDATORY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)★|必须|须|不得|严禁|禁止|不允许|应当|\bshall\b|\bmust\b")
+    Regex::new(r"(?i)★|必须|须|不得|严禁|禁止|不允许|不接受|应当|\bshall\b|\bmust\b")
         .expect("mandatory regex")
 });
 /// Words that make a data-sheet term binding. English "shall be:" is how a
@@ -221,10 +221,15 @@ pub fn data_sheet_requirements(doc: &ClassifiedDocument, document: usize) -> Vec
                 let content = &row[row.len() - 1];
                 for seg in split_outside_brackets(content, &['；', ';']) {
                     let clause = (row.len() >= 3).then(|| row[0].clone());
+                    let text = if label_value(&seg).is_some() {
+                        tidy(&seg)
+                    } else {
+                        format!("{}：{}", strip_numbering(label), tidy(&seg))
+                    };
                     out.push(Requirement {
                         category: "qualification".into(),
                         level: "mandatory".into(),
-                        text: tidy(&seg),
+                        text,
                         evidence: evidence(chunk, clause, *page, &row.join(" | "), document),
                     });
                 }

@@ -125,7 +125,11 @@ fn by_part(part: &'static str, path: &[String], heading: &str) -> Verdict {
         "contract" => ("contract", false),
         "evaluation" => ("scoring", true),
         "forms" => ("forms", true),
-        "data_sheet" | "notice" | "amendment" => ("basic_info", true),
+        "data_sheet" => ("basic_info", true),
+        "notice" | "amendment" => match topic_of(path.last().map(String::as_str).unwrap_or("")) {
+            "other" => ("basic_info", true),
+            topic => (topic, true),
+        },
         "technical" => ("technical", true),
         "boq" => ("commercial", false),
         "drawings" => ("other", false),
