@@ -215,3 +215,27 @@ fn plain_text_tender_with_sections_and_addendum() {
         ]
     );
 }
+
+/// An English addendum that extends the closing date and changes the
+/// deposit of the dev corpus's ITT.
+#[test]
+fn english_addendum_supersedes_values() {
+    let Some(dir) = corpus() else {
+        eprintln!("corpus not found; skipped");
+        return;
+    };
+    let paths = vec![dir.join("en_itt.md"), fixture("en_addendum.md")];
+    let s = tenderflow::extract::summarize_files_blocking(&paths).unwrap();
+    let deadline = &s.fields["deadline_bid"];
+    assert_eq!(deadline.normalized, "2029-08-21T16:00:00+08:00");
+    assert_eq!(
+        deadline.superseded[0].normalized,
+        "2029-08-14T16:00:00+08:00"
+    );
+    let bond = &s.fields["bond"];
+    assert_eq!(bond.value, "S$30,000");
+    assert_eq!(bond.superseded[0].value, "S$35,000");
+    // Values the addendum does not touch stay as they were.
+    assert_eq!(s.fields["validity"].value, "120 days");
+    assert!(s.fields["validity"].superseded.is_empty());
+}

@@ -80,7 +80,14 @@ fn change_sentence(sentence: &str, ev: &Evidence, ctx: Context, out: &mut Vec<Ca
     };
     let before = &sentence[..m.start()];
     let chars: Vec<char> = before.chars().collect();
-    let before: String = chars[chars.len().saturating_sub(30)..].iter().collect();
+    // The words just before the change name the field: 30 characters of
+    // Chinese, or about a dozen English words.
+    let window = if chars.iter().any(|c| super::normalize::is_cjk(*c)) {
+        30
+    } else {
+        90
+    };
+    let before: String = chars[chars.len().saturating_sub(window)..].iter().collect();
     let before = before.as_str();
     let after = &sentence[m.end()..];
     for spec in SPECS.iter().filter(|s| s.matches_anywhere(before)) {
