@@ -239,3 +239,32 @@ fn english_addendum_supersedes_values() {
     assert_eq!(s.fields["validity"].value, "120 days");
     assert!(s.fields["validity"].superseded.is_empty());
 }
+
+/// A 澄清 that moves the deadline also moves an opening time stated as
+/// "同投标截止时间"; contract-chapter decoys stay out.
+#[test]
+fn opening_time_follows_an_amended_deadline() {
+    let Some(dir) = corpus() else {
+        eprintln!("corpus not found; skipped");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let amendment = tmp.path().join("clarification.md");
+    std::fs::write(
+        &amendment,
+        "# 澄清文件（第1号）\n\n1. 投标截止时间由2026年11月3日9时30分推迟至2026年11月10日9时30分。\n",
+    )
+    .unwrap();
+    let paths = vec![dir.join("cn_construction.md"), amendment];
+    let s = tenderflow::extract::summarize_files_blocking(&paths).unwrap();
+    assert_eq!(
+        s.fields["deadline_bid"].normalized,
+        "2026-11-10T09:30:00+08:00"
+    );
+    assert_eq!(s.fields["opening_time"].value, "同投标截止时间");
+    assert_eq!(
+        s.fields["opening_time"].normalized,
+        "2026-11-10T09:30:00+08:00"
+    );
+    assert_eq!(s.fields["duration"].value, "540日历天");
+}

@@ -623,11 +623,10 @@ pub fn choose(candidates: Vec<Candidate>) -> (Chosen, Vec<Warning>) {
 }
 
 /// "开标时间：同投标截止时间" takes the deadline's normal form.
-fn resolve_same_as_deadline(chosen: &mut Chosen) {
+pub(crate) fn resolve_same_as_deadline(chosen: &mut Chosen) {
     for fields in chosen.values_mut() {
         let deadline = fields.get("deadline_bid").map(|f| f.normalized.clone());
         if let (Some(deadline), Some(opening)) = (deadline, fields.get_mut("opening_time"))
-            && opening.normalized.is_null()
             && (opening.value.contains("同投标截止")
                 || opening.value.to_lowercase().contains("same as"))
         {

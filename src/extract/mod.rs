@@ -69,6 +69,8 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
         warnings.extend(more);
         amend::apply(&mut chosen, changes, &mut warnings);
     }
+    // "开标时间：同投标截止时间" follows an amended deadline.
+    candidates::resolve_same_as_deadline(&mut chosen);
     place_fields(&mut summary, chosen);
     summary.warnings = warnings;
     for (i, doc) in docs.iter().enumerate() {
