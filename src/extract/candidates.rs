@@ -162,26 +162,81 @@ fn table_candidates(
         return;
     }
     let priority = if chunk.part == "data_sheet" { 3 } else { 2 };
-    for row in rows {
-        let cells: Vec<&str> = row
-            .iter()
-            .map(|c| c.trim())
-            .filter(|c| !c.is_empty())
-            .collect();
-        if cells.len() < 2 {
+    let named = rows.first().and_then(|h| named_columns(h));
+    for (i, row) in rows.iter().enumerate() {
+        let (label, content, clause) = match named {
+            Some(_) if i == 0 => continue,
+            Some((l, c)) => {
+                let cell = |k: usize| row.get(k).map(|x| x.trim()).unwrap_or("");
+                let clause = (l != 0 && c != 0)
+                    .then(|| cell(0))
+                    .filter(|x| !x.is_empty());
+                (cell(l), cell(c), clause)
+            }
+            None => {
+                let cells: Vec<&str> = row
+                    .iter()
+                    .map(|c| c.trim())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if cells.len() < 2 {
+                    continue;
+                }
+                let label = cells[cells.len() - 2];
+                let clause = if cells.len() >= 3 {
+                    Some(cells[0])
+                } else {
+                    REFERENCE.is_match(label).then_some(label)
+                };
+                (label, cells[cells.len() - 1], clause)
+            }
+        };
+        if label.is_empty() || content.is_empty() {
             continue;
         }
-        let content = cells[cells.len() - 1];
-        let label = cells[cells.len() - 2];
-        let clause = if cells.len() >= 3 {
-            Some(cells[0])
-        } else {
-            REFERENCE.is_match(label).then_some(label)
-        };
         let quote = row.join(" | ");
         let ev = evidence(chunk, clause, page, &quote, ctx);
         content_candidates(label, content, lot, &ev, priority, ctx, out);
     }
+}
+
+/// The label and content columns a data-sheet header names ("条款名称" and
+/// "编列内容", "Description" and "Particulars"), so that a trailing 备注
+/// column is not read as the content.
+fn named_columns(header: &[String]) -> Option<(usize, usize)> {
+    const CONTENT: &[&str] = &[
+        "编列内容",
+        "说明与要求",
+        "约定内容",
+        "具体内容",
+        "具体要求",
+        "particulars",
+        "details",
+        "规定",
+        "要求",
+        "内容",
+    ];
+    const LABEL: &[&str] = &[
+        "条款名称",
+        "名称",
+        "项目",
+        "事项",
+        "description",
+        "subject",
+        "内容",
+    ];
+    let cells: Vec<String> = header.iter().map(|h| h.trim().to_lowercase()).collect();
+    let find = |names: &[&str], not: Option<usize>| {
+        names.iter().find_map(|n| {
+            cells
+                .iter()
+                .position(|c| c == n)
+                .filter(|i| Some(*i) != not)
+        })
+    };
+    let content = find(CONTENT, None)?;
+    let label = find(LABEL, Some(content))?;
+    Some((label, content))
 }
 
 /// A table with a lot column: each row is a lot, each other column a field
@@ -632,5 +687,53 @@ pub(crate) fn resolve_same_as_deadline(chosen: &mut Chosen) {
         {
             opening.normalized = deadline;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::normalize::default_offset;
+
+    fn chosen(md: &str) -> Chosen {
+        let doc =
+            crate::filter::classify(&crate::parse::text::parse_markdown(md.as_bytes()).unwrap());
+        let ctx = Context {
+            offset: default_offset(),
+            document: 0,
+        };
+        choose(collect(&doc, ctx)).0
+    }
+
+    #[test]
+    fn named_columns_skip_a_remarks_column() {
+        let c = chosen(
+            "# 第二章 投标人须知\n## 前附表\n| 序号 | 条款名称 | 编列内容 | 备注 |\n|---|---|---|---|\n| 1 | 投标有效期 | 90日历天 | 自截止之日起28天内不得撤回 |\n",
+        );
+        assert_eq!(c[&None]["validity"].value, "90日历天");
+        assert_eq!(
+            c[&None]["validity"].evidence.section,
+            "第二章 投标人须知 > 前附表 1"
+        );
+    }
+
+    #[test]
+    fn disagreeing_data_sheet_rows_leave_the_field_out() {
+        let (c, warnings) = {
+            let doc = crate::filter::classify(
+                &crate::parse::text::parse_markdown(
+                    "# 前附表\n| 条款号 | 条款名称 | 编列内容 |\n|---|---|---|\n| 1 | 投标保证金 | 10万元 |\n| 2 | 投标保证金 | 20万元 |\n"
+                        .as_bytes(),
+                )
+                .unwrap(),
+            );
+            let ctx = Context {
+                offset: default_offset(),
+                document: 0,
+            };
+            choose(collect(&doc, ctx))
+        };
+        assert!(c.get(&None).is_none_or(|f| !f.contains_key("bond")));
+        assert!(warnings.iter().any(|w| w.field.as_deref() == Some("bond")));
     }
 }
