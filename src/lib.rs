@@ -8,5 +8,6 @@ pub mod events;
 pub mod extract;
 pub mod filter;
 pub mod parse;
+pub mod projector;
 pub mod stages;
 pub mod summary;
