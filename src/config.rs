@@ -83,8 +83,11 @@ pub struct RetrySettings {
 /// The document store.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoreSettings {
-    /// Folder of the local document store.
+    /// Folder of the local document store (used when `url` is unset).
     pub root: PathBuf,
+    /// An object-store URL such as `s3://bucket/prefix`, for stages on
+    /// several machines; credentials come from the usual `AWS_*` variables.
+    pub url: Option<String>,
     /// Folders a `file://` document reference may point into.
     pub allowed_roots: Vec<PathBuf>,
     /// Largest document accepted, in bytes.

@@ -1,7 +1,10 @@
 //! tenderflow: tender documents into sourced summaries, over RabbitMQ.
 #![forbid(unsafe_code)]
 
+pub mod broker;
+pub mod cli;
 pub mod config;
+pub mod dlq;
 pub mod document;
 pub mod envelope;
 pub mod events;
@@ -9,5 +12,10 @@ pub mod extract;
 pub mod filter;
 pub mod parse;
 pub mod projector;
+pub mod runtime;
 pub mod stages;
+pub mod store;
+pub mod submit;
 pub mod summary;
+pub mod telemetry;
+pub mod topology;

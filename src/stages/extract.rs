@@ -1,1 +1,30 @@
-//! The extract stage.
+//! The extract stage: the classified documents into the task's summary.
+
+use super::{StageContext, StageError, StageOutput};
+use crate::envelope::Envelope;
+use crate::filter::ClassifiedDocument;
+
+/// Summarises the task's documents (the main one and its amendments).
+pub async fn handle(
+    context: &StageContext,
+    envelope: &Envelope,
+) -> Result<StageOutput, StageError> {
+    let mut artifacts = envelope.artifacts.clone();
+    if artifacts.classified.len() != envelope.documents.len() {
+        return Err(StageError::permanent(
+            "invalid_message",
+            "the message reaches extract without classified chunks of every document",
+        ));
+    }
+    let mut docs: Vec<ClassifiedDocument> = Vec::with_capacity(artifacts.classified.len());
+    for classified in &artifacts.classified {
+        docs.push(context.store.get_json(classified).await?);
+    }
+    let summary = crate::extract::summarize(&docs);
+    let stored = context.store.put_json("summary", &summary).await?;
+    artifacts.summary = Some(stored.clone());
+    Ok(StageOutput {
+        artifacts,
+        produced: Some(stored),
+    })
+}

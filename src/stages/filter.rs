@@ -1,1 +1,31 @@
-//! The filter stage.
+//! The filter stage: each parsed document into classified chunks.
+
+use super::{StageContext, StageError, StageOutput};
+use crate::document::ParsedDocument;
+use crate::envelope::Envelope;
+
+/// Classifies every parsed document of the task.
+pub async fn handle(
+    context: &StageContext,
+    envelope: &Envelope,
+) -> Result<StageOutput, StageError> {
+    let mut artifacts = envelope.artifacts.clone();
+    if artifacts.parsed.len() != envelope.documents.len() {
+        return Err(StageError::permanent(
+            "invalid_message",
+            "the message reaches filter without a parsed form of every document",
+        ));
+    }
+    let mut classified = Vec::with_capacity(artifacts.parsed.len());
+    for parsed in &artifacts.parsed {
+        let doc: ParsedDocument = context.store.get_json(parsed).await?;
+        let chunks = crate::filter::classify(&doc);
+        classified.push(context.store.put_json("classified", &chunks).await?);
+    }
+    let produced = classified.first().cloned();
+    artifacts.classified = classified;
+    Ok(StageOutput {
+        artifacts,
+        produced,
+    })
+}

@@ -6,8 +6,16 @@ pub mod filter;
 pub mod ingest;
 pub mod parse;
 
-use crate::envelope::{ArtifactRef, Artifacts};
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use crate::config::Settings;
+use crate::envelope::{ArtifactRef, Artifacts, Envelope, Stage};
 use crate::events::ErrorInfo;
+use crate::runtime::Handler;
+use crate::store::{Store, StoreError};
 
 /// Why a stage could not finish an attempt, and so what happens next.
 #[derive(Debug, thiserror::Error)]
@@ -66,4 +74,42 @@ impl StageError {
 pub struct StageOutput {
     pub artifacts: Artifacts,
     pub produced: Option<ArtifactRef>,
+}
+
+impl From<StoreError> for StageError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(key) => StageError::permanent(
+                "missing_artifact",
+                format!("the document store has nothing at {key}"),
+            ),
+            StoreError::Unavailable(message) => StageError::transient(message),
+        }
+    }
+}
+
+/// What every stage needs: the settings and the document store.
+#[derive(Debug, Clone)]
+pub struct StageContext {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+}
+
+/// The real handler of a stage.
+#[derive(Debug, Clone)]
+pub struct StageHandler {
+    pub stage: Stage,
+    pub context: StageContext,
+}
+
+impl Handler for StageHandler {
+    fn handle(&self, envelope: Envelope) -> BoxFuture<'static, Result<StageOutput, StageError>> {
+        let context = self.context.clone();
+        match self.stage {
+            Stage::Ingest => async move { ingest::handle(&context, &envelope).await }.boxed(),
+            Stage::Parse => async move { parse::handle(&context, &envelope).await }.boxed(),
+            Stage::Filter => async move { filter::handle(&context, &envelope).await }.boxed(),
+            Stage::Extract => async move { extract::handle(&context, &envelope).await }.boxed(),
+        }
+    }
 }

@@ -1,1 +1,59 @@
-//! The parse stage.
+//! The parse stage: each stored original into a parsed-document artifact.
+
+use bytes::Bytes;
+
+use super::{StageContext, StageError, StageOutput};
+use crate::document::ParsedDocument;
+use crate::envelope::Envelope;
+use crate::parse::{self, ParseLimits, sniff};
+
+/// Parses every original of the task.
+pub async fn handle(
+    context: &StageContext,
+    envelope: &Envelope,
+) -> Result<StageOutput, StageError> {
+    let mut artifacts = envelope.artifacts.clone();
+    if artifacts.originals.len() != envelope.documents.len() {
+        return Err(StageError::permanent(
+            "invalid_message",
+            "the message reaches parse without a stored original for every document",
+        ));
+    }
+    // The other limits keep their defaults, whatever fields they grow.
+    #[allow(clippy::needless_update)]
+    let limits = ParseLimits {
+        max_input_bytes: context.settings.store.max_document_bytes,
+        ..ParseLimits::default()
+    };
+    let mut parsed = Vec::with_capacity(envelope.documents.len());
+    for (document, original) in envelope.documents.iter().zip(&artifacts.originals) {
+        let bytes = context.store.get_artifact(original).await?;
+        let doc = parse_blocking(bytes, document.filename.clone(), limits.clone()).await?;
+        parsed.push(context.store.put_json("parsed", &doc).await?);
+    }
+    let produced = parsed.first().cloned();
+    artifacts.parsed = parsed;
+    Ok(StageOutput {
+        artifacts,
+        produced,
+    })
+}
+
+/// Parsing is CPU-bound: it runs on the blocking pool, off the async workers.
+async fn parse_blocking(
+    bytes: Bytes,
+    filename: String,
+    limits: ParseLimits,
+) -> Result<ParsedDocument, StageError> {
+    let parsed = tokio::task::spawn_blocking(move || {
+        let media_type = sniff::sniff(&bytes, &filename)?;
+        parse::parse(&bytes, media_type, &limits)
+    })
+    .await;
+    match parsed {
+        Ok(Ok(doc)) => Ok(doc),
+        Ok(Err(err)) => Err(StageError::permanent(err.kind, err.message)),
+        Err(join) if join.is_panic() => Err(StageError::permanent("panic", "the parser panicked")),
+        Err(join) => Err(StageError::transient(join.to_string())),
+    }
+}

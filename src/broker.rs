@@ -1,0 +1,268 @@
+//! Connecting to RabbitMQ and publishing with confirms.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use backoff::ExponentialBackoff;
+use chrono::Utc;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::events::Event;
+use crate::topology::Topology;
+
+/// Connects, retrying with exponential backoff until the broker answers or
+/// `token` is cancelled (then `None`). `name` shows in the broker's
+/// connection list.
+pub async fn connect(
+    settings: &Settings,
+    name: &str,
+    token: &CancellationToken,
+) -> Option<Connection> {
+    let policy = ExponentialBackoff {
+        initial_interval: Duration::from_millis(100),
+        max_interval: Duration::from_millis(settings.amqp.reconnect_max_delay_ms),
+        max_elapsed_time: None,
+        ..ExponentialBackoff::default()
+    };
+    let attempt = || async {
+        connect_once(settings, name)
+            .await
+            .map_err(backoff::Error::transient)
+    };
+    let notify = |err: anyhow::Error, wait: Duration| {
+        tracing::warn!(
+            error = format!("{err:#}"),
+            retry_in_ms = wait.as_millis() as u64,
+            "broker unreachable"
+        );
+    };
+    tokio::select! {
+        _ = token.cancelled() => None,
+        conn = backoff::future::retry_notify(policy, attempt, notify) => conn.ok(),
+    }
+}
+
+/// One connection attempt.
+pub async fn connect_once(settings: &Settings, name: &str) -> anyhow::Result<Connection> {
+    let properties = ConnectionProperties::default().with_connection_name(LongString::from(name));
+    Connection::connect(settings.amqp.url.expose(), properties)
+        .await
+        .context("connecting to the broker")
+}
+
+/// A channel with publisher confirms on.
+pub async fn confirm_channel(conn: &Connection) -> anyhow::Result<Channel> {
+    let channel = conn.create_channel().await.context("opening a channel")?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .context("enabling publisher confirms")?;
+    Ok(channel)
+}
+
+/// Connects once and declares the topology: for commands that do one thing.
+pub async fn open(
+    settings: &Settings,
+    name: &str,
+) -> anyhow::Result<(Connection, Channel, Topology)> {
+    let topology = Topology::from_settings(settings)?;
+    let conn = connect_once(settings, name).await?;
+    let channel = confirm_channel(&conn).await?;
+    topology.apply(&channel).await?;
+    Ok((conn, channel, topology))
+}
+
+/// A message about to be published: body, routing and properties.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub exchange: String,
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub task_id: Option<Uuid>,
+    pub traceparent: Option<String>,
+    pub headers: FieldTable,
+}
+
+impl Outgoing {
+    /// A message to `exchange` with `routing_key`.
+    pub fn new(exchange: impl Into<String>, routing_key: impl Into<String>, body: Vec<u8>) -> Self {
+        Outgoing {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            body,
+            task_id: None,
+            traceparent: None,
+            headers: FieldTable::default(),
+        }
+    }
+
+    /// A task event for the events exchange.
+    pub fn event(topology: &Topology, event: &Event, traceparent: Option<&str>) -> Self {
+        let mut out = Outgoing::new(
+            topology.events_exchange(),
+            event.kind.name(),
+            event.encode(),
+        );
+        out.task_id = Some(event.task_id);
+        out.traceparent = traceparent.map(str::to_string);
+        out
+    }
+
+    /// Sets the task (correlation id) and trace context.
+    pub fn for_task(mut self, task_id: Uuid, traceparent: Option<&str>) -> Self {
+        self.task_id = Some(task_id);
+        self.traceparent = traceparent.map(str::to_string);
+        self
+    }
+
+    /// Adds a string header.
+    pub fn header(mut self, key: &str, value: impl Into<String>) -> Self {
+        let value: String = value.into();
+        self.headers.insert(
+            ShortString::from(key),
+            AMQPValue::LongString(LongString::from(value.as_str())),
+        );
+        self
+    }
+
+    /// Adds an integer header.
+    pub fn int_header(mut self, key: &str, value: i64) -> Self {
+        self.headers
+            .insert(ShortString::from(key), AMQPValue::LongLongInt(value));
+        self
+    }
+
+    fn properties(&self) -> BasicProperties {
+        let mut headers = self.headers.clone();
+        if let Some(traceparent) = &self.traceparent {
+            headers.insert(
+                "traceparent".into(),
+                AMQPValue::LongString(LongString::from(traceparent.as_str())),
+            );
+        }
+        let mut props = BasicProperties::default()
+            .with_message_id(ShortString::from(Uuid::now_v7().to_string()))
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_timestamp(Utc::now().timestamp().max(0) as u64)
+            .with_headers(headers);
+        if let Some(task_id) = self.task_id {
+            props = props.with_correlation_id(ShortString::from(task_id.to_string()));
+        }
+        props
+    }
+}
+
+/// Publishes `message` as mandatory and persistent; the returned future
+/// resolves when the broker confirms it.
+pub async fn publish(channel: &Channel, message: &Outgoing) -> anyhow::Result<PendingConfirm> {
+    let confirm = channel
+        .basic_publish(
+            message.exchange.as_str().into(),
+            message.routing_key.as_str().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            &message.body,
+            message.properties(),
+        )
+        .await
+        .with_context(|| format!("publishing to {}/{}", message.exchange, message.routing_key))?;
+    Ok(PendingConfirm {
+        confirm,
+        target: format!("{}/{}", message.exchange, message.routing_key),
+    })
+}
+
+/// A publish waiting for the broker's confirm.
+pub struct PendingConfirm {
+    confirm: PublisherConfirm,
+    target: String,
+}
+
+impl PendingConfirm {
+    /// Waits for the confirm; a nack or an unroutable return is an error.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let confirmation = self
+            .confirm
+            .await
+            .with_context(|| format!("waiting for the confirm of {}", self.target))?;
+        match confirmation {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_)) => {
+                anyhow::bail!("{} is unroutable: the broker returned it", self.target)
+            }
+            Confirmation::Nack(_) => anyhow::bail!("the broker refused (nacked) {}", self.target),
+            Confirmation::NotRequested => {
+                anyhow::bail!("publisher confirms are off on this channel")
+            }
+        }
+    }
+}
+
+/// Publishes every message, then waits for all their confirms.
+pub async fn publish_all(channel: &Channel, messages: &[Outgoing]) -> anyhow::Result<()> {
+    let mut pending = Vec::with_capacity(messages.len());
+    for message in messages {
+        pending.push(publish(channel, message).await?);
+    }
+    for confirm in pending {
+        confirm.wait().await?;
+    }
+    Ok(())
+}
+
+/// A W3C `traceparent` for a task: the task id is the trace id, so one task
+/// is one trace across processes; each hop gets a fresh span id.
+pub fn traceparent_for(task_id: Uuid) -> String {
+    let span = Uuid::now_v7().as_u128() as u64;
+    format!("00-{}-{span:016x}-01", task_id.simple())
+}
+
+/// The value of a string header, if present.
+pub fn header_str(headers: &Option<FieldTable>, key: &str) -> Option<String> {
+    match headers.as_ref()?.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// The value of an integer header, if present.
+pub fn header_int(headers: &Option<FieldTable>, key: &str) -> Option<i64> {
+    match headers.as_ref()?.inner().get(key)? {
+        AMQPValue::LongLongInt(v) => Some(*v),
+        AMQPValue::LongInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::Timestamp(v) => i64::try_from(*v).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_uses_the_task_as_trace() {
+        let task = Uuid::now_v7();
+        let tp = traceparent_for(task);
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[1], task.simple().to_string());
+        assert_eq!(parts[2].len(), 16);
+    }
+}

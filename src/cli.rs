@@ -1,0 +1,424 @@
+//! The command line: what each subcommand does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::broker;
+use crate::config::Settings;
+use crate::dlq::{self, ReplayFilter};
+use crate::envelope::{Stage, TaskOptions};
+use crate::runtime::{self, WorkerOptions};
+use crate::stages::{StageContext, StageHandler};
+use crate::store::Store;
+use crate::submit::{Follower, Outcome, Submitter, Upload, file_name};
+use crate::topology::Topology;
+
+/// tenderflow: tender documents into sourced summaries, over RabbitMQ.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// A config file (TOML); also `TENDERFLOW_CONFIG`.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every stage in one process: the single-machine default.
+    Run {
+        /// Messages each stage works on at once (default: stages.concurrency).
+        #[arg(long)]
+        concurrency: Option<u16>,
+    },
+    /// One stage.
+    Worker {
+        /// ingest, parse, filter or extract.
+        stage: Stage,
+        /// Messages in hand at once (default: stages.concurrency).
+        #[arg(long)]
+        concurrency: Option<u16>,
+    },
+    /// Submit documents: each file is its own task, with its amendments.
+    Submit {
+        /// The documents.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Amendments of the (single) main document, in order.
+        #[arg(long = "amendment")]
+        amendments: Vec<PathBuf>,
+        /// Publish the files' paths instead of their bytes (for storage the
+        /// workers share; checked against store.allowed_roots).
+        #[arg(long)]
+        by_reference: bool,
+        /// Follow the tasks until each completes or fails; exit 1 if any failed.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Filter backend: rules or openai.
+        #[arg(long, default_value = "rules")]
+        filter_model: String,
+        /// Extract backend: rules or openai.
+        #[arg(long, default_value = "rules")]
+        extract_model: String,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+    /// The broker topology.
+    Topology {
+        #[command(subcommand)]
+        action: TopologyAction,
+    },
+    /// Parse a document in-process (no broker) and print it.
+    Parse {
+        file: PathBuf,
+        /// Print the parsed-document JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Dead-letter actions.
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// The stage's dead-lettered messages with their failure headers.
+    List {
+        stage: Stage,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead-lettered messages back on the stage's queue, attempts reset.
+    Replay {
+        stage: Stage,
+        /// Only this task (repeatable).
+        #[arg(long = "task")]
+        tasks: Vec<Uuid>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+/// Topology actions.
+#[derive(Debug, Subcommand)]
+pub enum TopologyAction {
+    /// Declare every exchange, queue and binding (idempotent).
+    Apply,
+    /// Print the topology as a RabbitMQ definitions file.
+    Export {
+        /// The vhost the definitions name.
+        #[arg(long, default_value = "/")]
+        vhost: String,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Arc::new(Settings::load(cli.config.as_deref())?);
+    crate::telemetry::init(&settings.log);
+    match cli.command {
+        Command::Run { concurrency } => run_pipeline(settings, &Stage::ALL, concurrency).await,
+        Command::Worker { stage, concurrency } => {
+            run_pipeline(settings, &[stage], concurrency).await
+        }
+        Command::Submit {
+            files,
+            amendments,
+            by_reference,
+            wait,
+            timeout,
+            filter_model,
+            extract_model,
+            json,
+        } => {
+            let options = TaskOptions {
+                filter_model,
+                extract_model,
+            };
+            let request = SubmitRequest {
+                files,
+                amendments,
+                by_reference,
+                wait,
+                timeout,
+                json,
+            };
+            submit(settings, request, options).await
+        }
+        Command::Dlq { action } => dead_letters(&settings, action).await,
+        Command::Topology { action } => topology(&settings, action).await,
+        Command::Parse { file, json } => parse_file(&file, json),
+    }
+}
+
+/// Runs `stages` in this process until SIGINT or SIGTERM, then shuts down
+/// gracefully.
+async fn run_pipeline(
+    settings: Arc<Settings>,
+    stages: &[Stage],
+    concurrency: Option<u16>,
+) -> anyhow::Result<ExitCode> {
+    let token = CancellationToken::new();
+    let context = StageContext {
+        store: Store::from_settings(&settings)?,
+        settings: Arc::clone(&settings),
+    };
+    let tracker = TaskTracker::new();
+    for &stage in stages {
+        let options = WorkerOptions {
+            stage,
+            concurrency: concurrency.unwrap_or(settings.stages.concurrency),
+        };
+        let handler = Arc::new(StageHandler {
+            stage,
+            context: context.clone(),
+        });
+        let (settings, token) = (Arc::clone(&settings), token.clone());
+        tracker.spawn(async move {
+            let result = runtime::run_worker(settings, options, handler, token.clone()).await;
+            if let Err(err) = &result {
+                tracing::error!(%stage, error = format!("{err:#}"), "worker stopped");
+                token.cancel();
+            }
+            result
+        });
+    }
+    tracker.close();
+    tracing::info!(stages = ?stages, "running; SIGINT or SIGTERM stops");
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("signal received; finishing the messages in hand"),
+        _ = token.cancelled() => {}
+    }
+    token.cancel();
+    tracker.wait().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+struct SubmitRequest {
+    files: Vec<PathBuf>,
+    amendments: Vec<PathBuf>,
+    by_reference: bool,
+    wait: bool,
+    timeout: u64,
+    json: bool,
+}
+
+async fn submit(
+    settings: Arc<Settings>,
+    request: SubmitRequest,
+    options: TaskOptions,
+) -> anyhow::Result<ExitCode> {
+    if !request.amendments.is_empty() && request.files.len() != 1 {
+        anyhow::bail!("--amendment needs exactly one main document");
+    }
+    let follower = if request.wait {
+        Some(Follower::start(&settings, chrono::Utc::now()).await?)
+    } else {
+        None
+    };
+    let submitter = Submitter::new(Arc::clone(&settings))?;
+    let tasks: Vec<Vec<PathBuf>> = if request.amendments.is_empty() {
+        request.files.iter().map(|f| vec![f.clone()]).collect()
+    } else {
+        vec![
+            request
+                .files
+                .iter()
+                .chain(&request.amendments)
+                .cloned()
+                .collect(),
+        ]
+    };
+    let mut ids = Vec::new();
+    for paths in tasks {
+        let envelope = if request.by_reference {
+            submitter
+                .submit_by_reference(&paths, options.clone())
+                .await?
+        } else {
+            let mut uploads = Vec::new();
+            for path in &paths {
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .with_context(|| format!("reading {}", path.display()))?;
+                uploads.push(Upload {
+                    filename: file_name(path),
+                    bytes: Bytes::from(bytes),
+                });
+            }
+            submitter.submit(uploads, options.clone()).await?
+        };
+        if request.json {
+            println!(
+                "{}",
+                serde_json::json!({"task_id": envelope.task_id, "file": paths[0]})
+            );
+        } else {
+            println!("{}  {}", envelope.task_id, paths[0].display());
+        }
+        ids.push(envelope.task_id);
+    }
+    let Some(follower) = follower else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let json = request.json;
+    let waiting = follower.wait(&ids, |event| {
+        if json {
+            println!("{}", serde_json::to_string(event).unwrap_or_default());
+        } else {
+            println!(
+                "{}  {:<8} {:<16} attempt {}",
+                event.task_id,
+                event.stage,
+                event.kind.name(),
+                event.attempt
+            );
+        }
+    });
+    let outcomes = tokio::time::timeout(std::time::Duration::from_secs(request.timeout), waiting)
+        .await
+        .context("timed out waiting for the tasks")??;
+    let mut failed = false;
+    for (task, outcome) in &outcomes {
+        match outcome {
+            Outcome::Completed { summary_key } => {
+                println!("{task}  done: summary at {summary_key}")
+            }
+            Outcome::Failed {
+                stage,
+                kind,
+                message,
+            } => {
+                failed = true;
+                println!("{task}  FAILED at {stage}: {kind}: {message}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<ExitCode> {
+    let (conn, channel, topology) = broker::open(settings, "tenderflow-dlq").await?;
+    match action {
+        DlqAction::List { stage, json } => {
+            let letters = dlq::list(&channel, &topology, stage).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&letters)?);
+            } else if letters.is_empty() {
+                println!("the {stage} dead-letter queue is empty");
+            }
+            if !json {
+                for letter in &letters {
+                    let task = letter
+                        .task_id
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "(no task)".into());
+                    println!(
+                        "{task}  {}  attempts {}  last {}  {}: {}",
+                        letter.filenames.join(", "),
+                        letter.attempts,
+                        letter.last_failure_at.as_deref().unwrap_or("-"),
+                        letter.error_kind,
+                        letter.error_message
+                    );
+                }
+            }
+        }
+        DlqAction::Replay {
+            stage,
+            tasks,
+            limit,
+        } => {
+            let filter = ReplayFilter {
+                task_ids: tasks,
+                limit,
+            };
+            let report = dlq::replay(&channel, &topology, stage, &filter).await?;
+            for task in &report.replayed {
+                println!("{task}  replayed to {stage}");
+            }
+            for (task, reason) in &report.skipped {
+                println!(
+                    "{}  skipped: {reason}",
+                    task.map(|t| t.to_string()).unwrap_or_default()
+                );
+            }
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn topology(settings: &Settings, action: TopologyAction) -> anyhow::Result<ExitCode> {
+    match action {
+        TopologyAction::Apply => {
+            let (conn, _channel, topology) = broker::open(settings, "tenderflow-topology").await?;
+            println!(
+                "declared {} exchanges, {} queues, {} bindings with prefix {}",
+                topology.exchanges.len(),
+                topology.queues.len(),
+                topology.bindings.len(),
+                topology.prefix()
+            );
+            let _ = conn.close(200, "done".into()).await;
+        }
+        TopologyAction::Export { vhost } => {
+            let topology = Topology::from_settings(settings)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&topology.export(&vhost))?
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_file(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let media_type = crate::parse::sniff::sniff(&bytes, &file_name(file))?;
+    let doc = crate::parse::parse(&bytes, media_type, &crate::parse::ParseLimits::default())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("{}", doc.plain_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,473 @@
+//! The stage runtime, written once: consume, decode, call the handler,
+//! publish the outcome with confirms, then ack.
+//!
+//! Every delivery ends in exactly one of: the next stage's queue (success),
+//! a broker-held retry queue (transient failure), or the stage's dead-letter
+//! queue (permanent failure, attempts used up, undecodable, poison). The input
+//! is acked only after everything that outcome publishes is confirmed; if a
+//! publish fails the input is requeued, so a crash anywhere loses nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, Span};
+
+use crate::broker::{self, Outgoing, header_int, header_str, traceparent_for};
+use crate::config::Settings;
+use crate::envelope::{Envelope, Stage};
+use crate::events::{ErrorInfo, Event, EventKind};
+use crate::stages::{StageError, StageOutput};
+use crate::topology::Topology;
+
+/// A stage's work: one attempt at one message.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one message. Runs in its own task, so a panic is contained.
+    fn handle(&self, envelope: Envelope) -> BoxFuture<'static, Result<StageOutput, StageError>>;
+}
+
+/// How one stage worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The stage to consume.
+    pub stage: Stage,
+    /// Messages in hand at once (the prefetch).
+    pub concurrency: u16,
+}
+
+struct Worker<H> {
+    stage: Stage,
+    concurrency: u16,
+    settings: Arc<Settings>,
+    topology: Topology,
+    handler: Arc<H>,
+    handler_timeout: Duration,
+}
+
+/// Runs one stage worker until `token` is cancelled: connects (retrying with
+/// backoff), declares the topology, consumes, and on a lost connection starts
+/// over. On cancellation it stops taking deliveries, finishes and acks what
+/// is in hand, and returns.
+pub async fn run_worker<H: Handler>(
+    settings: Arc<Settings>,
+    options: WorkerOptions,
+    handler: Arc<H>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let worker = Arc::new(Worker {
+        stage: options.stage,
+        concurrency: options.concurrency.max(1),
+        topology: Topology::from_settings(&settings)?,
+        handler_timeout: Duration::from_millis(settings.stages.handler_timeout_ms),
+        settings,
+        handler,
+    });
+    let name = format!("tenderflow-{}", worker.stage);
+    loop {
+        let Some(conn) = broker::connect(&worker.settings, &name, &token).await else {
+            return Ok(());
+        };
+        tracing::info!(stage = %worker.stage, "connected");
+        match worker.serve(&conn, &token).await {
+            Ok(()) => {
+                let _ = conn.close(200, "shutting down".into()).await;
+                tracing::info!(stage = %worker.stage, "stopped");
+                return Ok(());
+            }
+            Err(err) => {
+                tracing::warn!(stage = %worker.stage, error = format!("{err:#}"), "connection lost; reconnecting");
+                let _ = conn.close(320, "reconnecting".into()).await;
+            }
+        }
+    }
+}
+
+impl<H: Handler> Worker<H> {
+    /// Consumes on one connection until cancelled (`Ok`) or the connection
+    /// fails (`Err`). Either way, waits for the deliveries in hand.
+    async fn serve(
+        self: &Arc<Self>,
+        conn: &Connection,
+        token: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let publisher = broker::confirm_channel(conn).await?;
+        self.topology.apply(&publisher).await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .basic_qos(self.concurrency, BasicQosOptions::default())
+            .await?;
+        let tag = format!("tenderflow-{}-{}", self.stage, uuid::Uuid::now_v7());
+        let mut consumer = channel
+            .basic_consume(
+                self.topology.stage_queue(self.stage).as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let in_hand = TaskTracker::new();
+        let outcome = loop {
+            tokio::select! {
+                _ = token.cancelled() => break Ok(()),
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let worker = Arc::clone(self);
+                        let publisher = publisher.clone();
+                        in_hand.spawn(async move { worker.process(&publisher, delivery).await });
+                    }
+                    Some(Err(err)) => break Err(anyhow!(err).context("consuming")),
+                    None => break Err(anyhow!("the broker cancelled the consumer")),
+                },
+            }
+        };
+        if outcome.is_ok() {
+            // Stop new deliveries; anything prefetched but not started is
+            // requeued by the broker when the channel closes.
+            let _ = channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
+        in_hand.close();
+        in_hand.wait().await;
+        let _ = channel.close(200, "done".into()).await;
+        outcome
+    }
+
+    /// Handles one delivery, then acks it, or requeues it if its outcome could
+    /// not be published.
+    async fn process(&self, publisher: &Channel, delivery: Delivery) {
+        let span = tracing::info_span!("delivery", stage = %self.stage, task_id = tracing::field::Empty, attempt = tracing::field::Empty);
+        async {
+            let result = self.settle(publisher, &delivery).await;
+            let acked = match result {
+                Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
+                    let requeue = BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    };
+                    delivery.acker.nack(requeue).await
+                }
+            };
+            if let Err(err) = acked {
+                tracing::warn!(error = %err, "ack failed; the broker will deliver the message again");
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Decides the delivery's outcome and publishes it with confirms.
+    async fn settle(&self, publisher: &Channel, delivery: &Delivery) -> anyhow::Result<()> {
+        let headers = delivery.properties.headers();
+        let envelope = match Envelope::decode(&delivery.data, self.stage) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                return self
+                    .dead_letter_undecodable(publisher, delivery, err.to_string())
+                    .await;
+            }
+        };
+        let span = Span::current();
+        span.record("task_id", tracing::field::display(envelope.task_id));
+        span.record("attempt", envelope.attempt);
+        let traceparent =
+            header_str(headers, "traceparent").unwrap_or_else(|| traceparent_for(envelope.task_id));
+        let deliveries = header_int(headers, "x-delivery-count").unwrap_or(0) + 1;
+        if deliveries >= i64::from(self.settings.stages.max_deliveries) {
+            let error = ErrorInfo {
+                kind: "poison".into(),
+                message: format!(
+                    "delivered {deliveries} times without being acknowledged: handling it keeps stopping the worker"
+                ),
+            };
+            let messages =
+                self.dead_letter_messages(&envelope, &delivery.data, &error, &traceparent);
+            return broker::publish_all(publisher, &messages).await;
+        }
+        let started = Event::about(&envelope, EventKind::Started);
+        let started = broker::publish(
+            publisher,
+            &Outgoing::event(&self.topology, &started, Some(&traceparent)),
+        )
+        .await?;
+        let clock = Instant::now();
+        let result = self.run_handler(envelope.clone()).await;
+        let messages = self.outcome_messages(
+            &envelope,
+            &delivery.data,
+            result,
+            clock.elapsed(),
+            &traceparent,
+        );
+        broker::publish_all(publisher, &messages).await?;
+        started.wait().await
+    }
+
+    /// Runs the handler in its own task, with a time limit; a panic or an
+    /// overrun becomes a permanent error.
+    async fn run_handler(&self, envelope: Envelope) -> Result<StageOutput, StageError> {
+        let task = tokio::spawn(self.handler.handle(envelope));
+        let abort = task.abort_handle();
+        match tokio::time::timeout(self.handler_timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(err)) if err.is_panic() => Err(StageError::permanent(
+                "panic",
+                panic_message(err.into_panic()),
+            )),
+            Ok(Err(err)) => Err(StageError::transient(format!(
+                "handler task ended early: {err}"
+            ))),
+            Err(_) => {
+                abort.abort();
+                Err(StageError::permanent(
+                    "timeout",
+                    format!(
+                        "the {} stage ran past its limit of {} ms and was abandoned",
+                        self.stage,
+                        self.handler_timeout.as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// What to publish for a handler's result.
+    fn outcome_messages(
+        &self,
+        envelope: &Envelope,
+        body: &[u8],
+        result: Result<StageOutput, StageError>,
+        took: Duration,
+        traceparent: &str,
+    ) -> Vec<Outgoing> {
+        match result {
+            Ok(output) => self.success_messages(envelope, output, took, traceparent),
+            Err(err) => {
+                let retry = self.topology.retry_queue(self.stage, envelope.attempt);
+                match (err.is_transient(), retry) {
+                    (true, Some((queue, delay_ms))) => {
+                        self.retry_messages(envelope, &err, &queue, delay_ms, traceparent)
+                    }
+                    _ => {
+                        let mut error = err.info();
+                        if err.is_transient() {
+                            error.message = format!(
+                                "gave up after {} attempts: {}",
+                                envelope.attempt, error.message
+                            );
+                        }
+                        self.dead_letter_messages(envelope, body, &error, traceparent)
+                    }
+                }
+            }
+        }
+    }
+
+    fn success_messages(
+        &self,
+        envelope: &Envelope,
+        output: StageOutput,
+        took: Duration,
+        traceparent: &str,
+    ) -> Vec<Outgoing> {
+        let succeeded = Event::about(
+            envelope,
+            EventKind::Succeeded {
+                artifact: output.produced.clone(),
+                duration_ms: took.as_millis() as u64,
+            },
+        );
+        let mut messages = Vec::with_capacity(2);
+        match self.stage.next() {
+            Some(next) => {
+                let forward = envelope.advance(next, output.artifacts);
+                messages.push(
+                    Outgoing::new(
+                        self.topology.work_exchange(),
+                        next.as_str(),
+                        forward.encode(),
+                    )
+                    .for_task(envelope.task_id, Some(traceparent)),
+                );
+                messages.push(Outgoing::event(
+                    &self.topology,
+                    &succeeded,
+                    Some(traceparent),
+                ));
+            }
+            None => {
+                messages.push(Outgoing::event(
+                    &self.topology,
+                    &succeeded,
+                    Some(traceparent),
+                ));
+                if let Some(summary) = output.artifacts.summary {
+                    let completed = Event::about(envelope, EventKind::Completed { summary });
+                    messages.push(Outgoing::event(
+                        &self.topology,
+                        &completed,
+                        Some(traceparent),
+                    ));
+                }
+            }
+        }
+        messages
+    }
+
+    fn retry_messages(
+        &self,
+        envelope: &Envelope,
+        err: &StageError,
+        queue: &str,
+        delay_ms: u64,
+        traceparent: &str,
+    ) -> Vec<Outgoing> {
+        let now = Utc::now();
+        let mut again = envelope.clone();
+        again.attempt += 1;
+        again.first_failure_at = Some(envelope.first_failure_at.unwrap_or(now));
+        let due_at = now + chrono::Duration::milliseconds(delay_ms as i64);
+        tracing::warn!(error = %err, delay_ms, "attempt failed; retrying later");
+        let event = Event::about(
+            envelope,
+            EventKind::RetryScheduled {
+                error: err.info(),
+                due_at,
+            },
+        );
+        vec![
+            Outgoing::new("", queue, again.encode()).for_task(envelope.task_id, Some(traceparent)),
+            Outgoing::event(&self.topology, &event, Some(traceparent)),
+        ]
+    }
+
+    fn dead_letter_messages(
+        &self,
+        envelope: &Envelope,
+        body: &[u8],
+        error: &ErrorInfo,
+        traceparent: &str,
+    ) -> Vec<Outgoing> {
+        tracing::error!(kind = %error.kind, error = %error.message, "dead-lettering the message");
+        let failure = Failure {
+            stage: self.stage,
+            error: error.clone(),
+            attempts: envelope.attempt,
+            first_failure_at: envelope.first_failure_at.unwrap_or_else(Utc::now),
+            last_failure_at: Utc::now(),
+        };
+        let event = Event::about(
+            envelope,
+            EventKind::DeadLettered {
+                error: error.clone(),
+            },
+        );
+        vec![
+            failure
+                .stamp(Outgoing::new(
+                    "",
+                    self.topology.dead_letter_queue(self.stage),
+                    body.to_vec(),
+                ))
+                .header("x-tf-task-id", envelope.task_id.to_string())
+                .for_task(envelope.task_id, Some(traceparent)),
+            Outgoing::event(&self.topology, &event, Some(traceparent)),
+        ]
+    }
+
+    /// A body that is not an envelope goes to the dead-letter queue as it
+    /// came, with the reason; if it names a task, that task hears of it.
+    async fn dead_letter_undecodable(
+        &self,
+        publisher: &Channel,
+        delivery: &Delivery,
+        reason: String,
+    ) -> anyhow::Result<()> {
+        tracing::error!(error = %reason, "undecodable message; dead-lettering it");
+        let now = Utc::now();
+        let failure = Failure {
+            stage: self.stage,
+            error: ErrorInfo {
+                kind: "invalid_message".into(),
+                message: reason,
+            },
+            attempts: 1,
+            first_failure_at: now,
+            last_failure_at: now,
+        };
+        let mut messages = vec![failure.stamp(Outgoing::new(
+            "",
+            self.topology.dead_letter_queue(self.stage),
+            delivery.data.clone(),
+        ))];
+        if let Some(task_id) = loose_task_id(&delivery.data) {
+            let event = Event {
+                schema: crate::events::EVENT_SCHEMA,
+                event_id: uuid::Uuid::now_v7(),
+                task_id,
+                stage: self.stage,
+                attempt: 1,
+                at: now,
+                kind: EventKind::DeadLettered {
+                    error: failure.error.clone(),
+                },
+            };
+            messages[0] = messages[0]
+                .clone()
+                .header("x-tf-task-id", task_id.to_string());
+            messages.push(Outgoing::event(&self.topology, &event, None));
+        }
+        broker::publish_all(publisher, &messages).await
+    }
+}
+
+/// Why a message was dead-lettered, as headers on it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub stage: Stage,
+    pub error: ErrorInfo,
+    pub attempts: u32,
+    pub first_failure_at: DateTime<Utc>,
+    pub last_failure_at: DateTime<Utc>,
+}
+
+impl Failure {
+    /// Adds the failure headers to a message.
+    pub fn stamp(&self, message: Outgoing) -> Outgoing {
+        message
+            .header("x-tf-stage", self.stage.as_str())
+            .header("x-tf-error-kind", self.error.kind.clone())
+            .header("x-tf-error-message", self.error.message.clone())
+            .int_header("x-tf-attempts", i64::from(self.attempts))
+            .header("x-tf-first-failure-at", self.first_failure_at.to_rfc3339())
+            .header("x-tf-last-failure-at", self.last_failure_at.to_rfc3339())
+    }
+}
+
+/// The task id of a message that is not a valid envelope, if it has one.
+fn loose_task_id(body: &[u8]) -> Option<uuid::Uuid> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("task_id")?.as_str()?.parse().ok()
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic payload".into());
+    format!("the handler panicked: {text}")
+}

@@ -1,0 +1,324 @@
+//! Submitting documents: store (or reference) them, publish the task's
+//! first message and its `received` event, with confirms. And following a
+//! task's events until it ends.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::broker::{self, Outgoing, traceparent_for};
+use crate::config::Settings;
+use crate::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
+use crate::events::{Event, EventKind};
+use crate::parse::sniff;
+use crate::store::{Store, sha256_hex};
+use crate::topology::Topology;
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Over `store.max_document_bytes`.
+    #[error("{filename} has {size} bytes, over the limit of {max}")]
+    TooLarge {
+        filename: String,
+        size: u64,
+        max: u64,
+    },
+    /// Not a type tenderflow parses (or empty, or corrupt at the container level).
+    #[error("{filename}: {message}")]
+    Unsupported { filename: String, message: String },
+    /// The request itself is wrong (no documents, bad options).
+    #[error("{0}")]
+    Invalid(String),
+    /// The store or the broker failed; try again later.
+    #[error("could not submit: {0:#}")]
+    Unavailable(anyhow::Error),
+}
+
+/// A document to submit: its name and bytes.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub filename: String,
+    pub bytes: Bytes,
+}
+
+/// Publishes new tasks. Reconnects when its connection was lost.
+pub struct Submitter {
+    settings: Arc<Settings>,
+    topology: Topology,
+    store: Store,
+    link: Mutex<Option<(Connection, Channel)>>,
+}
+
+impl Submitter {
+    /// A submitter for the pipeline the settings describe. Connects lazily.
+    pub fn new(settings: Arc<Settings>) -> anyhow::Result<Submitter> {
+        Ok(Submitter {
+            topology: Topology::from_settings(&settings)?,
+            store: Store::from_settings(&settings)?,
+            settings,
+            link: Mutex::new(None),
+        })
+    }
+
+    /// One task of `uploads`: the first is the main document, the rest its
+    /// amendments in order.
+    pub async fn submit(
+        &self,
+        uploads: Vec<Upload>,
+        options: TaskOptions,
+    ) -> Result<Envelope, SubmitError> {
+        check_options(&options)?;
+        if uploads.is_empty() {
+            return Err(SubmitError::Invalid(
+                "a task needs at least one document".into(),
+            ));
+        }
+        let mut documents = Vec::with_capacity(uploads.len());
+        for upload in uploads {
+            let media_type = self.check_upload(&upload.filename, &upload.bytes)?;
+            let stored = self
+                .store
+                .put_original(upload.bytes)
+                .await
+                .map_err(|e| SubmitError::Unavailable(e.into()))?;
+            documents.push(DocumentRef {
+                uri: format!("store:{}", stored.key),
+                sha256: stored.sha256,
+                size: stored.size,
+                media_type: Some(media_type.to_string()),
+                filename: upload.filename,
+            });
+        }
+        let envelope = Envelope::new_task(documents, options);
+        self.publish_task(&envelope).await?;
+        Ok(envelope)
+    }
+
+    /// One task whose documents stay where they are, on storage the workers
+    /// share; ingest checks the paths against its allowed roots.
+    pub async fn submit_by_reference(
+        &self,
+        paths: &[PathBuf],
+        options: TaskOptions,
+    ) -> Result<Envelope, SubmitError> {
+        check_options(&options)?;
+        let mut documents = Vec::with_capacity(paths.len());
+        for path in paths {
+            let absolute = std::path::absolute(path)
+                .map_err(|e| SubmitError::Invalid(format!("{}: {e}", path.display())))?;
+            let bytes = tokio::fs::read(&absolute)
+                .await
+                .map_err(|e| SubmitError::Invalid(format!("{}: {e}", path.display())))?;
+            let uri = url::Url::from_file_path(&absolute).map_err(|()| {
+                SubmitError::Invalid(format!("{} has no file URL", path.display()))
+            })?;
+            documents.push(DocumentRef {
+                uri: uri.to_string(),
+                sha256: sha256_hex(&bytes),
+                size: bytes.len() as u64,
+                media_type: None,
+                filename: file_name(path),
+            });
+        }
+        if documents.is_empty() {
+            return Err(SubmitError::Invalid(
+                "a task needs at least one document".into(),
+            ));
+        }
+        let envelope = Envelope::new_task(documents, options);
+        self.publish_task(&envelope).await?;
+        Ok(envelope)
+    }
+
+    fn check_upload(&self, filename: &str, bytes: &[u8]) -> Result<&'static str, SubmitError> {
+        let max = self.settings.store.max_document_bytes;
+        if bytes.len() as u64 > max {
+            return Err(SubmitError::TooLarge {
+                filename: filename.to_string(),
+                size: bytes.len() as u64,
+                max,
+            });
+        }
+        sniff::sniff(bytes, filename).map_err(|e| SubmitError::Unsupported {
+            filename: filename.to_string(),
+            message: e.message,
+        })
+    }
+
+    /// Publishes the task's `received` event and its ingest message, and
+    /// waits for both confirms; retries once on a fresh connection.
+    pub async fn publish_task(&self, envelope: &Envelope) -> Result<(), SubmitError> {
+        let traceparent = traceparent_for(envelope.task_id);
+        let messages = [
+            Outgoing::event(
+                &self.topology,
+                &Event::received(envelope),
+                Some(&traceparent),
+            ),
+            Outgoing::new(
+                self.topology.work_exchange(),
+                Stage::Ingest.as_str(),
+                envelope.encode(),
+            )
+            .for_task(envelope.task_id, Some(&traceparent)),
+        ];
+        let mut last = None;
+        for _ in 0..2 {
+            let channel = self.channel().await.map_err(SubmitError::Unavailable)?;
+            match broker::publish_all(&channel, &messages).await {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    *self.link.lock().await = None;
+                    last = Some(err);
+                }
+            }
+        }
+        Err(SubmitError::Unavailable(
+            last.expect("two attempts were made"),
+        ))
+    }
+
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        let mut link = self.link.lock().await;
+        if let Some((conn, channel)) = link.as_ref()
+            && conn.status().connected()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
+        }
+        let conn = broker::connect_once(&self.settings, "tenderflow-submit").await?;
+        let channel = broker::confirm_channel(&conn).await?;
+        self.topology.apply(&channel).await?;
+        *link = Some((conn, channel.clone()));
+        Ok(channel)
+    }
+}
+
+fn check_options(options: &TaskOptions) -> Result<(), SubmitError> {
+    for (name, value) in [
+        ("filter_model", &options.filter_model),
+        ("extract_model", &options.extract_model),
+    ] {
+        if !matches!(value.as_str(), "rules" | "openai") {
+            return Err(SubmitError::Invalid(format!(
+                "{name} must be rules or openai, not {value:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The last component of a path, for people.
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// How a followed task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The summary is stored.
+    Completed { summary_key: String },
+    /// A stage dead-lettered it.
+    Failed {
+        stage: Stage,
+        kind: String,
+        message: String,
+    },
+}
+
+/// Reads task events from the events stream, from shortly before `since`.
+pub struct Follower {
+    _conn: Connection,
+    consumer: lapin::Consumer,
+}
+
+impl Follower {
+    /// Starts reading the stream at `since` (a few seconds earlier, to be
+    /// safe); events are filtered by task later.
+    pub async fn start(
+        settings: &Settings,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Follower> {
+        let (conn, channel, topology) = broker::open(settings, "tenderflow-follow").await?;
+        channel.basic_qos(1000, BasicQosOptions::default()).await?;
+        let mut arguments = FieldTable::default();
+        let start = (since.timestamp() - 5).max(0) as u64;
+        arguments.insert("x-stream-offset".into(), AMQPValue::Timestamp(start));
+        let consumer = channel
+            .basic_consume(
+                topology.events_queue().as_str().into(),
+                format!("tenderflow-follow-{}", Uuid::now_v7())
+                    .as_str()
+                    .into(),
+                BasicConsumeOptions::default(),
+                arguments,
+            )
+            .await
+            .context("reading the events stream")?;
+        Ok(Follower {
+            _conn: conn,
+            consumer,
+        })
+    }
+
+    /// Follows `tasks` until each has completed or failed, calling `on_event`
+    /// for each of their events.
+    pub async fn wait(
+        mut self,
+        tasks: &[Uuid],
+        mut on_event: impl FnMut(&Event),
+    ) -> anyhow::Result<BTreeMap<Uuid, Outcome>> {
+        let wanted: HashSet<Uuid> = tasks.iter().copied().collect();
+        let mut outcomes = BTreeMap::new();
+        while outcomes.len() < wanted.len() {
+            let delivery = self
+                .consumer
+                .next()
+                .await
+                .context("the events stream closed")?
+                .context("reading the events stream")?;
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            let Ok(event) = serde_json::from_slice::<Event>(&delivery.data) else {
+                continue;
+            };
+            if !wanted.contains(&event.task_id) {
+                continue;
+            }
+            on_event(&event);
+            match &event.kind {
+                EventKind::Completed { summary } => {
+                    outcomes.insert(
+                        event.task_id,
+                        Outcome::Completed {
+                            summary_key: summary.key.clone(),
+                        },
+                    );
+                }
+                EventKind::DeadLettered { error } => {
+                    outcomes.insert(
+                        event.task_id,
+                        Outcome::Failed {
+                            stage: event.stage,
+                            kind: error.kind.clone(),
+                            message: error.message.clone(),
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(outcomes)
+    }
+}

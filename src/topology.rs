@@ -1,0 +1,541 @@
+//! The broker topology, described once as data (`topology/topology.toml`),
+//! expanded with the configured prefix and retry tiers, declared idempotently
+//! by every process, and exportable as a RabbitMQ definitions file.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::envelope::Stage;
+
+/// The built-in topology description.
+pub const BUILTIN: &str = include_str!("../topology/topology.toml");
+
+/// The topology file's layout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    stages: Vec<String>,
+    exchanges: Vec<ExchangeSpec>,
+    queues: Vec<QueueSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExchangeSpec {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueSpec {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    delivery_limit: Option<i64>,
+    dead_letter_queue: Option<String>,
+    message_ttl: Option<String>,
+    max_age: Option<String>,
+    bind: Option<BindSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindSpec {
+    exchange: String,
+    routing_key: String,
+}
+
+/// A queue argument value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Str(String),
+    Int(i64),
+}
+
+/// An exchange to declare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeDecl {
+    pub name: String,
+    pub kind: String,
+}
+
+/// A durable queue to declare, with its `x-` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDecl {
+    pub name: String,
+    pub arguments: BTreeMap<String, Arg>,
+}
+
+/// A binding of a queue to an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingDecl {
+    pub exchange: String,
+    pub queue: String,
+    pub routing_key: String,
+}
+
+/// The expanded topology of one pipeline, and the names the runtime uses.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+    delays_ms: Vec<u64>,
+    /// Exchanges, in declaration order.
+    pub exchanges: Vec<ExchangeDecl>,
+    /// Queues, in declaration order.
+    pub queues: Vec<QueueDecl>,
+    /// Bindings, declared after exchanges and queues.
+    pub bindings: Vec<BindingDecl>,
+}
+
+impl Topology {
+    /// The topology the settings describe (built-in or `topology.file`).
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Topology> {
+        let text = match &settings.topology.file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading topology file {}", path.display()))?,
+            None => BUILTIN.to_string(),
+        };
+        Topology::expand(&text, &settings.topology.prefix, &settings.retry.delays_ms)
+    }
+
+    /// Expands a topology description for `prefix` and retry `delays_ms`.
+    pub fn expand(text: &str, prefix: &str, delays_ms: &[u64]) -> anyhow::Result<Topology> {
+        let spec: Spec = toml::from_str(text).context("topology description is invalid")?;
+        let expected: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+        if spec.stages != expected {
+            bail!(
+                "topology stages must be {expected:?}, found {:?}",
+                spec.stages
+            );
+        }
+        let mut topology = Topology {
+            prefix: prefix.to_string(),
+            delays_ms: delays_ms.to_vec(),
+            exchanges: Vec::new(),
+            queues: Vec::new(),
+            bindings: Vec::new(),
+        };
+        for exchange in &spec.exchanges {
+            if !matches!(
+                exchange.kind.as_str(),
+                "direct" | "fanout" | "topic" | "headers"
+            ) {
+                bail!(
+                    "exchange {} has unknown type {}",
+                    exchange.name,
+                    exchange.kind
+                );
+            }
+            topology.exchanges.push(ExchangeDecl {
+                name: topology.name(&exchange.name),
+                kind: exchange.kind.clone(),
+            });
+        }
+        for queue in &spec.queues {
+            for vars in expansions(&queue.name, &spec.stages, delays_ms) {
+                topology.add_queue(queue, &vars)?;
+            }
+        }
+        topology.check_references()?;
+        Ok(topology)
+    }
+
+    fn add_queue(&mut self, spec: &QueueSpec, vars: &Vars) -> anyhow::Result<()> {
+        let name = self.name(&vars.fill(&spec.name));
+        let mut arguments = BTreeMap::new();
+        match spec.kind.as_str() {
+            "classic" => {}
+            "quorum" | "stream" => {
+                arguments.insert("x-queue-type".into(), Arg::Str(spec.kind.clone()));
+            }
+            other => bail!("queue {} has unknown type {other}", spec.name),
+        }
+        if let Some(limit) = spec.delivery_limit {
+            arguments.insert("x-delivery-limit".into(), Arg::Int(limit));
+        }
+        if let Some(target) = &spec.dead_letter_queue {
+            arguments.insert("x-dead-letter-exchange".into(), Arg::Str(String::new()));
+            let target = self.name(&vars.fill(target));
+            arguments.insert("x-dead-letter-routing-key".into(), Arg::Str(target));
+        }
+        if let Some(ttl) = &spec.message_ttl {
+            let ttl = vars.fill(ttl);
+            let ms = parse_delay(&ttl).with_context(|| format!("queue {name}: message_ttl"))?;
+            arguments.insert("x-message-ttl".into(), Arg::Int(ms as i64));
+        }
+        if let Some(age) = &spec.max_age {
+            arguments.insert("x-max-age".into(), Arg::Str(age.clone()));
+        }
+        if let Some(bind) = &spec.bind {
+            self.bindings.push(BindingDecl {
+                exchange: self.name(&bind.exchange),
+                queue: name.clone(),
+                routing_key: vars.fill(&bind.routing_key),
+            });
+        }
+        self.queues.push(QueueDecl { name, arguments });
+        Ok(())
+    }
+
+    /// Every dead-letter target and binding must name something declared.
+    fn check_references(&self) -> anyhow::Result<()> {
+        for queue in &self.queues {
+            if let Some(Arg::Str(target)) = queue.arguments.get("x-dead-letter-routing-key")
+                && !self.queues.iter().any(|q| &q.name == target)
+            {
+                bail!(
+                    "queue {} dead-letters to undeclared queue {target}",
+                    queue.name
+                );
+            }
+        }
+        for binding in &self.bindings {
+            if !self.exchanges.iter().any(|e| e.name == binding.exchange) {
+                bail!(
+                    "queue {} binds to undeclared exchange {}",
+                    binding.queue,
+                    binding.exchange
+                );
+            }
+        }
+        for name in self.required_names() {
+            if !self.queues.iter().any(|q| q.name == name)
+                && !self.exchanges.iter().any(|e| e.name == name)
+            {
+                bail!("topology must declare {name}");
+            }
+        }
+        Ok(())
+    }
+
+    fn required_names(&self) -> Vec<String> {
+        let mut names = vec![
+            self.work_exchange(),
+            self.events_exchange(),
+            self.events_queue(),
+        ];
+        for stage in Stage::ALL {
+            names.push(self.stage_queue(stage));
+            names.push(self.dead_letter_queue(stage));
+            for attempt in 1..=self.delays_ms.len() as u32 {
+                names.extend(self.retry_queue(stage, attempt).map(|(name, _)| name));
+            }
+        }
+        names
+    }
+
+    fn name(&self, suffix: &str) -> String {
+        format!("{}.{}", self.prefix, suffix)
+    }
+
+    /// The configured prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The exchange stage messages are published to (routing key: stage).
+    pub fn work_exchange(&self) -> String {
+        self.name("work")
+    }
+
+    /// The exchange events are published to.
+    pub fn events_exchange(&self) -> String {
+        self.name("events")
+    }
+
+    /// The stream queue of events.
+    pub fn events_queue(&self) -> String {
+        self.name("events")
+    }
+
+    /// A stage's work queue.
+    pub fn stage_queue(&self, stage: Stage) -> String {
+        self.name(stage.as_str())
+    }
+
+    /// A stage's dead-letter queue.
+    pub fn dead_letter_queue(&self, stage: Stage) -> String {
+        self.name(&format!("{}.dlq", stage.as_str()))
+    }
+
+    /// Where a message goes after attempt `failed_attempt` (1-based) failed:
+    /// the retry queue of that tier and its delay, or `None` when the tiers
+    /// are used up.
+    pub fn retry_queue(&self, stage: Stage, failed_attempt: u32) -> Option<(String, u64)> {
+        let index = usize::try_from(failed_attempt.checked_sub(1)?).ok()?;
+        let delay = *self.delays_ms.get(index)?;
+        let name = self.name(&format!("{}.retry.{}", stage.as_str(), format_delay(delay)));
+        Some((name, delay))
+    }
+
+    /// Declares every exchange, queue and binding. Idempotent; fails if an
+    /// existing queue was declared with other arguments.
+    pub async fn apply(&self, channel: &Channel) -> anyhow::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        for exchange in &self.exchanges {
+            channel
+                .exchange_declare(
+                    exchange.name.as_str().into(),
+                    exchange_kind(&exchange.kind),
+                    durable,
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("declaring exchange {}", exchange.name))?;
+        }
+        for queue in &self.queues {
+            channel
+                .queue_declare(
+                    queue.name.as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    field_table(&queue.arguments),
+                )
+                .await
+                .with_context(|| format!("declaring queue {}", queue.name))?;
+        }
+        for binding in &self.bindings {
+            channel
+                .queue_bind(
+                    binding.queue.as_str().into(),
+                    binding.exchange.as_str().into(),
+                    binding.routing_key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("binding {} to {}", binding.queue, binding.exchange))?;
+        }
+        Ok(())
+    }
+
+    /// The topology as a RabbitMQ definitions document (for
+    /// `rabbitmqctl import_definitions` or the management UI), in `vhost`.
+    pub fn export(&self, vhost: &str) -> serde_json::Value {
+        let exchanges: Vec<_> = self
+            .exchanges
+            .iter()
+            .map(|e| {
+                json!({"name": e.name, "vhost": vhost, "type": e.kind, "durable": true,
+                       "auto_delete": false, "internal": false, "arguments": {}})
+            })
+            .collect();
+        let queues: Vec<_> = self
+            .queues
+            .iter()
+            .map(|q| {
+                let arguments: serde_json::Map<String, serde_json::Value> = q
+                    .arguments
+                    .iter()
+                    .map(|(k, v)| {
+                        let value = match v {
+                            Arg::Str(s) => json!(s),
+                            Arg::Int(i) => json!(i),
+                        };
+                        (k.clone(), value)
+                    })
+                    .collect();
+                json!({"name": q.name, "vhost": vhost, "durable": true, "auto_delete": false,
+                       "arguments": arguments})
+            })
+            .collect();
+        let bindings: Vec<_> = self
+            .bindings
+            .iter()
+            .map(|b| {
+                json!({"source": b.exchange, "vhost": vhost, "destination": b.queue,
+                       "destination_type": "queue", "routing_key": b.routing_key, "arguments": {}})
+            })
+            .collect();
+        json!({"exchanges": exchanges, "queues": queues, "bindings": bindings})
+    }
+}
+
+/// The values a templated name is filled with.
+#[derive(Debug, Clone, Default)]
+struct Vars {
+    stage: Option<String>,
+    delay: Option<String>,
+}
+
+impl Vars {
+    fn fill(&self, template: &str) -> String {
+        let mut out = template.to_string();
+        if let Some(stage) = &self.stage {
+            out = out.replace("{stage}", stage);
+        }
+        if let Some(delay) = &self.delay {
+            out = out.replace("{delay}", delay);
+        }
+        out
+    }
+}
+
+/// One set of values per stage and per delay tier the template mentions.
+fn expansions(template: &str, stages: &[String], delays_ms: &[u64]) -> Vec<Vars> {
+    let stages: Vec<Option<String>> = if template.contains("{stage}") {
+        stages.iter().cloned().map(Some).collect()
+    } else {
+        vec![None]
+    };
+    let delays: Vec<Option<String>> = if template.contains("{delay}") {
+        delays_ms.iter().map(|d| Some(format_delay(*d))).collect()
+    } else {
+        vec![None]
+    };
+    let mut out = Vec::new();
+    for stage in &stages {
+        for delay in &delays {
+            out.push(Vars {
+                stage: stage.clone(),
+                delay: delay.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// A delay in its shortest exact unit: `250ms`, `1s`, `10m`, `2h`.
+pub fn format_delay(ms: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+    UNITS
+        .iter()
+        .find(|(size, _)| ms.is_multiple_of(*size))
+        .map(|(size, unit)| format!("{}{unit}", ms / size))
+        .unwrap_or_else(|| format!("{ms}ms"))
+}
+
+/// Reads a delay written by [`format_delay`].
+pub fn parse_delay(text: &str) -> anyhow::Result<u64> {
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = digits
+        .parse()
+        .with_context(|| format!("{text:?} is not a delay"))?;
+    let factor = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => bail!("{text:?} is not a delay such as 250ms, 1s, 10m or 2h"),
+    };
+    Ok(value * factor)
+}
+
+fn exchange_kind(kind: &str) -> ExchangeKind {
+    match kind {
+        "fanout" => ExchangeKind::Fanout,
+        "topic" => ExchangeKind::Topic,
+        "headers" => ExchangeKind::Headers,
+        _ => ExchangeKind::Direct,
+    }
+}
+
+fn field_table(arguments: &BTreeMap<String, Arg>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in arguments {
+        let value = match value {
+            Arg::Str(s) => AMQPValue::LongString(LongString::from(s.as_str())),
+            Arg::Int(i) => AMQPValue::LongLongInt(*i),
+        };
+        table.insert(ShortString::from(key.as_str()), value);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builtin() -> Topology {
+        Topology::expand(BUILTIN, "t1", &[1000, 10_000, 60_000, 600_000]).unwrap()
+    }
+
+    #[test]
+    fn expands_one_queue_set_per_stage_and_tier() {
+        let topology = builtin();
+        // 4 stage queues, 16 retry queues, 4 dead-letter queues, 1 stream.
+        assert_eq!(topology.queues.len(), 25);
+        assert!(topology.queues.iter().all(|q| q.name.starts_with("t1.")));
+        let retry = topology
+            .queues
+            .iter()
+            .find(|q| q.name == "t1.parse.retry.10s")
+            .unwrap();
+        assert_eq!(retry.arguments["x-message-ttl"], Arg::Int(10_000));
+        assert_eq!(
+            retry.arguments["x-dead-letter-routing-key"],
+            Arg::Str("t1.parse".into())
+        );
+        let stage = topology
+            .queues
+            .iter()
+            .find(|q| q.name == "t1.parse")
+            .unwrap();
+        assert_eq!(stage.arguments["x-queue-type"], Arg::Str("quorum".into()));
+        assert_eq!(
+            stage.arguments["x-dead-letter-routing-key"],
+            Arg::Str("t1.parse.dlq".into())
+        );
+    }
+
+    #[test]
+    fn retry_tiers_follow_attempts_and_run_out() {
+        let topology = builtin();
+        assert_eq!(
+            topology.retry_queue(Stage::Filter, 1),
+            Some(("t1.filter.retry.1s".into(), 1000))
+        );
+        assert_eq!(
+            topology.retry_queue(Stage::Filter, 4),
+            Some(("t1.filter.retry.10m".into(), 600_000))
+        );
+        assert_eq!(topology.retry_queue(Stage::Filter, 5), None);
+        assert_eq!(topology.retry_queue(Stage::Filter, 0), None);
+    }
+
+    #[test]
+    fn delays_format_and_parse_back() {
+        for ms in [1, 250, 1000, 1500, 60_000, 600_000, 7_200_000] {
+            assert_eq!(parse_delay(&format_delay(ms)).unwrap(), ms);
+        }
+        assert_eq!(format_delay(600_000), "10m");
+        assert!(parse_delay("10 minutes").is_err());
+    }
+
+    #[test]
+    fn export_is_a_definitions_document() {
+        let export = builtin().export("/");
+        assert_eq!(export["queues"].as_array().unwrap().len(), 25);
+        assert!(
+            export["bindings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["destination"] == "t1.events")
+        );
+    }
+
+    #[test]
+    fn broken_descriptions_are_refused() {
+        assert!(Topology::expand("stages = []", "p", &[]).is_err());
+        let dangling = BUILTIN.replace(
+            "dead_letter_queue = \"{stage}.dlq\"",
+            "dead_letter_queue = \"nowhere\"",
+        );
+        assert!(Topology::expand(&dangling, "p", &[1000]).is_err());
+    }
+}
