@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod events;
 pub mod extract;
 pub mod filter;
+pub mod http;
 pub mod parse;
 pub mod projector;
 pub mod runtime;

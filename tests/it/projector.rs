@@ -1,0 +1,219 @@
+//! The projector against the real broker: a restart resumes from the stored
+//! offset, and a projector with an empty store rebuilds the identical view.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use tenderflow::envelope::{ArtifactRef, Stage, TaskOptions};
+use tenderflow::events::{DocumentInfo, EVENT_SCHEMA, ErrorInfo, Event, EventKind};
+use tenderflow::projector::db::ViewDb;
+use tenderflow::projector::view::{TaskView, fold};
+use uuid::Uuid;
+
+use crate::api::{TestApp, publish_events, remove_topology, test_settings};
+
+/// A varied run of one task: some finish, some retry, some die in a
+/// dead-letter queue; timestamps are spread so order matters to the fold.
+fn task_events(i: usize) -> Vec<Event> {
+    let task_id = Uuid::now_v7();
+    let mut clock = 0i64;
+    let mut events = Vec::new();
+    let mut push = |stage: Stage, attempt: u32, kind: EventKind| {
+        clock += 3;
+        events.push(Event {
+            schema: EVENT_SCHEMA,
+            event_id: Uuid::now_v7(),
+            task_id,
+            stage,
+            attempt,
+            at: Utc
+                .timestamp_millis_opt(1_780_000_000_000 + i as i64 * 100 + clock)
+                .unwrap(),
+            kind,
+        });
+    };
+    let documents = vec![DocumentInfo {
+        filename: format!("notice-{i}.md"),
+        sha256: format!("{i:064x}"),
+        size: 100 + i as u64,
+    }];
+    let options = TaskOptions::default();
+    push(Stage::Ingest, 1, EventKind::Received { documents, options });
+    let reached = i % 5;
+    for stage in Stage::ALL.into_iter().take(reached) {
+        let mut attempt = 1;
+        if i.is_multiple_of(3) {
+            push(stage, 1, EventKind::Started);
+            let error = ErrorInfo {
+                kind: "transient".into(),
+                message: "busy".into(),
+            };
+            let due_at = Utc.timestamp_millis_opt(1_790_000_000_000).unwrap();
+            push(stage, 1, EventKind::RetryScheduled { error, due_at });
+            attempt = 2;
+        }
+        push(stage, attempt, EventKind::Started);
+        push(
+            stage,
+            attempt,
+            EventKind::Succeeded {
+                artifact: None,
+                duration_ms: 4,
+            },
+        );
+    }
+    if reached == 4 {
+        let summary = ArtifactRef {
+            key: format!("summaries/{i}"),
+            sha256: "00".repeat(32),
+            size: 9,
+        };
+        push(Stage::Extract, 1, EventKind::Completed { summary });
+    } else if i.is_multiple_of(2) {
+        let stage = Stage::ALL[reached];
+        let error = ErrorInfo {
+            kind: "unsupported_type".into(),
+            message: "no".into(),
+        };
+        push(stage, 1, EventKind::Started);
+        push(stage, 1, EventKind::DeadLettered { error });
+    }
+    events
+}
+
+/// What the view must be: the pure fold of every event, per task.
+fn expected(events: &[Event]) -> Vec<TaskView> {
+    let mut by_task: BTreeMap<Uuid, Vec<&Event>> = BTreeMap::new();
+    for event in events {
+        by_task.entry(event.task_id).or_default().push(event);
+    }
+    by_task.into_values().map(|e| fold(e).unwrap()).collect()
+}
+
+async fn wait_for_view(db: &ViewDb, want: &[TaskView], secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let views = db.all_views().unwrap();
+        if views == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "view not complete after {secs} s: {} of {} tasks",
+            views.len(),
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_projector_resumes_and_matches_one_rebuilt_from_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(dir.path());
+    let tasks = 300;
+    let all: Vec<Event> = (0..tasks).flat_map(task_events).collect();
+    let (first, second) = all.split_at(all.len() / 2);
+    // Some events of the first half come again in the second (redelivery),
+    // and the second half arrives in reverse (other publishers).
+    let mut later: Vec<Event> = second.iter().rev().cloned().collect();
+    later.extend(first.iter().step_by(7).cloned());
+
+    publish_events(&settings, first).await;
+    let app = TestApp::start(&settings).await;
+    // Stop it as soon as it has written its first batch.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while app.db.offset().unwrap().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing read in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let db = app.db.clone();
+    app.stop().await;
+    let stopped_at = db.offset().unwrap().unwrap();
+    // A batch holds at most 500 events and the first half is more than
+    // that, so the stop came before the first half was read.
+    assert!(stopped_at + 1 < first.len() as u64, "stopped mid-stream");
+
+    publish_events(&settings, &later).await;
+    let started = std::time::Instant::now();
+    let restarted = TestApp::start(&settings).await;
+    let want = expected(&all);
+    wait_for_view(&restarted.db, &want, 60).await;
+    let resumed_in = started.elapsed();
+    let end = restarted.db.offset().unwrap().unwrap();
+    let published = (first.len() + later.len()) as u64;
+    assert!(stopped_at < end, "it read on after the restart");
+    assert_eq!(
+        end + 1,
+        published,
+        "the stream's last offset is its last entry"
+    );
+
+    // A second projector, empty store, same broker, side by side.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = settings.clone();
+    other.projector.db_path = other_dir.path().join("view.sqlite3");
+    let started = std::time::Instant::now();
+    let rebuilt = TestApp::start(&other).await;
+    wait_for_view(&rebuilt.db, &want, 60).await;
+    eprintln!(
+        "{} events, {} tasks: stopped at offset {stopped_at}, resumed to done in {resumed_in:?}, \
+         rebuilt from empty in {:?}",
+        published,
+        tasks,
+        started.elapsed()
+    );
+    assert_eq!(
+        rebuilt.db.all_views().unwrap(),
+        restarted.db.all_views().unwrap()
+    );
+    let (status, ready) = rebuilt.get("/readyz").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{ready}");
+
+    restarted.stop().await;
+    rebuilt.stop().await;
+    remove_topology(&settings).await;
+}
+
+#[tokio::test]
+async fn the_task_list_pages_newest_first_with_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(dir.path());
+    let events: Vec<Event> = (0..12).flat_map(task_events).collect();
+    publish_events(&settings, &events).await;
+    let app = TestApp::start(&settings).await;
+    let want = expected(&events);
+    wait_for_view(&app.db, &want, 30).await;
+
+    let mut seen = Vec::new();
+    let mut path = "/v1/tasks?limit=5".to_string();
+    loop {
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+        for task in page["tasks"].as_array().unwrap() {
+            seen.push(task["task_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/tasks?limit=5&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut newest_first: Vec<Uuid> = want.iter().map(|v| v.task_id).collect();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+
+    let (_, done) = app.get("/v1/tasks?state=done").await;
+    let done_count = want.iter().filter(|v| v.state.as_str() == "done").count();
+    assert!(done_count > 0);
+    assert_eq!(done["tasks"].as_array().unwrap().len(), done_count);
+    let (_, at_parse) = app.get("/v1/tasks?stage=parse").await;
+    for task in at_parse["tasks"].as_array().unwrap() {
+        assert_eq!(task["stage"], "parse");
+    }
+    app.stop().await;
+    remove_topology(&settings).await;
+}
