@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dlq;
 pub mod document;

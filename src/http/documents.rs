@@ -155,7 +155,8 @@ async fn wait_until_seen(
             match changes.recv().await {
                 Ok(view) if view.task_id == task_id => return,
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    if matches!(state.db.task(task_id), Ok(Some(_))) {
+                    let known = super::blocking(&state.db, move |db| db.task(task_id)).await;
+                    if matches!(known, Ok(Some(_))) {
                         return;
                     }
                 }

@@ -52,6 +52,9 @@ pub async fn run(settings: Settings, token: CancellationToken) -> anyhow::Result
 /// the address is bound.
 pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Result<Running> {
     let settings = Arc::new(settings);
+    // Cancelled by the caller, or here when one part fails, so the other
+    // part (and every watch stream) stops too.
+    let local = token.child_token();
     let db = ViewDb::open(&settings.projector.db_path).with_context(|| {
         format!(
             "opening the view database {}",
@@ -76,14 +79,14 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         changes,
         progress,
         topology,
-        shutdown: token.clone(),
+        shutdown: local.clone(),
         dlq_lock: Arc::default(),
     };
     let listener = TcpListener::bind(&settings.http.addr)
         .await
         .with_context(|| format!("listening on {}", settings.http.addr))?;
     let addr = listener.local_addr()?;
-    let handle = tokio::spawn(serve(consumer, listener, state, token));
+    let handle = tokio::spawn(serve(consumer, listener, state, local));
     Ok(Running { addr, db, handle })
 }
 
@@ -93,9 +96,8 @@ async fn serve(
     consumer: Consumer,
     listener: TcpListener,
     state: AppState,
-    token: CancellationToken,
+    local: CancellationToken,
 ) -> anyhow::Result<()> {
-    let local = token.child_token();
     let reading = tokio::spawn({
         let local = local.clone();
         async move {

@@ -9,9 +9,11 @@ use lapin::types::FieldTable;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tenderflow::broker::{self, Outgoing};
+use tenderflow::client::{ApiClient, progress_line, render_status, render_tasks};
 use tenderflow::config::{Secret, Settings};
 use tenderflow::envelope::{Envelope, Stage, TaskOptions};
 use tenderflow::events::Event;
+use tenderflow::projector::view::TaskState;
 use tenderflow::projector::{self, db::ViewDb};
 use tenderflow::topology::Topology;
 use tokio_util::sync::CancellationToken;
@@ -237,6 +239,25 @@ async fn a_document_submitted_over_http_is_watched_to_done() {
     assert!(kinds.contains(&"completed"), "{kinds:?}");
     let (_, page) = app.get("/v1/tasks?state=done").await;
     assert_eq!(page["tasks"][0]["task_id"], task_id.as_str());
+
+    // The command line's client sees the same.
+    let client = ApiClient::new(app.base.clone(), None);
+    let id: Uuid = task_id.parse().unwrap();
+    let mut lines = Vec::new();
+    let last = client
+        .follow(id, |v| lines.push(progress_line(v)))
+        .await
+        .unwrap();
+    assert_eq!(last.state, TaskState::Done);
+    assert_eq!(lines, vec!["ingest ✓  parse ✓  filter ✓  extract ✓  done"]);
+    assert!(render_status(&client.status(id).await.unwrap()).contains("notice.md"));
+    let page = client
+        .tasks(Some(TaskState::Done), Some(10), None)
+        .await
+        .unwrap();
+    assert!(render_tasks(&page).contains(&task_id));
+    let missing = client.status(Uuid::now_v7()).await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
 
     stages.cancel();
     workers.wait().await;

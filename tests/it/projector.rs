@@ -134,9 +134,10 @@ async fn a_restarted_projector_resumes_and_matches_one_rebuilt_from_empty() {
     let db = app.db.clone();
     app.stop().await;
     let stopped_at = db.offset().unwrap().unwrap();
-    // A batch holds at most 500 events and the first half is more than
-    // that, so the stop came before the first half was read.
-    assert!(stopped_at + 1 < first.len() as u64, "stopped mid-stream");
+    // Usually a batch or two into the first half (batches hold up to 500);
+    // on a busy machine it may have read all of it. Either way the second
+    // half is published while it is stopped, so it must resume.
+    assert!(stopped_at < first.len() as u64);
 
     publish_events(&settings, &later).await;
     let started = std::time::Instant::now();
