@@ -218,3 +218,135 @@ async fn the_task_list_pages_newest_first_with_filters() {
     app.stop().await;
     remove_topology(&settings).await;
 }
+
+fn event(task_id: Uuid, stage: Stage, kind: EventKind) -> Event {
+    Event {
+        schema: EVENT_SCHEMA,
+        event_id: Uuid::now_v7(),
+        task_id,
+        stage,
+        attempt: 1,
+        at: Utc::now(),
+        kind,
+    }
+}
+
+#[tokio::test]
+async fn a_watch_sends_each_change_and_ends_when_the_task_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(dir.path());
+    let app = TestApp::start(&settings).await;
+    let task = Uuid::now_v7();
+    let received = EventKind::Received {
+        documents: Vec::new(),
+        options: TaskOptions::default(),
+    };
+    publish_events(&settings, &[event(task, Stage::Ingest, received)]).await;
+    let path = format!("/v1/tasks/{task}");
+    app.wait_for(&path, 10, |_| true).await;
+
+    let client = tenderflow::client::ApiClient::new(app.base.clone(), None);
+    let (sent, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let follower = tokio::spawn(async move {
+        client
+            .follow(task, |v| sent.send(v.state.as_str().to_string()).unwrap())
+            .await
+    });
+    let next_state = async |seen: &mut tokio::sync::mpsc::UnboundedReceiver<String>| {
+        tokio::time::timeout(Duration::from_secs(10), seen.recv())
+            .await
+            .expect("a view within 10 s")
+    };
+    assert_eq!(next_state(&mut seen).await.as_deref(), Some("queued"));
+    let error = ErrorInfo {
+        kind: "transient".into(),
+        message: "busy".into(),
+    };
+    let steps = [
+        (EventKind::Started, "running"),
+        (
+            EventKind::RetryScheduled {
+                error: error.clone(),
+                due_at: Utc::now(),
+            },
+            "retrying",
+        ),
+        (EventKind::DeadLettered { error }, "failed"),
+    ];
+    for (kind, state) in steps {
+        publish_events(&settings, &[event(task, Stage::Ingest, kind)]).await;
+        assert_eq!(next_state(&mut seen).await.as_deref(), Some(state));
+    }
+    let last = tokio::time::timeout(Duration::from_secs(10), follower)
+        .await
+        .expect("the watch ends once the task failed")
+        .unwrap();
+    assert_eq!(seen.recv().await, None, "nothing after the end");
+    let last = last.unwrap();
+    assert_eq!(last.last_error.unwrap().kind, "transient");
+    app.stop().await;
+    remove_topology(&settings).await;
+}
+
+#[tokio::test]
+async fn unreadable_stream_entries_are_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(dir.path());
+    let (conn, channel, topology) = tenderflow::broker::open(&settings, "test-garbage")
+        .await
+        .unwrap();
+    let garbage =
+        tenderflow::broker::Outgoing::new(topology.events_exchange(), "", b"{oops".to_vec());
+    tenderflow::broker::publish_all(&channel, &[garbage])
+        .await
+        .unwrap();
+    let _ = conn.close(200, "done".into()).await;
+    let events = task_events(4);
+    publish_events(&settings, &events).await;
+
+    let app = TestApp::start(&settings).await;
+    wait_for_view(&app.db, &expected(&events), 10).await;
+    let ready = app.wait_for("/readyz", 10, |_| true).await;
+    assert_eq!(ready["skipped_events"], 1, "{ready}");
+    assert_eq!(ready["stream_offset"], events.len(), "{ready}");
+    app.stop().await;
+    remove_topology(&settings).await;
+}
+
+#[tokio::test]
+async fn without_a_broker_reads_still_work_and_readiness_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    let events = task_events(8);
+    publish_events(&settings, &events).await;
+    let app = TestApp::start(&settings).await;
+    wait_for_view(&app.db, &expected(&events), 10).await;
+    app.stop().await;
+
+    // Nothing listens on port 1.
+    settings.amqp.url = tenderflow::config::Secret::new("amqp://guest:guest@127.0.0.1:1/%2f");
+    let app = TestApp::start(&settings).await;
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "not_ready");
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (status, view) = app.get(&format!("/v1/tasks/{}", events[0].task_id)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "the stored view answers");
+    assert_eq!(view["documents"][0]["filename"], "notice-8.md");
+    let response = app
+        .http
+        .post(app.url("/v1/documents?filename=a.md"))
+        .body("# 招标公告\n\n项目名称：测试\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    let (status, body) = app.get("/v1/dead-letters").await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    app.stop().await;
+    settings.amqp.url = test_settings(dir.path()).amqp.url;
+    remove_topology(&settings).await;
+}
