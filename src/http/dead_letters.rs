@@ -84,7 +84,7 @@ pub async fn replay(
     let filter = replay_filter(request.task_ids, request.limit)?;
     let _one_at_a_time = state.dlq_lock.lock().await;
     let channel = channel(&state).await?;
-    let report = dlq::replay(&channel, &state.topology, stage, &filter)
+    let (report, not_found) = replay_named(&state, &channel, stage, &filter)
         .await
         .map_err(broker_error)?;
     let _ = channel.close(200, "done".into()).await;
@@ -97,7 +97,52 @@ pub async fn replay(
         "stage": stage,
         "replayed": report.replayed,
         "skipped": skipped,
+        "not_found": not_found,
     })))
+}
+
+/// Replays, and looks again for named tasks that were not found: a dead
+/// letter just put back by a listing (a quorum queue requeues through its
+/// log) can be missing from the queue's count for a moment. Answers the
+/// report and the named tasks still not found.
+async fn replay_named(
+    state: &AppState,
+    channel: &lapin::Channel,
+    stage: Stage,
+    filter: &ReplayFilter,
+) -> anyhow::Result<(dlq::ReplayReport, Vec<Uuid>)> {
+    let mut report = dlq::replay(channel, &state.topology, stage, filter).await?;
+    let mut missing = missing(filter, &report);
+    for _ in 0..LOOK_AGAIN {
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(LOOK_AGAIN_PAUSE).await;
+        let again = ReplayFilter {
+            task_ids: missing,
+            limit: None,
+        };
+        let more = dlq::replay(channel, &state.topology, stage, &again).await?;
+        report.replayed.extend(more.replayed);
+        report.skipped.extend(more.skipped);
+        missing = self::missing(filter, &report);
+    }
+    Ok((report, missing))
+}
+
+/// Times a replay looks again for named tasks it did not find.
+const LOOK_AGAIN: usize = 5;
+/// Pause before looking again.
+const LOOK_AGAIN_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn missing(filter: &ReplayFilter, report: &dlq::ReplayReport) -> Vec<Uuid> {
+    filter
+        .task_ids
+        .iter()
+        .filter(|t| !report.replayed.contains(t))
+        .filter(|t| !report.skipped.iter().any(|(s, _)| s.as_ref() == Some(*t)))
+        .copied()
+        .collect()
 }
 
 fn replay_filter(

@@ -544,6 +544,7 @@ async fn a_multipart_upload_is_accepted_and_a_dead_letter_is_listed_and_replayed
     assert_eq!(response.status(), StatusCode::OK);
     let report: Value = response.json().await.unwrap();
     assert_eq!(report["replayed"], json!([task_id]), "{report}");
+    assert_eq!(report["not_found"], json!([]), "{report}");
 
     let (_, listed) = app.get("/v1/dead-letters?stage=parse").await;
     assert_eq!(listed["dead_letters"], json!([]), "nothing left behind");

@@ -172,8 +172,9 @@ async fn a_restarted_projector_resumes_and_matches_one_rebuilt_from_empty() {
         rebuilt.db.all_views().unwrap(),
         restarted.db.all_views().unwrap()
     );
-    let (status, ready) = rebuilt.get("/readyz").await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{ready}");
+    // Ready once it has seen the stream go quiet.
+    let ready = rebuilt.wait_for("/readyz", 5, |_| true).await;
+    assert_eq!(ready["stream_offset"], end, "{ready}");
 
     restarted.stop().await;
     rebuilt.stop().await;
