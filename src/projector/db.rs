@@ -360,4 +360,26 @@ mod tests {
         filter.state = Some(TaskState::Queued);
         assert_eq!(db.tasks(&filter).unwrap().tasks.len(), 5);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Whatever the batches (split anywhere, redelivered, shuffled), the
+        /// stored views are the pure fold of the events.
+        #[test]
+        fn stored_views_are_the_fold_of_the_events(
+            (events, redelivered) in crate::projector::view::tests::delivered(),
+            cut in 1usize..50,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let db = ViewDb::open(&dir.path().join("view.sqlite3")).unwrap();
+            for (n, chunk) in redelivered.chunks(cut).enumerate() {
+                let batch = Batch { events: chunk.to_vec(), last_offset: n as u64 };
+                db.apply(&batch).unwrap();
+            }
+            let want: Vec<TaskView> =
+                crate::projector::view::tests::project(&events).into_values().collect();
+            proptest::prop_assert_eq!(db.all_views().unwrap(), want);
+        }
+    }
 }

@@ -389,7 +389,7 @@ fn last_error(events: &[&Event]) -> Option<LastError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use chrono::TimeZone;
@@ -589,7 +589,7 @@ mod tests {
 
     /// One task's run: how far it gets, how many retries each stage needs,
     /// whether it is dead-lettered at the end, replayed, and its clock skew.
-    fn run() -> impl Strategy<Value = Vec<Event>> {
+    pub(crate) fn run() -> impl Strategy<Value = Vec<Event>> {
         (
             0usize..=4,
             prop::collection::vec(0u32..3, 4),
@@ -617,7 +617,7 @@ mod tests {
             })
     }
 
-    fn project(events: &[Event]) -> BTreeMap<Uuid, TaskView> {
+    pub(crate) fn project(events: &[Event]) -> BTreeMap<Uuid, TaskView> {
         let mut by_task: BTreeMap<Uuid, Vec<&Event>> = BTreeMap::new();
         for event in events {
             by_task.entry(event.task_id).or_default().push(event);
@@ -630,7 +630,7 @@ mod tests {
 
     /// Several tasks' events in emission order, and the same events with some
     /// delivered again, all shuffled.
-    fn delivered() -> impl Strategy<Value = (Vec<Event>, Vec<Event>)> {
+    pub(crate) fn delivered() -> impl Strategy<Value = (Vec<Event>, Vec<Event>)> {
         prop::collection::vec(run(), 1..4)
             .prop_map(|runs| runs.concat())
             .prop_flat_map(|events| {
