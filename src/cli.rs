@@ -73,6 +73,9 @@ pub enum Command {
         /// Extract backend: rules or openai.
         #[arg(long, default_value = "rules")]
         extract_model: String,
+        /// With --wait: print each completed task's summary (from the store).
+        #[arg(long, requires = "wait")]
+        summary: bool,
         /// Print JSON lines instead of text.
         #[arg(long)]
         json: bool,
@@ -147,6 +150,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             filter_model,
             extract_model,
+            summary,
             json,
         } => {
             let options = TaskOptions {
@@ -159,6 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 by_reference,
                 wait,
                 timeout,
+                summary,
                 json,
             };
             submit(settings, request, options).await
@@ -234,6 +239,7 @@ struct SubmitRequest {
     by_reference: bool,
     wait: bool,
     timeout: u64,
+    summary: bool,
     json: bool,
 }
 
@@ -246,7 +252,9 @@ async fn submit(
         anyhow::bail!("--amendment needs exactly one main document");
     }
     let follower = if request.wait {
-        Some(Follower::start(&settings, chrono::Utc::now()).await?)
+        // The tasks are new: any event of theirs counts, whatever the clocks say.
+        let since = chrono::Utc::now() - chrono::Duration::minutes(10);
+        Some(Follower::start(&settings, since).await?)
     } else {
         None
     };
@@ -313,8 +321,14 @@ async fn submit(
         .await
         .context("timed out waiting for the tasks")??;
     let mut failed = false;
+    let store = Store::from_settings(&settings)?;
     for (task, outcome) in &outcomes {
         match outcome {
+            Outcome::Completed { summary_key } if request.summary => {
+                let bytes = store.get(summary_key).await?;
+                let summary: serde_json::Value = serde_json::from_slice(&bytes)?;
+                println!("{task}  done:\n{}", serde_json::to_string_pretty(&summary)?);
+            }
             Outcome::Completed { summary_key } => {
                 println!("{task}  done: summary at {summary_key}")
             }

@@ -295,3 +295,16 @@ mod tests {
         assert!(settings.validate().is_err());
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn the_example_file_states_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("tenderflow.example.toml");
+        let from_file = Settings::load(Some(&example)).unwrap();
+        let defaults = Settings::load(None).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"));
+    }
+}

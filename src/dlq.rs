@@ -152,14 +152,25 @@ async fn take_all(
         .queue_declare(queue.as_str().into(), passive, FieldTable::default())
         .await?
         .message_count();
+    // Neither the count nor one empty `basic.get` is the whole truth while
+    // messages that were just requeued (by an earlier listing) are still on
+    // their way back: keep asking for a moment before calling the queue done.
     let mut held = Vec::with_capacity(count as usize);
-    for _ in 0..count {
+    let mut misses = 0;
+    while misses < 20 {
         match channel
             .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
             .await?
         {
-            Some(message) => held.push(message.delivery),
-            None => break,
+            Some(message) => {
+                held.push(message.delivery);
+                misses = 0;
+            }
+            None if held.len() >= count as usize && misses >= 4 => break,
+            None => {
+                misses += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
         }
     }
     Ok(held)

@@ -73,7 +73,7 @@ pub async fn run_worker<H: Handler>(
         settings,
         handler,
     });
-    let name = format!("tenderflow-{}", worker.stage);
+    let name = format!("tenderflow-{}-{}", worker.topology.prefix(), worker.stage);
     loop {
         let Some(conn) = broker::connect(&worker.settings, &name, &token).await else {
             return Ok(());
@@ -140,7 +140,10 @@ impl<H: Handler> Worker<H> {
         }
         in_hand.close();
         in_hand.wait().await;
-        let _ = channel.close(200, "done".into()).await;
+        if outcome.is_ok() {
+            let _ = channel.close(200, "done".into()).await;
+            let _ = publisher.close(200, "done".into()).await;
+        }
         outcome
     }
 
@@ -341,13 +344,14 @@ impl<H: Handler> Worker<H> {
         again.first_failure_at = Some(envelope.first_failure_at.unwrap_or(now));
         let due_at = now + chrono::Duration::milliseconds(delay_ms as i64);
         tracing::warn!(error = %err, delay_ms, "attempt failed; retrying later");
-        let event = Event::about(
+        let mut event = Event::about(
             envelope,
             EventKind::RetryScheduled {
                 error: err.info(),
                 due_at,
             },
         );
+        event.at = now;
         vec![
             Outgoing::new("", queue, again.encode()).for_task(envelope.task_id, Some(traceparent)),
             Outgoing::event(&self.topology, &event, Some(traceparent)),

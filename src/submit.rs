@@ -242,11 +242,14 @@ pub enum Outcome {
 pub struct Follower {
     _conn: Connection,
     consumer: lapin::Consumer,
+    since: chrono::DateTime<chrono::Utc>,
 }
 
 impl Follower {
-    /// Starts reading the stream at `since` (a few seconds earlier, to be
-    /// safe); events are filtered by task later.
+    /// Starts reading the stream at `since`: events of the followed tasks
+    /// stamped earlier are ignored (so a dead letter from before a replay does
+    /// not count as the replay's outcome). The stream is read from a few
+    /// seconds earlier, since its timestamp offsets are coarse.
     pub async fn start(
         settings: &Settings,
         since: chrono::DateTime<chrono::Utc>,
@@ -270,6 +273,7 @@ impl Follower {
         Ok(Follower {
             _conn: conn,
             consumer,
+            since,
         })
     }
 
@@ -293,7 +297,7 @@ impl Follower {
             let Ok(event) = serde_json::from_slice::<Event>(&delivery.data) else {
                 continue;
             };
-            if !wanted.contains(&event.task_id) {
+            if !wanted.contains(&event.task_id) || event.at < self.since {
                 continue;
             }
             on_event(&event);

@@ -1,5 +1,8 @@
-//! Integration tests, one binary (the lead's file; the projector branch
-//! only adds its two modules).
+//! Integration tests against the real RabbitMQ on 127.0.0.1:5672, built as
+//! one binary. Each test gets its own topology prefix, so tests share the
+//! broker without seeing each other.
 
 mod api;
+mod helpers;
+mod pipeline;
 mod projector;

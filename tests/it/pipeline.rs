@@ -1,0 +1,493 @@
+//! The backbone end to end: stages, retries, dead letters, replay, restarts
+//! and bad input, on the real broker.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use lapin::options::BasicGetOptions;
+use tenderflow::broker::{self, Outgoing};
+use tenderflow::dlq::{self, ReplayFilter};
+use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
+use tenderflow::events::{Event, EventKind};
+use tenderflow::submit::{Outcome, Submitter};
+use tenderflow::summary::Summary;
+
+use crate::helpers::{Flaky, Panics, TestPipeline, outcomes};
+
+/// Follows `tasks` and keeps every event of theirs.
+async fn events_until_done(
+    pipeline: &TestPipeline,
+    follower: tenderflow::submit::Follower,
+    tasks: &[uuid::Uuid],
+) -> (Vec<Event>, std::collections::BTreeMap<uuid::Uuid, Outcome>) {
+    let mut events = Vec::new();
+    let done = tokio::time::timeout(
+        Duration::from_secs(60),
+        follower.wait(tasks, |e| events.push(e.clone())),
+    )
+    .await
+    .expect("tasks end in time")
+    .unwrap();
+    let _ = pipeline;
+    (events, done)
+}
+
+fn failure(outcome: &Outcome) -> (Stage, String, String) {
+    match outcome {
+        Outcome::Failed {
+            stage,
+            kind,
+            message,
+        } => (*stage, kind.clone(), message.clone()),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_document_goes_through_all_four_stages_and_its_summary_is_stored() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    pipeline.start_all();
+    let follower = pipeline.follower().await;
+    let tasks = pipeline.submit_files(&["cn_selection.md"]).await;
+    let (events, done) = events_until_done(&pipeline, follower, &tasks).await;
+
+    let Outcome::Completed { summary_key } = &done[&tasks[0]] else {
+        panic!("task failed: {:?}", done[&tasks[0]]);
+    };
+    for stage in Stage::ALL {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.stage == stage && matches!(e.kind, EventKind::Succeeded { .. })),
+            "{stage} reported no success"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Received { .. }))
+    );
+    let bytes = std::fs::read(pipeline.settings.store.root.join(summary_key)).unwrap();
+    let summary: Summary = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(summary.schema, 1);
+    for stage in Stage::ALL {
+        assert_eq!(
+            pipeline
+                .depth(&pipeline.topology().stage_queue(stage))
+                .await,
+            0
+        );
+    }
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_after_the_tier_delay_then_succeeds() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    for stage in [Stage::Ingest, Stage::Filter, Stage::Extract] {
+        pipeline.start(stage, pipeline.real_handler(stage));
+    }
+    pipeline.start(
+        Stage::Parse,
+        Flaky {
+            inner: pipeline.real_handler(Stage::Parse),
+            failures: Arc::new(AtomicU32::new(1)),
+            transient: true,
+        },
+    );
+    let follower = pipeline.follower().await;
+    let tasks = pipeline.submit_files(&["cn_selection.md"]).await;
+    let (events, done) = events_until_done(&pipeline, follower, &tasks).await;
+
+    assert!(
+        matches!(done[&tasks[0]], Outcome::Completed { .. }),
+        "{:?}",
+        done[&tasks[0]]
+    );
+    let retry = events
+        .iter()
+        .find(|e| e.stage == Stage::Parse && matches!(e.kind, EventKind::RetryScheduled { .. }))
+        .expect("a retry was scheduled");
+    let EventKind::RetryScheduled { due_at, error } = &retry.kind else {
+        unreachable!()
+    };
+    assert_eq!(error.kind, "transient");
+    assert_eq!(
+        (*due_at - retry.at).num_milliseconds(),
+        200,
+        "first tier is 200 ms"
+    );
+    let second = events
+        .iter()
+        .find(|e| e.stage == Stage::Parse && e.attempt == 2 && matches!(e.kind, EventKind::Started))
+        .expect("parse ran a second attempt");
+    let waited = (second.at - retry.at).num_milliseconds();
+    assert!(
+        waited >= 150,
+        "the retry waited in the broker ({waited} ms)"
+    );
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn transient_failures_that_persist_are_dead_lettered_after_the_last_tier() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    pipeline.start(
+        Stage::Ingest,
+        Flaky {
+            inner: pipeline.real_handler(Stage::Ingest),
+            failures: Arc::new(AtomicU32::new(100)),
+            transient: true,
+        },
+    );
+    let follower = pipeline.follower().await;
+    let tasks = pipeline.submit_files(&["en_itt.md"]).await;
+    let (events, done) = events_until_done(&pipeline, follower, &tasks).await;
+
+    let (stage, kind, message) = failure(&done[&tasks[0]]);
+    assert_eq!((stage, kind.as_str()), (Stage::Ingest, "transient"));
+    assert!(message.contains("gave up after 3 attempts"), "{message}");
+    let retries = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::RetryScheduled { .. }))
+        .count();
+    assert_eq!(retries, 2, "one retry per tier");
+    pipeline
+        .wait_depth(&pipeline.topology().dead_letter_queue(Stage::Ingest), 1)
+        .await;
+    let letters = dlq::list(
+        &broker::open(&pipeline.settings, "t").await.unwrap().1,
+        &pipeline.topology(),
+        Stage::Ingest,
+    )
+    .await
+    .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attempts, 3);
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_with_headers_and_replay_completes_it() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    for stage in [Stage::Ingest, Stage::Parse, Stage::Extract] {
+        pipeline.start(stage, pipeline.real_handler(stage));
+    }
+    pipeline.start(
+        Stage::Filter,
+        Flaky {
+            inner: pipeline.real_handler(Stage::Filter),
+            failures: Arc::new(AtomicU32::new(1)),
+            transient: false,
+        },
+    );
+    let follower = pipeline.follower().await;
+    let tasks = pipeline.submit_files(&["cn_selection.md"]).await;
+    let done = outcomes(follower, &tasks, 60).await;
+    let (stage, kind, _) = failure(&done[&tasks[0]]);
+    assert_eq!((stage, kind.as_str()), (Stage::Filter, "injected"));
+
+    let (_conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
+    pipeline
+        .wait_depth(&topology.dead_letter_queue(Stage::Filter), 1)
+        .await;
+    let letters = dlq::list(&channel, &topology, Stage::Filter).await.unwrap();
+    assert_eq!(letters.len(), 1, "listing leaves the queue as it was");
+    let letter = &letters[0];
+    assert_eq!(letter.task_id, Some(tasks[0]));
+    assert_eq!(letter.stage, Stage::Filter);
+    assert_eq!(letter.error_kind, "injected");
+    assert_eq!(letter.error_message, "injected permanent failure");
+    assert_eq!(letter.attempts, 1);
+    assert!(letter.first_failure_at.is_some() && letter.last_failure_at.is_some());
+    assert!(letter.replayable);
+    assert_eq!(
+        dlq::list(&channel, &topology, Stage::Filter)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let follower = pipeline.follower().await;
+    let report = dlq::replay(&channel, &topology, Stage::Filter, &ReplayFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(report.replayed, tasks);
+    let mut events = Vec::new();
+    let done = tokio::time::timeout(
+        Duration::from_secs(60),
+        follower.wait(&tasks, |e| events.push(e.clone())),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        matches!(done[&tasks[0]], Outcome::Completed { .. }),
+        "{:?}",
+        done[&tasks[0]]
+    );
+    assert!(events.iter().any(|e| matches!(e.kind, EventKind::Replayed)));
+    assert_eq!(
+        pipeline
+            .depth(&topology.dead_letter_queue(Stage::Filter))
+            .await,
+        0
+    );
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_worker_goes_on() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    pipeline.start_all();
+    let (_conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
+    let valid = Envelope::new_task(
+        vec![DocumentRef {
+            uri: "store:originals/00".into(),
+            sha256: "00".into(),
+            size: 1,
+            media_type: None,
+            filename: "x.md".into(),
+        }],
+        TaskOptions::default(),
+    );
+    let mut wrong_schema = serde_json::to_value(&valid).unwrap();
+    wrong_schema["schema"] = 7.into();
+    let mut missing = serde_json::to_value(&valid).unwrap();
+    missing.as_object_mut().unwrap().remove("documents");
+    let bodies: Vec<(Vec<u8>, &str)> = vec![
+        (vec![0xff, 0x00, 0x13], "not valid JSON"),
+        (b"{\"schema\": 1, \"task_id\": ".to_vec(), "not valid JSON"),
+        (wrong_schema.to_string().into_bytes(), "schema version 7"),
+        (
+            missing.to_string().into_bytes(),
+            "missing field `documents`",
+        ),
+    ];
+    for (body, _) in &bodies {
+        broker::publish_all(
+            &channel,
+            &[Outgoing::new(
+                topology.work_exchange(),
+                "ingest",
+                body.clone(),
+            )],
+        )
+        .await
+        .unwrap();
+    }
+    let queue = topology.dead_letter_queue(Stage::Ingest);
+    pipeline.wait_depth(&queue, 4).await;
+    let letters = dlq::list(&channel, &topology, Stage::Ingest).await.unwrap();
+    assert_eq!(letters.len(), 4);
+    for (_, reason) in &bodies {
+        assert!(
+            letters
+                .iter()
+                .any(|l| l.error_kind == "invalid_message" && l.error_message.contains(reason)),
+            "no dead letter says {reason:?}: {letters:?}"
+        );
+    }
+    assert!(letters.iter().all(|l| !l.replayable));
+    let report = dlq::replay(&channel, &topology, Stage::Ingest, &ReplayFilter::default())
+        .await
+        .unwrap();
+    assert!(report.replayed.is_empty());
+    assert_eq!(report.skipped.len(), 4, "unreplayable letters stay");
+    assert_eq!(pipeline.depth(&queue).await, 4);
+
+    let follower = pipeline.follower().await;
+    let tasks = pipeline.submit_files(&["en_itt.md"]).await;
+    let done = outcomes(follower, &tasks, 60).await;
+    assert!(
+        matches!(done[&tasks[0]], Outcome::Completed { .. }),
+        "the worker lives on"
+    );
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn a_pipeline_stopped_and_restarted_mid_stream_loses_nothing() {
+    let mut pipeline = TestPipeline::new(|s, _| s.stages.concurrency = 2);
+    let follower = pipeline.follower().await;
+    let names: Vec<&str> = ["cn_selection.md", "en_itt.md", "cn_selection.gbk.txt"].repeat(6);
+    let tasks = pipeline.submit_files(&names).await;
+    pipeline.start_all();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pipeline.stop().await;
+    pipeline.start_all();
+    let done = outcomes(follower, &tasks, 120).await;
+    assert_eq!(done.len(), tasks.len());
+    assert!(
+        done.values()
+            .all(|o| matches!(o, Outcome::Completed { .. })),
+        "{done:?}"
+    );
+    let topology = pipeline.topology();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for stage in Stage::ALL {
+        assert_eq!(
+            pipeline.depth(&topology.stage_queue(stage)).await,
+            0,
+            "{stage} queue drained"
+        );
+        assert_eq!(
+            pipeline.depth(&topology.dead_letter_queue(stage)).await,
+            0,
+            "nothing dead-lettered"
+        );
+    }
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn bad_inputs_are_dead_lettered_at_ingest_with_a_clear_reason() {
+    let pipeline = TestPipeline::new(|s, dir| {
+        s.store.max_document_bytes = 1000;
+        s.store.allowed_roots = vec![dir.join("shared")];
+    });
+    let root = pipeline.dir.path().join("shared");
+    let outside = pipeline.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(root.join("gone.md"), "# 招标公告").unwrap();
+    std::fs::write(outside.join("secret.md"), "# secret").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.md"), root.join("escape.md")).unwrap();
+    std::fs::write(root.join("empty.md"), "").unwrap();
+    std::fs::write(root.join("big.md"), "#".repeat(2000)).unwrap();
+    std::fs::write(root.join("binary.pdf"), [0u8, 1, 2, 3, 0, 0, 7]).unwrap();
+    std::fs::write(
+        root.join("legacy.doc"),
+        [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0, 0],
+    )
+    .unwrap();
+    let cases = [
+        (root.join("gone.md"), "not_found"),
+        (outside.join("secret.md"), "forbidden_path"),
+        (root.join("escape.md"), "forbidden_path"),
+        (root.join("empty.md"), "empty"),
+        (root.join("big.md"), "too_large"),
+        (root.join("binary.pdf"), "unsupported_type"),
+        (root.join("legacy.doc"), "unsupported_type"),
+    ];
+    let submitter = Submitter::new(Arc::clone(&pipeline.settings)).unwrap();
+    let follower = pipeline.follower().await;
+    let mut tasks = Vec::new();
+    for (path, _) in &cases {
+        let envelope = submitter
+            .submit_by_reference(std::slice::from_ref(path), TaskOptions::default())
+            .await
+            .unwrap();
+        tasks.push(envelope.task_id);
+    }
+    std::fs::remove_file(root.join("gone.md")).unwrap();
+    pipeline.start_all();
+    let done = outcomes(follower, &tasks, 60).await;
+    for ((path, expected), task) in cases.iter().zip(&tasks) {
+        let (stage, kind, message) = failure(&done[task]);
+        assert_eq!(stage, Stage::Ingest, "{}", path.display());
+        assert_eq!(kind, *expected, "{}: {message}", path.display());
+        assert!(!message.is_empty());
+    }
+    std::fs::write(root.join("fine.md"), "# 招标公告\n项目名称：某道路工程").unwrap();
+    let follower = pipeline.follower().await;
+    let good = submitter
+        .submit_by_reference(&[root.join("fine.md")], TaskOptions::default())
+        .await
+        .unwrap();
+    let good = vec![good.task_id];
+    let done = outcomes(follower, &good, 60).await;
+    assert!(
+        matches!(done[&good[0]], Outcome::Completed { .. }),
+        "the worker lives on"
+    );
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_contained_and_dead_letters_the_task() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    for stage in [Stage::Ingest, Stage::Filter, Stage::Extract] {
+        pipeline.start(stage, pipeline.real_handler(stage));
+    }
+    pipeline.start(Stage::Parse, Panics);
+    let follower = pipeline.follower().await;
+    let tasks = pipeline
+        .submit_files(&["en_itt.md", "cn_selection.md"])
+        .await;
+    let done = outcomes(follower, &tasks, 60).await;
+    for task in &tasks {
+        let (stage, kind, message) = failure(&done[task]);
+        assert_eq!((stage, kind.as_str()), (Stage::Parse, "panic"));
+        assert!(message.contains("injected panic"), "{message}");
+    }
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_killing_its_worker_is_dead_lettered_as_poison() {
+    let pipeline = TestPipeline::new(|s, _| s.stages.max_deliveries = 3);
+    let (conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
+    let follower = pipeline.follower().await;
+    let tasks = pipeline.submit_files(&["en_itt.md"]).await;
+    // Two workers "die" holding the message: taken, never acked, channel gone.
+    for _ in 0..2 {
+        let victim = conn.create_channel().await.unwrap();
+        let taken = victim
+            .basic_get(
+                topology.stage_queue(Stage::Ingest).as_str().into(),
+                BasicGetOptions { no_ack: false },
+            )
+            .await
+            .unwrap();
+        assert!(taken.is_some(), "the message is in the ingest queue");
+        victim.close(200, "crash".into()).await.unwrap();
+    }
+    drop(channel);
+    pipeline.start_all();
+    let done = outcomes(follower, &tasks, 60).await;
+    let (stage, kind, message) = failure(&done[&tasks[0]]);
+    assert_eq!((stage, kind.as_str()), (Stage::Ingest, "poison"));
+    assert!(message.contains("delivered 3 times"), "{message}");
+    pipeline.teardown().await;
+}
+
+#[tokio::test]
+async fn workers_reconnect_and_finish_the_work_when_their_connections_are_cut() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    pipeline.start_all();
+    let follower = pipeline.follower().await;
+    let tasks = pipeline
+        .submit_files(&[
+            "cn_selection.md",
+            "en_itt.md",
+            "cn_selection.gbk.txt",
+            "en_itt.md",
+        ])
+        .await;
+    let prefix = pipeline.settings.topology.prefix.clone();
+    let closed =
+        tokio::task::spawn_blocking(move || crate::helpers::close_worker_connections(&prefix))
+            .await
+            .unwrap();
+    assert!(
+        closed >= 4,
+        "every stage worker had a connection to cut ({closed})"
+    );
+    let done = outcomes(follower, &tasks, 90).await;
+    assert!(
+        done.values()
+            .all(|o| matches!(o, Outcome::Completed { .. })),
+        "{done:?}"
+    );
+    let follower = pipeline.follower().await;
+    let more = pipeline.submit_files(&["en_itt.md"]).await;
+    let done = outcomes(follower, &more, 60).await;
+    assert!(
+        matches!(done[&more[0]], Outcome::Completed { .. }),
+        "consumers resumed"
+    );
+    pipeline.teardown().await;
+}
