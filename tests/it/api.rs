@@ -1,34 +1,33 @@
 //! The HTTP API against a server on port 0 and the real broker. Also the
 //! projector tests' helpers (`TestApp`, `publish_events`, ...).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tenderflow::broker::{self, Outgoing};
 use tenderflow::client::{ApiClient, progress_line, render_status, render_tasks};
 use tenderflow::config::{Secret, Settings};
+
+use crate::helpers::TestPipeline;
 use tenderflow::envelope::{Envelope, Stage, TaskOptions};
 use tenderflow::events::Event;
 use tenderflow::projector::view::TaskState;
 use tenderflow::projector::{self, db::ViewDb};
-use tenderflow::topology::Topology;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-/// Settings of one test: its own topology prefix, SQLite file and store.
-pub fn test_settings(dir: &std::path::Path) -> Settings {
-    let mut settings = Settings::load(None).expect("default settings load");
-    settings.topology.prefix = format!("t-{}", Uuid::now_v7());
-    settings.projector.db_path = dir.join("view.sqlite3");
-    settings.store.root = dir.join("store");
-    settings.http.addr = "127.0.0.1:0".into();
-    settings.retry.delays_ms = vec![50, 100];
-    settings
+/// A pipeline of one test (its own prefix and store, cleaned up even when
+/// the test fails) with a view database and the API on port 0; `tweak` as
+/// for [`TestPipeline::new`].
+pub fn test_pipeline(tweak: impl FnOnce(&mut Settings)) -> TestPipeline {
+    TestPipeline::new(|settings, dir| {
+        settings.projector.db_path = dir.join("view.sqlite3");
+        settings.http.addr = "127.0.0.1:0".into();
+        tweak(settings);
+    })
 }
 
 /// A projector and API started for one test.
@@ -107,55 +106,6 @@ pub async fn publish_events(settings: &Settings, events: &[Event]) {
     let _ = conn.close(200, "done".into()).await;
 }
 
-/// Deletes the test's queues and exchanges, so the broker does not fill up
-/// with streams.
-pub async fn remove_topology(settings: &Settings) {
-    let topology = Topology::from_settings(settings).unwrap();
-    let Ok((conn, channel, _)) = broker::open(settings, "test-cleanup").await else {
-        return;
-    };
-    let definitions = topology.export("/");
-    for queue in definitions["queues"].as_array().into_iter().flatten() {
-        let name = queue["name"].as_str().unwrap_or_default();
-        let _ = channel
-            .queue_delete(name.into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in definitions["exchanges"].as_array().into_iter().flatten() {
-        let name = exchange["name"].as_str().unwrap_or_default();
-        let _ = channel
-            .exchange_delete(name.into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    let _ = conn.close(200, "done".into()).await;
-}
-
-/// Runs the four stages in this process until `token` is cancelled.
-fn run_stages(settings: &Settings, token: &CancellationToken) -> TaskTracker {
-    use tenderflow::runtime::{WorkerOptions, run_worker};
-    use tenderflow::stages::{StageContext, StageHandler};
-    let settings = Arc::new(settings.clone());
-    let context = StageContext {
-        store: tenderflow::store::Store::from_settings(&settings).unwrap(),
-        settings: Arc::clone(&settings),
-    };
-    let tracker = TaskTracker::new();
-    for stage in Stage::ALL {
-        let handler = Arc::new(StageHandler {
-            stage,
-            context: context.clone(),
-        });
-        let options = WorkerOptions {
-            stage,
-            concurrency: 2,
-        };
-        let (settings, token) = (Arc::clone(&settings), token.clone());
-        tracker.spawn(async move { run_worker(settings, options, handler, token).await });
-    }
-    tracker.close();
-    tracker
-}
-
 /// Checks the error shape and code of a response.
 async fn assert_error(response: reqwest::Response, status: StatusCode, code: &str) {
     assert_eq!(response.status(), status, "{}", response.url());
@@ -174,11 +124,9 @@ const NOTICE: &str = "# 某市政道路改造工程招标公告\n\n项目编号�
 
 #[tokio::test]
 async fn a_document_submitted_over_http_is_watched_to_done() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(dir.path());
-    let app = TestApp::start(&settings).await;
-    let stages = CancellationToken::new();
-    let workers = run_stages(&settings, &stages);
+    let mut pipeline = test_pipeline(|_| {});
+    let app = TestApp::start(&pipeline.settings).await;
+    pipeline.start_all();
 
     let response = app
         .http
@@ -259,10 +207,8 @@ async fn a_document_submitted_over_http_is_watched_to_done() {
     let missing = client.status(Uuid::now_v7()).await.unwrap_err();
     assert!(missing.is_not_found(), "{missing}");
 
-    stages.cancel();
-    workers.wait().await;
+    pipeline.stop().await;
     app.stop().await;
-    remove_topology(&settings).await;
 }
 
 /// Reads a watch stream to its end; answers the `state` of each view sent.
@@ -286,11 +232,11 @@ async fn read_sse_states(mut response: reqwest::Response) -> Vec<String> {
 
 #[tokio::test]
 async fn bad_requests_get_a_4xx_and_the_error_shape() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
-    settings.http.token = Some(Secret::new("s3cret"));
-    settings.http.body_limit_bytes = 4096;
-    let app = TestApp::start(&settings).await;
+    let pipeline = test_pipeline(|settings| {
+        settings.http.token = Some(Secret::new("s3cret"));
+        settings.http.body_limit_bytes = 4096;
+    });
+    let app = TestApp::start(&pipeline.settings).await;
     let http = &app.http;
     let unknown = Uuid::now_v7();
 
@@ -470,15 +416,13 @@ async fn bad_requests_get_a_4xx_and_the_error_shape() {
         (StatusCode::OK, Some("ok"))
     );
     app.stop().await;
-    remove_topology(&settings).await;
 }
 
 #[tokio::test]
 async fn a_multipart_upload_is_accepted_and_a_dead_letter_is_listed_and_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
-    settings.http.token = Some(Secret::new("s3cret"));
-    let app = TestApp::start(&settings).await;
+    let pipeline = test_pipeline(|settings| settings.http.token = Some(Secret::new("s3cret")));
+    let settings = &pipeline.settings;
+    let app = TestApp::start(settings).await;
     app.wait_for("/readyz", 10, |_| true).await;
 
     let part = reqwest::multipart::Part::bytes(NOTICE.as_bytes().to_vec()).file_name("notice.md");
@@ -503,7 +447,7 @@ async fn a_multipart_upload_is_accepted_and_a_dead_letter_is_listed_and_replayed
 
     // Put a parse message of that task in parse's dead-letter queue, as the
     // runtime would.
-    let (conn, channel, topology) = broker::open(&settings, "test-dlq").await.unwrap();
+    let (conn, channel, topology) = broker::open(settings, "test-dlq").await.unwrap();
     let mut envelope = Envelope::new_task(Vec::new(), TaskOptions::default());
     envelope.task_id = task_id;
     envelope.documents = vec![tenderflow::envelope::DocumentRef {
@@ -576,5 +520,4 @@ async fn a_multipart_upload_is_accepted_and_a_dead_letter_is_listed_and_replayed
     assert!(view["events"].as_array().unwrap().len() >= 2);
     let _ = conn.close(200, "done".into()).await;
     app.stop().await;
-    remove_topology(&settings).await;
 }

@@ -11,7 +11,7 @@ use tenderflow::projector::db::ViewDb;
 use tenderflow::projector::view::{TaskView, fold};
 use uuid::Uuid;
 
-use crate::api::{TestApp, publish_events, remove_topology, test_settings};
+use crate::api::{TestApp, publish_events, test_pipeline};
 
 /// A varied run of one task: some finish, some retry, some die in a
 /// dead-letter queue; timestamps are spread so order matters to the fold.
@@ -110,8 +110,8 @@ async fn wait_for_view(db: &ViewDb, want: &[TaskView], secs: u64) {
 
 #[tokio::test]
 async fn a_restarted_projector_resumes_and_matches_one_rebuilt_from_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(dir.path());
+    let pipeline = test_pipeline(|_| {});
+    let settings = &*pipeline.settings;
     let tasks = 300;
     let all: Vec<Event> = (0..tasks).flat_map(task_events).collect();
     let (first, second) = all.split_at(all.len() / 2);
@@ -120,8 +120,8 @@ async fn a_restarted_projector_resumes_and_matches_one_rebuilt_from_empty() {
     let mut later: Vec<Event> = second.iter().rev().cloned().collect();
     later.extend(first.iter().step_by(7).cloned());
 
-    publish_events(&settings, first).await;
-    let app = TestApp::start(&settings).await;
+    publish_events(settings, first).await;
+    let app = TestApp::start(settings).await;
     // Stop it as soon as it has written its first batch.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while app.db.offset().unwrap().is_none() {
@@ -139,9 +139,9 @@ async fn a_restarted_projector_resumes_and_matches_one_rebuilt_from_empty() {
     // half is published while it is stopped, so it must resume.
     assert!(stopped_at < first.len() as u64);
 
-    publish_events(&settings, &later).await;
+    publish_events(settings, &later).await;
     let started = std::time::Instant::now();
-    let restarted = TestApp::start(&settings).await;
+    let restarted = TestApp::start(settings).await;
     let want = expected(&all);
     wait_for_view(&restarted.db, &want, 60).await;
     let resumed_in = started.elapsed();
@@ -178,16 +178,15 @@ async fn a_restarted_projector_resumes_and_matches_one_rebuilt_from_empty() {
 
     restarted.stop().await;
     rebuilt.stop().await;
-    remove_topology(&settings).await;
 }
 
 #[tokio::test]
 async fn the_task_list_pages_newest_first_with_filters() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(dir.path());
+    let pipeline = test_pipeline(|_| {});
+    let settings = &*pipeline.settings;
     let events: Vec<Event> = (0..12).flat_map(task_events).collect();
-    publish_events(&settings, &events).await;
-    let app = TestApp::start(&settings).await;
+    publish_events(settings, &events).await;
+    let app = TestApp::start(settings).await;
     let want = expected(&events);
     wait_for_view(&app.db, &want, 30).await;
 
@@ -217,7 +216,6 @@ async fn the_task_list_pages_newest_first_with_filters() {
         assert_eq!(task["stage"], "parse");
     }
     app.stop().await;
-    remove_topology(&settings).await;
 }
 
 fn event(task_id: Uuid, stage: Stage, kind: EventKind) -> Event {
@@ -234,15 +232,15 @@ fn event(task_id: Uuid, stage: Stage, kind: EventKind) -> Event {
 
 #[tokio::test]
 async fn a_watch_sends_each_change_and_ends_when_the_task_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(dir.path());
-    let app = TestApp::start(&settings).await;
+    let pipeline = test_pipeline(|_| {});
+    let settings = &*pipeline.settings;
+    let app = TestApp::start(settings).await;
     let task = Uuid::now_v7();
     let received = EventKind::Received {
         documents: Vec::new(),
         options: TaskOptions::default(),
     };
-    publish_events(&settings, &[event(task, Stage::Ingest, received)]).await;
+    publish_events(settings, &[event(task, Stage::Ingest, received)]).await;
     let path = format!("/v1/tasks/{task}");
     app.wait_for(&path, 10, |_| true).await;
 
@@ -275,7 +273,7 @@ async fn a_watch_sends_each_change_and_ends_when_the_task_fails() {
         (EventKind::DeadLettered { error }, "failed"),
     ];
     for (kind, state) in steps {
-        publish_events(&settings, &[event(task, Stage::Ingest, kind)]).await;
+        publish_events(settings, &[event(task, Stage::Ingest, kind)]).await;
         assert_eq!(next_state(&mut seen).await.as_deref(), Some(state));
     }
     let last = tokio::time::timeout(Duration::from_secs(10), follower)
@@ -286,14 +284,13 @@ async fn a_watch_sends_each_change_and_ends_when_the_task_fails() {
     let last = last.unwrap();
     assert_eq!(last.last_error.unwrap().kind, "transient");
     app.stop().await;
-    remove_topology(&settings).await;
 }
 
 #[tokio::test]
 async fn unreadable_stream_entries_are_skipped_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(dir.path());
-    let (conn, channel, topology) = tenderflow::broker::open(&settings, "test-garbage")
+    let pipeline = test_pipeline(|_| {});
+    let settings = &*pipeline.settings;
+    let (conn, channel, topology) = tenderflow::broker::open(settings, "test-garbage")
         .await
         .unwrap();
     let garbage =
@@ -303,21 +300,20 @@ async fn unreadable_stream_entries_are_skipped_and_counted() {
         .unwrap();
     let _ = conn.close(200, "done".into()).await;
     let events = task_events(4);
-    publish_events(&settings, &events).await;
+    publish_events(settings, &events).await;
 
-    let app = TestApp::start(&settings).await;
+    let app = TestApp::start(settings).await;
     wait_for_view(&app.db, &expected(&events), 10).await;
     let ready = app.wait_for("/readyz", 10, |_| true).await;
     assert_eq!(ready["skipped_events"], 1, "{ready}");
     assert_eq!(ready["stream_offset"], events.len(), "{ready}");
     app.stop().await;
-    remove_topology(&settings).await;
 }
 
 #[tokio::test]
 async fn without_a_broker_reads_still_work_and_readiness_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
+    let pipeline = test_pipeline(|_| {});
+    let mut settings = (*pipeline.settings).clone();
     let events = task_events(8);
     publish_events(&settings, &events).await;
     let app = TestApp::start(&settings).await;
@@ -348,6 +344,4 @@ async fn without_a_broker_reads_still_work_and_readiness_says_why() {
     let (status, body) = app.get("/v1/dead-letters").await;
     assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
     app.stop().await;
-    settings.amqp.url = test_settings(dir.path()).amqp.url;
-    remove_topology(&settings).await;
 }
