@@ -345,3 +345,43 @@ async fn without_a_broker_reads_still_work_and_readiness_says_why() {
     assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
     app.stop().await;
 }
+
+/// Not a check, a measurement: `cargo test --test it throughput -- --ignored
+/// --nocapture` prints how fast an empty store rebuilds and how fast the API
+/// answers single-task reads.
+#[tokio::test]
+#[ignore]
+async fn throughput() {
+    let pipeline = test_pipeline(|_| {});
+    let settings = &*pipeline.settings;
+    let tasks = 3000;
+    let events: Vec<Event> = (0..tasks).flat_map(task_events).collect();
+    let started = std::time::Instant::now();
+    publish_events(settings, &events).await;
+    let published_in = started.elapsed();
+    let started = std::time::Instant::now();
+    let app = TestApp::start(settings).await;
+    let last = events.len() as u64 - 1;
+    while app.db.offset().unwrap() != Some(last) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rebuilt_in = started.elapsed();
+    let want = expected(&events);
+    assert_eq!(app.db.all_views().unwrap(), want);
+    let reads = 1000;
+    let started = std::time::Instant::now();
+    for view in want.iter().cycle().take(reads) {
+        let (status, _) = app.get(&format!("/v1/tasks/{}", view.task_id)).await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+    }
+    let read_in = started.elapsed();
+    eprintln!(
+        "{} events of {tasks} tasks: published in {published_in:?}; rebuilt from empty in \
+         {rebuilt_in:?} ({:.0} events/s); {reads} sequential GET /v1/tasks/{{id}} in {read_in:?} \
+         ({:.2} ms each)",
+        events.len(),
+        events.len() as f64 / rebuilt_in.as_secs_f64(),
+        read_in.as_secs_f64() * 1000.0 / reads as f64,
+    );
+    app.stop().await;
+}
