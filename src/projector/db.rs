@@ -215,6 +215,20 @@ impl ViewDb {
         Ok(Page { tasks, next_cursor })
     }
 
+    /// How many tasks are in each state (states with none are left out).
+    pub fn count_by_state(&self) -> Result<Vec<(String, u64)>, DbError> {
+        let conn = lock(&self.reader);
+        let mut query =
+            conn.prepare_cached("SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state")?;
+        let rows = query.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut counts = Vec::new();
+        for row in rows {
+            let (state, n) = row?;
+            counts.push((state, n as u64));
+        }
+        Ok(counts)
+    }
+
     /// Every view, by task id: for comparing two projectors' views.
     pub fn all_views(&self) -> Result<Vec<TaskView>, DbError> {
         let conn = lock(&self.reader);

@@ -211,6 +211,10 @@ async fn the_task_list_pages_newest_first_with_filters() {
     let done_count = want.iter().filter(|v| v.state.as_str() == "done").count();
     assert!(done_count > 0);
     assert_eq!(done["tasks"].as_array().unwrap().len(), done_count);
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    let line = format!("tenderflow_tasks{{state=\"done\"}} {done_count}");
+    assert!(metrics.contains(&line), "{metrics}");
     let (_, at_parse) = app.get("/v1/tasks?stage=parse").await;
     for task in at_parse["tasks"].as_array().unwrap() {
         assert_eq!(task["stage"], "parse");
