@@ -4,7 +4,8 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -25,10 +26,21 @@ const DEFAULT_LIMIT: usize = 50;
 /// Most tasks on a page.
 const MAX_LIMIT: usize = 500;
 
-/// Reads a task id from the path: 400 when it is not a UUID.
-pub(super) fn task_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a task id (a UUID)")))
+/// The task id of the path: 400 (in the API's shape) when the segment is
+/// not a UUID, or not even text.
+pub struct TaskId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for TaskId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|r| ApiError::bad_request(r.body_text()))?;
+        raw.parse()
+            .map(TaskId)
+            .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a task id (a UUID)")))
+    }
 }
 
 async fn find(state: &AppState, id: Uuid) -> Result<TaskView, ApiError> {
@@ -40,9 +52,9 @@ async fn find(state: &AppState, id: Uuid) -> Result<TaskView, ApiError> {
 /// `GET /v1/tasks/{id}`: the task's view.
 pub async fn show(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    TaskId(id): TaskId,
 ) -> Result<Json<TaskView>, ApiError> {
-    Ok(Json(find(&state, task_id(&raw)?).await?))
+    Ok(Json(find(&state, id).await?))
 }
 
 /// The query of `GET /v1/tasks`; everything text, so that each bad value
@@ -107,9 +119,8 @@ pub async fn list(
 /// happened.
 pub async fn events(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    TaskId(id): TaskId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = task_id(&raw)?;
     let events = blocking(&state.db, move |db| db.events(id)).await?;
     if events.is_empty() {
         return Err(ApiError::not_found(format!("no task {id}")));
@@ -120,9 +131,9 @@ pub async fn events(
 /// `GET /v1/tasks/{id}/summary`: the summary JSON, once the task is done.
 pub async fn summary(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    TaskId(id): TaskId,
 ) -> Result<Response, ApiError> {
-    let view = find(&state, task_id(&raw)?).await?;
+    let view = find(&state, id).await?;
     let Some(summary) = view.summary else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -145,9 +156,8 @@ pub async fn summary(
 /// whole view per change, ending after the task is done or failed.
 pub async fn watch(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    TaskId(id): TaskId,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let id = task_id(&raw)?;
     // Subscribe before reading, so no change falls between the two.
     let changes = state.changes.subscribe();
     let current = find(&state, id).await?;
