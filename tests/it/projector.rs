@@ -389,3 +389,29 @@ async fn throughput() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_open_watch_does_not_hold_up_shutdown() {
+    let pipeline = test_pipeline(|_| {});
+    let settings = &*pipeline.settings;
+    let events = task_events(1);
+    publish_events(settings, &events[..1]).await;
+    let app = TestApp::start(settings).await;
+    let path = format!("/v1/tasks/{}", events[0].task_id);
+    app.wait_for(&path, 10, |_| true).await;
+    let mut watch = app
+        .http
+        .get(app.url(&format!("{path}/watch")))
+        .send()
+        .await
+        .unwrap();
+    let first = watch.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("\"queued\""));
+    // Stops within its 10 s bound although the watched task is not done.
+    app.stop().await;
+    let rest = tokio::time::timeout(Duration::from_secs(5), watch.chunk()).await;
+    assert!(
+        matches!(rest, Ok(Ok(None)) | Ok(Err(_))),
+        "the stream ended"
+    );
+}
