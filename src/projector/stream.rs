@@ -137,8 +137,8 @@ impl Consumer {
     }
 
     async fn session(&self, token: &CancellationToken) -> Result<(), Lost> {
-        let Some(connection) = broker::connect(&self.settings, "tenderflow-projector", token).await
-        else {
+        let name = format!("tenderflow-{}-projector", self.topology.prefix());
+        let Some(connection) = broker::connect(&self.settings, &name, token).await else {
             return Ok(());
         };
         let connection = Arc::new(connection);

@@ -415,3 +415,23 @@ async fn an_open_watch_does_not_hold_up_shutdown() {
         "the stream ended"
     );
 }
+
+#[tokio::test]
+async fn a_cut_connection_is_re_established_and_reading_resumes() {
+    let pipeline = test_pipeline(|_| {});
+    let settings = &*pipeline.settings;
+    let before = task_events(4);
+    publish_events(settings, &before).await;
+    let app = TestApp::start(settings).await;
+    wait_for_view(&app.db, &expected(&before), 10).await;
+    app.wait_for("/readyz", 10, |_| true).await;
+
+    let closed = crate::helpers::close_worker_connections(&settings.topology.prefix);
+    assert_eq!(closed, 1, "the projector's connection carries the prefix");
+    let after = task_events(9);
+    publish_events(settings, &after).await;
+    let all: Vec<Event> = before.iter().chain(&after).cloned().collect();
+    wait_for_view(&app.db, &expected(&all), 30).await;
+    app.wait_for("/readyz", 10, |_| true).await;
+    app.stop().await;
+}
