@@ -250,6 +250,18 @@ fn stage_view(stage: Stage, events: &[&Event]) -> StageView {
     if let Some(latest) = latest {
         apply_latest(&mut view, latest);
     }
+    if view.state == StageState::Succeeded && view.duration_ms.is_none() {
+        // The last stage's latest event is `completed`; its time is on the
+        // `succeeded` beside it.
+        view.duration_ms = own
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Succeeded { .. }))
+            .max_by_key(keyed)
+            .and_then(|e| match e.kind {
+                EventKind::Succeeded { duration_ms, .. } => Some(duration_ms),
+                _ => None,
+            });
+    }
     view
 }
 
@@ -512,6 +524,7 @@ pub(crate) mod tests {
         assert_eq!(view.attempts, 4);
         assert_eq!(view.documents[0].filename, "notice.md");
         assert!(view.stages.iter().all(|s| s.state == StageState::Succeeded));
+        assert!(view.stages.iter().all(|s| s.duration_ms == Some(5)));
         assert_eq!(view.finished_at, Some(view.updated_at));
         assert!(view.last_error.is_none());
     }
