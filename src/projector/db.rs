@@ -92,6 +92,12 @@ CREATE TABLE IF NOT EXISTS progress (
 );
 ";
 
+/// Version of the fold's output. Bump it when the fold changes what it
+/// derives: opening a database folded by another version folds every task
+/// again from its stored events, so old views do not linger until their
+/// task's next event.
+pub const FOLD_VERSION: i64 = 1;
+
 fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     // A panic while holding the lock leaves SQLite consistent (the
     // transaction rolls back on drop), so the poison carries no meaning.
@@ -104,10 +110,11 @@ impl ViewDb {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let writer = Connection::open(path)?;
+        let mut writer = Connection::open(path)?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.execute_batch(SCHEMA)?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        refold_if_stale(&mut writer)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(ViewDb {
@@ -242,6 +249,37 @@ impl ViewDb {
     }
 }
 
+/// Folds every task again when the stored views come from another
+/// [`FOLD_VERSION`].
+fn refold_if_stale(conn: &mut Connection) -> Result<(), DbError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == FOLD_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let tasks: Vec<String> = {
+        let mut query = tx.prepare("SELECT DISTINCT task_id FROM events")?;
+        let rows = query.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for task in &tasks {
+        if let Ok(task_id) = task.parse() {
+            refold(&tx, task_id)?;
+        }
+    }
+    tx.pragma_update(None, "user_version", FOLD_VERSION)?;
+    tx.commit()?;
+    if !tasks.is_empty() {
+        tracing::info!(
+            tasks = tasks.len(),
+            from = version,
+            to = FOLD_VERSION,
+            "folded the view again"
+        );
+    }
+    Ok(())
+}
+
 fn load_events(conn: &Connection, task_id: Uuid) -> Result<Vec<Event>, DbError> {
     let mut query = conn.prepare_cached("SELECT body FROM events WHERE task_id = ?1")?;
     let bodies = query.query_map(params![task_id.to_string()], |r| r.get::<_, String>(0))?;
@@ -337,6 +375,37 @@ mod tests {
             reopened.task(task).unwrap().unwrap().state,
             TaskState::Running
         );
+    }
+
+    #[test]
+    fn a_view_from_another_fold_version_is_folded_again_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("view.sqlite3");
+        let task = Uuid::now_v7();
+        let right = {
+            let db = ViewDb::open(&path).unwrap();
+            let batch = Batch {
+                events: vec![received(task)],
+                last_offset: 0,
+            };
+            db.apply(&batch).unwrap();
+            db.task(task).unwrap().unwrap()
+        };
+        // What an older fold might have stored.
+        let mut stale = right.clone();
+        stale.state = TaskState::Failed;
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE tasks SET view = ?1",
+            params![serde_json::to_string(&stale).unwrap()],
+        )
+        .unwrap();
+        let db = ViewDb::open(&path).unwrap();
+        assert_eq!(db.task(task).unwrap().unwrap(), stale, "same version: kept");
+        conn.pragma_update(None, "user_version", 0).unwrap();
+        drop(db);
+        let db = ViewDb::open(&path).unwrap();
+        assert_eq!(db.task(task).unwrap().unwrap(), right);
     }
 
     #[test]
