@@ -37,7 +37,6 @@ async fn channel(state: &AppState) -> Result<lapin::Channel, ApiError> {
     let connection = state
         .progress
         .connection()
-        .await
         .ok_or_else(|| ApiError::unavailable("not connected to the broker; try again"))?;
     broker::confirm_channel(&connection).await.map_err(|e| {
         tracing::warn!(error = format!("{e:#}"), "opening a dead-letter channel");

@@ -6,8 +6,8 @@
 //! only then acks. A crash anywhere re-reads from the stored offset, and the
 //! fold makes the re-read events harmless.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use tokio::sync::{RwLock, broadcast};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -42,7 +42,6 @@ const RESUME_PAUSE: Duration = Duration::from_millis(500);
 /// What the projector's consumer is doing, for readiness and the API.
 #[derive(Default)]
 pub struct Progress {
-    connected: AtomicBool,
     caught_up: AtomicBool,
     offset: AtomicU64,
     has_offset: AtomicBool,
@@ -50,10 +49,18 @@ pub struct Progress {
     connection: RwLock<Option<Arc<lapin::Connection>>>,
 }
 
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // Only whole values are ever written, so a poisoned lock holds a valid one.
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Progress {
-    /// Whether the consumer is connected to the broker.
+    /// Whether the consumer is connected to the broker (asks the
+    /// connection, so a connection that just dropped counts as gone).
     pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+        read(&self.connection)
+            .as_ref()
+            .is_some_and(|c| c.status().connected())
     }
 
     /// Whether the last read found nothing more waiting in the stream.
@@ -75,8 +82,8 @@ impl Progress {
 
     /// The consumer's broker connection, while connected: for the API's
     /// dead-letter endpoints.
-    pub async fn connection(&self) -> Option<Arc<lapin::Connection>> {
-        self.connection.read().await.clone()
+    pub fn connection(&self) -> Option<Arc<lapin::Connection>> {
+        read(&self.connection).clone()
     }
 
     fn set_offset(&self, offset: u64) {
@@ -84,13 +91,14 @@ impl Progress {
         self.has_offset.store(true, Ordering::Relaxed);
     }
 
-    async fn set_connection(&self, connection: Option<Arc<lapin::Connection>>) {
-        self.connected
-            .store(connection.is_some(), Ordering::Relaxed);
+    fn set_connection(&self, connection: Option<Arc<lapin::Connection>>) {
         if connection.is_none() {
             self.caught_up.store(false, Ordering::Relaxed);
         }
-        *self.connection.write().await = connection;
+        *self
+            .connection
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = connection;
     }
 }
 
@@ -118,7 +126,7 @@ impl Consumer {
         }
         loop {
             let result = self.session(&token).await;
-            self.progress.set_connection(None).await;
+            self.progress.set_connection(None);
             match result {
                 Ok(()) => return Ok(()),
                 Err(Lost::Database(error)) => return Err(error),
@@ -175,7 +183,7 @@ impl Consumer {
             )
             .await
             .map_err(Lost::broker)?;
-        self.progress.set_connection(Some(connection.clone())).await;
+        self.progress.set_connection(Some(connection.clone()));
         info!(queue, offset = ?self.progress.offset(), "projector reading the events stream");
         self.read(&mut deliveries, token).await
     }
