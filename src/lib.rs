@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dlq;
 pub mod document;
@@ -11,8 +12,10 @@ pub mod eval;
 pub mod events;
 pub mod extract;
 pub mod filter;
+pub mod http;
 pub mod llm;
 pub mod parse;
+pub mod projector;
 pub mod runtime;
 pub mod stages;
 pub mod store;

@@ -2,5 +2,7 @@
 //! one binary. Each test gets its own topology prefix, so tests share the
 //! broker without seeing each other.
 
+mod api;
 mod helpers;
 mod pipeline;
+mod projector;
