@@ -68,18 +68,22 @@ fn evidence(
 pub fn rejections(doc: &ClassifiedDocument, document: usize) -> Vec<Rejection> {
     let mut out: Vec<Rejection> = Vec::new();
     for chunk in doc.chunks.iter().filter(|c| c.keep) {
-        let mut listing = false;
+        // The clause of a "有下列情形之一的，…将被拒绝：" lead-in while its
+        // items follow.
+        let mut listing: Option<String> = None;
         for block in &chunk.blocks {
             match block {
                 Block::Paragraph { text, page } | Block::ListItem { text, page, .. } => {
-                    if listing && is_enumerated(text) {
+                    if let Some(lead) = listing.as_ref().filter(|_| is_enumerated(text)) {
                         let item = strip_numbering(text);
+                        let marker = text.trim().strip_suffix(item.as_str()).unwrap_or("").trim();
                         let item = item.trim_end_matches(['；', ';', '。', '.']).to_string();
-                        let ev = evidence(chunk, clause_number(text), *page, text, document);
+                        let clause = format!("{lead} {marker}").trim().to_string();
+                        let ev = evidence(chunk, Some(clause), *page, text, document);
                         push_rejection(&mut out, item, "listed", ev);
                         continue;
                     }
-                    listing = false;
+                    listing = None;
                     let clause = clause_number(text);
                     for sentence in sentences(text) {
                         let kind = if sentence.contains('★') {
@@ -91,22 +95,23 @@ pub fn rejections(doc: &ClassifiedDocument, document: usize) -> Vec<Rejection> {
                         };
                         if let Some(kind) = kind {
                             let clause = clause_number(&sentence).or_else(|| clause.clone());
+                            let lead = clause.clone().unwrap_or_default();
                             let ev = evidence(chunk, clause, *page, &sentence, document);
                             push_rejection(&mut out, strip_numbering(&sentence), kind, ev);
                             if kind == "explicit"
                                 && sentence.trim_end().ends_with(['：', ':'])
                                 && LEAD_IN.is_match(&sentence)
                             {
-                                listing = true;
+                                listing = Some(lead);
                             }
                         }
                     }
                 }
                 Block::Table { rows, page, .. } if chunk.part != "evaluation" => {
                     table_rejections(chunk, rows, *page, document, &mut out);
-                    listing = false;
+                    listing = None;
                 }
-                _ => listing = false,
+                _ => listing = None,
             }
         }
     }
@@ -745,6 +750,8 @@ mod tests {
             .collect();
         assert!(kinds.contains(&("listed", "未按规定格式填写的")));
         assert!(kinds.contains(&("listed", "无单位公章的")));
+        let item = r.iter().find(|x| x.text == "无单位公章的").unwrap();
+        assert_eq!(item.evidence.section, "第二章 须知 4 2）");
         assert!(!kinds.iter().any(|(_, t)| t.contains("其他说明")));
     }
 }
