@@ -157,7 +157,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "duration",
-            r"(?i)工期|服务期|服务期限|监理服务期|合同履行期限|履约期限|交货期|供货期|交付期|实施期限|contract\s+period|completion\s+period|time\s+for\s+completion|intended\s+completion|contract\s+duration|period\s+of\s+(the\s+)?(contract|completion)",
+            r"(?i)工期|服务期|服务期限|监理服务期|合同履行期限|履约期限|交货期|供货期|交付期|交货时间|交付时间|实施期限|contract\s+period|completion\s+time|completion\s+period|time\s+for\s+completion|intended\s+completion|contract\s+duration|period\s+of\s+(the\s+)?(contract|completion)",
             Some(
                 r"(?i)缺陷|质保|保修|售后|免费|维保|有效期|开工日期|竣工日期|开工时间|竣工时间|延误|逾期|违约|liability|validity|warranty",
             ),
@@ -573,6 +573,9 @@ mod tests {
             ids("售后服务期").is_empty(),
             "after-sales service is no contract period"
         );
+        assert_eq!(ids("交货时间"), vec!["duration"]);
+        assert_eq!(ids("Completion Time"), vec!["duration"]);
+        assert_eq!(ids("Tender Security"), vec!["bond"]);
         assert_eq!(ids("开标时间和地点"), vec!["opening_time"]);
     }
 
