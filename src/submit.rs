@@ -277,6 +277,24 @@ impl Follower {
         })
     }
 
+    /// The next event stamped at or after `since`; entries of the stream
+    /// that are not events are skipped.
+    pub async fn next_event(&mut self) -> anyhow::Result<Event> {
+        loop {
+            let delivery = self
+                .consumer
+                .next()
+                .await
+                .context("the events stream closed")?
+                .context("reading the events stream")?;
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            match serde_json::from_slice::<Event>(&delivery.data) {
+                Ok(event) if event.at >= self.since => return Ok(event),
+                _ => continue,
+            }
+        }
+    }
+
     /// Follows `tasks` until each has completed or failed, calling `on_event`
     /// for each of their events.
     pub async fn wait(
@@ -287,17 +305,8 @@ impl Follower {
         let wanted: HashSet<Uuid> = tasks.iter().copied().collect();
         let mut outcomes = BTreeMap::new();
         while outcomes.len() < wanted.len() {
-            let delivery = self
-                .consumer
-                .next()
-                .await
-                .context("the events stream closed")?
-                .context("reading the events stream")?;
-            delivery.acker.ack(BasicAckOptions::default()).await?;
-            let Ok(event) = serde_json::from_slice::<Event>(&delivery.data) else {
-                continue;
-            };
-            if !wanted.contains(&event.task_id) || event.at < self.since {
+            let event = self.next_event().await?;
+            if !wanted.contains(&event.task_id) {
                 continue;
             }
             on_event(&event);
