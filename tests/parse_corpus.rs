@@ -11,7 +11,7 @@ use tenderflow::parse::{ParseLimits, parse, render_text, sniff::sniff};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/dev");
 const DOCUMENTS: [&str; 3] = ["cn_construction", "cn_selection", "en_itt"];
-const VARIANTS: [&str; 4] = ["md", "docx", "html", "gbk.txt"];
+const VARIANTS: [&str; 5] = ["md", "docx", "pdf", "html", "gbk.txt"];
 
 fn corpus_file(name: &str) -> PathBuf {
     PathBuf::from(CORPUS).join(name)
