@@ -176,3 +176,20 @@ fn docx_headings_come_from_styles() {
     );
     assert!(headings.iter().any(|(l, _, _)| *l == 2));
 }
+
+#[test]
+fn a_lying_extension_does_not_matter() {
+    let bytes = std::fs::read(corpus_file("cn_selection.docx")).expect("corpus docx");
+    let media_type = sniff(&bytes, "cn_selection.pdf").expect("sniff");
+    let doc = parse(&bytes, media_type, &ParseLimits::default()).expect("parse");
+    assert_eq!(doc.meta.format, "docx");
+    let bytes = std::fs::read(corpus_file("cn_selection.pdf")).expect("corpus pdf");
+    let media_type = sniff(&bytes, "cn_selection.txt").expect("sniff");
+    assert_eq!(
+        parse(&bytes, media_type, &ParseLimits::default())
+            .expect("parse")
+            .meta
+            .format,
+        "pdf"
+    );
+}

@@ -146,3 +146,6 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, ParseError>) -> Result
         }
     }
 }
+
+#[cfg(test)]
+mod hostile_tests;
