@@ -156,6 +156,48 @@ fn cyclic_page_trees_end() {
 }
 
 #[test]
+fn recursive_forms_are_refused() {
+    // A form XObject that draws itself, through the page's resources.
+    let self_drawing = pdf(
+        &[
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R \
+             /Resources << /XObject << /Fm1 5 0 R >> >> >>",
+            &stream("", "/Fm1 Do"),
+            &stream("/Type /XObject /Subtype /Form /BBox [0 0 10 10]", "/Fm1 Do"),
+        ],
+        "",
+    );
+    assert_eq!(kind(&self_drawing, sniff::PDF), "corrupt");
+    // Forms that each draw the next twice: 2^40 calls without a cycle.
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R \
+         /Resources << /XObject << /F0 5 0 R >> >> >>"
+            .to_string(),
+        stream("", "/F0 Do"),
+    ];
+    for i in 0..40 {
+        objects.push(stream(
+            &format!(
+                "/Type /XObject /Subtype /Form /BBox [0 0 10 10] /Resources << /XObject << /F{} {} 0 R >> >>",
+                i + 1,
+                i + 6
+            ),
+            &format!("/F{0} Do /F{0} Do", i + 1),
+        ));
+    }
+    objects.push(stream(
+        "/Type /XObject /Subtype /Form /BBox [0 0 10 10]",
+        "",
+    ));
+    let refs: Vec<&str> = objects.iter().map(String::as_str).collect();
+    assert_eq!(kind(&pdf(&refs, ""), sniff::PDF), "too_large");
+}
+
+#[test]
 fn too_many_pages_is_too_large() {
     let bytes = one_page("BT /F1 12 Tf 72 720 Td (Hello there, tenderers) Tj ET");
     let limits = ParseLimits {

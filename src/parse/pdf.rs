@@ -118,6 +118,7 @@ fn extract_pages(bytes: &[u8], limits: &ParseLimits) -> Result<(Vec<Page>, Info)
         )));
     }
     check_page_tree(&doc, &pages, limits.max_object_depth)?;
+    check_forms(&doc, &pages, limits.max_object_depth)?;
     let info = read_info(&doc);
     let mut collector = Collector::default();
     for number in pages.keys() {
@@ -209,6 +210,130 @@ fn check_page_tree(
         }
     }
     Ok(())
+}
+
+/// Most form-XObject invocations one page may make, counting repeats: a
+/// small file can nest forms that each call the next twice.
+const MAX_FORM_CALLS: u64 = 100_000;
+
+/// Refuses pages whose form XObjects call each other in a cycle, nest
+/// deeper than the limit, or multiply into too many calls: pdf-extract
+/// follows `Do` recursively, and a cycle would exhaust any stack.
+fn check_forms(
+    doc: &pdf_extract::Document,
+    pages: &std::collections::BTreeMap<u32, pdf_extract::ObjectId>,
+    max_depth: usize,
+) -> Result<(), ParseError> {
+    for id in pages.values() {
+        let content = doc.get_page_content(*id).unwrap_or_default();
+        let (direct, ids) = doc.get_page_resources(*id).unwrap_or((None, Vec::new()));
+        let mut resources: Vec<&pdf_extract::Dictionary> = direct.into_iter().collect();
+        resources.extend(ids.iter().filter_map(|r| doc.get_dictionary(*r).ok()));
+        let mut walk = FormWalk {
+            doc,
+            path: Vec::new(),
+            calls: 0,
+            max_depth,
+        };
+        walk.content(&content, &resources)?;
+    }
+    Ok(())
+}
+
+/// State of one page's form-XObject walk.
+struct FormWalk<'a> {
+    doc: &'a pdf_extract::Document,
+    path: Vec<pdf_extract::ObjectId>,
+    calls: u64,
+    max_depth: usize,
+}
+
+impl<'a> FormWalk<'a> {
+    fn content(
+        &mut self,
+        content: &[u8],
+        resources: &[&'a pdf_extract::Dictionary],
+    ) -> Result<(), ParseError> {
+        let Ok(ops) = pdf_extract::content::Content::decode(content) else {
+            return Ok(());
+        };
+        for op in ops.operations.iter().filter(|o| o.operator == "Do") {
+            let Some(name) = op.operands.first().and_then(|o| o.as_name().ok()) else {
+                continue;
+            };
+            if let Some(id) = resources.iter().find_map(|r| self.xobject(r, name)) {
+                self.form(id, resources)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn form(
+        &mut self,
+        id: pdf_extract::ObjectId,
+        resources: &[&'a pdf_extract::Dictionary],
+    ) -> Result<(), ParseError> {
+        let Ok(stream) = self
+            .doc
+            .get_object(id)
+            .and_then(pdf_extract::Object::as_stream)
+        else {
+            return Ok(());
+        };
+        if !matches!(
+            stream
+                .dict
+                .get(b"Subtype")
+                .and_then(pdf_extract::Object::as_name),
+            Ok(b"Form")
+        ) {
+            return Ok(());
+        }
+        self.calls += 1;
+        if self.path.contains(&id) || self.path.len() >= self.max_depth {
+            return Err(ParseError::corrupt(
+                "the PDF's form XObjects call each other in a cycle or nest too deep",
+            ));
+        }
+        if self.calls > MAX_FORM_CALLS {
+            return Err(ParseError::too_large(format!(
+                "a PDF page invokes form XObjects more than {MAX_FORM_CALLS} times"
+            )));
+        }
+        let own = stream
+            .dict
+            .get(b"Resources")
+            .ok()
+            .and_then(|r| self.dictionary(r));
+        let inner: Vec<&'a pdf_extract::Dictionary> = match own {
+            Some(d) => vec![d],
+            None => resources.to_vec(),
+        };
+        let body = stream
+            .decompressed_content()
+            .unwrap_or_else(|_| stream.content.clone());
+        self.path.push(id);
+        let result = self.content(&body, &inner);
+        self.path.pop();
+        result
+    }
+
+    fn dictionary(&self, object: &'a pdf_extract::Object) -> Option<&'a pdf_extract::Dictionary> {
+        match object {
+            pdf_extract::Object::Dictionary(d) => Some(d),
+            pdf_extract::Object::Reference(id) => self.doc.get_dictionary(*id).ok(),
+            _ => None,
+        }
+    }
+
+    fn xobject(
+        &self,
+        resources: &'a pdf_extract::Dictionary,
+        name: &[u8],
+    ) -> Option<pdf_extract::ObjectId> {
+        let xobjects = self.dictionary(resources.get(b"XObject").ok()?)?;
+        xobjects.get(name).ok()?.as_reference().ok()
+    }
 }
 
 /// Refuses arrays and dictionaries nested deeper than `max_depth` in the
