@@ -666,4 +666,85 @@ mod tests {
         assert_eq!(n.next("5", 1).as_deref(), Some("（1）"));
         assert_eq!(n.next("9", 0), None);
     }
+
+    fn docx(parts: &[(&str, &str)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut buf);
+        for (name, data) in parts {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(data.as_bytes()).unwrap();
+        }
+        w.finish().unwrap();
+        buf.into_inner()
+    }
+
+    const STYLES: &str = r#"<w:styles xmlns:w="w">
+        <w:style w:type="paragraph" w:styleId="Clause"><w:name w:val="Clause"/>
+          <w:pPr><w:outlineLvl w:val="1"/><w:numPr><w:numId w:val="1"/></w:numPr></w:pPr></w:style>
+        <w:style w:type="paragraph" w:styleId="Item"><w:name w:val="Item"/>
+          <w:pPr><w:numPr><w:ilvl w:val="1"/><w:numId w:val="1"/></w:numPr></w:pPr></w:style>
+        </w:styles>"#;
+
+    const NUMBERING: &str = r#"<w:numbering xmlns:w="w">
+        <w:abstractNum w:abstractNumId="0">
+          <w:lvl w:ilvl="0"><w:start w:val="8"/><w:numFmt w:val="decimal"/><w:lvlText w:val="%1."/></w:lvl>
+          <w:lvl w:ilvl="1"><w:start w:val="1"/><w:numFmt w:val="decimal"/><w:lvlText w:val="(%2)"/></w:lvl>
+        </w:abstractNum>
+        <w:num w:numId="1"><w:abstractNumId w:val="0"/></w:num>
+        </w:numbering>"#;
+
+    const BODY: &str = r#"<w:document xmlns:w="w" xmlns:mc="mc"><w:body>
+        <w:p><w:pPr><w:pStyle w:val="Clause"/></w:pPr><w:r><w:t>投标保证金</w:t></w:r></w:p>
+        <w:p><w:pPr><w:pStyle w:val="Item"/></w:pPr><w:r><w:t>金额：80万元</w:t></w:r>
+          <w:r><mc:AlternateContent><mc:Choice><w:drawing><w:txbxContent>
+            <w:p><w:r><w:t>文本框内容</w:t></w:r></w:p></w:txbxContent></w:drawing></mc:Choice>
+            <mc:Fallback><w:pict><w:txbxContent><w:p><w:r><w:t>文本框内容</w:t></w:r></w:p></w:txbxContent></w:pict></mc:Fallback>
+          </mc:AlternateContent></w:r></w:p>
+        <w:p><w:pPr><w:pStyle w:val="Item"/></w:pPr><w:r><w:t>形式：银行保函</w:t></w:r><w:del><w:r><w:delText>删掉</w:delText></w:r></w:del></w:p>
+        <w:tbl>
+          <w:tr><w:trPr><w:tblHeader/></w:trPr><w:tc><w:p><w:r><w:t>评分因素</w:t></w:r></w:p></w:tc>
+            <w:tc><w:tcPr><w:gridSpan w:val="2"/></w:tcPr><w:p><w:r><w:t>评分标准</w:t></w:r></w:p></w:tc></w:tr>
+          <w:tr><w:tc><w:tcPr><w:vMerge w:val="restart"/></w:tcPr><w:p><w:r><w:t>施工组织设计</w:t></w:r></w:p></w:tc>
+            <w:tc><w:p><w:r><w:t>内容完整</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>5分</w:t></w:r></w:p></w:tc></w:tr>
+          <w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc>
+            <w:tc><w:p><w:r><w:t>措施可行</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>3分</w:t></w:r></w:p></w:tc></w:tr>
+        </w:tbl>
+        </w:body></w:document>"#;
+
+    #[test]
+    fn numbering_merges_text_boxes_and_headers() {
+        let bytes = docx(&[
+            ("word/document.xml", BODY),
+            ("word/styles.xml", STYLES),
+            ("word/numbering.xml", NUMBERING),
+            (
+                "word/header1.xml",
+                r#"<w:hdr xmlns:w="w"><w:p><w:r><w:t>临江市招标文件</w:t></w:r></w:p></w:hdr>"#,
+            ),
+        ]);
+        let doc = parse_docx(&bytes, &ParseLimits::default()).unwrap();
+        let text = doc.plain_text();
+        assert!(
+            matches!(&doc.blocks[0], Block::Heading { level: 2, text, number: Some(n), .. } if text == "8. 投标保证金" && n == "8.")
+        );
+        assert!(
+            text.contains("(1) 金额：80万元\n文本框内容\n(2) 形式：银行保函\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("文本框内容").count(), 1);
+        assert!(!text.contains("删掉"));
+        assert!(!text.contains("临江市招标文件"));
+        assert_eq!(doc.meta.furniture, vec!["临江市招标文件".to_string()]);
+        let Some(Block::Table {
+            rows, header_rows, ..
+        }) = doc.blocks.last()
+        else {
+            panic!("expected a table last: {:?}", doc.blocks);
+        };
+        assert_eq!(*header_rows, 1);
+        assert_eq!(rows[0], vec!["评分因素", "评分标准", ""]);
+        assert_eq!(rows[2], vec!["施工组织设计", "措施可行", "3分"]);
+    }
 }
