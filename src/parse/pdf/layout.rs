@@ -37,9 +37,10 @@ pub fn build_document(pages: &[Page]) -> ParsedDocument {
     let body_size = body_font_size(pages);
     let heading_sizes = heading_sizes(pages, body_size);
     let furniture = running_furniture(pages);
+    let column_right = column_right(pages);
     let mut items: Vec<Item> = Vec::new();
     for page in pages {
-        items.extend(page_items(page, &furniture.keys, body_size));
+        items.extend(page_items(page, &furniture.keys, body_size, column_right));
     }
     let pitch = line_pitch(&items);
     let blocks = assemble(items, body_size, pitch, &heading_sizes);
@@ -136,7 +137,8 @@ fn running_furniture(pages: &[Page]) -> Furniture {
         texts: Vec::new(),
     };
     for (key, (count, text)) in seen {
-        if count >= needed {
+        // Page numbers are dropped on their own; they are not worth keeping.
+        if count >= needed && !is_page_number(&text) {
             furniture.keys.push(key);
             furniture.texts.push(text);
         }
@@ -175,8 +177,26 @@ fn is_page_number(text: &str) -> bool {
     PAGE_NUMBER.is_match(text.trim())
 }
 
+/// The right edge of the text column: the upper quartile over pages of
+/// the rightmost body line, so neither a page with only short lines nor
+/// one odd wide line sets it.
+fn column_right(pages: &[Page]) -> f64 {
+    let mut edges: Vec<f64> = pages
+        .iter()
+        .filter_map(|page| {
+            raw_lines(&page.glyphs)
+                .iter()
+                .filter(|l| !in_margin(l, page))
+                .map(|l| line_right(l))
+                .reduce(f64::max)
+        })
+        .collect();
+    edges.sort_by(f64::total_cmp);
+    edges.get(edges.len() * 3 / 4).copied().unwrap_or(0.0)
+}
+
 /// The items of one page, top to bottom.
-fn page_items(page: &Page, furniture: &[String], body_size: f64) -> Vec<Item> {
+fn page_items(page: &Page, furniture: &[String], body_size: f64, column_right: f64) -> Vec<Item> {
     let grids = find_grids(&page.rules);
     let mut free: Vec<&Glyph> = Vec::new();
     let mut cells: Vec<Vec<&Glyph>> = vec![Vec::new(); grids.len()];
@@ -194,11 +214,6 @@ fn page_items(page: &Page, furniture: &[String], body_size: f64) -> Vec<Item> {
         }
     }
     let lines = raw_lines_of(free);
-    let column_right = lines
-        .iter()
-        .filter(|l| !in_margin(l, page))
-        .map(|l| line_right(l))
-        .fold(0.0, f64::max);
     for line in lines {
         let text = line_text(&line);
         if text.trim().is_empty() {
@@ -713,5 +728,46 @@ mod tests {
                 vec!["3.4.1".to_string(), "80万元".to_string()],
             ]
         );
+    }
+
+    /// A page of body text: `lines` of 10-point glyphs from the top margin,
+    /// the last one `last_width` characters wide, a running header and a
+    /// page number.
+    fn body_page(number: u32, lines: &[&str]) -> Page {
+        let mut g = glyphs("临江市招标文件", 72.0, 40.0, 9.0, 0.0);
+        g.extend(glyphs(&number.to_string(), 290.0, 800.0, 9.0, 0.0));
+        for (i, line) in lines.iter().enumerate() {
+            g.extend(glyphs(line, 72.0, 100.0 + 16.0 * i as f64, 10.0, 0.0));
+        }
+        Page {
+            number,
+            width: 595.0,
+            height: 842.0,
+            glyphs: g,
+            rules: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn running_heads_go_and_paragraphs_cross_pages() {
+        let full =
+            "一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十";
+        let pages = [
+            body_page(1, &["3.1 投标人须知", full, full]),
+            body_page(2, &["投标保证金为80万元。", "3.2 下一条。"]),
+            body_page(3, &["第三页正文。"]),
+        ];
+        let doc = build_document(&pages);
+        let text = doc.plain_text();
+        assert!(!text.contains("临江市招标文件"), "{text}");
+        assert_eq!(doc.meta.furniture, vec!["临江市招标文件".to_string()]);
+        assert!(!text.lines().any(|l| l.trim() == "2"), "{text}");
+        let paragraph = format!("{full}{full}投标保证金为80万元。");
+        assert!(text.contains(&paragraph), "{text}");
+        let Some(block) = doc.blocks.iter().find(|b| b.text().contains("投标保证金")) else {
+            panic!("{text}");
+        };
+        assert_eq!(block.page(), Some(1));
+        assert!(text.contains("\n3.2 下一条。\n"), "{text}");
     }
 }
