@@ -213,17 +213,19 @@ fn page_items(page: &Page, furniture: &[String], body_size: f64, column_right: f
             items.push((table.top, Item::Table(table)));
         }
     }
-    let lines = raw_lines_of(free);
+    let lines: Vec<Vec<&Glyph>> = raw_lines_of(free)
+        .into_iter()
+        .filter(|line| {
+            let text = line_text(line);
+            !text.trim().is_empty()
+                && !(in_margin(line, page)
+                    && (furniture.contains(&furniture_key(&text)) || is_page_number(&text)))
+        })
+        .collect();
+    let (tables, lines) = borderless_tables(page.number, lines);
+    items.extend(tables.into_iter().map(|t| (t.top, Item::Table(t))));
     for line in lines {
         let text = line_text(&line);
-        if text.trim().is_empty() {
-            continue;
-        }
-        if in_margin(&line, page)
-            && (furniture.contains(&furniture_key(&text)) || is_page_number(&text))
-        {
-            continue;
-        }
         let size = line_size(&line, body_size);
         items.push((
             line[0].y,
@@ -245,6 +247,141 @@ fn page_items(page: &Page, furniture: &[String], body_size: f64, column_right: f
         first.page_start = true;
     }
     items
+}
+
+/// A gap this many font sizes wide inside a line separates table columns
+/// (word spaces are a quarter of that; full-width spaces are glyphs).
+const COLUMN_GAP: f64 = 2.0;
+/// Fewest rows an unruled table needs.
+const MIN_TABLE_ROWS: usize = 3;
+
+/// One column-separated stretch of a line.
+struct Segment {
+    x0: f64,
+    x1: f64,
+    text: String,
+}
+
+/// Splits a line where visible glyphs are a column gap apart.
+fn segments(line: &[&Glyph]) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
+    let mut start = 0;
+    let mut last_visible: Option<&Glyph> = None;
+    let close = |from: usize, to: usize, out: &mut Vec<Segment>| {
+        let part = &line[from..to];
+        let text = line_text(part).trim().to_string();
+        if !text.is_empty() {
+            let visible: Vec<&&Glyph> = part.iter().filter(|g| !g.text.trim().is_empty()).collect();
+            out.push(Segment {
+                x0: visible.first().map_or(part[0].x, |g| g.x),
+                x1: visible.iter().map(|g| g.x + g.width).fold(0.0, f64::max),
+                text,
+            });
+        }
+    };
+    for (i, g) in line.iter().enumerate() {
+        if g.text.trim().is_empty() {
+            continue;
+        }
+        if let Some(p) = last_visible
+            && g.x - (p.x + p.width) > COLUMN_GAP * p.size.max(g.size)
+        {
+            close(start, i, &mut out);
+            start = i;
+        }
+        last_visible = Some(g);
+    }
+    close(start, line.len(), &mut out);
+    out
+}
+
+/// Tables without rules: runs of at least three consecutive lines split
+/// into the same columns (starts or ends aligned). A line whose segments
+/// all sit under later columns continues the row above (a wrapped cell).
+/// Two-column runs whose first column is only list markers ("1)", "(2)")
+/// are lists, not tables.
+fn borderless_tables(page: u32, lines: Vec<Vec<&Glyph>>) -> (Vec<Grid>, Vec<Vec<&Glyph>>) {
+    let segs: Vec<Vec<Segment>> = lines.iter().map(|l| segments(l)).collect();
+    let mut tables = Vec::new();
+    let mut used = vec![false; lines.len()];
+    let mut i = 0;
+    while i < lines.len() {
+        if segs[i].len() < 2 {
+            i += 1;
+            continue;
+        }
+        let anchors = &segs[i];
+        let mut rows: Vec<Vec<String>> = vec![anchors.iter().map(|s| s.text.clone()).collect()];
+        let mut j = i + 1;
+        while j < lines.len() {
+            let size = lines[j][0].size.max(1.0);
+            if lines[j][0].y - lines[j - 1][0].y > size * 3.0 {
+                break;
+            }
+            if let Some(row) = aligned_row(anchors, &segs[j]) {
+                rows.push(row);
+            } else if let Some(more) = continuation(anchors, &segs[j]) {
+                if let Some(last) = rows.last_mut() {
+                    for (col, text) in more {
+                        last[col] = join_wrapped(&last[col], &text);
+                    }
+                }
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        let is_list = anchors.len() == 2 && rows.iter().all(|r| is_marker(&r[0]));
+        if rows.len() >= MIN_TABLE_ROWS && !is_list {
+            used[i..j].iter_mut().for_each(|u| *u = true);
+            tables.push(Grid {
+                page,
+                columns: anchors.iter().map(|s| s.x0).collect(),
+                rows,
+                top: lines[i][0].y - lines[i][0].size,
+            });
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    let rest = lines
+        .into_iter()
+        .zip(used)
+        .filter_map(|(l, u)| (!u).then_some(l))
+        .collect();
+    (tables, rest)
+}
+
+/// The cells of a line whose segments match the anchors one to one.
+fn aligned_row(anchors: &[Segment], segs: &[Segment]) -> Option<Vec<String>> {
+    let matches = segs.len() == anchors.len()
+        && anchors
+            .iter()
+            .zip(segs)
+            .all(|(a, s)| (a.x0 - s.x0).abs() < 6.0 || (a.x1 - s.x1).abs() < 6.0);
+    matches.then(|| segs.iter().map(|s| s.text.clone()).collect())
+}
+
+/// (column, text) of a wrapped line whose segments start under columns
+/// after the first.
+fn continuation(anchors: &[Segment], segs: &[Segment]) -> Option<Vec<(usize, String)>> {
+    segs.iter()
+        .map(|s| {
+            let col = anchors.iter().position(|a| (a.x0 - s.x0).abs() < 6.0)?;
+            (col > 0).then(|| (col, s.text.clone()))
+        })
+        .collect()
+}
+
+/// A list marker: "1", "1)", "(2)", "a.", "一、".
+fn is_marker(text: &str) -> bool {
+    text.chars().count() <= 5
+        && text.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || "().、）（．.•-–".contains(c)
+                || "一二三四五六七八九十".contains(c)
+        })
 }
 
 /// Glyphs grouped into lines by baseline, each sorted left to right.
@@ -663,6 +800,69 @@ mod tests {
         line.extend(glyphs("Sum", 44.0, 10.0, 10.0, 0.0));
         let refs: Vec<&Glyph> = line.iter().collect();
         assert_eq!(line_text(&refs), "Contract Sum");
+    }
+
+    #[test]
+    fn aligned_columns_without_rules_are_a_table() {
+        let mut g = Vec::new();
+        let rows = [
+            ("Item", "Criteria", "Weightage"),
+            ("1", "Price", "60%"),
+            ("2", "Track record", "15%"),
+            ("3", "Safety", "10%"),
+        ];
+        for (i, (a, b, c)) in rows.iter().enumerate() {
+            let y = 100.0 + 14.0 * i as f64;
+            g.extend(glyphs(a, 72.0, y, 10.0, 0.0));
+            g.extend(glyphs(b, 140.0, y, 10.0, 0.0));
+            g.extend(glyphs(c, 300.0, y, 10.0, 0.0));
+        }
+        g.extend(glyphs(
+            "The tender will be evaluated on price and quality.",
+            72.0,
+            200.0,
+            10.0,
+            0.0,
+        ));
+        let page = Page {
+            number: 1,
+            width: 595.0,
+            height: 842.0,
+            glyphs: g,
+            rules: Vec::new(),
+        };
+        let doc = build_document(&[page]);
+        let Block::Table { rows, .. } = &doc.blocks[0] else {
+            panic!("expected a table: {:?}", doc.blocks);
+        };
+        assert_eq!(rows[2], vec!["2", "Track record", "15%"]);
+        assert!(matches!(&doc.blocks[1], Block::Paragraph { .. }));
+    }
+
+    #[test]
+    fn a_numbered_list_is_not_a_table() {
+        let mut g = Vec::new();
+        for (i, t) in ["first item", "second item", "third item"]
+            .iter()
+            .enumerate()
+        {
+            let y = 100.0 + 14.0 * i as f64;
+            g.extend(glyphs(&format!("{})", i + 1), 72.0, y, 10.0, 0.0));
+            g.extend(glyphs(t, 110.0, y, 10.0, 0.0));
+        }
+        let page = Page {
+            number: 1,
+            width: 595.0,
+            height: 842.0,
+            glyphs: g,
+            rules: Vec::new(),
+        };
+        let doc = build_document(&[page]);
+        assert!(
+            doc.blocks.iter().all(|b| !matches!(b, Block::Table { .. })),
+            "{:?}",
+            doc.blocks
+        );
     }
 
     #[test]
