@@ -225,7 +225,6 @@ fn check_forms(
     max_depth: usize,
 ) -> Result<(), ParseError> {
     for id in pages.values() {
-        let content = doc.get_page_content(*id).unwrap_or_default();
         let (direct, ids) = doc.get_page_resources(*id).unwrap_or((None, Vec::new()));
         let mut resources: Vec<&pdf_extract::Dictionary> = direct.into_iter().collect();
         resources.extend(ids.iter().filter_map(|r| doc.get_dictionary(*r).ok()));
@@ -235,6 +234,11 @@ fn check_forms(
             calls: 0,
             max_depth,
         };
+        // Most pages use no forms: skip decoding their content twice.
+        if !resources.iter().any(|r| walk.has_form(r)) {
+            continue;
+        }
+        let content = doc.get_page_content(*id).unwrap_or_default();
         walk.content(&content, &resources)?;
     }
     Ok(())
@@ -316,6 +320,31 @@ impl<'a> FormWalk<'a> {
         let result = self.content(&body, &inner);
         self.path.pop();
         result
+    }
+
+    /// Whether a resource dictionary names any form XObject.
+    fn has_form(&self, resources: &'a pdf_extract::Dictionary) -> bool {
+        let Some(xobjects) = resources
+            .get(b"XObject")
+            .ok()
+            .and_then(|x| self.dictionary(x))
+        else {
+            return false;
+        };
+        xobjects.iter().any(|(_, v)| {
+            v.as_reference()
+                .ok()
+                .and_then(|id| self.doc.get_object(id).ok())
+                .and_then(|o| o.as_stream().ok())
+                .is_some_and(|st| {
+                    matches!(
+                        st.dict
+                            .get(b"Subtype")
+                            .and_then(pdf_extract::Object::as_name),
+                        Ok(b"Form")
+                    )
+                })
+        })
     }
 
     fn dictionary(&self, object: &'a pdf_extract::Object) -> Option<&'a pdf_extract::Dictionary> {

@@ -11,6 +11,9 @@ use super::ParseError;
 use super::textutil::{chapter_heading_level, clause_number};
 use crate::document::{Block, ParsedDocument};
 
+/// Bytes fed to the encoding detector.
+const DETECT_SAMPLE: usize = 32 * 1024;
+
 /// Share of replacement characters above which a guessed encoding is judged
 /// wrong rather than the text slightly damaged.
 const MAX_BAD_SHARE: f64 = 0.01;
@@ -28,8 +31,11 @@ pub fn decode(bytes: &[u8]) -> Result<(String, &'static str), ParseError> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Ok((text.to_string(), UTF_8.name()));
     }
+    // A prefix tells the encoding as well as the whole and keeps detection
+    // cheap on long texts; the full decode below still checks the guess.
+    let sample = &bytes[..bytes.len().min(DETECT_SAMPLE)];
     let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
-    detector.feed(bytes, true);
+    detector.feed(sample, sample.len() == bytes.len());
     let guess = detector.guess(None, Utf8Detection::Deny);
     let encoding = if guess == GBK { GB18030 } else { guess };
     decode_as(bytes, encoding)

@@ -519,7 +519,9 @@ fn cell_text(glyphs: Vec<&Glyph>) -> String {
 /// Connected sets of rules with at least three vertical and two horizontal
 /// boundaries (two columns): the table grids of a page.
 fn find_grids(rules: &[Rule]) -> Vec<GridFrame> {
-    let n = rules.len().min(20_000);
+    // Pairwise joining is quadratic: past this many rules a page is vector
+    // art, and only the first rules are looked at.
+    let n = rules.len().min(4_000);
     let rules = &rules[..n];
     let mut parent: Vec<usize> = (0..n).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
