@@ -1,5 +1,6 @@
 //! Acceptance: every variant of every corpus document parses, and its text
-//! holds every gold field value and rejection text as written; values that
+//! holds every gold field value and rejection text as written, and every
+//! body line of the source verbatim; values that
 //! stand in a pipe table of the source come out in a table row with the same
 //! first cell; every block from a PDF knows its page.
 
@@ -114,6 +115,7 @@ fn check_variant(document: &str, variant: &str, failures: &mut Vec<String>) {
             ));
         }
     }
+    check_body_lines(document, &file, &text, failures);
     if variant == "pdf" {
         check_pages(&file, &doc, failures);
     }
@@ -121,6 +123,22 @@ fn check_variant(document: &str, variant: &str, failures: &mut Vec<String>) {
         !render_text(&doc).is_empty(),
         "{file}: rendered text is empty"
     );
+}
+
+/// Every body line of the source (not a table row) is found verbatim: no
+/// text lost, no paragraph cut or run into the next. Lines with form blanks
+/// (`____`) are skipped: PDF text layers shorten those runs.
+fn check_body_lines(document: &str, file: &str, text: &str, failures: &mut Vec<String>) {
+    let md = std::fs::read_to_string(corpus_file(&format!("{document}.md"))).expect("md");
+    for line in md.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('|') || line.contains("___") {
+            continue;
+        }
+        let body = line.trim_start_matches('#').trim();
+        if !text.contains(body) {
+            failures.push(format!("{file}: body line not found verbatim: {body:.60}"));
+        }
+    }
 }
 
 fn check_pages(file: &str, doc: &ParsedDocument, failures: &mut Vec<String>) {

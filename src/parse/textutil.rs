@@ -69,24 +69,45 @@ pub fn join_wrapped(left: &str, right: &str) -> String {
     let right = right.trim_start();
     let mut out = String::with_capacity(left.len() + right.len() + 1);
     out.push_str(left);
-    if needs_space(left.chars().last(), right.chars().next()) {
+    if needs_space(left, right) {
         out.push(' ');
     }
     out.push_str(right);
     out
 }
 
-/// Whether a line break between `before` and `after` stands for a space.
-fn needs_space(before: Option<char>, after: Option<char>) -> bool {
-    match (before, after) {
-        (Some(b), Some(a)) => !(is_cjk(b) || is_cjk(a) || b == '-' || b == '/'),
+/// Whether a line break after `left` and before `right` stands for a space:
+/// not next to CJK text, except after a multi-level clause number that ends
+/// the line ("…文件。3.3.2" + "出现…" is "3.3.2 出现"), where the genre always
+/// writes one.
+fn needs_space(left: &str, right: &str) -> bool {
+    match (left.chars().last(), right.chars().next()) {
+        (Some(b), Some(a)) if is_cjk(b) || is_cjk(a) => ends_with_clause_number(left) && !is_cjk(b),
+        (Some(b), Some(_)) => b != '-' && b != '/',
         _ => false,
     }
 }
 
-/// Collapses runs of whitespace into one space and trims the ends.
+/// Whether `text` ends with a number of two dots or more (3.3.2) that
+/// stands alone: at the start or after a space or sentence punctuation.
+fn ends_with_clause_number(text: &str) -> bool {
+    let tail: String = text
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let before = text[..text.len() - tail.len()].chars().last();
+    tail.matches('.').count() >= 2
+        && !tail.starts_with('.')
+        && tail.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && before.is_none_or(|c| c.is_whitespace() || matches!(c, '。' | '；' | '：' | '，'))
+}
+
+/// Collapses runs of ASCII whitespace into one space and trims the ends,
+/// as HTML does. Other spaces are text: the full-width space (U+3000) that
+/// Chinese documents use as a separator stays as written.
 pub fn collapse_whitespace(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    text.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -113,6 +134,12 @@ mod tests {
     }
 
     #[test]
+    fn only_ascii_whitespace_collapses() {
+        assert_eq!(collapse_whitespace("  a \n\t b "), "a b");
+        assert_eq!(collapse_whitespace("许工　电话"), "许工　电话");
+    }
+
+    #[test]
     fn wrapped_lines_join_by_script() {
         assert_eq!(
             join_wrapped("计划开工日期：2026年12月1", "日"),
@@ -121,5 +148,10 @@ mod tests {
         assert_eq!(join_wrapped("the Contract", "Sum"), "the Contract Sum");
         assert_eq!(join_wrapped("B", "证"), "B证");
         assert_eq!(join_wrapped("TC-SNE-", "2029"), "TC-SNE-2029");
+        assert_eq!(
+            join_wrapped("投标文件。3.3.2", "出现特殊情况"),
+            "投标文件。3.3.2 出现特殊情况"
+        );
+        assert_eq!(join_wrapped("金额为1.5", "万元"), "金额为1.5万元");
     }
 }

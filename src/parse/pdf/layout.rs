@@ -112,16 +112,22 @@ struct Furniture {
     texts: Vec<String>,
 }
 
-/// Lines in the margin zones that repeat (digits aside) on at least a third
-/// of the pages, two at least.
+/// Lines in the margin zones, set apart from the body, that repeat (digits
+/// aside) on at least a third of the pages, two at least.
 fn running_furniture(pages: &[Page]) -> Furniture {
     let mut seen: HashMap<String, (usize, String)> = HashMap::new();
     for page in pages {
-        let mut keys: Vec<(String, String)> = raw_lines(&page.glyphs)
+        let lines: Vec<Vec<&Glyph>> = raw_lines(&page.glyphs)
             .into_iter()
-            .filter(|l| in_margin(l, page))
-            .map(|l| {
-                let text = line_text(&l);
+            .filter(|l| !line_text(l).trim().is_empty())
+            .collect();
+        let flags = margin_flags(&lines, page);
+        let mut keys: Vec<(String, String)> = lines
+            .iter()
+            .zip(flags)
+            .filter(|(_, margin)| *margin)
+            .map(|(l, _)| {
+                let text = line_text(l);
                 (furniture_key(&text), text)
             })
             .collect();
@@ -150,6 +156,33 @@ fn running_furniture(pages: &[Page]) -> Furniture {
 fn in_margin(line: &[&Glyph], page: &Page) -> bool {
     let y = line.first().map_or(0.0, |g| g.y);
     page.height > 0.0 && (y < page.height * MARGIN_ZONE || y > page.height * (1.0 - MARGIN_ZONE))
+}
+
+/// Which of a page's lines (top to bottom) are running heads or feet: the
+/// lines in the top or bottom margin zone, when a gap wider than body line
+/// spacing parts them from the rest. A body line that happens to end a page
+/// low down is not parted so, and stays text even when the same sentence
+/// recurs on other pages.
+fn margin_flags(lines: &[Vec<&Glyph>], page: &Page) -> Vec<bool> {
+    let mut flags = vec![false; lines.len()];
+    let y = |i: usize| lines[i][0].y;
+    let size = |i: usize| lines[i][0].size.max(1.0);
+    let parted = |a: usize, b: usize| y(b) - y(a) > 1.8 * size(a).max(size(b));
+    let top = (0..lines.len())
+        .take_while(|i| y(*i) < page.height * MARGIN_ZONE)
+        .count();
+    if top > 0 && (top == lines.len() || parted(top - 1, top)) {
+        flags[..top].iter_mut().for_each(|f| *f = true);
+    }
+    let bottom = (0..lines.len())
+        .rev()
+        .take_while(|i| y(*i) > page.height * (1.0 - MARGIN_ZONE))
+        .count();
+    let first = lines.len() - bottom;
+    if bottom > 0 && (first == 0 || parted(first - 1, first)) {
+        flags[first..].iter_mut().for_each(|f| *f = true);
+    }
+    flags
 }
 
 /// A line's text with digits folded, so "Page 3" and "Page 4" match.
@@ -215,12 +248,17 @@ fn page_items(page: &Page, furniture: &[String], body_size: f64, column_right: f
     }
     let lines: Vec<Vec<&Glyph>> = raw_lines_of(free)
         .into_iter()
-        .filter(|line| {
+        .filter(|line| !line_text(line).trim().is_empty())
+        .collect();
+    let flags = margin_flags(&lines, page);
+    let lines: Vec<Vec<&Glyph>> = lines
+        .into_iter()
+        .zip(flags)
+        .filter(|(line, margin)| {
             let text = line_text(line);
-            !text.trim().is_empty()
-                && !(in_margin(line, page)
-                    && (furniture.contains(&furniture_key(&text)) || is_page_number(&text)))
+            !(*margin && (furniture.contains(&furniture_key(&text)) || is_page_number(&text)))
         })
+        .map(|(line, _)| line)
         .collect();
     let (tables, lines) = borderless_tables(page.number, lines);
     items.extend(tables.into_iter().map(|t| (t.top, Item::Table(t))));
@@ -971,5 +1009,35 @@ mod tests {
         };
         assert_eq!(block.page(), Some(1));
         assert!(text.contains("\n3.2 下一条。\n"), "{text}");
+    }
+
+    #[test]
+    fn a_recurring_sentence_low_on_pages_is_not_a_footer() {
+        let pages: Vec<Page> = (1..=3)
+            .map(|n| {
+                let mut g = Vec::new();
+                for i in 0..50 {
+                    let text = if i == 49 {
+                        format!("delay, up to {n} per cent of the Contract Sum.")
+                    } else {
+                        format!("Clause {n}.{i} text of the body.")
+                    };
+                    g.extend(glyphs(&text, 72.0, 60.0 + 15.0 * i as f64, 10.0, 0.0));
+                }
+                Page {
+                    number: n,
+                    width: 595.0,
+                    height: 842.0,
+                    glyphs: g,
+                    rules: Vec::new(),
+                }
+            })
+            .collect();
+        let doc = build_document(&pages);
+        assert!(doc.meta.furniture.is_empty(), "{:?}", doc.meta.furniture);
+        assert!(
+            doc.plain_text()
+                .contains("delay, up to 2 per cent of the Contract Sum.")
+        );
     }
 }
