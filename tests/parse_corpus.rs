@@ -116,6 +116,7 @@ fn check_variant(document: &str, variant: &str, failures: &mut Vec<String>) {
         }
     }
     check_body_lines(document, &file, &text, failures);
+    check_table_rows(document, &file, &rows, failures);
     if variant == "pdf" {
         check_pages(&file, &doc, failures);
     }
@@ -137,6 +138,25 @@ fn check_body_lines(document: &str, file: &str, text: &str, failures: &mut Vec<S
         let body = line.trim_start_matches('#').trim();
         if !text.contains(body) {
             failures.push(format!("{file}: body line not found verbatim: {body:.60}"));
+        }
+    }
+}
+
+/// Every row of every pipe table in the source comes out as a table row
+/// with the same cells (wrapped PDF cells rejoined).
+fn check_table_rows(document: &str, file: &str, rows: &[&Vec<String>], failures: &mut Vec<String>) {
+    let md = std::fs::read_to_string(corpus_file(&format!("{document}.md"))).expect("md");
+    for line in md.lines().map(str::trim) {
+        let is_separator = line.chars().all(|c| matches!(c, '|' | '-' | ':' | ' '));
+        if !line.starts_with('|') || is_separator || line.contains("___") {
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        if !rows
+            .iter()
+            .any(|r| r.iter().map(|c| c.trim()).eq(cells.iter().copied()))
+        {
+            failures.push(format!("{file}: table row not found: {line:.80}"));
         }
     }
 }
