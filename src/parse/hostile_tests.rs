@@ -118,6 +118,46 @@ fn an_encrypted_pdf_is_refused() {
     assert_eq!(kind(&bytes, sniff::PDF), "encrypted");
 }
 
+/// The one-page text PDF, encrypted by lopdf with these passwords.
+fn encrypted_with(owner: &str, user: &str) -> Vec<u8> {
+    use pdf_extract::{EncryptionState, EncryptionVersion, Permissions};
+    let plain = one_page("BT /F1 12 Tf 72 720 Td (Tender closing date 14 August 2029) Tj ET");
+    let mut doc = pdf_extract::Document::load_mem(&plain).unwrap();
+    doc.trailer.set(
+        "ID",
+        pdf_extract::Object::Array(vec![
+            pdf_extract::Object::string_literal(b"0123456789abcdef".to_vec()),
+            pdf_extract::Object::string_literal(b"0123456789abcdef".to_vec()),
+        ]),
+    );
+    let version = EncryptionVersion::V2 {
+        document: &doc,
+        owner_password: owner,
+        user_password: user,
+        key_length: 128,
+        permissions: Permissions::PRINTABLE,
+    };
+    let state = EncryptionState::try_from(version).unwrap();
+    doc.encrypt(&state).unwrap();
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn owner_password_only_pdfs_open_user_passwords_do_not() {
+    let restricted = encrypted_with("owner-secret", "");
+    let doc = parse(&restricted, sniff::PDF, &ParseLimits::default()).unwrap();
+    assert!(
+        doc.plain_text()
+            .contains("Tender closing date 14 August 2029")
+    );
+    let locked = encrypted_with("owner-secret", "user-secret");
+    let err = parse(&locked, sniff::PDF, &ParseLimits::default()).unwrap_err();
+    assert_eq!(err.kind, "encrypted");
+    assert!(err.message.contains("password"));
+}
+
 #[test]
 fn broken_pdfs_are_corrupt() {
     assert_eq!(kind(b"%PDF-1.7\n\x00\x01garbage", sniff::PDF), "corrupt");
