@@ -105,40 +105,33 @@ pub fn parse_markdown(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
 
 /// The shared line parser.
 fn parse_lines(text: &str) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    let mut table: Vec<Vec<String>> = Vec::new();
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    for (i, line) in lines.iter().enumerate() {
-        if is_table_line(&lines, i) {
-            if !is_separator_row(line) {
-                table.push(split_row(line));
-            }
+    let mut blocks = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let run = lines[i..].iter().take_while(|l| l.starts_with('|')).count();
+        if run > 0 && lines[i..i + run].iter().any(|l| is_separator_row(l)) {
+            // A pipe table: a run of `|` lines with a `|---|` separator row,
+            // so a stray `|` line stays text.
+            let rows = lines[i..i + run]
+                .iter()
+                .filter(|l| !is_separator_row(l))
+                .map(|l| split_row(l))
+                .collect();
+            blocks.push(Block::Table {
+                rows,
+                header_rows: 1,
+                page: None,
+            });
+            i += run;
             continue;
         }
-        flush_table(&mut table, &mut blocks);
-        if !line.is_empty() {
-            blocks.push(line_block(line));
+        if !lines[i].is_empty() {
+            blocks.push(line_block(lines[i]));
         }
+        i += 1;
     }
-    flush_table(&mut table, &mut blocks);
     blocks
-}
-
-/// A pipe-table line: it starts with `|` and belongs to a run of such lines
-/// that has a `|---|` separator row, so a stray `|` line stays text.
-fn is_table_line(lines: &[&str], i: usize) -> bool {
-    if !lines[i].starts_with('|') {
-        return false;
-    }
-    let run_start = (0..=i)
-        .rev()
-        .take_while(|j| lines[*j].starts_with('|'))
-        .last()
-        .unwrap_or(i);
-    lines[run_start..]
-        .iter()
-        .take_while(|l| l.starts_with('|'))
-        .any(|l| is_separator_row(l))
 }
 
 /// One non-table line as a heading, list item or paragraph.
@@ -185,16 +178,6 @@ fn atx_heading(line: &str) -> Option<(u8, &str)> {
         Some((level as u8, rest.trim().trim_end_matches('#').trim_end()))
     } else {
         None
-    }
-}
-
-fn flush_table(table: &mut Vec<Vec<String>>, blocks: &mut Vec<Block>) {
-    if !table.is_empty() {
-        blocks.push(Block::Table {
-            rows: std::mem::take(table),
-            header_rows: 1,
-            page: None,
-        });
     }
 }
 

@@ -29,9 +29,14 @@ pub fn clause_number(text: &str) -> Option<String> {
         .map(|m| m.as_str().to_string())
 }
 
-/// A short line that opens a chapter (第二章 ...) or section (第一节 ...).
+/// A short line that opens a chapter (第二章 ...) or section (第一节 ...),
+/// not a sentence that starts with one ("第三章规定的文件。").
 pub fn chapter_heading_level(line: &str) -> Option<u8> {
-    if line.chars().count() > 40 {
+    let ends_sentence = line
+        .chars()
+        .last()
+        .is_some_and(|c| matches!(c, '。' | '；' | '，' | '：' | '.' | ';' | ','));
+    if line.chars().count() > 40 || ends_sentence {
         return None;
     }
     let number = clause_number(line)?;
@@ -129,6 +134,9 @@ mod tests {
             Some("Section 4")
         );
         assert_eq!(clause_number("2026年计划"), None);
+        assert_eq!(chapter_heading_level("第三章 评标办法"), Some(1));
+        assert_eq!(chapter_heading_level("第一节 一般规定"), Some(2));
+        assert_eq!(chapter_heading_level("第三章规定的文件。"), None);
         assert_eq!(clause_number("投标人须知前附表"), None);
         assert_eq!(clause_number("100% funded"), None);
     }
