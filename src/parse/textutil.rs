@@ -29,18 +29,29 @@ pub fn clause_number(text: &str) -> Option<String> {
         .map(|m| m.as_str().to_string())
 }
 
-/// A short line that opens a chapter (第二章 ...) or section (第一节 ...),
-/// not a sentence that starts with one ("第三章规定的文件。").
+/// A short line that opens a chapter (第二章 ..., SECTION 2 ...) or section
+/// (第一节 ...), not a sentence that starts with one ("第三章规定的文件。")
+/// nor a table-of-contents entry ("SECTION 2 ....... 5").
 pub fn chapter_heading_level(line: &str) -> Option<u8> {
     let ends_sentence = line
         .chars()
         .last()
         .is_some_and(|c| matches!(c, '。' | '；' | '，' | '：' | '.' | ';' | ','));
-    if line.chars().count() > 40 || ends_sentence {
+    if line.chars().count() > 60 || ends_sentence || line.contains("...") || line.contains("……")
+    {
         return None;
     }
     let number = clause_number(line)?;
-    if !number.starts_with('第') {
+    let lower = number.to_lowercase();
+    if ["section", "part", "chapter"]
+        .iter()
+        .any(|w| lower.starts_with(w))
+    {
+        // English chapter lines are set in capitals: "SECTION 3 EVALUATION".
+        let letters = line.chars().filter(|c| c.is_alphabetic());
+        return letters.clone().all(char::is_uppercase).then_some(1);
+    }
+    if !number.starts_with('第') || line.chars().count() > 40 {
         return None;
     }
     match number.chars().last() {
@@ -137,6 +148,18 @@ mod tests {
         assert_eq!(chapter_heading_level("第三章 评标办法"), Some(1));
         assert_eq!(chapter_heading_level("第一节 一般规定"), Some(2));
         assert_eq!(chapter_heading_level("第三章规定的文件。"), None);
+        assert_eq!(
+            chapter_heading_level("SECTION 3 EVALUATION CRITERIA"),
+            Some(1)
+        );
+        assert_eq!(
+            chapter_heading_level("SECTION 3 EVALUATION CRITERIA ........ 14"),
+            None
+        );
+        assert_eq!(
+            chapter_heading_level("Section 3 applies to all tenders"),
+            None
+        );
         assert_eq!(clause_number("投标人须知前附表"), None);
         assert_eq!(clause_number("100% funded"), None);
     }
