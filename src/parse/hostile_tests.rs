@@ -238,6 +238,52 @@ fn recursive_forms_are_refused() {
 }
 
 #[test]
+fn a_stream_bomb_is_refused_before_inflating() {
+    use std::io::Write as _;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![b' '; 8 * 1024 * 1024]).unwrap();
+    let bomb = z.finish().unwrap();
+    let mut bytes = one_page("BT /F1 12 Tf 72 720 Td (Hello there, tenderers) Tj ET");
+    // Append the bomb as an extra object; lopdf reads it from the xref of
+    // an incremental update.
+    let start = bytes.len();
+    bytes.extend_from_slice(
+        format!(
+            "7 0 obj\n<< /Filter /FlateDecode /Length {} >>\nstream\n",
+            bomb.len()
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(&bomb);
+    bytes.extend_from_slice(b"\nendstream\nendobj\n");
+    let xref = bytes.len();
+    bytes.extend_from_slice(
+        format!(
+            "xref\n7 1\n{start:010} 00000 n \ntrailer\n<< /Size 8 /Root 1 0 R /Prev {} >>\nstartxref\n{xref}\n%%EOF\n",
+            prev_xref(&bytes[..start])
+        )
+        .as_bytes(),
+    );
+    let limits = ParseLimits {
+        max_uncompressed_bytes: 1024 * 1024,
+        ..ParseLimits::default()
+    };
+    assert_eq!(kind_with(&bytes, sniff::PDF, &limits), "too_large");
+    assert_eq!(kind(&bytes, sniff::PDF), "ok");
+}
+
+/// The startxref offset of a PDF.
+fn prev_xref(pdf: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(pdf);
+    let after = text.rsplit("startxref").next().unwrap_or("");
+    after
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
 fn too_many_pages_is_too_large() {
     let bytes = one_page("BT /F1 12 Tf 72 720 Td (Hello there, tenderers) Tj ET");
     let limits = ParseLimits {

@@ -119,6 +119,7 @@ fn extract_pages(bytes: &[u8], limits: &ParseLimits) -> Result<(Vec<Page>, Info)
     }
     check_page_tree(&doc, &pages, limits.max_object_depth)?;
     check_forms(&doc, &pages, limits.max_object_depth)?;
+    check_streams(&doc, limits.max_uncompressed_bytes)?;
     let info = read_info(&doc);
     let mut collector = Collector::default();
     for number in pages.keys() {
@@ -211,6 +212,51 @@ fn check_page_tree(
         }
     }
     Ok(())
+}
+
+/// Refuses a PDF with a Flate stream that inflates past `limit` bytes: lopdf
+/// inflates a stream whole into memory when pdf-extract asks for it, so a
+/// small bomb would take gigabytes. Each stream is inflated here into
+/// nothing, through a bounded reader, before extraction.
+fn check_streams(doc: &pdf_extract::Document, limit: u64) -> Result<(), ParseError> {
+    for object in doc.objects.values() {
+        let Ok(stream) = object.as_stream() else {
+            continue;
+        };
+        if is_flate(&stream.dict) && inflated_size(&stream.content, limit) > limit {
+            return Err(ParseError::too_large(format!(
+                "a compressed stream in the PDF inflates past {limit} bytes (a decompression bomb?)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the stream's filters include FlateDecode.
+fn is_flate(dict: &pdf_extract::Dictionary) -> bool {
+    match dict.get(b"Filter") {
+        Ok(pdf_extract::Object::Name(name)) => name == b"FlateDecode",
+        Ok(pdf_extract::Object::Array(filters)) => filters
+            .iter()
+            .any(|f| matches!(f, pdf_extract::Object::Name(n) if n == b"FlateDecode")),
+        _ => false,
+    }
+}
+
+/// Bytes `data` inflates to, counted up to just past `cap`; corrupt data
+/// counts what inflated before the error.
+fn inflated_size(data: &[u8], cap: u64) -> u64 {
+    use std::io::Read;
+    let mut reader = flate2::read::ZlibDecoder::new(data).take(cap + 1);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    total
 }
 
 /// Most form-XObject invocations one page may make, counting repeats: a
