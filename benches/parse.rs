@@ -152,7 +152,7 @@ fn speed_row(path: &Path, pages: u32, runs: usize, with_pdftotext: bool) {
         bytes.len() as f64 / 1024.0,
         t * 1e3,
         per_second(pages as f64, c),
-        per_second(mb, c),
+        per_second_1(mb, c),
         peak.max(0.0),
     );
 }
@@ -171,6 +171,11 @@ fn timed(children: bool, mut f: impl FnMut()) -> (Duration, f64) {
             return (start.elapsed() / n, used / f64::from(n));
         }
     }
+}
+
+/// `amount` per second of `cpu_ms`, to one decimal.
+fn per_second_1(amount: f64, cpu_ms: f64) -> String {
+    format!("{:.1}", amount / (cpu_ms.max(1e-6) / 1e3))
 }
 
 /// `amount` per second of `cpu_ms`.
