@@ -12,6 +12,7 @@ pub mod events;
 pub mod extract;
 pub mod filter;
 pub mod http;
+pub mod metrics;
 pub mod parse;
 pub mod projector;
 pub mod runtime;

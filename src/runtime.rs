@@ -24,11 +24,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
-use crate::broker::{self, Outgoing, header_int, header_str, traceparent_for};
+use crate::broker::{self, Outgoing, header_int, header_str};
 use crate::config::Settings;
 use crate::envelope::{Envelope, Stage};
 use crate::events::{ErrorInfo, Event, EventKind};
+use crate::metrics::{self, Settled};
 use crate::stages::{StageError, StageOutput};
+use crate::telemetry::{self, TraceParent};
 use crate::topology::Topology;
 
 /// A stage's work: one attempt at one message.
@@ -150,11 +152,23 @@ impl<H: Handler> Worker<H> {
     /// Handles one delivery, then acks it, or requeues it if its outcome could
     /// not be published.
     async fn process(&self, publisher: &Channel, delivery: Delivery) {
-        let span = tracing::info_span!("delivery", stage = %self.stage, task_id = tracing::field::Empty, attempt = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "delivery",
+            stage = %self.stage,
+            task_id = tracing::field::Empty,
+            attempt = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
+        );
+        let _in_hand = metrics::global().delivery(self.topology.prefix(), self.stage);
         async {
             let result = self.settle(publisher, &delivery).await;
             let acked = match result {
-                Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                Ok(settled) => {
+                    metrics::global().settled(self.topology.prefix(), self.stage, &settled);
+                    delivery.acker.ack(BasicAckOptions::default()).await
+                }
                 Err(err) => {
                     tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
                     let requeue = BasicNackOptions {
@@ -173,7 +187,7 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Decides the delivery's outcome and publishes it with confirms.
-    async fn settle(&self, publisher: &Channel, delivery: &Delivery) -> anyhow::Result<()> {
+    async fn settle(&self, publisher: &Channel, delivery: &Delivery) -> anyhow::Result<Settled> {
         let headers = delivery.properties.headers();
         let envelope = match Envelope::decode(&delivery.data, self.stage) {
             Ok(envelope) => envelope,
@@ -186,8 +200,11 @@ impl<H: Handler> Worker<H> {
         let span = Span::current();
         span.record("task_id", tracing::field::display(envelope.task_id));
         span.record("attempt", envelope.attempt);
-        let traceparent =
-            header_str(headers, "traceparent").unwrap_or_else(|| traceparent_for(envelope.task_id));
+        // This hop is a child of the one that published the message.
+        let incoming = header_str(headers, "traceparent")
+            .and_then(|h| TraceParent::parse(&h))
+            .unwrap_or_else(|| TraceParent::for_task(envelope.task_id));
+        let traceparent = telemetry::start_hop(&span, &incoming).header();
         let deliveries = header_int(headers, "x-delivery-count").unwrap_or(0) + 1;
         if deliveries >= i64::from(self.settings.stages.max_deliveries) {
             let error = ErrorInfo {
@@ -198,7 +215,8 @@ impl<H: Handler> Worker<H> {
             };
             let messages =
                 self.dead_letter_messages(&envelope, &delivery.data, &error, &traceparent);
-            return broker::publish_all(publisher, &messages).await;
+            broker::publish_all(publisher, &messages).await?;
+            return Ok(Settled::DeadLettered(error.kind));
         }
         let started = Event::about(&envelope, EventKind::Started);
         let started = broker::publish(
@@ -208,7 +226,8 @@ impl<H: Handler> Worker<H> {
         .await?;
         let clock = Instant::now();
         let result = self.run_handler(envelope.clone()).await;
-        let messages = self.outcome_messages(
+        metrics::global().handler_took(self.topology.prefix(), self.stage, clock.elapsed());
+        let (messages, settled) = self.outcome_messages(
             &envelope,
             &delivery.data,
             result,
@@ -216,13 +235,15 @@ impl<H: Handler> Worker<H> {
             &traceparent,
         );
         broker::publish_all(publisher, &messages).await?;
-        started.wait().await
+        started.wait().await?;
+        Ok(settled)
     }
 
     /// Runs the handler in its own task, with a time limit; a panic or an
     /// overrun becomes a permanent error.
     async fn run_handler(&self, envelope: Envelope) -> Result<StageOutput, StageError> {
-        let task = tokio::spawn(self.handler.handle(envelope));
+        // The handler's own logs belong to the delivery's span too.
+        let task = tokio::spawn(self.handler.handle(envelope).instrument(Span::current()));
         let abort = task.abort_handle();
         match tokio::time::timeout(self.handler_timeout, task).await {
             Ok(Ok(result)) => result,
@@ -247,7 +268,7 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// What to publish for a handler's result.
+    /// What to publish for a handler's result, and what that outcome is.
     fn outcome_messages(
         &self,
         envelope: &Envelope,
@@ -255,15 +276,19 @@ impl<H: Handler> Worker<H> {
         result: Result<StageOutput, StageError>,
         took: Duration,
         traceparent: &str,
-    ) -> Vec<Outgoing> {
+    ) -> (Vec<Outgoing>, Settled) {
         match result {
-            Ok(output) => self.success_messages(envelope, output, took, traceparent),
+            Ok(output) => (
+                self.success_messages(envelope, output, took, traceparent),
+                Settled::Succeeded,
+            ),
             Err(err) => {
                 let retry = self.topology.retry_queue(self.stage, envelope.attempt);
                 match (err.is_transient(), retry) {
-                    (true, Some((queue, delay_ms))) => {
-                        self.retry_messages(envelope, &err, &queue, delay_ms, traceparent)
-                    }
+                    (true, Some((queue, delay_ms))) => (
+                        self.retry_messages(envelope, &err, &queue, delay_ms, traceparent),
+                        Settled::Retried,
+                    ),
                     _ => {
                         let mut error = err.info();
                         if err.is_transient() {
@@ -272,7 +297,11 @@ impl<H: Handler> Worker<H> {
                                 envelope.attempt, error.message
                             );
                         }
-                        self.dead_letter_messages(envelope, body, &error, traceparent)
+                        let kind = error.kind.clone();
+                        (
+                            self.dead_letter_messages(envelope, body, &error, traceparent),
+                            Settled::DeadLettered(kind),
+                        )
                     }
                 }
             }
@@ -399,7 +428,7 @@ impl<H: Handler> Worker<H> {
         publisher: &Channel,
         delivery: &Delivery,
         reason: String,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Settled> {
         tracing::error!(error = %reason, "undecodable message; dead-lettering it");
         let now = Utc::now();
         let failure = Failure {
@@ -434,7 +463,8 @@ impl<H: Handler> Worker<H> {
                 .header("x-tf-task-id", task_id.to_string());
             messages.push(Outgoing::event(&self.topology, &event, None));
         }
-        broker::publish_all(publisher, &messages).await
+        broker::publish_all(publisher, &messages).await?;
+        Ok(Settled::DeadLettered(failure.error.kind))
     }
 }
 
