@@ -16,8 +16,9 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -87,7 +88,7 @@ pub struct Metrics {
     duration: Family<StageLabels, Histogram, fn() -> Histogram>,
     in_hand: Family<StageLabels, Gauge>,
     queue_depth: Family<QueueLabels, Gauge>,
-    stream_messages: Family<PrefixLabels, Gauge>,
+    stream_last_offset: Family<PrefixLabels, Gauge>,
 }
 
 /// How a delivery ended, as the runtime reports it once its outcome is
@@ -113,7 +114,7 @@ impl Metrics {
             duration: Family::new_with_constructor(duration_histogram),
             in_hand: Family::default(),
             queue_depth: Family::default(),
-            stream_messages: Family::default(),
+            stream_last_offset: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,9 +153,9 @@ impl Metrics {
             metrics.queue_depth.clone(),
         );
         registry.register(
-            "events_stream_messages",
-            "Entries in the events stream (passive declare, polled)",
-            metrics.stream_messages.clone(),
+            "events_stream_last_offset",
+            "Offset of the events stream's last entry (polled)",
+            metrics.stream_last_offset.clone(),
         );
         Metrics {
             registry,
@@ -215,22 +216,23 @@ impl Metrics {
             .set(i64::from(depth));
     }
 
-    /// Sets the number of entries in the events stream.
-    pub fn set_stream_messages(&self, prefix: &str, count: u32) {
-        self.stream_messages
+    /// Sets the offset of the events stream's last entry.
+    pub fn set_stream_last_offset(&self, prefix: &str, offset: u64) {
+        self.stream_last_offset
             .get_or_create(&PrefixLabels {
                 prefix: prefix.to_string(),
             })
-            .set(i64::from(count));
+            .set(i64::try_from(offset).unwrap_or(i64::MAX));
     }
 
-    /// The last polled number of entries in the events stream, if polled.
-    pub fn stream_messages(&self, prefix: &str) -> Option<i64> {
+    /// The last polled offset of the events stream's last entry, if polled
+    /// (and the stream had one).
+    pub fn stream_last_offset(&self, prefix: &str) -> Option<i64> {
         let labels = PrefixLabels {
             prefix: prefix.to_string(),
         };
         // `get` does not create the series, so an unpolled stream stays absent.
-        self.stream_messages.get(&labels).map(|g| g.get())
+        self.stream_last_offset.get(&labels).map(|g| g.get())
     }
 
     /// The registry's series as text, without the closing `# EOF` (so that
@@ -285,7 +287,7 @@ pub fn global() -> &'static Metrics {
 }
 
 /// Polls the depth of `stages`' work and dead-letter queues (and the
-/// events stream's length, when `stream` is set) every
+/// events stream's last offset, when `stream` is set) every
 /// `metrics.poll_interval_ms`, with passive declares on a connection of
 /// its own, until `token` is cancelled. A failed poll reconnects; it never
 /// stops the process.
@@ -305,11 +307,13 @@ pub async fn poll_queues(
         let result = async {
             let channel = conn.create_channel().await?;
             loop {
-                poll_once(&channel, &topology, &stages, stream).await?;
+                // Waiting first leaves the process time to declare the
+                // topology: a passive declare of a missing queue fails.
                 tokio::select! {
                     () = token.cancelled() => return anyhow::Ok(()),
                     () = tokio::time::sleep(interval) => {}
                 }
+                poll_once(&conn, &channel, &topology, &stages, stream).await?;
             }
         }
         .await;
@@ -331,6 +335,7 @@ pub async fn poll_queues(
 }
 
 async fn poll_once(
+    conn: &lapin::Connection,
     channel: &lapin::Channel,
     topology: &Topology,
     stages: &[Stage],
@@ -344,9 +349,8 @@ async fn poll_once(
         let dead = depth(channel, &topology.dead_letter_queue(stage)).await?;
         metrics.set_queue_depth(prefix, stage, QueueKind::DeadLetter, dead);
     }
-    if stream {
-        let entries = depth(channel, &topology.events_queue()).await?;
-        metrics.set_stream_messages(prefix, entries);
+    if stream && let Some(last) = stream_last_offset(conn, &topology.events_queue()).await? {
+        metrics.set_stream_last_offset(prefix, last);
     }
     Ok(())
 }
@@ -363,6 +367,74 @@ async fn depth(channel: &lapin::Channel, queue: &str) -> anyhow::Result<u32> {
         .await
         .with_context(|| format!("passive declare of {queue}"))?;
     Ok(declared.message_count())
+}
+
+/// Longest a stream-tail read waits for its first entry.
+const TAIL_FIRST_WAIT: Duration = Duration::from_millis(500);
+/// Quiet time after which the stream's tail counts as read.
+const TAIL_IDLE: Duration = Duration::from_millis(50);
+/// Longest a stream-tail read goes on (under a steady flow of events).
+const TAIL_MAX: Duration = Duration::from_secs(1);
+
+/// The offset of the stream's last entry, or `None` when it is empty.
+///
+/// A passive declare does not count a stream's entries (it answers 0), so
+/// this reads the tail: a consumer from `last` (the start of the stream's
+/// last chunk) takes entries until none comes for a moment, and keeps the
+/// highest offset.
+async fn stream_last_offset(conn: &lapin::Connection, queue: &str) -> anyhow::Result<Option<u64>> {
+    let channel = conn.create_channel().await?;
+    channel
+        .basic_qos(1000, BasicQosOptions::default())
+        .await
+        .context("stream prefetch")?;
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-stream-offset".into(),
+        AMQPValue::LongString("last".into()),
+    );
+    let tag = format!("metrics-tail-{}", uuid::Uuid::now_v7());
+    let mut consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            arguments,
+        )
+        .await
+        .with_context(|| format!("reading the tail of {queue}"))?;
+    let started = tokio::time::Instant::now();
+    let mut last = None;
+    let mut wait = TAIL_FIRST_WAIT;
+    while started.elapsed() < TAIL_MAX {
+        let Ok(next) = tokio::time::timeout(wait, consumer.next()).await else {
+            break;
+        };
+        let Some(delivery) = next.transpose()? else {
+            break;
+        };
+        last = last.max(entry_offset(&delivery));
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .context("acking a stream entry")?;
+        wait = TAIL_IDLE;
+    }
+    let _ = channel.close(200, "tail read".into()).await;
+    Ok(last)
+}
+
+/// The stream offset the broker put on a delivery.
+fn entry_offset(delivery: &lapin::message::Delivery) -> Option<u64> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get("x-stream-offset")? {
+        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
+        AMQPValue::Timestamp(v) => Some(*v),
+        _ => None,
+    }
 }
 
 /// Serves `GET /metrics` (this process's registry) and `GET /healthz` on

@@ -48,13 +48,11 @@ fn projector_registry(state: &AppState, counts: &[(String, u64)]) -> Registry {
         "Offset of the last events-stream entry folded in (-1: none)",
         gauge(offset),
     );
-    // The stream's offsets count from 0, so while retention has cut nothing
-    // the last one is the entry count less one.
-    if let Some(entries) = crate::metrics::global().stream_messages(state.topology.prefix()) {
+    if let Some(last) = crate::metrics::global().stream_last_offset(state.topology.prefix()) {
         registry.register(
             "projector_lag_events",
-            "Events-stream entries not yet folded in (from the polled stream length)",
-            gauge((entries - 1 - offset).max(0)),
+            "Events-stream entries not yet folded in (from the polled last offset)",
+            gauge((last - offset).max(0)),
         );
     }
     registry.register(
