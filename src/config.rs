@@ -210,6 +210,16 @@ impl Settings {
     /// Loads settings: defaults, then `file` (or `TENDERFLOW_CONFIG`), then the
     /// environment; then checks them.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        Self::load_with_env(file, None)
+    }
+
+    /// As [`Settings::load`], but with `env` standing in for the process's
+    /// `TENDERFLOW__*` variables when given: for checking variable names and
+    /// values (a deployment file's, say) without touching the environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> anyhow::Result<Settings> {
         let env_file = std::env::var_os("TENDERFLOW_CONFIG").map(PathBuf::from);
         let file = file.map(Path::to_path_buf).or(env_file);
         let mut builder = config::Config::builder()
@@ -227,7 +237,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("retry.delays_ms")
                 .with_list_parse_key("store.allowed_roots")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(env),
         );
         let settings: Settings = builder
             .build()
