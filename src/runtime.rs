@@ -161,6 +161,8 @@ impl<H: Handler> Worker<H> {
             span_id = tracing::field::Empty,
             parent_span_id = tracing::field::Empty,
         );
+        let traceparent = header_str(delivery.properties.headers(), "traceparent");
+        telemetry::adopt_parent(&span, traceparent.as_deref());
         let _in_hand = metrics::global().delivery(self.topology.prefix(), self.stage);
         async {
             let result = self.settle(publisher, &delivery).await;

@@ -203,28 +203,44 @@ pub fn start_hop(span: &Span, incoming: &TraceParent) -> TraceParent {
     hop
 }
 
+/// Makes `span` a child of the message's `traceparent`, for export: call
+/// it before the span is first entered (the exporter fixes a span's parent
+/// then). Without the `otlp` feature, or without a valid header, it does
+/// nothing.
+pub fn adopt_parent(span: &Span, traceparent: Option<&str>) {
+    #[cfg(feature = "otlp")]
+    if let Some(incoming) = traceparent.and_then(TraceParent::parse) {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let remote = SpanContext::new(
+            TraceId::from_bytes(incoming.trace_id.to_be_bytes()),
+            SpanId::from_bytes(incoming.span_id.to_be_bytes()),
+            TraceFlags::new(incoming.flags),
+            true,
+            TraceState::default(),
+        );
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    #[cfg(not(feature = "otlp"))]
+    let _ = (span, traceparent);
+}
+
+/// The exported span's own context, when it continues `incoming`'s trace
+/// (see [`adopt_parent`]).
 #[cfg(feature = "otlp")]
 fn exported_child(span: &Span, incoming: &TraceParent) -> Option<TraceParent> {
-    use opentelemetry::trace::{
-        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-    };
+    use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let remote = SpanContext::new(
-        TraceId::from_bytes(incoming.trace_id.to_be_bytes()),
-        SpanId::from_bytes(incoming.span_id.to_be_bytes()),
-        TraceFlags::new(incoming.flags),
-        true,
-        TraceState::default(),
-    );
-    span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote))
-        .ok()?;
     let context = span.context();
     let own = context.span().span_context().clone();
-    if !own.is_valid() || own.trace_id() != remote.trace_id() {
+    let trace_id = u128::from_be_bytes(own.trace_id().to_bytes());
+    if !own.is_valid() || trace_id != incoming.trace_id {
         return None;
     }
     Some(TraceParent {
-        trace_id: u128::from_be_bytes(own.trace_id().to_bytes()),
+        trace_id,
         span_id: u64::from_be_bytes(own.span_id().to_bytes()),
         flags: own.trace_flags().to_u8(),
     })
