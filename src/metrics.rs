@@ -299,7 +299,9 @@ pub async fn poll_queues(
 ) -> anyhow::Result<()> {
     let topology = Topology::from_settings(&settings)?;
     let interval = Duration::from_millis(settings.metrics.poll_interval_ms);
-    let name = format!("tenderflow-{}-metrics", topology.prefix());
+    // Not "tenderflow-{prefix}-...": that names the connections doing the
+    // pipeline's work (tests cut them by that name).
+    let name = format!("tenderflow-metrics-{}", topology.prefix());
     loop {
         let Some(conn) = crate::broker::connect(&settings, &name, &token).await else {
             return Ok(());
