@@ -5,8 +5,50 @@
 
 use std::path::PathBuf;
 
+use futures_util::future::BoxFuture;
+use tenderflow::envelope::{Envelope, Stage};
+use tenderflow::runtime::Handler;
+use tenderflow::stages::{StageError, StageOutput};
+use tenderflow::store::Store;
+use tenderflow::summary::{Evidence, FieldValue, SUMMARY_SCHEMA, Summary};
+
 use super::cdp::{Browser, chromium};
 use crate::api::{TestApp, test_pipeline};
+
+/// An extract stage that stores a known summary, so the page's rendering
+/// of fields and their evidence is checked whatever the real extractor
+/// finds.
+struct KnownSummary {
+    store: Store,
+}
+
+impl Handler for KnownSummary {
+    fn handle(&self, envelope: Envelope) -> BoxFuture<'static, Result<StageOutput, StageError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let field = FieldValue {
+                value: "壹佰万元整".into(),
+                normalized: serde_json::json!({"amount": 1000000, "currency": "CNY"}),
+                evidence: Evidence {
+                    section: "招标公告".into(),
+                    page: None,
+                    quote: "最高限价：壹佰万元整".into(),
+                },
+            };
+            let summary = Summary {
+                schema: SUMMARY_SCHEMA,
+                fields: [("price_cap".to_string(), field)].into(),
+            };
+            let stored = store.put_json("summary", &summary).await?;
+            let mut artifacts = envelope.artifacts.clone();
+            artifacts.summary = Some(stored.clone());
+            Ok(StageOutput {
+                artifacts,
+                produced: Some(stored),
+            })
+        })
+    }
+}
 
 const NOTICE: &str = super::NOTICE;
 
@@ -39,7 +81,11 @@ async fn the_dashboard_submits_a_document_to_done_and_replays_a_dead_letter() {
     };
     let mut pipeline = test_pipeline(|_| {});
     let app = TestApp::start(&pipeline.settings).await;
-    pipeline.start_all();
+    for stage in [Stage::Ingest, Stage::Parse, Stage::Filter] {
+        pipeline.start(stage, pipeline.real_handler(stage));
+    }
+    let store = Store::from_settings(&pipeline.settings).unwrap();
+    pipeline.start(Stage::Extract, KnownSummary { store });
     let browser = Browser::launch(&binary).await;
     let mut page = browser.page().await;
     let shots = screenshots();
@@ -97,12 +143,14 @@ async fn the_dashboard_submits_a_document_to_done_and_replays_a_dead_letter() {
         20,
     )
     .await;
-    page.wait_for(
-        "document.querySelector('#summary') !== null || \
-         document.querySelector('#task-summary')?.innerText.includes('No field')",
-        20,
-    )
-    .await;
+    let field = "document.querySelector('#summary tr[data-field=\"price_cap\"]')";
+    page.wait_for(&format!("{field} !== null"), 20).await;
+    let shown = page.eval(&format!("{field}.innerText")).await.unwrap();
+    let shown = shown.as_str().unwrap();
+    for expected in ["壹佰万元整", "1000000", "招标公告", "最高限价：壹佰万元整"]
+    {
+        assert!(shown.contains(expected), "{expected} in {shown:?}");
+    }
     page.screenshot(&shots.join("task.png")).await;
 
     // A document parse cannot read ends in parse's dead-letter queue.
