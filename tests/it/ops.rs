@@ -156,6 +156,9 @@ async fn metrics_count_each_outcome_and_poll_the_queues() {
                 &[("prefix", p), ("stage", "filter"), ("queue", "dead_letter")],
             ) == Some(1.0)
             && sample(text, "tenderflow_projector_lag_events", &[]) == Some(0.0)
+            // The stream's tail is polled: wait until a poll has seen the end.
+            && sample(text, "tenderflow_events_stream_last_offset", &[("prefix", p)])
+                == sample(text, "tenderflow_projector_stream_offset", &[])
     })
     .await;
     let value = |name: &str, labels: &[(&str, &str)]| {
@@ -395,7 +398,15 @@ async fn a_worker_process_logs_json_with_the_task_and_continues_the_trace() {
         .for_task(task, Some(&upstream));
     broker::publish_all(&channel, &[message]).await.unwrap();
     let dlq = topology.dead_letter_queue(Stage::Parse);
-    if pipeline.wait_depth(&dlq, 1).await != 1 {
+    // The process has to start and connect first: give it up to 30 s.
+    let mut parked = 0;
+    for _ in 0..6 {
+        parked = pipeline.wait_depth(&dlq, 1).await;
+        if parked == 1 {
+            break;
+        }
+    }
+    if parked != 1 {
         let _ = child.kill().await;
         panic!(
             "not dead-lettered; the worker said:\n{:#?}",
