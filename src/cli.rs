@@ -594,7 +594,7 @@ fn parse_file(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        println!("{}", doc.plain_text());
+        print!("{}", crate::parse::render_text(&doc));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
-use crate::broker::{self, Outgoing, header_int, header_str};
+use crate::broker::{self, EventSink, Outgoing, header_int, header_str};
 use crate::config::Settings;
 use crate::envelope::{Envelope, Stage};
 use crate::events::{ErrorInfo, Event, EventKind};
@@ -105,6 +105,10 @@ impl<H: Handler> Worker<H> {
     ) -> anyhow::Result<()> {
         let publisher = broker::confirm_channel(conn).await?;
         self.topology.apply(&publisher).await?;
+        let link = Link {
+            events: EventSink::start(publisher.clone(), &self.topology),
+            publisher: publisher.clone(),
+        };
         let channel = conn.create_channel().await?;
         channel
             .basic_qos(self.concurrency, BasicQosOptions::default())
@@ -125,8 +129,8 @@ impl<H: Handler> Worker<H> {
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let worker = Arc::clone(self);
-                        let publisher = publisher.clone();
-                        in_hand.spawn(async move { worker.process(&publisher, delivery).await });
+                        let link = link.clone();
+                        in_hand.spawn(async move { worker.process(&link, delivery).await });
                     }
                     Some(Err(err)) => break Err(anyhow!(err).context("consuming")),
                     None => break Err(anyhow!("the broker cancelled the consumer")),
@@ -142,6 +146,7 @@ impl<H: Handler> Worker<H> {
         }
         in_hand.close();
         in_hand.wait().await;
+        drop(link);
         if outcome.is_ok() {
             let _ = channel.close(200, "done".into()).await;
             let _ = publisher.close(200, "done".into()).await;
@@ -151,7 +156,7 @@ impl<H: Handler> Worker<H> {
 
     /// Handles one delivery, then acks it, or requeues it if its outcome could
     /// not be published.
-    async fn process(&self, publisher: &Channel, delivery: Delivery) {
+    async fn process(&self, link: &Link, delivery: Delivery) {
         let span = tracing::info_span!(
             "delivery",
             stage = %self.stage,
@@ -165,7 +170,7 @@ impl<H: Handler> Worker<H> {
         telemetry::adopt_parent(&span, traceparent.as_deref());
         let _in_hand = metrics::global().delivery(self.topology.prefix(), self.stage);
         async {
-            let result = self.settle(publisher, &delivery).await;
+            let result = self.settle(link, &delivery).await;
             let acked = match result {
                 Ok(settled) => {
                     metrics::global().settled(self.topology.prefix(), self.stage, &settled);
@@ -189,14 +194,13 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Decides the delivery's outcome and publishes it with confirms.
-    async fn settle(&self, publisher: &Channel, delivery: &Delivery) -> anyhow::Result<Settled> {
+    async fn settle(&self, link: &Link, delivery: &Delivery) -> anyhow::Result<Settled> {
         let headers = delivery.properties.headers();
         let envelope = match Envelope::decode(&delivery.data, self.stage) {
             Ok(envelope) => envelope,
             Err(err) => {
-                return self
-                    .dead_letter_undecodable(publisher, delivery, err.to_string())
-                    .await;
+                let outcome = self.undecodable(delivery, err.to_string());
+                return link.publish(outcome).await;
             }
         };
         let span = Span::current();
@@ -215,28 +219,24 @@ impl<H: Handler> Worker<H> {
                     "delivered {deliveries} times without being acknowledged: handling it keeps stopping the worker"
                 ),
             };
-            let messages =
-                self.dead_letter_messages(&envelope, &delivery.data, &error, &traceparent);
-            broker::publish_all(publisher, &messages).await?;
-            return Ok(Settled::DeadLettered(error.kind));
+            let outcome = self.dead_letter(&envelope, &delivery.data, &error, &traceparent);
+            return link.publish(outcome).await;
         }
-        let started = Event::about(&envelope, EventKind::Started);
-        let started = broker::publish(
-            publisher,
-            &Outgoing::event(&self.topology, &started, Some(&traceparent)),
-        )
-        .await?;
+        let started = link
+            .events
+            .send(vec![Event::about(&envelope, EventKind::Started)])
+            .await;
         let clock = Instant::now();
         let result = self.run_handler(envelope.clone()).await;
         metrics::global().handler_took(self.topology.prefix(), self.stage, clock.elapsed());
-        let (messages, settled) = self.outcome_messages(
+        let outcome = self.outcome(
             &envelope,
             &delivery.data,
             result,
             clock.elapsed(),
             &traceparent,
         );
-        broker::publish_all(publisher, &messages).await?;
+        let settled = link.publish(outcome).await?;
         started.wait().await?;
         Ok(settled)
     }
@@ -270,27 +270,23 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// What to publish for a handler's result, and what that outcome is.
-    fn outcome_messages(
+    /// What to publish for a handler's result.
+    fn outcome(
         &self,
         envelope: &Envelope,
         body: &[u8],
         result: Result<StageOutput, StageError>,
         took: Duration,
         traceparent: &str,
-    ) -> (Vec<Outgoing>, Settled) {
+    ) -> Outcome {
         match result {
-            Ok(output) => (
-                self.success_messages(envelope, output, took, traceparent),
-                Settled::Succeeded,
-            ),
+            Ok(output) => self.success(envelope, output, took, traceparent),
             Err(err) => {
                 let retry = self.topology.retry_queue(self.stage, envelope.attempt);
                 match (err.is_transient(), retry) {
-                    (true, Some((queue, delay_ms))) => (
-                        self.retry_messages(envelope, &err, &queue, delay_ms, traceparent),
-                        Settled::Retried,
-                    ),
+                    (true, Some((queue, delay_ms))) => {
+                        self.retry(envelope, &err, &queue, delay_ms, traceparent)
+                    }
                     _ => {
                         let mut error = err.info();
                         if err.is_transient() {
@@ -299,24 +295,21 @@ impl<H: Handler> Worker<H> {
                                 envelope.attempt, error.message
                             );
                         }
-                        let kind = error.kind.clone();
-                        (
-                            self.dead_letter_messages(envelope, body, &error, traceparent),
-                            Settled::DeadLettered(kind),
-                        )
+                        self.dead_letter(envelope, body, &error, traceparent)
                     }
                 }
             }
         }
     }
 
-    fn success_messages(
+    /// On to the next stage, or, after the last, the `completed` event.
+    fn success(
         &self,
         envelope: &Envelope,
         output: StageOutput,
         took: Duration,
         traceparent: &str,
-    ) -> Vec<Outgoing> {
+    ) -> Outcome {
         let succeeded = Event::about(
             envelope,
             EventKind::Succeeded {
@@ -324,51 +317,45 @@ impl<H: Handler> Worker<H> {
                 duration_ms: took.as_millis() as u64,
             },
         );
-        let mut messages = Vec::with_capacity(2);
         match self.stage.next() {
             Some(next) => {
                 let forward = envelope.advance(next, output.artifacts);
-                messages.push(
-                    Outgoing::new(
-                        self.topology.work_exchange(),
-                        next.as_str(),
-                        forward.encode(),
-                    )
-                    .for_task(envelope.task_id, Some(traceparent)),
-                );
-                messages.push(Outgoing::event(
-                    &self.topology,
-                    &succeeded,
-                    Some(traceparent),
-                ));
+                Outcome {
+                    work: Some(
+                        Outgoing::new(
+                            self.topology.work_exchange(),
+                            next.as_str(),
+                            forward.encode(),
+                        )
+                        .for_task(envelope.task_id, Some(traceparent)),
+                    ),
+                    events: vec![succeeded],
+                    settled: Settled::Succeeded,
+                }
             }
             None => {
-                messages.push(Outgoing::event(
-                    &self.topology,
-                    &succeeded,
-                    Some(traceparent),
-                ));
+                let mut events = vec![succeeded];
                 if let Some(summary) = output.artifacts.summary {
-                    let completed = Event::about(envelope, EventKind::Completed { summary });
-                    messages.push(Outgoing::event(
-                        &self.topology,
-                        &completed,
-                        Some(traceparent),
-                    ));
+                    events.push(Event::about(envelope, EventKind::Completed { summary }));
+                }
+                Outcome {
+                    work: None,
+                    events,
+                    settled: Settled::Succeeded,
                 }
             }
         }
-        messages
     }
 
-    fn retry_messages(
+    /// Into the retry queue of the tier this attempt reached.
+    fn retry(
         &self,
         envelope: &Envelope,
         err: &StageError,
         queue: &str,
         delay_ms: u64,
         traceparent: &str,
-    ) -> Vec<Outgoing> {
+    ) -> Outcome {
         let now = Utc::now();
         let mut again = envelope.clone();
         again.attempt += 1;
@@ -383,19 +370,24 @@ impl<H: Handler> Worker<H> {
             },
         );
         event.at = now;
-        vec![
-            Outgoing::new("", queue, again.encode()).for_task(envelope.task_id, Some(traceparent)),
-            Outgoing::event(&self.topology, &event, Some(traceparent)),
-        ]
+        Outcome {
+            work: Some(
+                Outgoing::new("", queue, again.encode())
+                    .for_task(envelope.task_id, Some(traceparent)),
+            ),
+            events: vec![event],
+            settled: Settled::Retried,
+        }
     }
 
-    fn dead_letter_messages(
+    /// Into the stage's dead-letter queue, with the failure headers.
+    fn dead_letter(
         &self,
         envelope: &Envelope,
         body: &[u8],
         error: &ErrorInfo,
         traceparent: &str,
-    ) -> Vec<Outgoing> {
+    ) -> Outcome {
         tracing::error!(kind = %error.kind, error = %error.message, "dead-lettering the message");
         let failure = Failure {
             stage: self.stage,
@@ -404,33 +396,31 @@ impl<H: Handler> Worker<H> {
             first_failure_at: envelope.first_failure_at.unwrap_or_else(Utc::now),
             last_failure_at: Utc::now(),
         };
-        let event = Event::about(
-            envelope,
-            EventKind::DeadLettered {
-                error: error.clone(),
-            },
+        let parked = Outgoing::new(
+            "",
+            self.topology.dead_letter_queue(self.stage),
+            body.to_vec(),
         );
-        vec![
-            failure
-                .stamp(Outgoing::new(
-                    "",
-                    self.topology.dead_letter_queue(self.stage),
-                    body.to_vec(),
-                ))
-                .header("x-tf-task-id", envelope.task_id.to_string())
-                .for_task(envelope.task_id, Some(traceparent)),
-            Outgoing::event(&self.topology, &event, Some(traceparent)),
-        ]
+        Outcome {
+            work: Some(
+                failure
+                    .stamp(parked)
+                    .header("x-tf-task-id", envelope.task_id.to_string())
+                    .for_task(envelope.task_id, Some(traceparent)),
+            ),
+            events: vec![Event::about(
+                envelope,
+                EventKind::DeadLettered {
+                    error: error.clone(),
+                },
+            )],
+            settled: Settled::DeadLettered(error.kind.clone()),
+        }
     }
 
     /// A body that is not an envelope goes to the dead-letter queue as it
     /// came, with the reason; if it names a task, that task hears of it.
-    async fn dead_letter_undecodable(
-        &self,
-        publisher: &Channel,
-        delivery: &Delivery,
-        reason: String,
-    ) -> anyhow::Result<Settled> {
+    fn undecodable(&self, delivery: &Delivery, reason: String) -> Outcome {
         tracing::error!(error = %reason, "undecodable message; dead-lettering it");
         let now = Utc::now();
         let failure = Failure {
@@ -443,13 +433,15 @@ impl<H: Handler> Worker<H> {
             first_failure_at: now,
             last_failure_at: now,
         };
-        let mut messages = vec![failure.stamp(Outgoing::new(
+        let mut parked = failure.stamp(Outgoing::new(
             "",
             self.topology.dead_letter_queue(self.stage),
             delivery.data.clone(),
-        ))];
+        ));
+        let mut events = Vec::new();
         if let Some(task_id) = loose_task_id(&delivery.data) {
-            let event = Event {
+            parked = parked.header("x-tf-task-id", task_id.to_string());
+            events.push(Event {
                 schema: crate::events::EVENT_SCHEMA,
                 event_id: uuid::Uuid::now_v7(),
                 task_id,
@@ -459,15 +451,47 @@ impl<H: Handler> Worker<H> {
                 kind: EventKind::DeadLettered {
                     error: failure.error.clone(),
                 },
-            };
-            messages[0] = messages[0]
-                .clone()
-                .header("x-tf-task-id", task_id.to_string());
-            messages.push(Outgoing::event(&self.topology, &event, None));
+            });
         }
-        broker::publish_all(publisher, &messages).await?;
-        Ok(Settled::DeadLettered(failure.error.kind))
+        Outcome {
+            work: Some(parked),
+            events,
+            settled: Settled::DeadLettered(failure.error.kind),
+        }
     }
+}
+
+/// Where a worker publishes, on its current connection.
+#[derive(Clone)]
+struct Link {
+    publisher: Channel,
+    events: EventSink,
+}
+
+impl Link {
+    /// Publishes an outcome and waits for every confirm; answers what the
+    /// outcome was, for the metrics.
+    async fn publish(&self, outcome: Outcome) -> anyhow::Result<Settled> {
+        let work = match &outcome.work {
+            Some(message) => Some(broker::publish(&self.publisher, message).await?),
+            None => None,
+        };
+        let events = self.events.send(outcome.events).await;
+        if let Some(work) = work {
+            work.wait().await?;
+        }
+        events.wait().await?;
+        Ok(outcome.settled)
+    }
+}
+
+/// What one delivery leads to: at most one message (to the next stage, a
+/// retry queue or the dead-letter queue) and the task's events.
+struct Outcome {
+    work: Option<Outgoing>,
+    events: Vec<Event>,
+    /// What it is, for the metrics.
+    settled: Settled,
 }
 
 /// Why a message was dead-lettered, as headers on it.

@@ -243,6 +243,7 @@ pub struct Follower {
     _conn: Connection,
     consumer: lapin::Consumer,
     since: chrono::DateTime<chrono::Utc>,
+    buffered: std::collections::VecDeque<Event>,
 }
 
 impl Follower {
@@ -274,6 +275,7 @@ impl Follower {
             _conn: conn,
             consumer,
             since,
+            buffered: std::collections::VecDeque::new(),
         })
     }
 
@@ -281,6 +283,12 @@ impl Follower {
     /// that are not events are skipped.
     pub async fn next_event(&mut self) -> anyhow::Result<Event> {
         loop {
+            if let Some(event) = self.buffered.pop_front() {
+                if event.at >= self.since {
+                    return Ok(event);
+                }
+                continue;
+            }
             let delivery = self
                 .consumer
                 .next()
@@ -288,9 +296,8 @@ impl Follower {
                 .context("the events stream closed")?
                 .context("reading the events stream")?;
             delivery.acker.ack(BasicAckOptions::default()).await?;
-            match serde_json::from_slice::<Event>(&delivery.data) {
-                Ok(event) if event.at >= self.since => return Ok(event),
-                _ => continue,
+            if let Ok(events) = crate::events::decode_entry(&delivery.data) {
+                self.buffered.extend(events);
             }
         }
     }

@@ -23,7 +23,7 @@ use super::db::{Batch, ViewDb};
 use super::view::TaskView;
 use crate::broker;
 use crate::config::Settings;
-use crate::events::{EVENT_SCHEMA, Event};
+use crate::events::decode_entry;
 use crate::topology::Topology;
 
 /// Deliveries the broker may have in flight to the projector (streams
@@ -227,8 +227,8 @@ impl Consumer {
             last_offset,
         };
         for delivery in &deliveries {
-            match decode(&delivery.data) {
-                Ok(event) => batch.events.push(event),
+            match decode_entry(&delivery.data) {
+                Ok(events) => batch.events.extend(events),
                 Err(reason) => {
                     self.progress.skipped.fetch_add(1, Ordering::Relaxed);
                     warn!(offset = ?stream_offset(delivery), reason, "skipping an unreadable event");
@@ -285,17 +285,6 @@ async fn gather(
         }
     }
     Ok(batch)
-}
-
-fn decode(body: &[u8]) -> Result<Event, String> {
-    let event: Event = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    if event.schema != EVENT_SCHEMA {
-        return Err(format!(
-            "event schema {} is not {EVENT_SCHEMA}",
-            event.schema
-        ));
-    }
-    Ok(event)
 }
 
 /// The stream offset the broker put on a delivery.
