@@ -1,5 +1,6 @@
 //! The dashboard in headless Chromium, against a real pipeline: submit a
-//! document through the form and watch it reach done; see a task's page;
+//! document through the form; see it wait at parse in the list; follow it
+//! live on its page to done, with its events and its summary's evidence;
 //! replay a dead letter with its button. Screenshots go to
 //! target/dashboard/ for review.
 
@@ -81,7 +82,8 @@ async fn the_dashboard_submits_a_document_to_done_and_replays_a_dead_letter() {
     };
     let mut pipeline = test_pipeline(|_| {});
     let app = TestApp::start(&pipeline.settings).await;
-    for stage in [Stage::Ingest, Stage::Parse, Stage::Filter] {
+    // Parse starts later, so the task waits there while the pages watch.
+    for stage in [Stage::Ingest, Stage::Filter] {
         pipeline.start(stage, pipeline.real_handler(stage));
     }
     let store = Store::from_settings(&pipeline.settings).unwrap();
@@ -108,9 +110,53 @@ async fn the_dashboard_submits_a_document_to_done_and_replays_a_dead_letter() {
         .await;
     let task = task.as_str().unwrap().to_string();
 
-    // The list shows it reach done, each stage succeeded.
+    // The list (polled) shows it waiting for parse.
     let row = format!("document.querySelector('#tasks tr[data-task-id=\"{task}\"]')");
-    page.wait_for(&format!("{row}?.dataset.state === 'done'"), 60)
+    page.wait_for(
+        &format!(
+            "{row}?.querySelector('[data-stage=\"ingest\"]')?.dataset.stageState === 'succeeded' \
+             && {row}?.querySelector('[data-stage=\"parse\"]')?.dataset.stageState === 'queued'"
+        ),
+        30,
+    )
+    .await;
+    page.screenshot(&shots.join("tasks-waiting.png")).await;
+
+    // Its page follows it live (the page does not poll: the watch stream
+    // brings each change) once parse runs.
+    page.eval(&format!("location.hash = '#/tasks/{task}'"))
+        .await
+        .unwrap();
+    page.wait_for(
+        "document.querySelector('#task-head .live') !== null \
+         && document.querySelector('#task-state')?.dataset.state === 'running'",
+        20,
+    )
+    .await;
+    pipeline.start(Stage::Parse, pipeline.real_handler(Stage::Parse));
+    page.wait_for(
+        "document.querySelector('#task-state')?.dataset.state === 'done'",
+        60,
+    )
+    .await;
+    page.wait_for(
+        "document.querySelector('#task-events tr[data-kind=\"completed\"]') !== null",
+        20,
+    )
+    .await;
+    let field = "document.querySelector('#summary tr[data-field=\"price_cap\"]')";
+    page.wait_for(&format!("{field} !== null"), 20).await;
+    let shown = page.eval(&format!("{field}.innerText")).await.unwrap();
+    let shown = shown.as_str().unwrap();
+    for expected in ["壹佰万元整", "1000000", "招标公告", "最高限价：壹佰万元整"]
+    {
+        assert!(shown.contains(expected), "{expected} in {shown:?}");
+    }
+    page.screenshot(&shots.join("task.png")).await;
+
+    // Back on the list: done, each stage succeeded.
+    page.eval("location.hash = '#/'").await.unwrap();
+    page.wait_for(&format!("{row}?.dataset.state === 'done'"), 20)
         .await;
     let stages = page
         .eval(&format!(
@@ -129,34 +175,7 @@ async fn the_dashboard_submits_a_document_to_done_and_replays_a_dead_letter() {
     assert_eq!(listed_name, true);
     page.screenshot(&shots.join("tasks.png")).await;
 
-    // Its page: state, stages, events and the summary section.
-    page.eval(&format!("location.hash = '#/tasks/{task}'"))
-        .await
-        .unwrap();
-    page.wait_for(
-        "document.querySelector('#task-state')?.dataset.state === 'done'",
-        20,
-    )
-    .await;
-    page.wait_for(
-        "document.querySelector('#task-events tr[data-kind=\"completed\"]') !== null",
-        20,
-    )
-    .await;
-    let field = "document.querySelector('#summary tr[data-field=\"price_cap\"]')";
-    page.wait_for(&format!("{field} !== null"), 20).await;
-    let shown = page.eval(&format!("{field}.innerText")).await.unwrap();
-    let shown = shown.as_str().unwrap();
-    for expected in ["壹佰万元整", "1000000", "招标公告", "最高限价：壹佰万元整"]
-    {
-        assert!(shown.contains(expected), "{expected} in {shown:?}");
-    }
-    page.screenshot(&shots.join("task.png")).await;
-
     // A document parse cannot read ends in parse's dead-letter queue.
-    page.eval("location.hash = '#/'").await.unwrap();
-    page.wait_for("document.querySelector('#submit-form') !== null", 10)
-        .await;
     let broken = pipeline.dir.path().join("broken.pdf");
     std::fs::write(&broken, b"%PDF-1.7\n%this is no PDF at all\n").unwrap();
     page.set_file("#file", &broken).await;
