@@ -86,7 +86,7 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         .await
         .with_context(|| format!("listening on {}", settings.http.addr))?;
     let addr = listener.local_addr()?;
-    // Queue depths and the stream's length for this page's metrics (and
+    // Queue depths and the stream's last offset for this page's metrics (and
     // the projector's lag); the poller stops with the rest.
     tokio::spawn(crate::metrics::poll_queues(
         Arc::clone(&settings),
