@@ -51,6 +51,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The OpenAI-compatible model server, for tasks that ask for it.
     pub llm: LlmSettings,
+    /// Prometheus metrics of workers.
+    pub metrics: MetricsSettings,
 }
 
 /// The broker connection.
@@ -133,6 +135,17 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Prometheus metrics. `serve` (and `run`) always answer `GET /metrics`
+/// on the API's address; a worker has no HTTP server unless `addr` is set.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Where `worker` and `run` serve `GET /metrics`, such as `0.0.0.0:9090`;
+    /// unset means no metrics server of their own.
+    pub addr: Option<String>,
+    /// How often queue depths are polled (passive declares), in ms.
+    pub poll_interval_ms: u64,
+}
+
 /// An OpenAI-compatible chat-completions server.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LlmSettings {
@@ -188,12 +201,25 @@ model = "gpt-4o-mini"
 timeout_ms = 60000
 max_retries = 3
 token_budget = 200000
+
+[metrics]
+poll_interval_ms = 5000
 "#;
 
 impl Settings {
     /// Loads settings: defaults, then `file` (or `TENDERFLOW_CONFIG`), then the
     /// environment; then checks them.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        Self::load_with_env(file, None)
+    }
+
+    /// As [`Settings::load`], but with `env` standing in for the process's
+    /// `TENDERFLOW__*` variables when given: for checking variable names and
+    /// values (a deployment file's, say) without touching the environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> anyhow::Result<Settings> {
         let env_file = std::env::var_os("TENDERFLOW_CONFIG").map(PathBuf::from);
         let file = file.map(Path::to_path_buf).or(env_file);
         let mut builder = config::Config::builder()
@@ -211,7 +237,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("retry.delays_ms")
                 .with_list_parse_key("store.allowed_roots")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(env),
         );
         let settings: Settings = builder
             .build()
@@ -261,6 +288,14 @@ impl Settings {
                     self.http.addr
                 )
             })?;
+        if let Some(addr) = &self.metrics.addr {
+            addr.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("metrics.addr {addr:?} is not an address such as 0.0.0.0:9090")
+            })?;
+        }
+        if self.metrics.poll_interval_ms == 0 {
+            bail!("metrics.poll_interval_ms must be positive");
+        }
         Ok(())
     }
 

@@ -4,5 +4,6 @@
 
 mod api;
 mod helpers;
+mod ops;
 mod pipeline;
 mod projector;
