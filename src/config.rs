@@ -79,6 +79,7 @@ pub struct TopologySettings {
 pub struct RetrySettings {
     /// One delay tier per retry, in milliseconds; a task gets
     /// `delays_ms.len() + 1` attempts at a stage.
+    #[serde(deserialize_with = "one_or_many")]
     pub delays_ms: Vec<u64>,
 }
 
@@ -91,6 +92,7 @@ pub struct StoreSettings {
     /// several machines; credentials come from the usual `AWS_*` variables.
     pub url: Option<String>,
     /// Folders a `file://` document reference may point into.
+    #[serde(deserialize_with = "one_or_many")]
     pub allowed_roots: Vec<PathBuf>,
     /// Largest document accepted, in bytes.
     pub max_document_bytes: u64,
@@ -162,6 +164,50 @@ pub struct LlmSettings {
     pub max_retries: u32,
     /// Most tokens one document may spend (prompt and completion).
     pub token_budget: u64,
+}
+
+/// A list, or a single value standing for a list of one: the environment
+/// gives `TENDERFLOW__RETRY__DELAYS_MS=1000` as one number, not a list. The
+/// list's elements still go through the source's own deserializer, which
+/// turns the strings of `250,500` into numbers.
+fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    use serde::de::{self, IntoDeserializer, SeqAccess, Visitor};
+
+    struct OneOrMany<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrMany<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list or a single value")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+    }
+
+    deserializer.deserialize_any(OneOrMany(std::marker::PhantomData))
 }
 
 const DEFAULTS: &str = r#"
@@ -315,6 +361,26 @@ mod tests {
         assert_eq!(settings.topology.prefix, "tenderflow");
         assert_eq!(settings.retry.delays_ms, vec![1000, 10000, 60000, 600000]);
         assert_eq!(settings.max_attempts(), 5);
+    }
+
+    #[test]
+    fn a_single_value_in_the_environment_is_a_list_of_one() {
+        let env = |k: &str, v: &str| Some([(k.to_string(), v.to_string())].into_iter().collect());
+        let settings =
+            Settings::load_with_env(None, env("TENDERFLOW__RETRY__DELAYS_MS", "1000")).unwrap();
+        assert_eq!(settings.retry.delays_ms, vec![1000]);
+        let settings =
+            Settings::load_with_env(None, env("TENDERFLOW__RETRY__DELAYS_MS", "250,500")).unwrap();
+        assert_eq!(settings.retry.delays_ms, vec![250, 500]);
+        let settings = Settings::load_with_env(
+            None,
+            env("TENDERFLOW__STORE__ALLOWED_ROOTS", "/srv/tenders"),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.store.allowed_roots,
+            vec![PathBuf::from("/srv/tenders")]
+        );
     }
 
     #[test]

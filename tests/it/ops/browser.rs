@@ -34,11 +34,14 @@ impl Handler for KnownSummary {
                     section: "招标公告".into(),
                     page: None,
                     quote: "最高限价：壹佰万元整".into(),
+                    document: 0,
                 },
+                superseded: Vec::new(),
             };
             let summary = Summary {
                 schema: SUMMARY_SCHEMA,
                 fields: [("price_cap".to_string(), field)].into(),
+                ..Summary::default()
             };
             let stored = store.put_json("summary", &summary).await?;
             let mut artifacts = envelope.artifacts.clone();
