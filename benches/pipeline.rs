@@ -113,7 +113,9 @@ async fn confirm_channel(conn: &Connection) -> Channel {
     channel
 }
 
-async fn publish(channel: &Channel, queue: &str, body: &[u8]) {
+/// Publishes persistently and waits for the confirm; fails only once the
+/// run is over and its connections are closing.
+async fn publish(channel: &Channel, queue: &str, body: &[u8]) -> Result<(), lapin::Error> {
     let confirm = channel
         .basic_publish(
             "".into(),
@@ -122,11 +124,10 @@ async fn publish(channel: &Channel, queue: &str, body: &[u8]) {
             body,
             BasicProperties::default().with_delivery_mode(2),
         )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+        .await?
+        .await?;
     assert!(confirm.is_ack());
+    Ok(())
 }
 
 /// One hop: consume `from`, publish to `to` with a confirm, then ack.
@@ -153,8 +154,9 @@ async fn hop(conn: Connection, from: String, to: String, token: CancellationToke
                 let out = out.clone();
                 let to = to.clone();
                 tokio::spawn(async move {
-                    publish(&out, &to, &delivery.data).await;
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                    if publish(&out, &to, &delivery.data).await.is_ok() {
+                        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                    }
                 });
             }
         }
@@ -317,7 +319,9 @@ async fn ceiling_paced(rate: u32, secs: u64) -> Figures {
                     sent.lock().unwrap().insert(id, Instant::now());
                     let channel = channel.clone();
                     let queue = queue.clone();
-                    tokio::spawn(async move { publish(&channel, &queue, &body(id)).await });
+                    tokio::spawn(
+                        async move { publish(&channel, &queue, &body(id)).await.unwrap() },
+                    );
                 }
             })
         };
