@@ -271,15 +271,19 @@ impl Lost {
     }
 }
 
-/// The first delivery and whatever follows it within [`BATCH_WAIT`], up to
-/// [`BATCH_MAX`].
+/// The first delivery and whatever follows it within [`BATCH_WAIT`] of it,
+/// up to [`BATCH_MAX`].
 async fn gather(
     first: Delivery,
     deliveries: &mut lapin::Consumer,
 ) -> anyhow::Result<Vec<Delivery>> {
     let mut batch = vec![first];
+    // One deadline for the whole batch: waiting BATCH_WAIT for each next
+    // delivery would, under a steady trickle, hold a batch (and the view)
+    // back until it filled.
+    let deadline = tokio::time::Instant::now() + BATCH_WAIT;
     while batch.len() < BATCH_MAX {
-        match tokio::time::timeout(BATCH_WAIT, deliveries.next()).await {
+        match tokio::time::timeout_at(deadline, deliveries.next()).await {
             Ok(Some(next)) => batch.push(next?),
             Ok(None) | Err(_) => break,
         }
