@@ -2,5 +2,9 @@
 //! one binary. Each test gets its own topology prefix, so tests share the
 //! broker without seeing each other.
 
+mod faults;
 mod helpers;
+mod ledger;
 mod pipeline;
+mod procs;
+mod proxy;

@@ -1,0 +1,286 @@
+//! Fault injection against the real `tenderflow` binary and the real
+//! broker: connections cut, the broker unreachable, workers killed, poison,
+//! shutdown under load, deep queues, bad input. Each test has its own
+//! topology prefix and store (a [`TestPipeline`] that runs no in-process
+//! worker unless said), its own child processes (killed when it ends, even
+//! on a panic), and closes only its own connections.
+//!
+//! The books are kept from the events stream (read from its first offset)
+//! and the queue depths: every task must complete, every `completed` event
+//! of a task must name the same summary (a redelivery may repeat work, never
+//! change its result), and every queue must end empty.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tenderflow::config::Settings;
+use tenderflow::envelope::{DocumentRef, Envelope, TaskOptions};
+use tenderflow::submit::{Submitter, Upload};
+use uuid::Uuid;
+
+use crate::helpers::{TestPipeline, corpus};
+use crate::ledger::{EventLog, Tally, wait_queues_settled};
+use crate::procs::{Proc, settings_env};
+use crate::proxy::Proxy;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_tenderflow");
+
+/// Corpus documents that all four stages handle today, large and small.
+const MIX: [&str; 4] = [
+    "cn_construction.md",
+    "cn_selection.md",
+    "en_itt.md",
+    "cn_selection.gbk.txt",
+];
+
+/// A fault test's pipeline: fresh prefix and store, retries fast.
+fn rig(tweak: impl FnOnce(&mut Settings, &Path)) -> TestPipeline {
+    TestPipeline::new(|settings, dir| {
+        settings.stages.concurrency = 2;
+        settings.amqp.reconnect_max_delay_ms = 2_000;
+        tweak(settings, dir);
+    })
+}
+
+/// Starts `tenderflow ARGS` with the pipeline's settings; `amqp_url`
+/// overrides the broker address (to go through a proxy).
+fn tenderflow(settings: &Settings, args: &[&str], amqp_url: Option<&str>) -> Proc {
+    let mut env = settings_env(settings);
+    if let Some(url) = amqp_url {
+        env.retain(|(k, _)| k != "TENDERFLOW__AMQP__URL");
+        env.push(("TENDERFLOW__AMQP__URL".into(), url.into()));
+    }
+    Proc::spawn(
+        &format!("tenderflow {}", args.join(" ")),
+        Path::new(BIN),
+        args,
+        &env,
+    )
+    .expect("the tenderflow binary starts")
+}
+
+/// Submits `count` tasks of corpus documents, cycling through `names`:
+/// each document is stored once, then its reference is published again as
+/// a new task, so a big backlog is quick to build.
+async fn submit_mix(settings: &Arc<Settings>, names: &[&str], count: usize) -> Vec<Uuid> {
+    let submitter = Submitter::new(Arc::clone(settings)).unwrap();
+    let mut stored: BTreeMap<&str, Vec<DocumentRef>> = BTreeMap::new();
+    let mut ids = Vec::with_capacity(count);
+    for name in names.iter().cycle().take(count) {
+        let envelope = match stored.get(name) {
+            Some(documents) => {
+                let envelope = Envelope::new_task(documents.clone(), TaskOptions::default());
+                submitter.publish_task(&envelope).await.unwrap();
+                envelope
+            }
+            None => {
+                let upload = Upload {
+                    filename: name.to_string(),
+                    bytes: Bytes::from(std::fs::read(corpus(name)).unwrap()),
+                };
+                let envelope = submitter
+                    .submit(vec![upload], TaskOptions::default())
+                    .await
+                    .unwrap();
+                stored.insert(name, envelope.documents.clone());
+                envelope
+            }
+        };
+        ids.push(envelope.task_id);
+    }
+    ids
+}
+
+/// The summary artifacts in the store.
+fn stored_summaries(settings: &Settings) -> BTreeSet<String> {
+    let folder = settings.store.root.join("artifacts/summary");
+    std::fs::read_dir(&folder)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| format!("artifacts/summary/{}", e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The end of every scenario: every task completed, each with one summary,
+/// no other summary written, every queue empty.
+async fn assert_nothing_lost(
+    pipeline: &TestPipeline,
+    log: &EventLog,
+    tasks: &[Uuid],
+    secs: u64,
+) -> Tally {
+    let tally = log
+        .wait_for(Duration::from_secs(secs), |t| t.ended(tasks) == tasks.len())
+        .await;
+    assert_eq!(
+        tally.completed(tasks),
+        tasks.len(),
+        "every task completes within {secs} s"
+    );
+    tally.assert_all_completed_once(tasks);
+    let named: BTreeSet<String> = tasks.iter().flat_map(|t| tally.book(t).summaries).collect();
+    assert_eq!(
+        stored_summaries(&pipeline.settings),
+        named,
+        "the store holds exactly the summaries the tasks name"
+    );
+    let depths = wait_queues_settled(
+        &pipeline.settings,
+        &BTreeMap::new(),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        depths.values().all(|n| *n == 0),
+        "queues drained: {depths:?}"
+    );
+    tally
+}
+
+/// The broker's ids of the connections whose names mark them as workers
+/// of `prefix` (the runtime names them `tenderflow-{prefix}-{stage}`).
+async fn worker_connections(prefix: &str) -> Vec<String> {
+    let listing = tokio::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    let marker = format!("\"tenderflow-{prefix}-");
+    String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .filter(|l| l.contains(&marker))
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Waits until `n` worker connections of `prefix` are open; returns them.
+async fn await_worker_connections(prefix: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = worker_connections(prefix).await;
+        if found.len() >= n || Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Closes the connections `pids`, broker side and all at once (rabbitmqctl
+/// takes about a second a call); returns how many were closed.
+async fn close_connections(pids: &[String]) -> usize {
+    let closes = pids.iter().map(|pid| async move {
+        tokio::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "fault test: connection cut"])
+            .output()
+            .await
+            .is_ok_and(|o| o.status.success())
+    });
+    futures_util::future::join_all(closes)
+        .await
+        .into_iter()
+        .filter(|closed| *closed)
+        .count()
+}
+
+#[tokio::test]
+async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connections() {
+    let pipeline = rig(|s, _| s.stages.concurrency = 1);
+    let log = EventLog::start(&pipeline.settings).await.unwrap();
+    let mut run = tenderflow(&pipeline.settings, &["run"], None);
+    let prefix = &pipeline.settings.topology.prefix;
+    let connections = await_worker_connections(prefix, 4).await;
+    assert_eq!(connections.len(), 4, "one connection per stage");
+    let tasks = submit_mix(&pipeline.settings, &MIX, 160).await;
+
+    // Cut as soon as the work is under way: rabbitmqctl takes a second or so.
+    let first = log
+        .wait_for(Duration::from_secs(60), |t| t.started(&tasks) >= 1)
+        .await;
+    assert!(first.started(&tasks) >= 1, "the pipeline makes progress");
+    let closed = close_connections(&connections).await;
+    assert_eq!(closed, 4, "every connection of the process was cut");
+    let at_cut = log.tally().completed(&tasks);
+    assert!(
+        at_cut < tasks.len(),
+        "tasks were still in flight at the cut"
+    );
+    // Work submitted while the workers reconnect is not lost either.
+    let more = submit_mix(&pipeline.settings, &MIX, 4).await;
+    let all: Vec<Uuid> = tasks.iter().chain(&more).copied().collect();
+
+    assert_nothing_lost(&pipeline, &log, &all, 120).await;
+    let reconnected = await_worker_connections(prefix, 4).await;
+    assert!(
+        reconnected.iter().all(|c| !connections.contains(c)),
+        "the workers run on new connections"
+    );
+    assert!(run.try_status().is_none(), "the process lived through it");
+    run.signal("TERM");
+    let status = run.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+}
+
+#[tokio::test]
+async fn workers_of_the_binary_ride_out_a_broker_unreachable_for_seconds() {
+    let pipeline = rig(|_, _| {});
+    let proxy = Proxy::start("127.0.0.1:5672".parse().unwrap())
+        .await
+        .unwrap();
+    let log = EventLog::start(&pipeline.settings).await.unwrap();
+    let tasks = submit_mix(&pipeline.settings, &MIX, 48).await;
+    let mut run = tenderflow(&pipeline.settings, &["run"], Some(&proxy.amqp_url()));
+
+    let first = log
+        .wait_for(Duration::from_secs(60), |t| t.completed(&tasks) >= 1)
+        .await;
+    assert!(first.completed(&tasks) >= 1, "the pipeline makes progress");
+    let before = proxy.accepted();
+    proxy.refuse(true);
+    proxy.cut();
+    let at_cut = log.tally().completed(&tasks);
+    assert!(
+        at_cut < tasks.len(),
+        "tasks were still in flight at the cut"
+    );
+    // The broker is "down" for 5 s; work keeps arriving meanwhile.
+    let more = submit_mix(&pipeline.settings, &MIX, 4).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = log.tally();
+    proxy.refuse(false);
+    let all: Vec<Uuid> = tasks.iter().chain(&more).copied().collect();
+
+    let tally = assert_nothing_lost(&pipeline, &log, &all, 120).await;
+    assert!(
+        proxy.accepted() >= before + 4,
+        "every stage opened a new connection ({} before, {} after)",
+        before,
+        proxy.accepted()
+    );
+    assert!(
+        tally.completed(&more) == more.len() && during.completed(&more) == 0,
+        "work submitted during the outage waited for it and then completed"
+    );
+    assert!(run.try_status().is_none(), "the process lived through it");
+    run.signal("TERM");
+    let status = run.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+}
