@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tenderflow::config::Settings;
-use tenderflow::envelope::{DocumentRef, Envelope, TaskOptions};
+use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use tenderflow::submit::{Submitter, Upload};
 use uuid::Uuid;
 
@@ -277,6 +277,102 @@ async fn workers_of_the_binary_ride_out_a_broker_unreachable_for_seconds() {
         "work submitted during the outage waited for it and then completed"
     );
     assert!(run.try_status().is_none(), "the process lived through it");
+    run.signal("TERM");
+    let status = run.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_handling_is_redelivered_and_duplicates_change_no_summary() {
+    let pipeline = rig(|_, _| {});
+    let log = EventLog::start(&pipeline.settings).await.unwrap();
+    let tasks = submit_mix(&pipeline.settings, &MIX, 120).await;
+    let mut run = tenderflow(&pipeline.settings, &["run"], None);
+
+    // SIGKILL twice while the backlog flows (four stages, two messages in
+    // hand each), starting the process again each time.
+    for progress in [1, tasks.len() / 3] {
+        let now = log
+            .wait_for(Duration::from_secs(60), |t| t.completed(&tasks) >= progress)
+            .await;
+        assert!(
+            now.completed(&tasks) >= progress,
+            "the pipeline makes progress"
+        );
+        let status = run.kill();
+        assert!(!status.success(), "SIGKILL ended it: {status:?}");
+        run = tenderflow(&pipeline.settings, &["run"], None);
+    }
+    let tally = assert_nothing_lost(&pipeline, &log, &tasks, 180).await;
+    let redone = tally.redone(&tasks);
+    assert!(
+        redone >= 1,
+        "some message in hand at a kill was delivered again and handled twice"
+    );
+    let repeated = tasks.iter().filter(|t| tally.book(t).completed > 1).count();
+    eprintln!(
+        "SIGKILL x2: {} tasks completed, {redone} messages handled again, {repeated} repeated `completed` events (same summary)",
+        tasks.len()
+    );
+    run.signal("TERM");
+    let status = run.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_under_load_exits_zero_in_its_grace_period_and_loses_or_repeats_nothing() {
+    let pipeline = rig(|_, _| {});
+    let log = EventLog::start(&pipeline.settings).await.unwrap();
+    let tasks = submit_mix(&pipeline.settings, &MIX, 120).await;
+    let mut run = tenderflow(&pipeline.settings, &["run"], None);
+
+    let flowing = log
+        .wait_for(Duration::from_secs(60), |t| t.completed(&tasks) >= 5)
+        .await;
+    assert!(
+        flowing.completed(&tasks) >= 5,
+        "the pipeline makes progress"
+    );
+    run.signal("TERM");
+    let signalled = Instant::now();
+    let status = run.wait_exit(Duration::from_secs(10)).await;
+    let took = signalled.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit 0 within 10 s of SIGTERM: {status:?} after {took:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let at_stop = log.tally().completed(&tasks);
+    assert!(
+        at_stop < tasks.len(),
+        "documents were still flowing at SIGTERM"
+    );
+
+    let mut run = tenderflow(&pipeline.settings, &["run"], None);
+    let tally = assert_nothing_lost(&pipeline, &log, &tasks, 180).await;
+    // A graceful stop finishes and acks what it holds, and hands back what
+    // it had not started: no message is handled twice.
+    for task in &tasks {
+        let book = tally.book(task);
+        assert_eq!(book.completed, 1, "task {task} completed once: {book:?}");
+        for stage in Stage::ALL {
+            assert_eq!(
+                (book.started.get(&stage), book.succeeded.get(&stage)),
+                (Some(&1), Some(&1)),
+                "task {task} went through {stage} once: {book:?}"
+            );
+        }
+    }
+    eprintln!(
+        "SIGTERM under load: exit 0 after {took:?}, {at_stop}/{} done at the stop",
+        tasks.len()
+    );
     run.signal("TERM");
     let status = run.wait_exit(Duration::from_secs(30)).await;
     assert!(

@@ -163,6 +163,23 @@ impl Tally {
         tasks.iter().filter(|t| self.book(t).ended()).count()
     }
 
+    /// Messages redelivered: `started` events beyond one per stage, task
+    /// and `succeeded` (a rough count of work done twice).
+    pub fn redone(&self, tasks: &[Uuid]) -> usize {
+        tasks
+            .iter()
+            .map(|t| {
+                let book = self.book(t);
+                book.started
+                    .iter()
+                    .map(|(stage, n)| {
+                        n.saturating_sub(book.succeeded.get(stage).copied().unwrap_or(0).max(1))
+                    })
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
     /// Asserts every task of `tasks` completed, never dead-lettered, and
     /// every `completed` event of a task names the same summary: a
     /// redelivery may repeat the event, never change the summary.
