@@ -15,15 +15,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::os::unix::process::ExitStatusExt;
+
 use bytes::Bytes;
+use tenderflow::broker;
 use tenderflow::config::Settings;
+use tenderflow::dlq;
 use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use tenderflow::submit::{Submitter, Upload};
 use uuid::Uuid;
 
 use crate::helpers::{TestPipeline, corpus};
 use crate::ledger::{EventLog, Tally, wait_queues_settled};
-use crate::procs::{Proc, settings_env};
+use crate::procs::{Proc, example, settings_env};
 use crate::proxy::Proxy;
 
 /// The binary under test.
@@ -375,6 +379,105 @@ async fn sigterm_under_load_exits_zero_in_its_grace_period_and_loses_or_repeats_
     );
     run.signal("TERM");
     let status = run.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_that_aborts_its_worker_process_every_time_ends_in_the_dead_letter_queue() {
+    // The other stages run in this process; parse runs in a child process
+    // whose handler aborts the process on one document and panics on
+    // another. One message in hand at a time, so only the poison is in hand
+    // when the process dies.
+    let pipeline = rig(|s, _| s.stages.concurrency = 1);
+    let limit = pipeline.settings.stages.max_deliveries;
+    for stage in [Stage::Ingest, Stage::Filter, Stage::Extract] {
+        pipeline.start(stage, pipeline.real_handler(stage));
+    }
+    let log = EventLog::start(&pipeline.settings).await.unwrap();
+    let submitter = Submitter::new(Arc::clone(&pipeline.settings)).unwrap();
+    let bytes = Bytes::from(std::fs::read(corpus("en_itt.md")).unwrap());
+    let mut tasks = BTreeMap::new();
+    for name in [
+        "good-1.md",
+        "abort-me.md",
+        "good-2.md",
+        "panic-me.md",
+        "good-3.md",
+    ] {
+        let upload = Upload {
+            filename: name.into(),
+            bytes: bytes.clone(),
+        };
+        let envelope = submitter
+            .submit(vec![upload], TaskOptions::default())
+            .await
+            .unwrap();
+        tasks.insert(name, envelope.task_id);
+    }
+    let all: Vec<Uuid> = tasks.values().copied().collect();
+
+    let program = example(Path::new(BIN), "faulty_worker");
+    let env = settings_env(&pipeline.settings);
+    let spawn = || Proc::spawn("faulty_worker parse", &program, &["parse"], &env).unwrap();
+    let mut worker = spawn();
+    let mut aborts = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while log.tally().ended(&all) < all.len() && Instant::now() < deadline {
+        if let Some(status) = worker.try_status() {
+            assert_eq!(status.signal(), Some(6), "it died by abort: {status:?}");
+            aborts += 1;
+            assert!(aborts < 2 * limit, "the poison loops: {aborts} aborts");
+            worker = spawn();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tally = log.tally();
+    assert_eq!(tally.ended(&all), all.len(), "every task ended: {tally:?}");
+    assert_eq!(
+        tally.book(&tasks["abort-me.md"]).dead_lettered,
+        vec![(Stage::Parse, "poison".to_string())]
+    );
+    assert_eq!(
+        aborts,
+        limit - 1,
+        "the process died once per delivery before the limit of {limit}"
+    );
+    assert_eq!(
+        tally.book(&tasks["panic-me.md"]).dead_lettered,
+        vec![(Stage::Parse, "panic".to_string())]
+    );
+    let good = [tasks["good-1.md"], tasks["good-2.md"], tasks["good-3.md"]];
+    tally.assert_all_completed_once(&good);
+    let dead = BTreeMap::from([(Stage::Parse, 2)]);
+    let depths = wait_queues_settled(&pipeline.settings, &dead, Duration::from_secs(20)).await;
+    let parse_dlq = pipeline.topology().dead_letter_queue(Stage::Parse);
+    assert_eq!(depths[&parse_dlq], 2, "{depths:?}");
+    assert!(
+        depths.iter().all(|(q, n)| *q == parse_dlq || *n == 0),
+        "{depths:?}"
+    );
+    let (_conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
+    let letters = dlq::list(&channel, &topology, Stage::Parse).await.unwrap();
+    let poison = letters
+        .iter()
+        .find(|l| l.task_id == Some(tasks["abort-me.md"]))
+        .expect("the poison is in the parse dead-letter queue");
+    assert_eq!(poison.error_kind, "poison");
+    assert!(
+        poison
+            .error_message
+            .contains(&format!("delivered {limit} times")),
+        "{poison:?}"
+    );
+    assert!(
+        worker.try_status().is_none(),
+        "the panic left the worker running"
+    );
+    worker.signal("TERM");
+    let status = worker.wait_exit(Duration::from_secs(30)).await;
     assert!(
         status.is_some_and(|s| s.success()),
         "clean exit: {status:?}"

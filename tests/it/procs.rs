@@ -3,7 +3,7 @@
 //! variables, signalled, measured, and killed when the test ends, even when
 //! it panics.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -160,4 +160,37 @@ impl Drop for Proc {
             self.kill();
         }
     }
+}
+
+/// An example binary built beside the `tenderflow` binary at `bin`
+/// (`target/<profile>/examples/NAME`). `cargo test` builds the examples; a
+/// run limited to one test target does not, so this builds it when missing
+/// or older than `bin`.
+pub fn example(bin: &Path, name: &str) -> PathBuf {
+    let path = bin
+        .parent()
+        .expect("the binary sits in a target folder")
+        .join("examples")
+        .join(name);
+    let stale = match (modified(&path), modified(bin)) {
+        (Some(example), Some(bin)) => example < bin,
+        _ => true,
+    };
+    if stale {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .args(["build", "--quiet", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if bin.parent().and_then(Path::file_name) == Some("release".as_ref()) {
+            command.arg("--release");
+        }
+        let status = command.status().expect("cargo runs");
+        assert!(status.success(), "building example {name}");
+    }
+    path
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).ok()?.modified().ok()
 }
