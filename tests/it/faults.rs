@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 use std::os::unix::process::ExitStatusExt;
 
 use bytes::Bytes;
-use tenderflow::broker;
+use tenderflow::broker::{self, Outgoing};
 use tenderflow::config::Settings;
 use tenderflow::dlq;
 use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
+use tenderflow::store::Store;
 use tenderflow::submit::{Submitter, Upload};
 use uuid::Uuid;
 
@@ -482,4 +483,84 @@ async fn a_message_that_aborts_its_worker_process_every_time_ends_in_the_dead_le
         status.is_some_and(|s| s.success()),
         "clean exit: {status:?}"
     );
+}
+
+/// Envelopes queued in front of the slow stage in the backpressure test,
+/// and the padding of each (a long file name), so that a worker that took
+/// more than its prefetch would show it in its memory.
+const BACKLOG: usize = 10_000;
+const PADDING: usize = 4_096;
+
+#[tokio::test]
+async fn a_worker_facing_ten_thousand_queued_documents_keeps_its_memory_flat() {
+    // Parse, one message at a time, of the largest Markdown document of the
+    // corpus: the slow stage; 10 000 messages are queued in front of it.
+    let pipeline = rig(|s, _| s.stages.concurrency = 1);
+    let store = Store::from_settings(&pipeline.settings).unwrap();
+    let bytes = std::fs::read(corpus("cn_construction.md")).unwrap();
+    let original = store.put_original(Bytes::from(bytes)).await.unwrap();
+    let mut template = Envelope::new_task(
+        vec![DocumentRef {
+            uri: format!("store:{}", original.key),
+            sha256: original.sha256.clone(),
+            size: original.size,
+            media_type: Some("text/markdown".into()),
+            filename: format!("{}.md", "p".repeat(PADDING)),
+        }],
+        TaskOptions::default(),
+    );
+    template.stage = Stage::Parse;
+    template.artifacts.originals = vec![original];
+    let mut parse = tenderflow(&pipeline.settings, &["worker", "parse"], None);
+    let prefix = &pipeline.settings.topology.prefix;
+    assert_eq!(await_worker_connections(prefix, 1).await.len(), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = parse.rss_kib().expect("the worker's VmRSS");
+
+    let (_conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
+    for _ in 0..BACKLOG / 500 {
+        let mut pending = Vec::with_capacity(500);
+        for _ in 0..500 {
+            let mut envelope = template.clone();
+            envelope.task_id = Uuid::now_v7();
+            let message = Outgoing::new(topology.work_exchange(), "parse", envelope.encode())
+                .for_task(envelope.task_id, None);
+            pending.push(broker::publish(&channel, &message).await.unwrap());
+        }
+        for confirm in pending {
+            confirm.wait().await.unwrap();
+        }
+    }
+    let queue = topology.stage_queue(Stage::Parse);
+    let mut samples = Vec::new();
+    let mut depth = pipeline.depth(&queue).await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push(parse.rss_kib().expect("the worker's VmRSS"));
+        depth = pipeline.depth(&queue).await;
+    }
+    let peak = *samples.iter().max().unwrap();
+    let last = *samples.last().unwrap();
+    let handled = pipeline.depth(&topology.stage_queue(Stage::Filter)).await;
+    eprintln!(
+        "backpressure: {BACKLOG} parse messages of ~{} KiB queued; one parse worker, prefetch 1; \
+         VmRSS idle {idle} KiB, peak {peak} KiB, after 30 s {last} KiB; \
+         {handled} handled in 30 s, {depth} still queued; samples {samples:?}",
+        (PADDING + 700) / 1024
+    );
+    assert!(depth > 0, "the queue stayed deep for the whole measurement");
+    assert!(handled > 0, "the worker made progress");
+    // The backlog is over 40 MiB: a worker holding more than its prefetch
+    // would grow by that much.
+    assert!(
+        peak < idle + 20 * 1024,
+        "memory bounded by the prefetch: idle {idle} KiB, peak {peak} KiB"
+    );
+    let first_half = samples[..samples.len() / 2].iter().max().unwrap();
+    assert!(
+        peak < first_half + 4 * 1024,
+        "no growth with time: {samples:?}"
+    );
+    assert!(parse.try_status().is_none(), "the worker lives");
 }

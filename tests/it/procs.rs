@@ -152,6 +152,19 @@ impl Proc {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Resident memory now, in KiB (VmRSS of /proc/PID/status).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
 }
 
 impl Drop for Proc {
