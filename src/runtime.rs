@@ -265,7 +265,7 @@ impl<H: Handler> Worker<H> {
                         self.retry_messages(envelope, &err, &queue, delay_ms, traceparent)
                     }
                     _ => {
-                        let mut error = err.info();
+                        let mut error = bounded(err.info());
                         if err.is_transient() {
                             error.message = format!(
                                 "gave up after {} attempts: {}",
@@ -347,7 +347,7 @@ impl<H: Handler> Worker<H> {
         let mut event = Event::about(
             envelope,
             EventKind::RetryScheduled {
-                error: err.info(),
+                error: bounded(err.info()),
                 due_at,
             },
         );
@@ -404,10 +404,10 @@ impl<H: Handler> Worker<H> {
         let now = Utc::now();
         let failure = Failure {
             stage: self.stage,
-            error: ErrorInfo {
+            error: bounded(ErrorInfo {
                 kind: "invalid_message".into(),
                 message: reason,
-            },
+            }),
             attempts: 1,
             first_failure_at: now,
             last_failure_at: now,
@@ -461,6 +461,26 @@ impl Failure {
     }
 }
 
+/// Longest error message, in bytes, carried in a failure header or an
+/// event. Headers travel in one AMQP frame (128 KiB by default): a longer
+/// one makes the broker close the connection, so the outcome could never be
+/// published and the message would go round until the poison check.
+const MAX_ERROR_MESSAGE: usize = 2048;
+
+/// `error` with its message cut to [`MAX_ERROR_MESSAGE`] bytes, saying so.
+fn bounded(mut error: ErrorInfo) -> ErrorInfo {
+    if error.message.len() > MAX_ERROR_MESSAGE {
+        let mut end = MAX_ERROR_MESSAGE;
+        while !error.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let total = error.message.len();
+        error.message.truncate(end);
+        error.message.push_str(&format!("… ({total} bytes in all)"));
+    }
+    error
+}
+
 /// The task id of a message that is not a valid envelope, if it has one.
 fn loose_task_id(body: &[u8]) -> Option<uuid::Uuid> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -474,4 +494,32 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-text panic payload".into());
     format!("the handler panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_error_messages_are_cut_to_fit_a_header() {
+        let long = ErrorInfo {
+            kind: "invalid_reference".into(),
+            message: "模".repeat(MAX_ERROR_MESSAGE),
+        };
+        let cut = bounded(long);
+        assert!(
+            cut.message.len() <= MAX_ERROR_MESSAGE + 32,
+            "{}",
+            cut.message.len()
+        );
+        assert!(
+            cut.message
+                .ends_with(&format!("({} bytes in all)", 3 * MAX_ERROR_MESSAGE))
+        );
+        let short = ErrorInfo {
+            kind: "x".into(),
+            message: "short".into(),
+        };
+        assert_eq!(bounded(short.clone()), short);
+    }
 }
