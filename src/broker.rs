@@ -266,3 +266,100 @@ mod tests {
         assert_eq!(parts[2].len(), 16);
     }
 }
+
+/// Publishes task events in batches: whatever events the stage's deliveries
+/// hand over while the previous batch is being written go out together as
+/// one stream entry (a JSON array). Under load that turns a dozen event
+/// messages per document into a few; when idle a batch is a single event, so
+/// no latency is added. Each sender learns when its own events are confirmed.
+#[derive(Clone)]
+pub struct EventSink {
+    queue: tokio::sync::mpsc::Sender<PendingEvents>,
+}
+
+struct PendingEvents {
+    events: Vec<Event>,
+    confirmed: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// The confirm of events handed to an [`EventSink`].
+pub struct EventsConfirm(tokio::sync::oneshot::Receiver<Result<(), String>>);
+
+impl EventsConfirm {
+    /// Waits until the broker confirmed the batch holding these events.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        match self.0.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(anyhow::anyhow!(message)),
+            Err(_) => Err(anyhow::anyhow!(
+                "the event publisher stopped before confirming"
+            )),
+        }
+    }
+}
+
+/// Most events in one stream entry.
+const EVENTS_PER_BATCH: usize = 256;
+
+impl EventSink {
+    /// Starts publishing on `channel` (which must have confirms on); the
+    /// publisher stops when every clone of the sink is dropped.
+    pub fn start(channel: Channel, topology: &Topology) -> EventSink {
+        let (queue, mut pending) = tokio::sync::mpsc::channel::<PendingEvents>(1024);
+        let exchange = topology.events_exchange();
+        tokio::spawn(async move {
+            while let Some(first) = pending.recv().await {
+                let mut batch = vec![first];
+                let mut count = batch[0].events.len();
+                while count < EVENTS_PER_BATCH {
+                    match pending.try_recv() {
+                        Ok(next) => {
+                            count += next.events.len();
+                            batch.push(next);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let events: Vec<&Event> = batch.iter().flat_map(|p| &p.events).collect();
+                let message = Outgoing::new(
+                    exchange.as_str(),
+                    "events",
+                    crate::events::encode_batch(&events),
+                );
+                match publish(&channel, &message).await {
+                    // Wait for the confirm aside, so the next batch can go
+                    // out meanwhile.
+                    Ok(confirm) => {
+                        tokio::spawn(async move {
+                            let result = confirm.wait().await.map_err(|e| format!("{e:#}"));
+                            for pending in batch {
+                                let _ = pending.confirmed.send(result.clone());
+                            }
+                        });
+                    }
+                    Err(err) => {
+                        let message = format!("{err:#}");
+                        for pending in batch {
+                            let _ = pending.confirmed.send(Err(message.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        EventSink { queue }
+    }
+
+    /// Hands `events` over for publishing.
+    pub async fn send(&self, events: Vec<Event>) -> EventsConfirm {
+        let (confirmed, receiver) = tokio::sync::oneshot::channel();
+        if events.is_empty() {
+            let _ = confirmed.send(Ok(()));
+        } else if let Err(refused) = self.queue.send(PendingEvents { events, confirmed }).await {
+            let _ = refused
+                .0
+                .confirmed
+                .send(Err("the event publisher has stopped".into()));
+        }
+        EventsConfirm(receiver)
+    }
+}

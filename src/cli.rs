@@ -12,9 +12,11 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::broker;
+use crate::client::{ApiClient, render_status, render_tasks};
 use crate::config::Settings;
 use crate::dlq::{self, ReplayFilter};
 use crate::envelope::{Stage, TaskOptions};
+use crate::projector::view::TaskState;
 use crate::runtime::{self, WorkerOptions};
 use crate::stages::{StageContext, StageHandler};
 use crate::store::Store;
@@ -40,6 +42,30 @@ pub enum Command {
         /// Messages each stage works on at once (default: stages.concurrency).
         #[arg(long)]
         concurrency: Option<u16>,
+    },
+    /// The status projector and the HTTP API.
+    Serve,
+    /// One task's status (from the API).
+    Status {
+        task_id: Uuid,
+        /// Print the task view as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A page of tasks, newest first (from the API).
+    Tasks {
+        /// Only tasks in this state: queued, running, retrying, done, failed.
+        #[arg(long)]
+        state: Option<TaskState>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// The page after this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Print the page as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// One stage.
     Worker {
@@ -138,10 +164,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Arc::new(Settings::load(cli.config.as_deref())?);
     crate::telemetry::init(&settings.log);
     match cli.command {
-        Command::Run { concurrency } => run_pipeline(settings, &Stage::ALL, concurrency).await,
-        Command::Worker { stage, concurrency } => {
-            run_pipeline(settings, &[stage], concurrency).await
+        Command::Run { concurrency } => {
+            run_pipeline(settings, &Stage::ALL, concurrency, true).await
         }
+        Command::Worker { stage, concurrency } => {
+            run_pipeline(settings, &[stage], concurrency, false).await
+        }
+        Command::Serve => run_pipeline(settings, &[], None, true).await,
+        Command::Status { task_id, json } => status(&settings, task_id, json).await,
+        Command::Tasks {
+            state,
+            limit,
+            cursor,
+            json,
+        } => tasks(&settings, state, limit, cursor, json).await,
         Command::Submit {
             files,
             amendments,
@@ -174,12 +210,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs `stages` in this process until SIGINT or SIGTERM, then shuts down
-/// gracefully.
+/// Runs `stages` (and the projector with the HTTP API, if `serve`) in this
+/// process until SIGINT or SIGTERM, then shuts down gracefully.
 async fn run_pipeline(
     settings: Arc<Settings>,
     stages: &[Stage],
     concurrency: Option<u16>,
+    serve: bool,
 ) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     let context = StageContext {
@@ -187,6 +224,7 @@ async fn run_pipeline(
         settings: Arc::clone(&settings),
     };
     let tracker = TaskTracker::new();
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for &stage in stages {
         let options = WorkerOptions {
             stage,
@@ -196,25 +234,51 @@ async fn run_pipeline(
             stage,
             context: context.clone(),
         });
-        let (settings, token) = (Arc::clone(&settings), token.clone());
-        tracker.spawn(async move {
-            let result = runtime::run_worker(settings, options, handler, token.clone()).await;
-            if let Err(err) = &result {
-                tracing::error!(%stage, error = format!("{err:#}"), "worker stopped");
-                token.cancel();
-            }
-            result
-        });
+        let worker = runtime::run_worker(Arc::clone(&settings), options, handler, token.clone());
+        tracker.spawn(supervise(
+            format!("{stage} worker"),
+            worker,
+            token.clone(),
+            Arc::clone(&failed),
+        ));
+    }
+    if serve {
+        let projector = crate::projector::run((*settings).clone(), token.clone());
+        tracker.spawn(supervise(
+            "projector".into(),
+            projector,
+            token.clone(),
+            Arc::clone(&failed),
+        ));
     }
     tracker.close();
-    tracing::info!(stages = ?stages, "running; SIGINT or SIGTERM stops");
+    tracing::info!(stages = ?stages, serve, "running; SIGINT or SIGTERM stops");
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("signal received; finishing the messages in hand"),
         _ = token.cancelled() => {}
     }
     token.cancel();
     tracker.wait().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed.load(std::sync::atomic::Ordering::SeqCst) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs one part of the process; if it fails, says which and why, and stops
+/// the rest.
+async fn supervise(
+    name: String,
+    part: impl std::future::Future<Output = anyhow::Result<()>>,
+    token: CancellationToken,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+) {
+    if let Err(err) = part.await {
+        tracing::error!(part = %name, error = format!("{err:#}"), "stopped with an error; shutting down");
+        failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        token.cancel();
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -303,20 +367,8 @@ async fn submit(
     let Some(follower) = follower else {
         return Ok(ExitCode::SUCCESS);
     };
-    let json = request.json;
-    let waiting = follower.wait(&ids, |event| {
-        if json {
-            println!("{}", serde_json::to_string(event).unwrap_or_default());
-        } else {
-            println!(
-                "{}  {:<8} {:<16} attempt {}",
-                event.task_id,
-                event.stage,
-                event.kind.name(),
-                event.attempt
-            );
-        }
-    });
+    let mut display = Progress::new(&ids, request.json);
+    let waiting = follower.wait(&ids, |event| display.show(event));
     let outcomes = tokio::time::timeout(std::time::Duration::from_secs(request.timeout), waiting)
         .await
         .context("timed out waiting for the tasks")??;
@@ -347,6 +399,92 @@ async fn submit(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How `submit --wait` shows its tasks: on a terminal, one line per task
+/// redrawn in place with each stage's progress (the view folded from the
+/// events seen so far); otherwise one line per event, or JSON lines.
+struct Progress {
+    order: Vec<Uuid>,
+    events: std::collections::HashMap<Uuid, Vec<crate::events::Event>>,
+    terminal: bool,
+    json: bool,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(tasks: &[Uuid], json: bool) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            order: tasks.to_vec(),
+            events: std::collections::HashMap::new(),
+            terminal: !json && std::io::stdout().is_terminal(),
+            json,
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, event: &crate::events::Event) {
+        if self.json {
+            println!("{}", serde_json::to_string(event).unwrap_or_default());
+            return;
+        }
+        if !self.terminal {
+            println!(
+                "{}  {:<8} {:<16} attempt {}",
+                event.task_id,
+                event.stage,
+                event.kind.name(),
+                event.attempt
+            );
+            return;
+        }
+        self.events
+            .entry(event.task_id)
+            .or_default()
+            .push(event.clone());
+        if self.drawn {
+            print!("\x1b[{}A", self.order.len());
+        }
+        for task in &self.order {
+            let line = self
+                .events
+                .get(task)
+                .and_then(|events| crate::projector::view::fold(events.iter()))
+                .map(|view| crate::client::progress_line(&view))
+                .unwrap_or_else(|| "waiting".into());
+            println!("\x1b[2K{task}  {line}");
+        }
+        self.drawn = true;
+    }
+}
+
+async fn status(settings: &Settings, task_id: Uuid, json: bool) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::from_settings(settings);
+    let view = client.status(task_id).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", render_status(&view));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tasks(
+    settings: &Settings,
+    state: Option<TaskState>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::from_settings(settings);
+    let page = client.tasks(state, limit, cursor.as_deref()).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+    } else {
+        print!("{}", render_tasks(&page));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<ExitCode> {

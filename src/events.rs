@@ -136,6 +136,30 @@ impl Event {
     }
 }
 
+/// Reads one entry of the events stream: a single event, or a batch of
+/// events (a JSON array), as the stages publish them. Entries of another
+/// schema version are refused with the reason.
+pub fn decode_entry(body: &[u8]) -> Result<Vec<Event>, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let events: Vec<Event> = if value.is_array() {
+        serde_json::from_value(value).map_err(|e| e.to_string())?
+    } else {
+        vec![serde_json::from_value(value).map_err(|e| e.to_string())?]
+    };
+    if let Some(event) = events.iter().find(|e| e.schema != EVENT_SCHEMA) {
+        return Err(format!(
+            "event schema {} is not {EVENT_SCHEMA}",
+            event.schema
+        ));
+    }
+    Ok(events)
+}
+
+/// The body of a batch of events.
+pub fn encode_batch(events: &[&Event]) -> Vec<u8> {
+    serde_json::to_vec(events).expect("events always serialise")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +186,10 @@ mod tests {
         assert_eq!(json["stage"], "parse");
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+        assert_eq!(decode_entry(&event.encode()).unwrap(), vec![event.clone()]);
+        let batch = encode_batch(&[&event, &event]);
+        assert_eq!(decode_entry(&batch).unwrap(), vec![event.clone(), event]);
+        assert!(decode_entry(b"[{\"schema\": 9}]").is_err());
+        assert!(decode_entry(b"nonsense").is_err());
     }
 }

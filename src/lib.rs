@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dlq;
 pub mod document;
@@ -10,7 +11,9 @@ pub mod envelope;
 pub mod events;
 pub mod extract;
 pub mod filter;
+pub mod http;
 pub mod parse;
+pub mod projector;
 pub mod runtime;
 pub mod stages;
 pub mod store;

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
-use crate::broker::{self, Outgoing, header_int, header_str, traceparent_for};
+use crate::broker::{self, EventSink, Outgoing, header_int, header_str, traceparent_for};
 use crate::config::Settings;
 use crate::envelope::{Envelope, Stage};
 use crate::events::{ErrorInfo, Event, EventKind};
@@ -103,6 +103,10 @@ impl<H: Handler> Worker<H> {
     ) -> anyhow::Result<()> {
         let publisher = broker::confirm_channel(conn).await?;
         self.topology.apply(&publisher).await?;
+        let link = Link {
+            events: EventSink::start(publisher.clone(), &self.topology),
+            publisher: publisher.clone(),
+        };
         let channel = conn.create_channel().await?;
         channel
             .basic_qos(self.concurrency, BasicQosOptions::default())
@@ -123,8 +127,8 @@ impl<H: Handler> Worker<H> {
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let worker = Arc::clone(self);
-                        let publisher = publisher.clone();
-                        in_hand.spawn(async move { worker.process(&publisher, delivery).await });
+                        let link = link.clone();
+                        in_hand.spawn(async move { worker.process(&link, delivery).await });
                     }
                     Some(Err(err)) => break Err(anyhow!(err).context("consuming")),
                     None => break Err(anyhow!("the broker cancelled the consumer")),
@@ -140,6 +144,7 @@ impl<H: Handler> Worker<H> {
         }
         in_hand.close();
         in_hand.wait().await;
+        drop(link);
         if outcome.is_ok() {
             let _ = channel.close(200, "done".into()).await;
             let _ = publisher.close(200, "done".into()).await;
@@ -149,10 +154,10 @@ impl<H: Handler> Worker<H> {
 
     /// Handles one delivery, then acks it, or requeues it if its outcome could
     /// not be published.
-    async fn process(&self, publisher: &Channel, delivery: Delivery) {
+    async fn process(&self, link: &Link, delivery: Delivery) {
         let span = tracing::info_span!("delivery", stage = %self.stage, task_id = tracing::field::Empty, attempt = tracing::field::Empty);
         async {
-            let result = self.settle(publisher, &delivery).await;
+            let result = self.settle(link, &delivery).await;
             let acked = match result {
                 Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
                 Err(err) => {
@@ -173,14 +178,13 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Decides the delivery's outcome and publishes it with confirms.
-    async fn settle(&self, publisher: &Channel, delivery: &Delivery) -> anyhow::Result<()> {
+    async fn settle(&self, link: &Link, delivery: &Delivery) -> anyhow::Result<()> {
         let headers = delivery.properties.headers();
         let envelope = match Envelope::decode(&delivery.data, self.stage) {
             Ok(envelope) => envelope,
             Err(err) => {
-                return self
-                    .dead_letter_undecodable(publisher, delivery, err.to_string())
-                    .await;
+                let outcome = self.undecodable(delivery, err.to_string());
+                return link.publish(outcome).await;
             }
         };
         let span = Span::current();
@@ -196,26 +200,23 @@ impl<H: Handler> Worker<H> {
                     "delivered {deliveries} times without being acknowledged: handling it keeps stopping the worker"
                 ),
             };
-            let messages =
-                self.dead_letter_messages(&envelope, &delivery.data, &error, &traceparent);
-            return broker::publish_all(publisher, &messages).await;
+            let outcome = self.dead_letter(&envelope, &delivery.data, &error, &traceparent);
+            return link.publish(outcome).await;
         }
-        let started = Event::about(&envelope, EventKind::Started);
-        let started = broker::publish(
-            publisher,
-            &Outgoing::event(&self.topology, &started, Some(&traceparent)),
-        )
-        .await?;
+        let started = link
+            .events
+            .send(vec![Event::about(&envelope, EventKind::Started)])
+            .await;
         let clock = Instant::now();
         let result = self.run_handler(envelope.clone()).await;
-        let messages = self.outcome_messages(
+        let outcome = self.outcome(
             &envelope,
             &delivery.data,
             result,
             clock.elapsed(),
             &traceparent,
         );
-        broker::publish_all(publisher, &messages).await?;
+        link.publish(outcome).await?;
         started.wait().await
     }
 
@@ -248,21 +249,21 @@ impl<H: Handler> Worker<H> {
     }
 
     /// What to publish for a handler's result.
-    fn outcome_messages(
+    fn outcome(
         &self,
         envelope: &Envelope,
         body: &[u8],
         result: Result<StageOutput, StageError>,
         took: Duration,
         traceparent: &str,
-    ) -> Vec<Outgoing> {
+    ) -> Outcome {
         match result {
-            Ok(output) => self.success_messages(envelope, output, took, traceparent),
+            Ok(output) => self.success(envelope, output, took, traceparent),
             Err(err) => {
                 let retry = self.topology.retry_queue(self.stage, envelope.attempt);
                 match (err.is_transient(), retry) {
                     (true, Some((queue, delay_ms))) => {
-                        self.retry_messages(envelope, &err, &queue, delay_ms, traceparent)
+                        self.retry(envelope, &err, &queue, delay_ms, traceparent)
                     }
                     _ => {
                         let mut error = bounded(err.info());
@@ -272,20 +273,21 @@ impl<H: Handler> Worker<H> {
                                 envelope.attempt, error.message
                             );
                         }
-                        self.dead_letter_messages(envelope, body, &error, traceparent)
+                        self.dead_letter(envelope, body, &error, traceparent)
                     }
                 }
             }
         }
     }
 
-    fn success_messages(
+    /// On to the next stage, or, after the last, the `completed` event.
+    fn success(
         &self,
         envelope: &Envelope,
         output: StageOutput,
         took: Duration,
         traceparent: &str,
-    ) -> Vec<Outgoing> {
+    ) -> Outcome {
         let succeeded = Event::about(
             envelope,
             EventKind::Succeeded {
@@ -293,51 +295,40 @@ impl<H: Handler> Worker<H> {
                 duration_ms: took.as_millis() as u64,
             },
         );
-        let mut messages = Vec::with_capacity(2);
         match self.stage.next() {
             Some(next) => {
                 let forward = envelope.advance(next, output.artifacts);
-                messages.push(
-                    Outgoing::new(
-                        self.topology.work_exchange(),
-                        next.as_str(),
-                        forward.encode(),
-                    )
-                    .for_task(envelope.task_id, Some(traceparent)),
-                );
-                messages.push(Outgoing::event(
-                    &self.topology,
-                    &succeeded,
-                    Some(traceparent),
-                ));
-            }
-            None => {
-                messages.push(Outgoing::event(
-                    &self.topology,
-                    &succeeded,
-                    Some(traceparent),
-                ));
-                if let Some(summary) = output.artifacts.summary {
-                    let completed = Event::about(envelope, EventKind::Completed { summary });
-                    messages.push(Outgoing::event(
-                        &self.topology,
-                        &completed,
-                        Some(traceparent),
-                    ));
+                Outcome {
+                    work: Some(
+                        Outgoing::new(
+                            self.topology.work_exchange(),
+                            next.as_str(),
+                            forward.encode(),
+                        )
+                        .for_task(envelope.task_id, Some(traceparent)),
+                    ),
+                    events: vec![succeeded],
                 }
             }
+            None => {
+                let mut events = vec![succeeded];
+                if let Some(summary) = output.artifacts.summary {
+                    events.push(Event::about(envelope, EventKind::Completed { summary }));
+                }
+                Outcome { work: None, events }
+            }
         }
-        messages
     }
 
-    fn retry_messages(
+    /// Into the retry queue of the tier this attempt reached.
+    fn retry(
         &self,
         envelope: &Envelope,
         err: &StageError,
         queue: &str,
         delay_ms: u64,
         traceparent: &str,
-    ) -> Vec<Outgoing> {
+    ) -> Outcome {
         let now = Utc::now();
         let mut again = envelope.clone();
         again.attempt += 1;
@@ -352,19 +343,23 @@ impl<H: Handler> Worker<H> {
             },
         );
         event.at = now;
-        vec![
-            Outgoing::new("", queue, again.encode()).for_task(envelope.task_id, Some(traceparent)),
-            Outgoing::event(&self.topology, &event, Some(traceparent)),
-        ]
+        Outcome {
+            work: Some(
+                Outgoing::new("", queue, again.encode())
+                    .for_task(envelope.task_id, Some(traceparent)),
+            ),
+            events: vec![event],
+        }
     }
 
-    fn dead_letter_messages(
+    /// Into the stage's dead-letter queue, with the failure headers.
+    fn dead_letter(
         &self,
         envelope: &Envelope,
         body: &[u8],
         error: &ErrorInfo,
         traceparent: &str,
-    ) -> Vec<Outgoing> {
+    ) -> Outcome {
         tracing::error!(kind = %error.kind, error = %error.message, "dead-lettering the message");
         let failure = Failure {
             stage: self.stage,
@@ -373,33 +368,30 @@ impl<H: Handler> Worker<H> {
             first_failure_at: envelope.first_failure_at.unwrap_or_else(Utc::now),
             last_failure_at: Utc::now(),
         };
-        let event = Event::about(
-            envelope,
-            EventKind::DeadLettered {
-                error: error.clone(),
-            },
+        let parked = Outgoing::new(
+            "",
+            self.topology.dead_letter_queue(self.stage),
+            body.to_vec(),
         );
-        vec![
-            failure
-                .stamp(Outgoing::new(
-                    "",
-                    self.topology.dead_letter_queue(self.stage),
-                    body.to_vec(),
-                ))
-                .header("x-tf-task-id", envelope.task_id.to_string())
-                .for_task(envelope.task_id, Some(traceparent)),
-            Outgoing::event(&self.topology, &event, Some(traceparent)),
-        ]
+        Outcome {
+            work: Some(
+                failure
+                    .stamp(parked)
+                    .header("x-tf-task-id", envelope.task_id.to_string())
+                    .for_task(envelope.task_id, Some(traceparent)),
+            ),
+            events: vec![Event::about(
+                envelope,
+                EventKind::DeadLettered {
+                    error: error.clone(),
+                },
+            )],
+        }
     }
 
     /// A body that is not an envelope goes to the dead-letter queue as it
     /// came, with the reason; if it names a task, that task hears of it.
-    async fn dead_letter_undecodable(
-        &self,
-        publisher: &Channel,
-        delivery: &Delivery,
-        reason: String,
-    ) -> anyhow::Result<()> {
+    fn undecodable(&self, delivery: &Delivery, reason: String) -> Outcome {
         tracing::error!(error = %reason, "undecodable message; dead-lettering it");
         let now = Utc::now();
         let failure = Failure {
@@ -412,13 +404,15 @@ impl<H: Handler> Worker<H> {
             first_failure_at: now,
             last_failure_at: now,
         };
-        let mut messages = vec![failure.stamp(Outgoing::new(
+        let mut parked = failure.stamp(Outgoing::new(
             "",
             self.topology.dead_letter_queue(self.stage),
             delivery.data.clone(),
-        ))];
+        ));
+        let mut events = Vec::new();
         if let Some(task_id) = loose_task_id(&delivery.data) {
-            let event = Event {
+            parked = parked.header("x-tf-task-id", task_id.to_string());
+            events.push(Event {
                 schema: crate::events::EVENT_SCHEMA,
                 event_id: uuid::Uuid::now_v7(),
                 task_id,
@@ -428,14 +422,42 @@ impl<H: Handler> Worker<H> {
                 kind: EventKind::DeadLettered {
                     error: failure.error.clone(),
                 },
-            };
-            messages[0] = messages[0]
-                .clone()
-                .header("x-tf-task-id", task_id.to_string());
-            messages.push(Outgoing::event(&self.topology, &event, None));
+            });
         }
-        broker::publish_all(publisher, &messages).await
+        Outcome {
+            work: Some(parked),
+            events,
+        }
     }
+}
+
+/// Where a worker publishes, on its current connection.
+#[derive(Clone)]
+struct Link {
+    publisher: Channel,
+    events: EventSink,
+}
+
+impl Link {
+    /// Publishes an outcome and waits for every confirm.
+    async fn publish(&self, outcome: Outcome) -> anyhow::Result<()> {
+        let work = match &outcome.work {
+            Some(message) => Some(broker::publish(&self.publisher, message).await?),
+            None => None,
+        };
+        let events = self.events.send(outcome.events).await;
+        if let Some(work) = work {
+            work.wait().await?;
+        }
+        events.wait().await
+    }
+}
+
+/// What one delivery leads to: at most one message (to the next stage, a
+/// retry queue or the dead-letter queue) and the task's events.
+struct Outcome {
+    work: Option<Outgoing>,
+    events: Vec<Event>,
 }
 
 /// Why a message was dead-lettered, as headers on it.

@@ -65,10 +65,17 @@ impl Store {
         Ok(Store { inner })
     }
 
-    /// Stores a document's original bytes under `originals/<sha256>`.
+    /// Stores a document's original bytes under `originals/<sha256>`, unless
+    /// they are there already (originals can be large: a look first is
+    /// cheaper than writing them again).
     pub async fn put_original(&self, bytes: Bytes) -> Result<ArtifactRef, StoreError> {
         let sha256 = sha256_hex(&bytes);
-        self.put(format!("originals/{sha256}"), sha256, bytes).await
+        let key = format!("originals/{sha256}");
+        if self.inner.head(&Path::from(key.as_str())).await.is_ok() {
+            let size = bytes.len() as u64;
+            return Ok(ArtifactRef { key, sha256, size });
+        }
+        self.put(key, sha256, bytes).await
     }
 
     /// Stores a JSON artifact of `kind` (`parsed`, `classified`, `summary`).

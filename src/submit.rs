@@ -243,6 +243,7 @@ pub struct Follower {
     _conn: Connection,
     consumer: lapin::Consumer,
     since: chrono::DateTime<chrono::Utc>,
+    buffered: std::collections::VecDeque<Event>,
 }
 
 impl Follower {
@@ -274,7 +275,31 @@ impl Follower {
             _conn: conn,
             consumer,
             since,
+            buffered: std::collections::VecDeque::new(),
         })
+    }
+
+    /// The next event stamped at or after `since`; entries of the stream
+    /// that are not events are skipped.
+    pub async fn next_event(&mut self) -> anyhow::Result<Event> {
+        loop {
+            if let Some(event) = self.buffered.pop_front() {
+                if event.at >= self.since {
+                    return Ok(event);
+                }
+                continue;
+            }
+            let delivery = self
+                .consumer
+                .next()
+                .await
+                .context("the events stream closed")?
+                .context("reading the events stream")?;
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            if let Ok(events) = crate::events::decode_entry(&delivery.data) {
+                self.buffered.extend(events);
+            }
+        }
     }
 
     /// Follows `tasks` until each has completed or failed, calling `on_event`
@@ -287,17 +312,8 @@ impl Follower {
         let wanted: HashSet<Uuid> = tasks.iter().copied().collect();
         let mut outcomes = BTreeMap::new();
         while outcomes.len() < wanted.len() {
-            let delivery = self
-                .consumer
-                .next()
-                .await
-                .context("the events stream closed")?
-                .context("reading the events stream")?;
-            delivery.acker.ack(BasicAckOptions::default()).await?;
-            let Ok(event) = serde_json::from_slice::<Event>(&delivery.data) else {
-                continue;
-            };
-            if !wanted.contains(&event.task_id) || event.at < self.since {
+            let event = self.next_event().await?;
+            if !wanted.contains(&event.task_id) {
                 continue;
             }
             on_event(&event);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::{StageContext, StageError, StageOutput};
-use crate::envelope::{DocumentRef, Envelope};
+use crate::envelope::{ArtifactRef, DocumentRef, Envelope};
 use crate::parse::sniff;
 use crate::store::{StoreError, sha256_hex};
 
@@ -22,7 +22,17 @@ pub async fn handle(
         check(context, document, &bytes)?;
         sniff::sniff(&bytes, &document.filename)
             .map_err(|e| StageError::permanent(e.kind, e.message))?;
-        originals.push(context.store.put_original(bytes).await?);
+        let stored = match document.uri.strip_prefix("store:") {
+            // Already in the store under its checksum, which `check` has
+            // just verified: nothing to write.
+            Some(key) => ArtifactRef {
+                key: key.to_string(),
+                sha256: document.sha256.to_ascii_lowercase(),
+                size: bytes.len() as u64,
+            },
+            None => context.store.put_original(bytes).await?,
+        };
+        originals.push(stored);
     }
     let produced = originals.first().cloned();
     artifacts.originals = originals;

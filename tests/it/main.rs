@@ -2,9 +2,11 @@
 //! one binary. Each test gets its own topology prefix, so tests share the
 //! broker without seeing each other.
 
+mod api;
 mod faults;
 mod helpers;
 mod ledger;
 mod pipeline;
 mod procs;
+mod projector;
 mod proxy;

@@ -491,3 +491,30 @@ async fn workers_reconnect_and_finish_the_work_when_their_connections_are_cut() 
     );
     pipeline.teardown().await;
 }
+
+#[test]
+fn invalid_config_is_reported_before_anything_connects() {
+    // An unreachable broker: had the binary tried to connect, it would hang
+    // retrying instead of answering at once.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tenderflow"))
+        .args(["worker", "parse"])
+        .env(
+            "TENDERFLOW__AMQP__URL",
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+        )
+        .env("TENDERFLOW__TOPOLOGY__PREFIX", "not a prefix")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("topology.prefix"), "{stderr}");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tenderflow"))
+        .args(["run"])
+        .env("TENDERFLOW__STAGES__CONCURRENCY", "many")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("concurrency"), "{stderr}");
+}

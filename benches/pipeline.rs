@@ -1,0 +1,556 @@
+//! Throughput and latency of the pipeline against the broker's own ceiling,
+//! measured in one run so that the ratios hold on a noisy machine.
+//!
+//! `cargo bench --bench pipeline -- [--docs N] [--runs R] [--rate R] [--secs S]`
+//!
+//! Needs RabbitMQ on 127.0.0.1:5672. Every run uses fresh queue names and
+//! deletes them afterwards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use tenderflow::config::Settings;
+use tenderflow::envelope::{Stage, TaskOptions};
+use tenderflow::runtime::{self, WorkerOptions};
+use tenderflow::stages::{StageContext, StageHandler};
+use tenderflow::store::Store;
+use tenderflow::submit::{Submitter, Upload};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const PREFETCH: u16 = 64;
+
+#[derive(Debug, Clone, Copy)]
+struct Args {
+    docs: usize,
+    runs: usize,
+    rate: u32,
+    secs: u64,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        docs: 2000,
+        runs: 3,
+        rate: 200,
+        secs: 10,
+    };
+    let raw: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < raw.len() {
+        let value = raw.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+        match (raw[i].as_str(), value) {
+            ("--docs", Some(v)) => args.docs = v as usize,
+            ("--runs", Some(v)) => args.runs = v as usize,
+            ("--rate", Some(v)) => args.rate = v as u32,
+            ("--secs", Some(v)) => args.secs = v,
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    args
+}
+
+/// One measurement: documents per second and latency percentiles (ms).
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn figures(count: usize, elapsed: Duration, mut latencies: Vec<f64>) -> Figures {
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Figures {
+        per_sec: count as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
+fn median(values: &[Figures]) -> Figures {
+    let pick = |f: fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = values.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    Figures {
+        per_sec: pick(|f| f.per_sec),
+        p50_ms: pick(|f| f.p50_ms),
+        p99_ms: pick(|f| f.p99_ms),
+    }
+}
+
+// ---- The ceiling: plain lapin, four hops, no tenderflow code ----
+
+async fn confirm_channel(conn: &Connection) -> Channel {
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    channel
+}
+
+async fn publish(channel: &Channel, queue: &str, body: &[u8]) {
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+}
+
+/// One hop: consume `from`, publish to `to` with a confirm, then ack.
+async fn hop(conn: Connection, from: String, to: String, token: CancellationToken) {
+    let out = confirm_channel(&conn).await;
+    let input = conn.create_channel().await.unwrap();
+    input
+        .basic_qos(PREFETCH, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = input
+        .basic_consume(
+            from.as_str().into(),
+            "hop".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            Some(Ok(delivery)) = consumer.next() => {
+                let out = out.clone();
+                let to = to.clone();
+                tokio::spawn(async move {
+                    publish(&out, &to, &delivery.data).await;
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                });
+            }
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
+}
+
+/// Runs the four hops into a sink; returns the sink's receiver of bodies.
+async fn ceiling_chain(
+    queues: &[String],
+    token: &CancellationToken,
+) -> mpsc::UnboundedReceiver<(Instant, Vec<u8>)> {
+    for window in queues.windows(2) {
+        let conn = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        tokio::spawn(hop(
+            conn,
+            window[0].clone(),
+            window[1].clone(),
+            token.clone(),
+        ));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let sink = conn.create_channel().await.unwrap();
+    sink.basic_qos(1000, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut consumer = sink
+        .basic_consume(
+            queues[4].as_str().into(),
+            "sink".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let token = token.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                Some(Ok(delivery)) = consumer.next() => {
+                    let _ = tx.send((Instant::now(), delivery.data.clone()));
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+            }
+        }
+        let _ = conn.close(200, "done".into()).await;
+    });
+    rx
+}
+
+async fn with_queues<F, Fut>(f: F) -> Figures
+where
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Figures>,
+{
+    let prefix = format!("bench-{}", Uuid::now_v7().simple());
+    let queues: Vec<String> = (0..5).map(|i| format!("{prefix}.q{i}")).collect();
+    let conn = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    for queue in &queues {
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let result = f(queues.clone()).await;
+    for queue in &queues {
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    result
+}
+
+/// A body of about the size of a real envelope, stamped with its id.
+fn body(id: usize) -> Vec<u8> {
+    let mut body = format!("{id:>12}").into_bytes();
+    body.resize(600, b' ');
+    body
+}
+
+fn id_of(body: &[u8]) -> usize {
+    std::str::from_utf8(&body[..12])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+async fn ceiling_burst(docs: usize) -> Figures {
+    with_queues(|queues| async move {
+        let conn = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = confirm_channel(&conn).await;
+        let mut pending = Vec::new();
+        for id in 0..docs {
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    queues[0].as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body(id),
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .unwrap();
+            pending.push(confirm);
+        }
+        for confirm in pending {
+            confirm.await.unwrap();
+        }
+        let token = CancellationToken::new();
+        let start = Instant::now();
+        let mut rx = ceiling_chain(&queues, &token).await;
+        let mut latencies = Vec::with_capacity(docs);
+        for _ in 0..docs {
+            let (at, _) = rx.recv().await.unwrap();
+            latencies.push((at - start).as_secs_f64() * 1000.0);
+        }
+        let elapsed = start.elapsed();
+        token.cancel();
+        let _ = conn.close(200, "done".into()).await;
+        figures(docs, elapsed, latencies)
+    })
+    .await
+}
+
+async fn ceiling_paced(rate: u32, secs: u64) -> Figures {
+    with_queues(|queues| async move {
+        let token = CancellationToken::new();
+        let mut rx = ceiling_chain(&queues, &token).await;
+        let conn = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = confirm_channel(&conn).await;
+        let total = (rate as u64 * secs) as usize;
+        let sent: Arc<std::sync::Mutex<HashMap<usize, Instant>>> = Arc::default();
+        let start = Instant::now();
+        let publisher = {
+            let sent = Arc::clone(&sent);
+            let queue = queues[0].clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+                for id in 0..total {
+                    tick.tick().await;
+                    sent.lock().unwrap().insert(id, Instant::now());
+                    let channel = channel.clone();
+                    let queue = queue.clone();
+                    tokio::spawn(async move { publish(&channel, &queue, &body(id)).await });
+                }
+            })
+        };
+        let mut latencies = Vec::with_capacity(total);
+        for _ in 0..total {
+            let (at, data) = rx.recv().await.unwrap();
+            let sent_at = sent.lock().unwrap()[&id_of(&data)];
+            latencies.push((at - sent_at).as_secs_f64() * 1000.0);
+        }
+        publisher.await.unwrap();
+        token.cancel();
+        let _ = conn.close(200, "done".into()).await;
+        figures(total, start.elapsed(), latencies)
+    })
+    .await
+}
+
+// ---- tenderflow: the four real stages in this process ----
+
+struct Pipeline {
+    settings: Arc<Settings>,
+    _dir: tempfile::TempDir,
+    token: CancellationToken,
+}
+
+impl Pipeline {
+    fn new() -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::load(None).unwrap();
+        settings.topology.prefix = format!("bench-{}", Uuid::now_v7().simple());
+        settings.store.root = dir.path().join("store");
+        settings.stages.concurrency = PREFETCH;
+        Pipeline {
+            settings: Arc::new(settings),
+            _dir: dir,
+            token: CancellationToken::new(),
+        }
+    }
+
+    fn start(&self) {
+        let context = StageContext {
+            settings: Arc::clone(&self.settings),
+            store: Store::from_settings(&self.settings).unwrap(),
+        };
+        for stage in Stage::ALL {
+            let handler = Arc::new(StageHandler {
+                stage,
+                context: context.clone(),
+            });
+            let options = WorkerOptions {
+                stage,
+                concurrency: PREFETCH,
+            };
+            tokio::spawn(runtime::run_worker(
+                Arc::clone(&self.settings),
+                options,
+                handler,
+                self.token.clone(),
+            ));
+        }
+    }
+
+    async fn delete(self) {
+        self.token.cancel();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let topology = tenderflow::topology::Topology::from_settings(&self.settings).unwrap();
+        let conn = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        for queue in &topology.queues {
+            let _ = channel
+                .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = conn.close(200, "done".into()).await;
+    }
+}
+
+fn small_doc(id: usize) -> Upload {
+    Upload {
+        filename: format!("tender-{id}.md"),
+        bytes: Bytes::from(format!(
+            "# 招标公告 {id}\n\n| 条款 | 内容 |\n|---|---|\n| 项目名称 | 测试道路工程{id}标段 |\n| 招标编号 | BENCH-{id:06} |\n| 最高投标限价 | 人民币{id}万元 |\n\n投标截止时间为2027年3月18日9时30分。\n"
+        )),
+    }
+}
+
+/// Every `completed` event, as it arrives.
+async fn completions_all(settings: &Settings) -> mpsc::UnboundedReceiver<(Instant, Uuid)> {
+    let mut follower = tenderflow::submit::Follower::start(
+        settings,
+        chrono::Utc::now() - chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(event) = follower.next_event().await {
+            if let tenderflow::events::EventKind::Completed { .. } = event.kind
+                && tx.send((Instant::now(), event.task_id)).is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+async fn pipeline_burst(docs: usize) -> Figures {
+    let pipeline = Pipeline::new();
+    let submitter = Arc::new(Submitter::new(Arc::clone(&pipeline.settings)).unwrap());
+    let mut ids = std::collections::HashSet::new();
+    let mut batch = futures_util::stream::iter(0..docs)
+        .map(|id| {
+            let submitter = Arc::clone(&submitter);
+            async move {
+                submitter
+                    .submit(vec![small_doc(id)], TaskOptions::default())
+                    .await
+                    .unwrap()
+                    .task_id
+            }
+        })
+        .buffer_unordered(64);
+    while let Some(id) = batch.next().await {
+        ids.insert(id);
+    }
+    let mut rx = completions_all(&pipeline.settings).await;
+    let start = Instant::now();
+    pipeline.start();
+    let mut latencies = Vec::with_capacity(docs);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < docs {
+        let (at, task) = rx.recv().await.unwrap();
+        if ids.contains(&task) && seen.insert(task) {
+            latencies.push((at - start).as_secs_f64() * 1000.0);
+        }
+    }
+    let result = figures(docs, start.elapsed(), latencies);
+    pipeline.delete().await;
+    result
+}
+
+async fn pipeline_paced(rate: u32, secs: u64) -> Figures {
+    let pipeline = Pipeline::new();
+    pipeline.start();
+    let mut rx = completions_all(&pipeline.settings).await;
+    let submitter = Arc::new(Submitter::new(Arc::clone(&pipeline.settings)).unwrap());
+    let total = (rate as u64 * secs) as usize;
+    let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<(Uuid, Instant)>();
+    let start = Instant::now();
+    let publisher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        for id in 0..total {
+            tick.tick().await;
+            let submitter = Arc::clone(&submitter);
+            let sent_tx = sent_tx.clone();
+            tokio::spawn(async move {
+                let at = Instant::now();
+                let task = submitter
+                    .submit(vec![small_doc(id)], TaskOptions::default())
+                    .await
+                    .unwrap()
+                    .task_id;
+                let _ = sent_tx.send((task, at));
+            });
+        }
+    });
+    let mut sent = HashMap::new();
+    let mut done = HashMap::new();
+    while done.len() < total {
+        tokio::select! {
+            Some((task, at)) = sent_rx.recv() => { sent.insert(task, at); }
+            Some((at, task)) = rx.recv() => { done.entry(task).or_insert(at); }
+        }
+    }
+    while sent.len() < total {
+        let (task, at) = sent_rx.recv().await.unwrap();
+        sent.insert(task, at);
+    }
+    publisher.await.unwrap();
+    let latencies = done
+        .iter()
+        .filter_map(|(task, at)| sent.get(task).map(|s| (*at - *s).as_secs_f64() * 1000.0))
+        .collect();
+    let result = figures(total, start.elapsed(), latencies);
+    pipeline.delete().await;
+    result
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    println!(
+        "tenderflow pipeline benchmark: {} docs burst, {} docs/s paced for {} s, {} runs, prefetch {PREFETCH}",
+        args.docs, args.rate, args.secs, args.runs
+    );
+    let mut rows: Vec<(&str, Vec<Figures>)> = vec![
+        ("ceiling, burst (lapin, 4 hops)", vec![]),
+        ("ceiling, paced", vec![]),
+        ("tenderflow run, burst", vec![]),
+        ("tenderflow run, paced", vec![]),
+    ];
+    for run in 0..args.runs {
+        rows[0].1.push(ceiling_burst(args.docs).await);
+        rows[1].1.push(ceiling_paced(args.rate, args.secs).await);
+        rows[2].1.push(pipeline_burst(args.docs).await);
+        rows[3].1.push(pipeline_paced(args.rate, args.secs).await);
+        eprintln!("run {} of {} done", run + 1, args.runs);
+    }
+    let ceiling_burst = median(&rows[0].1);
+    let ceiling_paced = median(&rows[1].1);
+    println!();
+    println!(
+        "| measurement (median of {}) | docs/s | ratio to ceiling | p50 ms | p99 ms | p99 / ceiling p99 |",
+        args.runs
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, values) in &rows {
+        let m = median(values);
+        let reference = if name.contains("paced") {
+            ceiling_paced
+        } else {
+            ceiling_burst
+        };
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.1} | {:.1} | {:.2} |",
+            m.per_sec,
+            m.per_sec / reference.per_sec,
+            m.p50_ms,
+            m.p99_ms,
+            m.p99_ms / reference.p99_ms
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! Reading the task view: one task, a page of tasks, a task's events, its
+//! summary, and live updates.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::{AppState, blocking};
+use crate::projector::db::{ListFilter, Page};
+use crate::projector::view::{TaskState, TaskView};
+use crate::store::StoreError;
+
+/// Tasks on a page when the client does not say.
+const DEFAULT_LIMIT: usize = 50;
+/// Most tasks on a page.
+const MAX_LIMIT: usize = 500;
+
+/// The task id of the path: 400 (in the API's shape) when the segment is
+/// not a UUID, or not even text.
+pub struct TaskId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for TaskId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|r| ApiError::bad_request(r.body_text()))?;
+        raw.parse()
+            .map(TaskId)
+            .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a task id (a UUID)")))
+    }
+}
+
+async fn find(state: &AppState, id: Uuid) -> Result<TaskView, ApiError> {
+    blocking(&state.db, move |db| db.task(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
+}
+
+/// `GET /v1/tasks/{id}`: the task's view.
+pub async fn show(
+    State(state): State<AppState>,
+    TaskId(id): TaskId,
+) -> Result<Json<TaskView>, ApiError> {
+    Ok(Json(find(&state, id).await?))
+}
+
+/// The query of `GET /v1/tasks`; everything text, so that each bad value
+/// gets its own clear message.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    stage: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn filter(self) -> Result<ListFilter, ApiError> {
+        let state = self.state.filter(|s| !s.is_empty());
+        let stage = self.stage.filter(|s| !s.is_empty());
+        let limit = match self.limit {
+            None => DEFAULT_LIMIT,
+            Some(raw) => raw
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}, not {raw:?}"))
+                })?,
+        };
+        let before = match self.cursor.filter(|c| !c.is_empty()) {
+            None => None,
+            Some(raw) => Some(raw.parse().map_err(|_| {
+                ApiError::bad_request(format!("{raw:?} is not a cursor from a previous page"))
+            })?),
+        };
+        Ok(ListFilter {
+            state: state
+                .map(|s| s.parse::<TaskState>())
+                .transpose()
+                .map_err(ApiError::bad_request)?,
+            stage: stage
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(ApiError::bad_request)?,
+            before,
+            limit,
+        })
+    }
+}
+
+/// `GET /v1/tasks?state=&stage=&limit=&cursor=`: a page of tasks, newest
+/// first.
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let Query(query) = query?;
+    let filter = query.filter()?;
+    Ok(Json(
+        blocking(&state.db, move |db| db.tasks(&filter)).await?,
+    ))
+}
+
+/// `GET /v1/tasks/{id}/events`: the task's events, in the order they
+/// happened.
+pub async fn events(
+    State(state): State<AppState>,
+    TaskId(id): TaskId,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let events = blocking(&state.db, move |db| db.events(id)).await?;
+    if events.is_empty() {
+        return Err(ApiError::not_found(format!("no task {id}")));
+    }
+    Ok(Json(json!({"task_id": id, "events": events})))
+}
+
+/// `GET /v1/tasks/{id}/summary`: the summary JSON, once the task is done.
+pub async fn summary(
+    State(state): State<AppState>,
+    TaskId(id): TaskId,
+) -> Result<Response, ApiError> {
+    let view = find(&state, id).await?;
+    let Some(summary) = view.summary else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_ready",
+            format!(
+                "task {} is {}; its summary exists once it is done",
+                view.task_id,
+                view.state.as_str()
+            ),
+        ));
+    };
+    let bytes = state.store.get(&summary.key).await.map_err(|e| match e {
+        StoreError::Unavailable(_) => ApiError::unavailable("the document store is unavailable"),
+        other => ApiError::internal(format!("summary of {}: {other}", view.task_id)),
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+/// `GET /v1/tasks/{id}/watch`: server-sent events, one `task` event with the
+/// whole view per change, ending after the task is done or failed.
+pub async fn watch(
+    State(state): State<AppState>,
+    TaskId(id): TaskId,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    // Subscribe before reading, so no change falls between the two.
+    let changes = state.changes.subscribe();
+    let current = find(&state, id).await?;
+    let watch = Watch {
+        state,
+        changes,
+        id,
+        last: None,
+        pending: Some(current),
+    };
+    let stream = futures_util::stream::unfold(watch, |mut watch| async move {
+        let view = watch.next_view().await?;
+        let event = SseEvent::default()
+            .event("task")
+            .id(view.events.to_string())
+            .json_data(&view)
+            .unwrap_or_else(|_| SseEvent::default().comment("unserialisable view"));
+        watch.last = Some(view);
+        Some((Ok(event), watch))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One watcher's position.
+struct Watch {
+    state: AppState,
+    changes: tokio::sync::broadcast::Receiver<TaskView>,
+    id: Uuid,
+    last: Option<TaskView>,
+    pending: Option<TaskView>,
+}
+
+impl Watch {
+    /// The next view to send, or `None` when the stream should end.
+    async fn next_view(&mut self) -> Option<TaskView> {
+        if self.last.as_ref().is_some_and(|v| v.state.is_final()) {
+            return None;
+        }
+        if let Some(view) = self.pending.take() {
+            return Some(view);
+        }
+        loop {
+            let received = tokio::select! {
+                () = self.state.shutdown.cancelled() => return None,
+                received = self.changes.recv() => received,
+            };
+            let view = match received {
+                Ok(view) if view.task_id == self.id => view,
+                Ok(_) => continue,
+                // Missed some changes: the stored view is the truth.
+                Err(RecvError::Lagged(_)) => {
+                    let id = self.id;
+                    blocking(&self.state.db, move |db| db.task(id))
+                        .await
+                        .ok()??
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            // The event set only grows, so a view with no more events than
+            // the last one sent is old news (possibly from before the read).
+            if self
+                .last
+                .as_ref()
+                .is_none_or(|last| view.events > last.events)
+            {
+                return Some(view);
+            }
+        }
+    }
+}

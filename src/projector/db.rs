@@ -1,0 +1,468 @@
+//! The durable task view: events, folded views and the stream offset in one
+//! SQLite file, written together in one transaction per batch.
+//!
+//! Events are kept (deduplicated by id) so that a task's view can always be
+//! folded again from all of its events; the fold is order-insensitive, so a
+//! late or duplicated event simply folds into the same answer.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use super::view::{TaskState, TaskView, fold};
+use crate::envelope::Stage;
+use crate::events::Event;
+
+/// Why the view store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite refused.
+    #[error("view database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row no longer reads back.
+    #[error("view database holds an unreadable row: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The database's folder could not be made.
+    #[error("creating the view database's folder: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Events read from the stream, up to and including `last_offset`.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// The events that decoded; the others are skipped but counted in the offset.
+    pub events: Vec<Event>,
+    /// The stream offset of the batch's last delivery.
+    pub last_offset: u64,
+}
+
+/// Which tasks to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only tasks in this state.
+    pub state: Option<TaskState>,
+    /// Only tasks at this stage.
+    pub stage: Option<Stage>,
+    /// Only tasks older than this one (the previous page's cursor).
+    pub before: Option<Uuid>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A page of tasks, newest first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Page {
+    /// The tasks.
+    pub tasks: Vec<TaskView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The task view database; cheap to clone. One connection writes (the
+/// stream consumer), another reads (the API), so reads never wait for a batch
+/// (WAL mode).
+#[derive(Clone)]
+pub struct ViewDb {
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    stream_offset INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_task ON events (task_id);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    view TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, task_id);
+CREATE TABLE IF NOT EXISTS progress (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    stream_offset INTEGER NOT NULL
+);
+";
+
+/// Version of the fold's output. Bump it when the fold changes what it
+/// derives: opening a database folded by another version folds every task
+/// again from its stored events, so old views do not linger until their
+/// task's next event.
+pub const FOLD_VERSION: i64 = 1;
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock leaves SQLite consistent (the
+    // transaction rolls back on drop), so the poison carries no meaning.
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ViewDb {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<ViewDb, DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut writer = Connection::open(path)?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        writer.execute_batch(SCHEMA)?;
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        refold_if_stale(&mut writer)?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(ViewDb {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// The offset of the last stream entry folded in, if any.
+    pub fn offset(&self) -> Result<Option<u64>, DbError> {
+        let conn = lock(&self.writer);
+        let offset: Option<i64> = conn
+            .query_row("SELECT stream_offset FROM progress WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(offset.map(|o| o as u64))
+    }
+
+    /// Folds a batch in and moves the offset, in one transaction. Returns the
+    /// views that changed.
+    pub fn apply(&self, batch: &Batch) -> Result<Vec<TaskView>, DbError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        let mut touched = BTreeSet::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (event_id, task_id, stream_offset, body)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for event in &batch.events {
+                let body = serde_json::to_string(event)?;
+                let id = event.event_id.to_string();
+                let task = event.task_id.to_string();
+                if insert.execute(params![id, task, batch.last_offset as i64, body])? == 1 {
+                    touched.insert(event.task_id);
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for task_id in touched {
+            if let Some(view) = refold(&tx, task_id)? {
+                changed.push(view);
+            }
+        }
+        tx.execute(
+            "INSERT INTO progress (id, stream_offset) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET stream_offset = excluded.stream_offset",
+            params![batch.last_offset as i64],
+        )?;
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// One task's view.
+    pub fn task(&self, task_id: Uuid) -> Result<Option<TaskView>, DbError> {
+        let conn = lock(&self.reader);
+        let view: Option<String> = conn
+            .query_row(
+                "SELECT view FROM tasks WHERE task_id = ?1",
+                params![task_id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(view.map(|v| serde_json::from_str(&v)).transpose()?)
+    }
+
+    /// A task's events, in the order they happened.
+    pub fn events(&self, task_id: Uuid) -> Result<Vec<Event>, DbError> {
+        let conn = lock(&self.reader);
+        let mut events = load_events(&conn, task_id)?;
+        events.sort_by_key(|e| (e.at, e.event_id));
+        Ok(events)
+    }
+
+    /// A page of tasks, newest first. Task ids are UUID v7, so their text
+    /// order is their creation order and doubles as a stable cursor.
+    pub fn tasks(&self, filter: &ListFilter) -> Result<Page, DbError> {
+        let conn = lock(&self.reader);
+        let mut query = conn.prepare_cached(
+            "SELECT view FROM tasks
+             WHERE (?1 IS NULL OR state = ?1)
+               AND (?2 IS NULL OR stage = ?2)
+               AND (?3 IS NULL OR task_id < ?3)
+             ORDER BY task_id DESC LIMIT ?4",
+        )?;
+        let rows = query.query_map(
+            params![
+                filter.state.map(TaskState::as_str),
+                filter.stage.map(Stage::as_str),
+                filter.before.map(|id| id.to_string()),
+                filter.limit as i64 + 1,
+            ],
+            |r| r.get::<_, String>(0),
+        )?;
+        let mut tasks = Vec::new();
+        let mut next_cursor = None;
+        for row in rows {
+            if tasks.len() == filter.limit {
+                next_cursor = tasks.last().map(|v: &TaskView| v.task_id.to_string());
+                break;
+            }
+            tasks.push(serde_json::from_str(&row?)?);
+        }
+        Ok(Page { tasks, next_cursor })
+    }
+
+    /// How many tasks are in each state (states with none are left out).
+    pub fn count_by_state(&self) -> Result<Vec<(String, u64)>, DbError> {
+        let conn = lock(&self.reader);
+        let mut query =
+            conn.prepare_cached("SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state")?;
+        let rows = query.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut counts = Vec::new();
+        for row in rows {
+            let (state, n) = row?;
+            counts.push((state, n as u64));
+        }
+        Ok(counts)
+    }
+
+    /// Every view, by task id: for comparing two projectors' views.
+    pub fn all_views(&self) -> Result<Vec<TaskView>, DbError> {
+        let conn = lock(&self.reader);
+        let mut query = conn.prepare("SELECT view FROM tasks ORDER BY task_id")?;
+        let views = query.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for view in views {
+            out.push(serde_json::from_str(&view?)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Folds every task again when the stored views come from another
+/// [`FOLD_VERSION`].
+fn refold_if_stale(conn: &mut Connection) -> Result<(), DbError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == FOLD_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let tasks: Vec<String> = {
+        let mut query = tx.prepare("SELECT DISTINCT task_id FROM events")?;
+        let rows = query.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for task in &tasks {
+        if let Ok(task_id) = task.parse() {
+            refold(&tx, task_id)?;
+        }
+    }
+    tx.pragma_update(None, "user_version", FOLD_VERSION)?;
+    tx.commit()?;
+    if !tasks.is_empty() {
+        tracing::info!(
+            tasks = tasks.len(),
+            from = version,
+            to = FOLD_VERSION,
+            "folded the view again"
+        );
+    }
+    Ok(())
+}
+
+fn load_events(conn: &Connection, task_id: Uuid) -> Result<Vec<Event>, DbError> {
+    let mut query = conn.prepare_cached("SELECT body FROM events WHERE task_id = ?1")?;
+    let bodies = query.query_map(params![task_id.to_string()], |r| r.get::<_, String>(0))?;
+    let mut events = Vec::new();
+    for body in bodies {
+        events.push(serde_json::from_str(&body?)?);
+    }
+    Ok(events)
+}
+
+/// Folds a task again from all its stored events and stores the view;
+/// returns it when it changed.
+fn refold(conn: &Connection, task_id: Uuid) -> Result<Option<TaskView>, DbError> {
+    let events = load_events(conn, task_id)?;
+    let Some(view) = fold(&events) else {
+        return Ok(None);
+    };
+    let json = serde_json::to_string(&view)?;
+    let changed = conn.execute(
+        "INSERT INTO tasks (task_id, state, stage, view) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (task_id) DO UPDATE
+         SET state = excluded.state, stage = excluded.stage, view = excluded.view
+         WHERE tasks.view IS NOT excluded.view",
+        params![
+            task_id.to_string(),
+            view.state.as_str(),
+            view.stage.as_str(),
+            json
+        ],
+    )?;
+    Ok((changed == 1).then_some(view))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::events::{EVENT_SCHEMA, EventKind};
+
+    fn event(task_id: Uuid, kind: EventKind) -> Event {
+        Event {
+            schema: EVENT_SCHEMA,
+            event_id: Uuid::now_v7(),
+            task_id,
+            stage: Stage::Ingest,
+            attempt: 1,
+            at: Utc::now(),
+            kind,
+        }
+    }
+
+    fn received(task_id: Uuid) -> Event {
+        let kind = EventKind::Received {
+            documents: Vec::new(),
+            options: Default::default(),
+        };
+        event(task_id, kind)
+    }
+
+    #[test]
+    fn a_batch_moves_the_offset_and_a_duplicate_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ViewDb::open(&dir.path().join("sub/view.sqlite3")).unwrap();
+        assert_eq!(db.offset().unwrap(), None);
+        let task = Uuid::now_v7();
+        let first = received(task);
+        let batch = Batch {
+            events: vec![first.clone()],
+            last_offset: 3,
+        };
+        assert_eq!(db.apply(&batch).unwrap().len(), 1);
+        assert_eq!(db.offset().unwrap(), Some(3));
+        let again = Batch {
+            events: vec![first],
+            last_offset: 4,
+        };
+        assert!(db.apply(&again).unwrap().is_empty());
+        assert_eq!(db.offset().unwrap(), Some(4));
+        assert_eq!(db.task(task).unwrap().unwrap().events, 1);
+        assert_eq!(db.events(task).unwrap().len(), 1);
+        assert!(db.task(Uuid::now_v7()).unwrap().is_none());
+
+        let started = Batch {
+            events: vec![event(task, EventKind::Started)],
+            last_offset: 5,
+        };
+        let changed = db.apply(&started).unwrap();
+        assert_eq!(changed[0].state, TaskState::Running);
+        let reopened = ViewDb::open(&dir.path().join("sub/view.sqlite3")).unwrap();
+        assert_eq!(reopened.offset().unwrap(), Some(5));
+        assert_eq!(
+            reopened.task(task).unwrap().unwrap().state,
+            TaskState::Running
+        );
+    }
+
+    #[test]
+    fn a_view_from_another_fold_version_is_folded_again_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("view.sqlite3");
+        let task = Uuid::now_v7();
+        let right = {
+            let db = ViewDb::open(&path).unwrap();
+            let batch = Batch {
+                events: vec![received(task)],
+                last_offset: 0,
+            };
+            db.apply(&batch).unwrap();
+            db.task(task).unwrap().unwrap()
+        };
+        // What an older fold might have stored.
+        let mut stale = right.clone();
+        stale.state = TaskState::Failed;
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE tasks SET view = ?1",
+            params![serde_json::to_string(&stale).unwrap()],
+        )
+        .unwrap();
+        let db = ViewDb::open(&path).unwrap();
+        assert_eq!(db.task(task).unwrap().unwrap(), stale, "same version: kept");
+        conn.pragma_update(None, "user_version", 0).unwrap();
+        drop(db);
+        let db = ViewDb::open(&path).unwrap();
+        assert_eq!(db.task(task).unwrap().unwrap(), right);
+    }
+
+    #[test]
+    fn pages_go_newest_first_and_end_without_a_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ViewDb::open(&dir.path().join("view.sqlite3")).unwrap();
+        let tasks: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+        let events = tasks.iter().map(|t| received(*t)).collect();
+        db.apply(&Batch {
+            events,
+            last_offset: 0,
+        })
+        .unwrap();
+        let mut filter = ListFilter {
+            limit: 2,
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = db.tasks(&filter).unwrap();
+            seen.extend(page.tasks.iter().map(|t| t.task_id));
+            match page.next_cursor {
+                Some(cursor) => filter.before = Some(cursor.parse().unwrap()),
+                None => break,
+            }
+        }
+        let newest_first: Vec<Uuid> = tasks.into_iter().rev().collect();
+        assert_eq!(seen, newest_first);
+        filter = ListFilter {
+            state: Some(TaskState::Done),
+            limit: 10,
+            ..Default::default()
+        };
+        assert!(db.tasks(&filter).unwrap().tasks.is_empty());
+        filter.state = Some(TaskState::Queued);
+        assert_eq!(db.tasks(&filter).unwrap().tasks.len(), 5);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Whatever the batches (split anywhere, redelivered, shuffled), the
+        /// stored views are the pure fold of the events.
+        #[test]
+        fn stored_views_are_the_fold_of_the_events(
+            (events, redelivered) in crate::projector::view::tests::delivered(),
+            cut in 1usize..50,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let db = ViewDb::open(&dir.path().join("view.sqlite3")).unwrap();
+            for (n, chunk) in redelivered.chunks(cut).enumerate() {
+                let batch = Batch { events: chunk.to_vec(), last_offset: n as u64 };
+                db.apply(&batch).unwrap();
+            }
+            let want: Vec<TaskView> =
+                crate::projector::view::tests::project(&events).into_values().collect();
+            proptest::prop_assert_eq!(db.all_views().unwrap(), want);
+        }
+    }
+}
