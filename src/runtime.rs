@@ -81,13 +81,13 @@ pub async fn run_worker<H: Handler>(
         tracing::info!(stage = %worker.stage, "connected");
         match worker.serve(&conn, &token).await {
             Ok(()) => {
-                let _ = conn.close(200, "shutting down".into()).await;
+                let _ = broker::within("closing", conn.close(200, "shutting down".into())).await;
                 tracing::info!(stage = %worker.stage, "stopped");
                 return Ok(());
             }
             Err(err) => {
                 tracing::warn!(stage = %worker.stage, error = format!("{err:#}"), "connection lost; reconnecting");
-                let _ = conn.close(320, "reconnecting".into()).await;
+                let _ = broker::within("closing", conn.close(320, "reconnecting".into())).await;
             }
         }
     }
@@ -112,15 +112,17 @@ impl<H: Handler> Worker<H> {
             .basic_qos(self.concurrency, BasicQosOptions::default())
             .await?;
         let tag = format!("tenderflow-{}-{}", self.stage, uuid::Uuid::now_v7());
+        let queue = self.topology.stage_queue(self.stage);
         let mut consumer = channel
             .basic_consume(
-                self.topology.stage_queue(self.stage).as_str().into(),
+                queue.as_str().into(),
                 tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await?;
         let in_hand = TaskTracker::new();
+        let mut probe = broker::probe_timer();
         let outcome = loop {
             tokio::select! {
                 _ = token.cancelled() => break Ok(()),
@@ -133,6 +135,11 @@ impl<H: Handler> Worker<H> {
                     Some(Err(err)) => break Err(anyhow!(err).context("consuming")),
                     None => break Err(anyhow!("the broker cancelled the consumer")),
                 },
+                _ = probe.tick() => {
+                    if !broker::answers(conn, &channel, &queue).await {
+                        break Err(anyhow!("the broker stopped answering on this connection"));
+                    }
+                }
             }
         };
         if outcome.is_ok() {
@@ -146,8 +153,8 @@ impl<H: Handler> Worker<H> {
         in_hand.wait().await;
         drop(link);
         if outcome.is_ok() {
-            let _ = channel.close(200, "done".into()).await;
-            let _ = publisher.close(200, "done".into()).await;
+            let _ = broker::within("closing", channel.close(200, "done".into())).await;
+            let _ = broker::within("closing", publisher.close(200, "done".into())).await;
         }
         outcome
     }
@@ -159,14 +166,14 @@ impl<H: Handler> Worker<H> {
         async {
             let result = self.settle(link, &delivery).await;
             let acked = match result {
-                Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await,
+                Ok(()) => broker::within("acking", delivery.acker.ack(BasicAckOptions::default())).await,
                 Err(err) => {
                     tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
                     let requeue = BasicNackOptions {
                         requeue: true,
                         multiple: false,
                     };
-                    delivery.acker.nack(requeue).await
+                    broker::within("requeueing", delivery.acker.nack(requeue)).await
                 }
             };
             if let Err(err) = acked {
