@@ -22,6 +22,8 @@ use tenderflow::broker::{self, Outgoing};
 use tenderflow::config::Settings;
 use tenderflow::dlq;
 use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
+use tenderflow::events::Event;
+use tenderflow::projector::view::fold;
 use tenderflow::store::Store;
 use tenderflow::submit::{Submitter, Upload};
 use uuid::Uuid;
@@ -42,13 +44,73 @@ const MIX: [&str; 4] = [
     "cn_selection.gbk.txt",
 ];
 
-/// A fault test's pipeline: fresh prefix and store, retries fast.
+/// A fault test's pipeline: fresh prefix, store and view database, retries
+/// fast, and a free port for the API of `run` and `serve`.
 fn rig(tweak: impl FnOnce(&mut Settings, &Path)) -> TestPipeline {
     TestPipeline::new(|settings, dir| {
         settings.stages.concurrency = 2;
         settings.amqp.reconnect_max_delay_ms = 2_000;
+        settings.projector.db_path = dir.join("view.sqlite3");
+        settings.http.addr = free_port_addr();
         tweak(settings, dir);
     })
+}
+
+/// A loopback address with a port nobody listens on right now (a child
+/// process cannot report the port it got from port 0).
+fn free_port_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The base URL of the API the pipeline's `run` or `serve` listens on.
+fn api(settings: &Settings) -> String {
+    format!("http://{}", settings.http.addr)
+}
+
+/// Waits until the API serves, for every task of `tasks`, exactly the view
+/// that folding the task's events from the stream gives (the projector has
+/// caught up and agrees with the log); returns those views by task.
+async fn assert_view_consistent(
+    settings: &Settings,
+    log: &EventLog,
+    tasks: &[Uuid],
+    secs: u64,
+) -> BTreeMap<Uuid, serde_json::Value> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let events = log.events();
+        let mut served = BTreeMap::new();
+        let mut differ = Vec::new();
+        for task in tasks {
+            let mine: Vec<&Event> = events.iter().filter(|e| e.task_id == *task).collect();
+            let expected = serde_json::to_value(fold(mine)).unwrap();
+            let url = format!("{}/v1/tasks/{task}", api(settings));
+            let view = match http.get(&url).send().await {
+                Ok(response) => response.json::<serde_json::Value>().await.ok(),
+                Err(_) => None,
+            };
+            if view.as_ref() != Some(&expected) {
+                differ.push((*task, expected, view));
+            } else if let Some(view) = view {
+                served.insert(*task, view);
+            }
+        }
+        if differ.is_empty() {
+            return served;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} task views still differ from the fold of their events after {secs} s; first: {:#?}",
+            differ.len(),
+            differ[0]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Starts `tenderflow ARGS` with the pipeline's settings; `amqp_url`
@@ -114,21 +176,33 @@ fn stored_summaries(settings: &Settings) -> BTreeSet<String> {
 }
 
 /// The end of every scenario: every task completed, each with one summary,
-/// no other summary written, every queue empty.
+/// no other summary written, every queue empty; with `view`, the API of the
+/// pipeline's projector serves every task done with that summary, exactly
+/// as its events fold.
 async fn assert_nothing_lost(
     pipeline: &TestPipeline,
     log: &EventLog,
     tasks: &[Uuid],
     secs: u64,
+    view: bool,
 ) -> Tally {
     let tally = log
         .wait_for(Duration::from_secs(secs), |t| t.ended(tasks) == tasks.len())
         .await;
-    assert_eq!(
-        tally.completed(tasks),
-        tasks.len(),
-        "every task completes within {secs} s"
-    );
+    if tally.completed(tasks) < tasks.len() {
+        let depths = crate::ledger::depths(&pipeline.settings).await.unwrap();
+        let stuck: Vec<_> = tasks
+            .iter()
+            .filter(|t| tally.book(t).completed == 0)
+            .take(3)
+            .map(|t| (t, tally.book(t)))
+            .collect();
+        panic!(
+            "{} of {} tasks completed within {secs} s; queues {depths:?}; first unfinished {stuck:#?}",
+            tally.completed(tasks),
+            tasks.len()
+        );
+    }
     tally.assert_all_completed_once(tasks);
     let named: BTreeSet<String> = tasks.iter().flat_map(|t| tally.book(t).summaries).collect();
     assert_eq!(
@@ -146,11 +220,24 @@ async fn assert_nothing_lost(
         depths.values().all(|n| *n == 0),
         "queues drained: {depths:?}"
     );
+    if view {
+        let views = assert_view_consistent(&pipeline.settings, log, tasks, 60).await;
+        for task in tasks {
+            let summary = tally.book(task).summaries.into_iter().next();
+            assert_eq!(views[task]["state"], "done", "{}", views[task]);
+            assert_eq!(
+                views[task]["summary"]["key"].as_str().map(str::to_string),
+                summary,
+                "the view names the task's one summary"
+            );
+        }
+    }
     tally
 }
 
 /// The broker's ids of the connections whose names mark them as workers
-/// of `prefix` (the runtime names them `tenderflow-{prefix}-{stage}`).
+/// of `prefix` (the runtime names them `tenderflow-{prefix}-{stage}`, the
+/// projector `tenderflow-{prefix}-projector`).
 async fn worker_connections(prefix: &str) -> Vec<String> {
     let listing = tokio::process::Command::new("rabbitmqctl")
         .args([
@@ -206,8 +293,9 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
     let log = EventLog::start(&pipeline.settings).await.unwrap();
     let mut run = tenderflow(&pipeline.settings, &["run"], None);
     let prefix = &pipeline.settings.topology.prefix;
-    let connections = await_worker_connections(prefix, 4).await;
-    assert_eq!(connections.len(), 4, "one connection per stage");
+    // One connection per stage, and the projector's.
+    let connections = await_worker_connections(prefix, 5).await;
+    assert_eq!(connections.len(), 5, "{connections:?}");
     let tasks = submit_mix(&pipeline.settings, &MIX, 160).await;
 
     // Cut as soon as the work is under way: rabbitmqctl takes a second or so.
@@ -216,7 +304,7 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
         .await;
     assert!(first.started(&tasks) >= 1, "the pipeline makes progress");
     let closed = close_connections(&connections).await;
-    assert_eq!(closed, 4, "every connection of the process was cut");
+    assert_eq!(closed, 5, "every connection of the process was cut");
     let at_cut = log.tally().completed(&tasks);
     assert!(
         at_cut < tasks.len(),
@@ -226,11 +314,11 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
     let more = submit_mix(&pipeline.settings, &MIX, 4).await;
     let all: Vec<Uuid> = tasks.iter().chain(&more).copied().collect();
 
-    assert_nothing_lost(&pipeline, &log, &all, 120).await;
-    let reconnected = await_worker_connections(prefix, 4).await;
+    assert_nothing_lost(&pipeline, &log, &all, 120, true).await;
+    let reconnected = await_worker_connections(prefix, 5).await;
     assert!(
-        reconnected.iter().all(|c| !connections.contains(c)),
-        "the workers run on new connections"
+        reconnected.len() == 5 && reconnected.iter().all(|c| !connections.contains(c)),
+        "the workers and the projector run on new connections: {reconnected:?}"
     );
     assert!(run.try_status().is_none(), "the process lived through it");
     run.signal("TERM");
@@ -270,10 +358,10 @@ async fn workers_of_the_binary_ride_out_a_broker_unreachable_for_seconds() {
     proxy.refuse(false);
     let all: Vec<Uuid> = tasks.iter().chain(&more).copied().collect();
 
-    let tally = assert_nothing_lost(&pipeline, &log, &all, 120).await;
+    let tally = assert_nothing_lost(&pipeline, &log, &all, 120, true).await;
     assert!(
-        proxy.accepted() >= before + 4,
-        "every stage opened a new connection ({} before, {} after)",
+        proxy.accepted() >= before + 5,
+        "every stage and the projector opened a new connection ({} before, {} after)",
         before,
         proxy.accepted()
     );
@@ -311,7 +399,7 @@ async fn a_worker_killed_mid_handling_is_redelivered_and_duplicates_change_no_su
         assert!(!status.success(), "SIGKILL ended it: {status:?}");
         run = tenderflow(&pipeline.settings, &["run"], None);
     }
-    let tally = assert_nothing_lost(&pipeline, &log, &tasks, 180).await;
+    let tally = assert_nothing_lost(&pipeline, &log, &tasks, 180, true).await;
     let redone = tally.redone(&tasks);
     assert!(
         redone >= 1,
@@ -360,7 +448,7 @@ async fn sigterm_under_load_exits_zero_in_its_grace_period_and_loses_or_repeats_
     );
 
     let mut run = tenderflow(&pipeline.settings, &["run"], None);
-    let tally = assert_nothing_lost(&pipeline, &log, &tasks, 180).await;
+    let tally = assert_nothing_lost(&pipeline, &log, &tasks, 180, true).await;
     // A graceful stop finishes and acks what it holds, and hands back what
     // it had not started: no message is handled twice.
     for task in &tasks {
@@ -563,4 +651,124 @@ async fn a_worker_facing_ten_thousand_queued_documents_keeps_its_memory_flat() {
         "no growth with time: {samples:?}"
     );
     assert!(parse.try_status().is_none(), "the worker lives");
+}
+
+#[tokio::test]
+async fn bad_messages_sent_to_the_binary_are_dead_lettered_with_a_reason_and_it_goes_on() {
+    let pipeline = rig(|s, dir| s.store.allowed_roots = vec![dir.join("shared")]);
+    let root = pipeline.dir.path().join("shared");
+    let outside = pipeline.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.md"), "# secret").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.md"), root.join("escape.md")).unwrap();
+    let mut ingest = tenderflow(&pipeline.settings, &["worker", "ingest"], None);
+
+    let task = |uri: String| {
+        let mut envelope = Envelope::new_task(
+            vec![DocumentRef {
+                uri,
+                sha256: "00".repeat(32),
+                size: 8,
+                media_type: None,
+                filename: "x.md".into(),
+            }],
+            TaskOptions::default(),
+        );
+        envelope.stage = Stage::Ingest;
+        envelope
+    };
+    let root_url = url::Url::from_directory_path(&root).unwrap();
+    let absent = format!("store:originals/{}", "0".repeat(64));
+    let huge_name = {
+        let mut envelope = task(absent.clone());
+        envelope.documents[0].filename = "n".repeat(10 << 20);
+        envelope
+    };
+    let huge_uri = task(format!("store:originals/{}", "0".repeat(10 << 20)));
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "raw bytes",
+            vec![0x00, 0x9f, 0x92, 0x96, 0xff],
+            "invalid_message",
+        ),
+        (
+            "10 MB of bytes",
+            (0..10 << 20).map(|i| (i % 251) as u8).collect(),
+            "invalid_message",
+        ),
+        ("10 MB file name", huge_name.encode(), "not_found"),
+        ("10 MB uri", huge_uri.encode(), "invalid_reference"),
+        (
+            "store key with ..",
+            task("store:originals/../../etc/passwd".into()).encode(),
+            "invalid_reference",
+        ),
+        (
+            "file uri with ..",
+            task(format!("{root_url}../elsewhere/secret.md")).encode(),
+            "forbidden_path",
+        ),
+        (
+            "unknown scheme",
+            task("http://127.0.0.1:9/tender.pdf".into()).encode(),
+            "unsupported_uri",
+        ),
+        (
+            "another unknown scheme",
+            task("s3://bucket/tender.pdf".into()).encode(),
+            "unsupported_uri",
+        ),
+        (
+            "symlink out of the allowed root",
+            task(
+                url::Url::from_file_path(root.join("escape.md"))
+                    .unwrap()
+                    .to_string(),
+            )
+            .encode(),
+            "forbidden_path",
+        ),
+    ];
+    let (_conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
+    for (_, body, _) in &cases {
+        let message = Outgoing::new(topology.work_exchange(), "ingest", body.clone());
+        broker::publish_all(&channel, &[message]).await.unwrap();
+    }
+    let dead = BTreeMap::from([(Stage::Ingest, cases.len() as u32)]);
+    let depths = wait_queues_settled(&pipeline.settings, &dead, Duration::from_secs(90)).await;
+    let dlq_name = topology.dead_letter_queue(Stage::Ingest);
+    assert_eq!(depths[&dlq_name], cases.len() as u32, "{depths:?}");
+    let letters = dlq::list(&channel, &topology, Stage::Ingest).await.unwrap();
+    let mut kinds: Vec<&str> = letters.iter().map(|l| l.error_kind.as_str()).collect();
+    let mut expected: Vec<&str> = cases.iter().map(|(_, _, kind)| *kind).collect();
+    kinds.sort();
+    expected.sort();
+    assert_eq!(kinds, expected, "{letters:#?}");
+    for letter in &letters {
+        assert!(
+            !letter.error_message.is_empty() && letter.error_message.len() < 4096,
+            "a clear, short reason: {} bytes",
+            letter.error_message.len()
+        );
+        assert_eq!(letter.attempts, 1, "dead-lettered at once: {letter:?}");
+    }
+    assert!(ingest.try_status().is_none(), "the worker lives on");
+    let log = EventLog::start(&pipeline.settings).await.unwrap();
+    let good = submit_mix(&pipeline.settings, &["en_itt.md"], 1).await;
+    let tally = log
+        .wait_for(Duration::from_secs(30), |t| {
+            t.book(&good[0]).succeeded.contains_key(&Stage::Ingest)
+        })
+        .await;
+    assert!(
+        tally.book(&good[0]).succeeded.contains_key(&Stage::Ingest),
+        "a good document still passes"
+    );
+    ingest.signal("TERM");
+    let status = ingest.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
 }

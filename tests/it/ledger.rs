@@ -12,7 +12,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use tenderflow::broker;
 use tenderflow::config::Settings;
 use tenderflow::envelope::Stage;
-use tenderflow::events::{Event, EventKind};
+use tenderflow::events::{Event, EventKind, decode_entry};
 use tenderflow::topology::Topology;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -55,13 +55,19 @@ impl EventLog {
                     },
                 };
                 let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                if let Ok(event) = serde_json::from_slice::<Event>(&delivery.data) {
-                    sink.lock().unwrap().push(event);
+                // An entry is one event or a batch of them.
+                if let Ok(events) = decode_entry(&delivery.data) {
+                    sink.lock().unwrap().extend(events);
                 }
             }
             let _ = conn.close(200, "done".into()).await;
         });
         Ok(EventLog { events, stop })
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
     }
 
     /// The tally of the events so far.
