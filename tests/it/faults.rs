@@ -772,3 +772,97 @@ async fn bad_messages_sent_to_the_binary_are_dead_lettered_with_a_reason_and_it_
         "clean exit: {status:?}"
     );
 }
+
+/// GETs `path` of the pipeline's API as JSON.
+async fn get_json(settings: &Settings, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", api(settings)))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Publishes tasks that ingest dead-letters (their original is not in the
+/// store): failed tasks for the view to show.
+async fn publish_failing_tasks(settings: &Arc<Settings>, count: usize) -> Vec<Uuid> {
+    let submitter = Submitter::new(Arc::clone(settings)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let envelope = Envelope::new_task(
+            vec![DocumentRef {
+                uri: format!("store:originals/{:064x}", i + 1),
+                sha256: format!("{:064x}", i + 1),
+                size: 10,
+                media_type: None,
+                filename: format!("missing-{i}.md"),
+            }],
+            TaskOptions::default(),
+        );
+        submitter.publish_task(&envelope).await.unwrap();
+        ids.push(envelope.task_id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_projector_killed_and_its_store_deleted_rebuilds_the_identical_view() {
+    // The stages run in this process; the projector is the real
+    // `tenderflow serve`, killed twice.
+    let pipeline = rig(|_, _| {});
+    pipeline.start_all();
+    let settings = &pipeline.settings;
+    let log = EventLog::start(settings).await.unwrap();
+    let serve = || tenderflow(settings, &["serve"], None);
+    let mut projector = serve();
+    let tasks = submit_mix(settings, &MIX, 40).await;
+    let failing = publish_failing_tasks(settings, 3).await;
+    let all: Vec<Uuid> = tasks.iter().chain(&failing).copied().collect();
+
+    // Killed while the events flow; started again on the same store, it
+    // resumes from its stored offset.
+    log.wait_for(Duration::from_secs(60), |t| t.completed(&tasks) >= 5)
+        .await;
+    projector.kill();
+    projector = serve();
+    let tally = log
+        .wait_for(Duration::from_secs(120), |t| t.ended(&all) == all.len())
+        .await;
+    tally.assert_all_completed_once(&tasks);
+    for task in &failing {
+        assert_eq!(
+            tally.book(task).dead_lettered,
+            vec![(Stage::Ingest, "not_found".to_string())]
+        );
+    }
+    let before = assert_view_consistent(settings, &log, &all, 60).await;
+    let page_before = get_json(settings, "/v1/tasks?limit=500").await;
+    for task in &failing {
+        assert_eq!(before[task]["state"], "failed", "{}", before[task]);
+    }
+
+    // Killed again, its store deleted, started again: it rebuilds the view
+    // from the stream, identical.
+    projector.kill();
+    let db = &settings.projector.db_path;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    assert!(!db.exists(), "the view store is gone");
+    projector = serve();
+    let after = assert_view_consistent(settings, &log, &all, 60).await;
+    assert_eq!(before, after, "the rebuilt view is identical");
+    let page_after = get_json(settings, "/v1/tasks?limit=500").await;
+    assert_eq!(page_before, page_after, "the task list is identical");
+    assert_eq!(page_after["tasks"].as_array().unwrap().len(), all.len());
+
+    projector.signal("TERM");
+    let status = projector.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+}
