@@ -866,3 +866,330 @@ async fn a_projector_killed_and_its_store_deleted_rebuilds_the_identical_view() 
         "clean exit: {status:?}"
     );
 }
+
+/// One request of the HTTP fuzz.
+#[derive(Debug, Clone)]
+struct Probe {
+    method: &'static str,
+    path: String,
+    query: Vec<(String, String)>,
+    content_type: Option<&'static str>,
+    auth: Option<&'static str>,
+    body: Vec<u8>,
+}
+
+/// The fuzz's bearer token, and the body limit it runs the API with.
+const FUZZ_TOKEN: &str = "fuzz-token";
+const FUZZ_BODY_LIMIT: usize = 64 * 1024;
+const FUZZ_CASES: u32 = 1000;
+
+/// Requests aimed at every endpoint: their paths with good and bad ids and
+/// suffixes, unknown paths, every method, query parameters with odd values,
+/// content types, right and wrong tokens, and bodies from empty to over the
+/// limit (random bytes, replay requests, multipart uploads).
+fn probes() -> impl proptest::strategy::Strategy<Value = Probe> {
+    use proptest::prelude::*;
+    let segment = prop_oneof![
+        any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+        "[a-zA-Z0-9._~-]{0,40}",
+        Just("..".to_string()),
+        "(%[0-9A-Fa-f]{2}){1,6}",
+        "\\PC{1,8}".prop_map(|s| s
+            .chars()
+            .filter(|c| *c != '/' && *c != '?' && *c != '#')
+            .collect()),
+    ];
+    let known = prop::sample::select(vec![
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/tasks",
+        "/v1/dead-letters",
+        "/v1/documents",
+        "/v1/dead-letters/replay",
+        "/",
+        "/v1",
+        "/v2/tasks",
+    ])
+    .prop_map(str::to_string);
+    let suffix = prop::sample::select(vec!["", "/events", "/summary", "/watch", "/x", "/events/"]);
+    let path = prop_oneof![
+        5 => known,
+        3 => (segment.clone(), suffix).prop_map(|(id, suffix)| format!("/v1/tasks/{id}{suffix}")),
+        1 => prop::collection::vec(segment.clone(), 0..4).prop_map(|s| format!("/{}", s.join("/"))),
+    ];
+    let key = prop_oneof![
+        prop::sample::select(vec![
+            "state",
+            "stage",
+            "limit",
+            "cursor",
+            "filename",
+            "filter_model",
+            "extract_model",
+        ])
+        .prop_map(str::to_string),
+        "[a-z_]{1,10}",
+    ];
+    let value = prop_oneof![
+        prop::sample::select(vec![
+            "",
+            "0",
+            "-1",
+            "1",
+            "500",
+            "501",
+            "99999999999999999999",
+            "done",
+            "failed",
+            "queued",
+            "running",
+            "retrying",
+            "parse",
+            "ingest",
+            "rules",
+            "openai",
+            "a.md",
+            "../../etc/passwd",
+        ])
+        .prop_map(str::to_string),
+        segment,
+    ];
+    let query = prop::collection::vec((key, value), 0..4);
+    let method = prop::sample::select(vec![
+        "GET", "GET", "GET", "GET", "POST", "POST", "POST", "POST", "PUT", "DELETE", "PATCH",
+        "HEAD", "OPTIONS",
+    ]);
+    let content_type = prop::option::of(prop::sample::select(vec![
+        "application/json",
+        "multipart/form-data; boundary=XyZ",
+        "multipart/form-data",
+        "text/plain",
+        "application/octet-stream",
+        "garbage/;;=",
+    ]));
+    let auth = prop::option::of(prop::sample::select(vec![
+        "Bearer fuzz-token",
+        "Bearer fuzz-token",
+        "Bearer fuzz-token",
+        "Bearer wrong",
+        "Bearer ",
+        "Basic Zm9vOmJhcg==",
+        "fuzz-token",
+    ]));
+    let replay = (
+        prop::sample::select(vec!["parse", "ingest", "extract", "nope", ""]),
+        prop::collection::vec(
+            prop_oneof![
+                any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+                "\\PC{0,12}"
+            ],
+            0..3,
+        ),
+        prop::option::of(any::<i64>()),
+    )
+        .prop_map(|(stage, ids, limit)| {
+            let mut body = serde_json::json!({"stage": stage, "task_ids": ids});
+            if let Some(limit) = limit {
+                body["limit"] = limit.into();
+            }
+            body.to_string().into_bytes()
+        });
+    let multipart = (
+        "[a-z]{1,8}\\.(md|txt|pdf|docx|exe)",
+        prop::collection::vec(any::<u8>(), 0..512),
+    )
+        .prop_map(|(name, bytes)| {
+            let mut body = format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n"
+            )
+            .into_bytes();
+            body.extend(bytes);
+            body.extend(b"\r\n--XyZ--\r\n");
+            body
+        });
+    let body = prop_oneof![
+        Just(Vec::new()),
+        Just("招标公告\n项目名称：某道路工程\n".as_bytes().to_vec()),
+        prop::collection::vec(any::<u8>(), 0..2048),
+        replay,
+        multipart,
+        Just("# 招标公告\n项目名称：某道路工程\n".as_bytes().to_vec()),
+        Just(vec![b'x'; FUZZ_BODY_LIMIT + 1000]),
+    ];
+    let any_request = (
+        method,
+        path,
+        query,
+        content_type.clone(),
+        auth,
+        body.clone(),
+    )
+        .prop_map(|(method, path, query, content_type, auth, body)| Probe {
+            method,
+            path,
+            query,
+            content_type,
+            auth,
+            body,
+        });
+    // Uploads with the right token, so the submit path itself is fuzzed.
+    let filename = prop::sample::select(vec!["a.md", "b.txt", "x.pdf", "", "../a.md", "a"]);
+    let upload = (filename, content_type, body).prop_map(|(filename, content_type, body)| Probe {
+        method: "POST",
+        path: "/v1/documents".into(),
+        query: vec![("filename".into(), filename.into())],
+        content_type,
+        auth: Some("Bearer fuzz-token"),
+        body,
+    });
+    prop_oneof![4 => any_request, 1 => upload]
+}
+
+/// Sends `probe`; the status and body, or why there was no answer.
+async fn send(http: &reqwest::Client, base: &str, probe: &Probe) -> Result<(u16, Vec<u8>), String> {
+    let mut url = format!("{base}{}", probe.path);
+    if !probe.query.is_empty() {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&probe.query)
+            .finish();
+        url = format!("{url}?{query}");
+    }
+    let method = reqwest::Method::from_bytes(probe.method.as_bytes()).unwrap();
+    let mut request = http.request(method, &url).body(probe.body.clone());
+    if let Some(content_type) = probe.content_type {
+        request = request.header("content-type", content_type);
+    }
+    if let Some(auth) = probe.auth {
+        request = request.header("authorization", auth);
+    }
+    let response = request.send().await.map_err(|e| format!("{e:#}"))?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| format!("{e:#}"))?;
+    Ok((status, body.to_vec()))
+}
+
+/// What the API promises for any request: an answer within 10 s, never a
+/// 5xx (but the documented 503 of /readyz), only documented statuses, and
+/// every error in the `{"error": {"code", "message"}}` shape.
+fn check(probe: &Probe, answer: Result<(u16, Vec<u8>), String>) -> Result<(), String> {
+    let (status, body) = answer.map_err(|e| format!("no answer: {e}"))?;
+    let documented = [200, 202, 400, 401, 404, 405, 413, 415];
+    let readyz_down = status == 503 && probe.path == "/readyz";
+    if !documented.contains(&status) && !readyz_down {
+        return Err(format!(
+            "status {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    if status >= 400 && probe.method != "HEAD" {
+        let json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            format!(
+                "{status} without a JSON body: {}",
+                String::from_utf8_lossy(&body)
+            )
+        })?;
+        let code = json["error"]["code"].as_str().unwrap_or_default();
+        if code.is_empty() || !json["error"]["message"].is_string() {
+            return Err(format!("{status} not in the error shape: {json}"));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_endpoint_of_the_binary_answers_fuzzed_requests_with_a_4xx_never_a_5xx() {
+    use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+
+    let pipeline = rig(|_, _| {});
+    let mut env = settings_env(&pipeline.settings);
+    env.push(("TENDERFLOW__HTTP__TOKEN".into(), FUZZ_TOKEN.into()));
+    env.push((
+        "TENDERFLOW__HTTP__BODY_LIMIT_BYTES".into(),
+        FUZZ_BODY_LIMIT.to_string(),
+    ));
+    let mut serve = Proc::spawn("tenderflow serve", Path::new(BIN), &["serve"], &env).unwrap();
+    let base = api(&pipeline.settings);
+    // A fresh connection per request, so that one request's fate (a
+    // connection the server closed early) cannot decide the next one's.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(send(&http, &base, &health_probe()).await, Ok((200, _))) {
+        assert!(Instant::now() < deadline, "the API comes up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let runtime = tokio::runtime::Handle::current();
+    let (client, root) = (http.clone(), base.clone());
+    let statuses = tokio::task::spawn_blocking(move || {
+        let config = Config {
+            cases: FUZZ_CASES,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+        let mut runner = TestRunner::new_with_rng(config, rng);
+        let seen = std::sync::Mutex::new(BTreeMap::<u16, usize>::new());
+        let result = runner.run(&probes(), |probe| {
+            let mut answer = runtime.block_on(send(&client, &root, &probe));
+            // A server may answer (404, 413) before reading a large body and
+            // close the connection; the client then fails to send the rest.
+            // That is no hang and no crash as long as the server still
+            // answers.
+            if answer.is_err()
+                && probe.body.len() > FUZZ_BODY_LIMIT / 4
+                && matches!(
+                    runtime.block_on(send(&client, &root, &health_probe())),
+                    Ok((200, _))
+                )
+            {
+                answer = Ok((
+                    413,
+                    br#"{"error":{"code":"early","message":"answered before the body"}}"#.to_vec(),
+                ));
+            }
+            if let Ok((status, _)) = &answer {
+                *seen.lock().unwrap().entry(*status).or_default() += 1;
+            }
+            check(&probe, answer).map_err(TestCaseError::fail)
+        });
+        result
+            .map(|()| seen.into_inner().unwrap())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|failure| panic!("the API broke its promise: {failure}"));
+
+    eprintln!("HTTP fuzz: {FUZZ_CASES} requests, statuses {statuses:?}");
+    assert!(serve.try_status().is_none(), "the server lives");
+    assert!(
+        matches!(send(&http, &base, &health_probe()).await, Ok((200, _))),
+        "and still answers"
+    );
+    assert!(
+        statuses.keys().any(|s| *s >= 400) && statuses.keys().any(|s| *s < 300),
+        "the fuzz reached both answers and errors: {statuses:?}"
+    );
+    serve.signal("TERM");
+    let status = serve.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit: {status:?}"
+    );
+}
+
+fn health_probe() -> Probe {
+    Probe {
+        method: "GET",
+        path: "/healthz".into(),
+        query: Vec::new(),
+        content_type: None,
+        auth: None,
+        body: Vec::new(),
+    }
+}
