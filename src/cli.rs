@@ -116,6 +116,24 @@ pub enum Command {
         #[command(subcommand)]
         action: TopologyAction,
     },
+    /// Parse, filter and extract in-process (no broker) and print the summary.
+    Extract {
+        /// The main document.
+        file: PathBuf,
+        /// Its amendments, in order.
+        amendments: Vec<PathBuf>,
+        /// Print the summary JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score extraction against the gold answers (`X.gold.json` beside each
+    /// document) in a folder, every variant; exit 1 unless all is right.
+    Eval {
+        dir: PathBuf,
+        /// List every miss.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Parse a document in-process (no broker) and print it.
     Parse {
         file: PathBuf,
@@ -207,6 +225,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq { action } => dead_letters(&settings, action).await,
         Command::Topology { action } => topology(&settings, action).await,
         Command::Parse { file, json } => parse_file(&file, json),
+        Command::Extract {
+            file,
+            amendments,
+            json,
+        } => {
+            let paths: Vec<PathBuf> = std::iter::once(file).chain(amendments).collect();
+            let summary = crate::extract::summarize_files(&paths).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", crate::extract::render_report(&summary));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { dir, verbose } => {
+            let report =
+                tokio::task::spawn_blocking(move || crate::eval::run(&dir, verbose)).await??;
+            print!("{}", report.render());
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
     }
 }
 
@@ -570,7 +612,7 @@ fn parse_file(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        println!("{}", doc.plain_text());
+        print!("{}", crate::parse::render_text(&doc));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,11 @@ pub struct DocumentMeta {
     /// Document title, where the file names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Running headers and footers (DOCX header/footer parts, repeated PDF
+    /// page headers), kept apart from the body so they neither split nor
+    /// pad its paragraphs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub furniture: Vec<String>,
 }
 
 /// One unit of content.

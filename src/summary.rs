@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Version of the summary layout.
-pub const SUMMARY_SCHEMA: u32 = 1;
+pub const SUMMARY_SCHEMA: u32 = 2;
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +18,10 @@ pub struct Evidence {
     pub page: Option<u32>,
     /// The exact source text.
     pub quote: String,
+    /// Which of the task's documents: 0 is the main document, 1.. its
+    /// amendments in order.
+    #[serde(default)]
+    pub document: usize,
 }
 
 /// One extracted field.
@@ -29,6 +33,97 @@ pub struct FieldValue {
     pub normalized: serde_json::Value,
     /// Where it came from.
     pub evidence: Evidence,
+    /// Earlier values an amendment replaced, oldest first, each with its own
+    /// evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<FieldValue>,
+}
+
+/// One clause that gets a bid rejected, refused or declared invalid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The clause text.
+    pub text: String,
+    /// Why it counts: `explicit` (says 否决/无效/rejected...), `listed` (an
+    /// item under a "any of the following ... shall be rejected" lead-in),
+    /// `starred` (a ★ substantive clause) or `mandatory` (a 须/不得 term of
+    /// the bid data sheet).
+    pub kind: String,
+    /// Where it is.
+    pub evidence: Evidence,
+}
+
+/// One scoring item of the evaluation method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoringItem {
+    /// The item as the document names it.
+    pub name: String,
+    /// Points or weight as written ("5分", "20", "60%").
+    pub points: String,
+    /// Points or weight as a number.
+    pub points_value: Option<f64>,
+    /// The scoring factor the item belongs to, where the table names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Where it is.
+    pub evidence: Evidence,
+}
+
+/// One requirement a bidder must (or may) meet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Requirement {
+    /// `qualification`, `technical`, `commercial` or `service`.
+    pub category: String,
+    /// `mandatory` (★, 必须/须/不得, shall/must), `scored` or `optional`.
+    pub level: String,
+    /// The requirement text.
+    pub text: String,
+    /// Where it is.
+    pub evidence: Evidence,
+}
+
+/// A document the bid must contain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormItem {
+    /// Its name as the document writes it.
+    pub name: String,
+    /// Where the list names it.
+    pub evidence: Evidence,
+}
+
+/// A contact person or office.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Whose contact: 招标人, 招标代理机构, Employer...
+    pub role: String,
+    /// Organisation name, where given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// Person, where given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// Telephone, where given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// E-mail, where given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Where it is.
+    pub evidence: Evidence,
+}
+
+/// A place where the documents contradict themselves or the rules were not
+/// sure, so a value was left out or chosen over another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    /// The field concerned, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong, for people.
+    pub message: String,
+    /// The conflicting sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
 }
 
 /// The summary of a task's documents.
@@ -38,4 +133,28 @@ pub struct Summary {
     pub schema: u32,
     /// Fields by id (`project`, `tender_no`, `owner`, `price_cap`, ...).
     pub fields: BTreeMap<String, FieldValue>,
+    /// Per-lot fields (标段, 包, Lot) by lot name, then by field id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lots: BTreeMap<String, BTreeMap<String, FieldValue>>,
+    /// Clauses that get a bid rejected.
+    #[serde(default)]
+    pub rejections: Vec<Rejection>,
+    /// Scoring items.
+    #[serde(default)]
+    pub scoring: Vec<ScoringItem>,
+    /// Subtotals per scoring factor, where the document states them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub score_totals: Vec<ScoringItem>,
+    /// Qualification, technical, commercial and service requirements.
+    #[serde(default)]
+    pub requirements: Vec<Requirement>,
+    /// Documents the bid must contain.
+    #[serde(default)]
+    pub forms: Vec<FormItem>,
+    /// Contacts.
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    /// Contradictions and doubts.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
 }

@@ -1,12 +1,124 @@
-//! Extract: fill the tender summary from classified chunks.
+//! Extract: fill the tender summary from classified chunks, every value
+//! with its evidence.
+//!
+//! The `rules` backend reads only chunks the filter kept, takes a field's
+//! value only where a label of that field's vocabulary stands beside a
+//! value of the field's type, and leaves a field out when its best sources
+//! disagree. The `openai` backend asks a chat model and keeps only values
+//! whose quote is found in the source text.
 
+pub mod amend;
+pub mod candidates;
+pub mod clauses;
+pub mod fields;
+pub mod model;
+pub mod normalize;
+pub mod report;
+pub mod text;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+pub use report::render_report;
+
+use crate::config::LlmSettings;
 use crate::filter::ClassifiedDocument;
+use crate::stages::StageError;
 use crate::summary::{SUMMARY_SCHEMA, Summary};
+use candidates::{Chosen, Context, choose, collect};
 
-/// Placeholder: an empty summary.
-pub fn summarize(_docs: &[ClassifiedDocument]) -> Summary {
-    Summary {
+/// Summarises a main document (`docs[0]`) and its amendments (`docs[1..]`,
+/// in order) with the backend `model` names: `rules` or `openai`.
+pub async fn run(
+    model: &str,
+    docs: &[ClassifiedDocument],
+    llm: &LlmSettings,
+) -> Result<Summary, StageError> {
+    if docs.is_empty() {
+        return Err(StageError::permanent("no_document", "nothing to summarise"));
+    }
+    match model {
+        "" | "rules" => Ok(summarize(docs)),
+        "openai" => model::summarize(docs, llm).await,
+        other => Err(StageError::permanent(
+            "unknown_model",
+            format!("extract_model {other:?} is neither \"rules\" nor \"openai\""),
+        )),
+    }
+}
+
+/// The rule backend.
+pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
+    let offset = normalize::document_offset(&docs[0].plain_text());
+    let mut summary = Summary {
         schema: SUMMARY_SCHEMA,
         ..Summary::default()
+    };
+    let ctx = Context {
+        offset,
+        document: 0,
+    };
+    let (mut chosen, mut warnings) = choose(collect(&docs[0], ctx));
+    for (i, doc) in docs.iter().enumerate().skip(1) {
+        let ctx = Context {
+            offset,
+            document: i,
+        };
+        let (changes, more) = choose(amend::candidates(doc, ctx));
+        warnings.extend(more);
+        amend::apply(&mut chosen, changes, &mut warnings);
     }
+    // "开标时间：同投标截止时间" follows an amended deadline.
+    candidates::resolve_same_as_deadline(&mut chosen);
+    place_fields(&mut summary, chosen);
+    summary.warnings = warnings;
+    for (i, doc) in docs.iter().enumerate() {
+        summary.rejections.extend(clauses::rejections(doc, i));
+        summary.scoring.extend(clauses::scoring(doc, i));
+        summary.score_totals.extend(clauses::score_totals(doc, i));
+        summary
+            .requirements
+            .extend(clauses::data_sheet_requirements(doc, i));
+        summary.requirements.extend(clauses::requirements(doc, i));
+        summary.forms.extend(clauses::forms(doc, i));
+        summary.contacts.extend(clauses::contacts(doc, i));
+    }
+    summary
+}
+
+/// Moves chosen values into the summary: the whole tender's into `fields`,
+/// per-lot ones into `lots`.
+fn place_fields(summary: &mut Summary, chosen: Chosen) {
+    for (lot, fields) in chosen {
+        match lot {
+            None => summary.fields.extend(fields),
+            Some(name) => {
+                summary.lots.entry(name).or_default().extend(fields);
+            }
+        }
+    }
+}
+
+/// Parses, filters and extracts files in-process with the rule backends:
+/// `paths[0]` is the main document, the rest its amendments in order.
+pub async fn summarize_files(paths: &[PathBuf]) -> anyhow::Result<Summary> {
+    summarize_files_blocking(paths)
+}
+
+/// [`summarize_files`] without a runtime: the rule backends do no I/O
+/// beyond reading the files.
+pub fn summarize_files_blocking(paths: &[PathBuf]) -> anyhow::Result<Summary> {
+    anyhow::ensure!(!paths.is_empty(), "no document given");
+    let mut docs = Vec::with_capacity(paths.len());
+    for path in paths {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let media_type = crate::parse::sniff::sniff(&bytes, name)
+            .with_context(|| format!("sniffing {}", path.display()))?;
+        let parsed = crate::parse::parse(&bytes, media_type, &crate::parse::ParseLimits::default())
+            .with_context(|| format!("parsing {}", path.display()))?;
+        docs.push(crate::filter::classify(&parsed));
+    }
+    Ok(summarize(&docs))
 }

@@ -4,12 +4,19 @@ use std::io::{Cursor, Read};
 
 use super::ParseError;
 
-/// Media types tenderflow knows.
+// Media types tenderflow knows.
+
+/// PDF.
 pub const PDF: &str = "application/pdf";
+/// Word 2007+ (OOXML) document.
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+/// Excel 2007+ (OOXML) workbook.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+/// HTML page.
 pub const HTML: &str = "text/html";
+/// Markdown text (told from plain text by the file name only).
 pub const MARKDOWN: &str = "text/markdown";
+/// Plain text in any detected encoding.
 pub const TEXT: &str = "text/plain";
 
 /// Sniffs the media type of `bytes`. `filename` only tells Markdown from plain

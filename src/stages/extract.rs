@@ -20,7 +20,8 @@ pub async fn handle(
     for classified in &artifacts.classified {
         docs.push(context.store.get_json(classified).await?);
     }
-    let summary = crate::extract::summarize(&docs);
+    let model = &envelope.options.extract_model;
+    let summary = crate::extract::run(model, &docs, &context.settings.llm).await?;
     let stored = context.store.put_json("summary", &summary).await?;
     artifacts.summary = Some(stored.clone());
     Ok(StageOutput {

@@ -19,7 +19,8 @@ pub async fn handle(
     let mut classified = Vec::with_capacity(artifacts.parsed.len());
     for parsed in &artifacts.parsed {
         let doc: ParsedDocument = context.store.get_json(parsed).await?;
-        let chunks = crate::filter::classify(&doc);
+        let model = &envelope.options.filter_model;
+        let chunks = crate::filter::run(model, &doc, &context.settings.llm).await?;
         classified.push(context.store.put_json("classified", &chunks).await?);
     }
     let produced = classified.first().cloned();

@@ -70,7 +70,18 @@ async fn a_document_goes_through_all_four_stages_and_its_summary_is_stored() {
     );
     let bytes = std::fs::read(pipeline.settings.store.root.join(summary_key)).unwrap();
     let summary: Summary = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(summary.schema, 1);
+    assert_eq!(summary.schema, tenderflow::summary::SUMMARY_SCHEMA);
+    // The same summary as extracting in-process: the pipeline adds nothing
+    // and loses nothing.
+    let direct = tenderflow::extract::summarize_files(&[crate::helpers::corpus("cn_selection.md")])
+        .await
+        .unwrap();
+    assert_eq!(summary, direct);
+    assert!(
+        summary.fields.contains_key("project"),
+        "{:?}",
+        summary.fields.keys()
+    );
     for stage in Stage::ALL {
         assert_eq!(
             pipeline

@@ -1,0 +1,739 @@
+//! Candidate field values from a classified document, and the choice among
+//! them. Three sources, most trusted first: rows of the bid data sheet
+//! (前附表, Appendix to the Instructions), "label：value" pairs in the
+//! notice and instructions, and sentence patterns ("X invites tenders for
+//! Y", "本次评标采用综合评估法"). A field whose most trusted sources disagree
+//! is left out with a warning: a wrong value is worse than a missing one.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use chrono::FixedOffset;
+use regex::Regex;
+use serde_json::Value;
+
+use super::fields::{self, Kind, Spec, fields_for_label, lot_of, read_value};
+use super::normalize::{compact, find_times, tidy};
+use super::text::{clause_number, label_value, sentences, split_outside_brackets, strip_numbering};
+use crate::document::Block;
+use crate::filter::{Chunk, ClassifiedDocument};
+use crate::summary::{Evidence, FieldValue, Warning};
+
+/// A possible value of a field.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Field id.
+    pub field: &'static str,
+    /// Lot, for per-lot values.
+    pub lot: Option<String>,
+    /// Value as written.
+    pub value: String,
+    /// Normal form.
+    pub normalized: Value,
+    /// Where it is.
+    pub evidence: Evidence,
+    /// Trust in the source: 3 data sheet, 2 labelled pair, 1 sentence.
+    pub priority: u8,
+}
+
+/// What the candidate search needs to know about the document.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// Offset of the document's times.
+    pub offset: FixedOffset,
+    /// Index of the document in the task (0 main, 1.. amendments).
+    pub document: usize,
+}
+
+/// Parts whose text may state field values.
+fn is_field_source(chunk: &Chunk) -> bool {
+    chunk.keep
+        && matches!(
+            chunk.part.as_str(),
+            "notice" | "instructions" | "data_sheet" | "other" | "amendment" | ""
+        )
+}
+
+/// Every candidate value in `doc`.
+pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for chunk in &doc.chunks {
+        let lot = chunk_lot(chunk);
+        if is_field_source(chunk) {
+            let mut role: Option<String> = None;
+            for block in &chunk.blocks {
+                match block {
+                    Block::Table { rows, page, .. } => {
+                        table_candidates(chunk, rows, *page, lot.as_deref(), ctx, &mut out)
+                    }
+                    Block::Paragraph { text, page } | Block::ListItem { text, page, .. } => {
+                        let text = with_role(text, &mut role);
+                        paragraph_candidates(chunk, &text, *page, lot.as_deref(), ctx, &mut out)
+                    }
+                    Block::Heading { .. } => role = None,
+                }
+            }
+        }
+        if chunk.keep && chunk.part != "forms" && chunk.part != "technical" {
+            sentence_candidates(chunk, lot.as_deref(), ctx, &mut out);
+        }
+    }
+    out
+}
+
+pub(crate) static ROLE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(采购人|招标人|比选人|建设单位|采购代理机构|招标代理机构|代理机构)(的)?(信息|联系方式)[：:]?$")
+        .expect("role header")
+});
+
+/// Government-procurement notices name a party in two lines: "1.采购人信息"
+/// then "名称：X". The second line is read as "采购人：X".
+fn with_role(text: &str, role: &mut Option<String>) -> String {
+    let stripped = strip_numbering(text);
+    if let Some(c) = ROLE_HEADER.captures(&stripped) {
+        *role = Some(c[1].to_string());
+        return text.to_string();
+    }
+    match (role.as_deref(), label_value(&stripped)) {
+        (Some(r), Some((label, value))) if label == "名称" || label == "名 称" => {
+            format!("{r}：{value}")
+        }
+        _ => text.to_string(),
+    }
+}
+
+/// A lot named by the innermost heading that names one.
+fn chunk_lot(chunk: &Chunk) -> Option<String> {
+    chunk
+        .section
+        .rsplit(" > ")
+        .find_map(|h| (h.chars().count() <= 40).then(|| lot_of(h)).flatten())
+}
+
+fn evidence(
+    chunk: &Chunk,
+    clause: Option<&str>,
+    page: Option<u32>,
+    quote: &str,
+    ctx: Context,
+) -> Evidence {
+    let section = match clause {
+        Some(c) if !c.is_empty() => {
+            if chunk.section.is_empty() {
+                c.to_string()
+            } else {
+                format!("{} {c}", chunk.section)
+            }
+        }
+        _ => chunk.section.clone(),
+    };
+    Evidence {
+        section,
+        page,
+        quote: quote.to_string(),
+        document: ctx.document,
+    }
+}
+
+// ---------------------------------------------------------------- tables
+
+static LOT_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(包号|包|标段|标段号|标包|分包号|采购包|lot|lot\s+no\.?|package)$")
+        .expect("lot header")
+});
+
+/// A clause reference standing where a label would: "ITB 18.1", "3.4.1".
+static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^((ITB|ITT|ITC|BDS|GCC|SCC|clause)\s*)?\d+(\.\d+)*$").expect("reference regex")
+});
+
+fn table_candidates(
+    chunk: &Chunk,
+    rows: &[Vec<String>],
+    page: Option<u32>,
+    lot: Option<&str>,
+    ctx: Context,
+    out: &mut Vec<Candidate>,
+) {
+    if let Some(header) = rows.first()
+        && let Some(lot_col) = header.iter().position(|h| LOT_HEADER.is_match(h.trim()))
+    {
+        lot_table_candidates(chunk, rows, lot_col, page, ctx, out);
+        return;
+    }
+    let priority = if chunk.part == "data_sheet" { 3 } else { 2 };
+    let named = rows.first().and_then(|h| named_columns(h));
+    for (i, row) in rows.iter().enumerate() {
+        let (label, content, clause) = match named {
+            Some(_) if i == 0 => continue,
+            Some((l, c)) => {
+                let cell = |k: usize| row.get(k).map(|x| x.trim()).unwrap_or("");
+                let clause = (l != 0 && c != 0)
+                    .then(|| cell(0))
+                    .filter(|x| !x.is_empty());
+                (cell(l), cell(c), clause)
+            }
+            None => {
+                let cells: Vec<&str> = row
+                    .iter()
+                    .map(|c| c.trim())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if cells.len() < 2 {
+                    continue;
+                }
+                let label = cells[cells.len() - 2];
+                let clause = if cells.len() >= 3 {
+                    Some(cells[0])
+                } else {
+                    REFERENCE.is_match(label).then_some(label)
+                };
+                (label, cells[cells.len() - 1], clause)
+            }
+        };
+        if label.is_empty() || content.is_empty() {
+            continue;
+        }
+        let quote = row.join(" | ");
+        let ev = evidence(chunk, clause, page, &quote, ctx);
+        content_candidates(label, content, lot, &ev, priority, ctx, out);
+    }
+}
+
+/// The label and content columns a data-sheet header names ("条款名称" and
+/// "编列内容", "Description" and "Particulars"), so that a trailing 备注
+/// column is not read as the content.
+fn named_columns(header: &[String]) -> Option<(usize, usize)> {
+    const CONTENT: &[&str] = &[
+        "编列内容",
+        "说明与要求",
+        "约定内容",
+        "具体内容",
+        "具体要求",
+        "particulars",
+        "details",
+        "规定",
+        "要求",
+        "内容",
+    ];
+    const LABEL: &[&str] = &[
+        "条款名称",
+        "名称",
+        "项目",
+        "事项",
+        "description",
+        "subject",
+        "内容",
+    ];
+    let cells: Vec<String> = header.iter().map(|h| h.trim().to_lowercase()).collect();
+    let find = |names: &[&str], not: Option<usize>| {
+        names.iter().find_map(|n| {
+            cells
+                .iter()
+                .position(|c| c == n)
+                .filter(|i| Some(*i) != not)
+        })
+    };
+    let content = find(CONTENT, None)?;
+    let label = find(LABEL, Some(content))?;
+    Some((label, content))
+}
+
+/// A table with a lot column: each row is a lot, each other column a field
+/// whose header names it ("最高限价（万元）").
+fn lot_table_candidates(
+    chunk: &Chunk,
+    rows: &[Vec<String>],
+    lot_col: usize,
+    page: Option<u32>,
+    ctx: Context,
+    out: &mut Vec<Candidate>,
+) {
+    let header = &rows[0];
+    for row in rows.iter().skip(1) {
+        let Some(lot_cell) = row.get(lot_col).map(|c| c.trim()) else {
+            continue;
+        };
+        if lot_cell.is_empty() {
+            continue;
+        }
+        let lot_name =
+            lot_of(lot_cell).unwrap_or_else(|| lot_name_from_cell(&header[lot_col], lot_cell));
+        let quote = row.join(" | ");
+        for (i, cell) in row.iter().enumerate() {
+            if i == lot_col || cell.trim().is_empty() {
+                continue;
+            }
+            let Some(head) = header.get(i) else { continue };
+            let unit = header_unit(head);
+            let content = match unit {
+                Some(u) if !cell.contains(u) && cell.trim().parse::<f64>().is_ok() => {
+                    format!("{}{u}", cell.trim())
+                }
+                _ => cell.trim().to_string(),
+            };
+            let ev = evidence(chunk, None, page, &quote, ctx);
+            for spec in fields_for_label(head) {
+                if let Some((value, normalized)) = read_value(spec.kind, &content, ctx.offset) {
+                    let value = if content != cell.trim() {
+                        cell.trim().to_string() + unit.unwrap_or("")
+                    } else {
+                        value
+                    };
+                    out.push(Candidate {
+                        field: spec.id,
+                        lot: Some(lot_name.clone()),
+                        value,
+                        normalized,
+                        evidence: ev.clone(),
+                        priority: 3,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn lot_name_from_cell(header: &str, cell: &str) -> String {
+    if cell.chars().all(|c| c.is_ascii_digit()) {
+        if header.to_ascii_lowercase().starts_with("lot") {
+            format!("Lot {cell}")
+        } else if header.contains("标段") {
+            format!("{cell}标段")
+        } else {
+            format!("包{cell}")
+        }
+    } else {
+        cell.to_string()
+    }
+}
+
+/// The unit a column header states: "最高限价（万元）" -> "万元".
+fn header_unit(header: &str) -> Option<&'static str> {
+    ["万元", "元", "日历天", "天", "个月", "%"]
+        .into_iter()
+        .find(|u| header.contains(&format!("（{u}）")) || header.contains(&format!("({u})")))
+}
+
+/// Candidates from a label and its content. The content may itself hold
+/// "sub-label：value" pairs separated by ；, which name further fields of
+/// the label's family (or any field, when the label names none).
+pub(crate) fn content_candidates(
+    label: &str,
+    content: &str,
+    lot: Option<&str>,
+    ev: &Evidence,
+    priority: u8,
+    ctx: Context,
+    out: &mut Vec<Candidate>,
+) {
+    let specs = fields_for_label(label);
+    let lot = lot_of(label).or(lot.map(str::to_string));
+    let allowed: Vec<&str> = specs
+        .iter()
+        .flat_map(|s| std::iter::once(s.id).chain(s.family.iter().copied()))
+        .collect();
+    let mut found: Vec<&str> = Vec::new();
+    let pieces = split_outside_brackets(content, &['；', ';']);
+    let mut has_pairs = false;
+    for piece in &pieces {
+        let Some((sub_label, sub_value)) = label_value(piece) else {
+            continue;
+        };
+        has_pairs = true;
+        if let Some(sub_lot) = lot_only(&sub_label) {
+            // "包1：2万元；包2：1.3万元": the row's own fields, per lot.
+            for spec in &specs {
+                if let Some((value, normalized)) = read_value(spec.kind, &sub_value, ctx.offset) {
+                    found.push(spec.id);
+                    out.push(Candidate {
+                        field: spec.id,
+                        lot: Some(sub_lot.clone()),
+                        value,
+                        normalized,
+                        evidence: ev.clone(),
+                        priority,
+                    });
+                }
+            }
+            continue;
+        }
+        for spec in fields_for_label(&sub_label) {
+            if !specs.is_empty() && !allowed.contains(&spec.id) {
+                continue;
+            }
+            if let Some((value, normalized)) = read_value(spec.kind, &sub_value, ctx.offset) {
+                found.push(spec.id);
+                out.push(Candidate {
+                    field: spec.id,
+                    lot: lot_of(&sub_label).or(lot.clone()),
+                    value,
+                    normalized,
+                    evidence: ev.clone(),
+                    priority,
+                });
+            }
+        }
+    }
+    // Content that names lots ("第一标段…，第二标段…") but was not split
+    // by lot above is not one value for the whole tender: leave it.
+    let names_lots = lot.is_none() && fields::LOT.is_match(content);
+    for spec in specs {
+        if found.contains(&spec.id)
+            || names_lots
+            || (has_pairs && is_text_kind(spec) && label_value(&pieces[0]).is_some())
+        {
+            continue;
+        }
+        if let Some((value, normalized)) = read_value(spec.kind, content, ctx.offset) {
+            out.push(Candidate {
+                field: spec.id,
+                lot: lot.clone(),
+                value,
+                normalized,
+                evidence: ev.clone(),
+                priority,
+            });
+        }
+    }
+}
+
+/// The lot a label consists of alone ("包1", "第二标段", "Lot 2").
+fn lot_only(label: &str) -> Option<String> {
+    let lot = lot_of(label)?;
+    let rest = label.replace(&lot, "");
+    rest.trim_matches(|c: char| c.is_whitespace() || "（）()第".contains(c))
+        .is_empty()
+        .then_some(lot)
+}
+
+fn is_text_kind(spec: &Spec) -> bool {
+    matches!(
+        spec.kind,
+        Kind::Text
+            | Kind::Party
+            | Kind::Grade
+            | Kind::Cert
+            | Kind::Place
+            | Kind::Bool
+            | Kind::DateOrText
+    )
+}
+
+// ---------------------------------------------------------------- paragraphs
+
+fn paragraph_candidates(
+    chunk: &Chunk,
+    text: &str,
+    page: Option<u32>,
+    lot: Option<&str>,
+    ctx: Context,
+    out: &mut Vec<Candidate>,
+) {
+    let clause = clause_number(text);
+    for seg in split_outside_brackets(text, &['。', '；', ';']) {
+        // Full-width spaces separate "招标人：X　联系人：Y" on one line.
+        for piece in seg
+            .split('\u{3000}')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let ev = evidence(chunk, clause.as_deref(), page, piece, ctx);
+            let rest = match label_value(piece) {
+                Some((label, value)) => {
+                    content_candidates(&label, &value, lot, &ev, 2, ctx, out);
+                    value
+                }
+                None => piece.to_string(),
+            };
+            for part in split_outside_brackets(&rest, &['，', ',']) {
+                if let Some((label, value)) = split_wei(&part) {
+                    let specs = fields_for_label(&label);
+                    for spec in specs {
+                        if let Some((v, n)) = read_value(spec.kind, &value, ctx.offset) {
+                            out.push(Candidate {
+                                field: spec.id,
+                                lot: lot_of(&label).or(lot.map(str::to_string)),
+                                value: v,
+                                normalized: n,
+                                evidence: ev.clone(),
+                                priority: 2,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "招标人为X" -> ("招标人", "X").
+fn split_wei(part: &str) -> Option<(String, String)> {
+    let i = part.find('为')?;
+    let label = strip_numbering(&part[..i]);
+    let value = part[i + '为'.len_utf8()..].trim();
+    (label.chars().count() >= 2 && !value.is_empty() && !label.contains(['：', ':']))
+        .then(|| (label, value.to_string()))
+}
+
+// ---------------------------------------------------------------- sentences
+
+static EN_INVITES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^(?P<owner>[A-Z][\w&.,' -]{2,100}?)\s*\(\s*(?:the|hereinafter)?\s*["“']?(?:Employer|Purchaser|Client|Owner|Authority|Council|Agency)["”']?\s*\)\s+(?:hereby\s+)?invites?\s+(?:sealed\s+)?(?:tenders|bids|quotations|proposals|offers)\s+(?:for|from[^.]*?for)\s+(?:the\s+)?(?P<project>.+?)\.?$"#)
+        .expect("invites regex")
+});
+static CN_INVITES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?P<owner>[\p{Han}（）()]{2,40}?)(?:现|拟)?(?:对|就)(?P<project>[^，。；]{2,60}?)(?:项目)?(?:进行|组织|实施)(?:公开|邀请)?(?:招标|比选|竞争性磋商|竞争性谈判|询价|采购|遴选)")
+        .expect("cn invites regex")
+});
+static CN_PROJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"本(?:招标|采购)项目(?P<project>[^，。；]{2,60}?)(?:已由|已经|经)")
+        .expect("cn project")
+});
+static EN_CLOSING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)closing\s+(date|time)|deadline\s+for\s+(the\s+)?(submission|receipt)|tenders?\s+(must|shall)\s+be\s+(submitted|received|deposited)|submitted\s+(no\s+later\s+than|before)")
+        .expect("closing regex")
+});
+static EN_SITE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)site\s+(show-?round|visit|briefing|inspection)|pre-?(tender|bid)\s+(meeting|briefing)").expect("site regex")
+});
+static EN_REGISTERED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(registered\s+with\b.*?(?:workhead|work\s+head|category|grade|class)\b.+?)\.?$",
+    )
+    .expect("registered regex")
+});
+static EN_PM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:project\s+manager|site\s+manager|resident\s+engineer|project\s+director)\b[^.]*?\b(?:shall|must)\s+(?:have|possess|hold)\s+(?P<req>.+?)\.?$").expect("pm regex")
+});
+static ADOPTS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)采用|评标办法|评审办法|evaluated\s+(using|under|by|on|based)|evaluation\s+method",
+    )
+    .expect("adopts regex")
+});
+
+fn push(
+    out: &mut Vec<Candidate>,
+    field: &'static str,
+    lot: Option<&str>,
+    value: &str,
+    normalized: Value,
+    ev: &Evidence,
+    priority: u8,
+) {
+    out.push(Candidate {
+        field,
+        lot: lot.map(str::to_string),
+        value: tidy(value),
+        normalized,
+        evidence: ev.clone(),
+        priority,
+    });
+}
+
+fn sentence_candidates(chunk: &Chunk, lot: Option<&str>, ctx: Context, out: &mut Vec<Candidate>) {
+    for block in &chunk.blocks {
+        let (text, page) = match block {
+            Block::Paragraph { text, page } | Block::ListItem { text, page, .. } => {
+                (text.clone(), *page)
+            }
+            Block::Heading { text, page, .. } => (text.clone(), *page),
+            Block::Table { rows, page, .. } => (
+                rows.iter()
+                    .map(|r| r.last().cloned().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("；"),
+                *page,
+            ),
+        };
+        let clause = clause_number(&text);
+        for sentence in sentences(&text)
+            .into_iter()
+            .flat_map(|s| split_outside_brackets(&s, &['；', ';']))
+        {
+            let s = strip_numbering(&sentence);
+            let ev = evidence(chunk, clause.as_deref(), page, &sentence, ctx);
+            sentence_patterns(chunk, &s, lot, &ev, ctx, out);
+        }
+    }
+}
+
+fn sentence_patterns(
+    chunk: &Chunk,
+    s: &str,
+    lot: Option<&str>,
+    ev: &Evidence,
+    ctx: Context,
+    out: &mut Vec<Candidate>,
+) {
+    if (ADOPTS.is_match(s) || chunk.part == "evaluation" && s.chars().count() < 40)
+        && let Some(m) = fields::find_method(s)
+    {
+        push(out, "eval_method", lot, &m.text, Value::Null, ev, 1);
+    }
+    if chunk.part == "evaluation" {
+        return;
+    }
+    if let Some(c) = EN_INVITES.captures(s) {
+        push(out, "owner", lot, c["owner"].trim(), Value::Null, ev, 1);
+        push(out, "project", lot, c["project"].trim(), Value::Null, ev, 1);
+    }
+    if let Some(c) = CN_INVITES.captures(s) {
+        push(out, "owner", lot, &c["owner"], Value::Null, ev, 1);
+        push(out, "project", lot, &c["project"], Value::Null, ev, 1);
+    }
+    if let Some(c) = CN_PROJECT.captures(s) {
+        push(out, "project", lot, &c["project"], Value::Null, ev, 1);
+    }
+    let dated = |re: &Regex, field: &'static str, out: &mut Vec<Candidate>| {
+        if re.is_match(s)
+            && !s.to_lowercase().contains("clarification")
+            && let Some(t) = find_times(s, ctx.offset).into_iter().next()
+        {
+            push(out, field, lot, &t.text, t.normalized, ev, 1);
+        }
+    };
+    dated(&EN_CLOSING, "deadline_bid", out);
+    dated(&EN_SITE, "site_visit", out);
+    if let Some(c) = EN_REGISTERED.captures(s) {
+        push(out, "registration", lot, &c[1], Value::Null, ev, 1);
+    }
+    if let Some(c) = EN_PM.captures(s) {
+        push(out, "pm", lot, &c["req"], Value::Null, ev, 1);
+    }
+}
+
+// ---------------------------------------------------------------- choice
+
+/// The key two candidates agree on: the normal form, else the compact text.
+fn agreement_key(c: &Candidate) -> String {
+    if c.normalized.is_null() {
+        compact(&c.value)
+    } else {
+        c.normalized.to_string()
+    }
+}
+
+/// The chosen fields (by lot; `None` is the whole tender) and warnings.
+pub type Chosen = BTreeMap<Option<String>, BTreeMap<String, FieldValue>>;
+
+/// Chooses one value per field and lot. The most trusted sources must
+/// agree; less trusted ones that disagree only raise a warning.
+pub fn choose(candidates: Vec<Candidate>) -> (Chosen, Vec<Warning>) {
+    let mut groups: BTreeMap<(Option<String>, &'static str), Vec<Candidate>> = BTreeMap::new();
+    for c in candidates {
+        groups.entry((c.lot.clone(), c.field)).or_default().push(c);
+    }
+    let mut chosen: Chosen = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for ((lot, field), mut group) in groups {
+        group.sort_by_key(|c| std::cmp::Reverse(c.priority));
+        let top = group[0].priority;
+        let best: Vec<&Candidate> = group.iter().filter(|c| c.priority == top).collect();
+        let key = agreement_key(best[0]);
+        let disagree: Vec<&Candidate> = best
+            .iter()
+            .copied()
+            .filter(|c| agreement_key(c) != key)
+            .collect();
+        if !disagree.is_empty() {
+            warnings.push(Warning {
+                field: Some(field.to_string()),
+                message: format!(
+                    "the document gives {field} as both \"{}\" and \"{}\"; left out",
+                    best[0].value, disagree[0].value
+                ),
+                evidence: vec![best[0].evidence.clone(), disagree[0].evidence.clone()],
+            });
+            continue;
+        }
+        let other = group
+            .iter()
+            .filter(|c| c.priority < top)
+            .find(|c| agreement_key(c) != key && c.priority >= 2);
+        if let Some(o) = other {
+            warnings.push(Warning {
+                field: Some(field.to_string()),
+                message: format!(
+                    "{field} is \"{}\" in the data sheet but \"{}\" elsewhere; the data sheet prevails",
+                    best[0].value, o.value
+                ),
+                evidence: vec![best[0].evidence.clone(), o.evidence.clone()],
+            });
+        }
+        let c = best[0];
+        chosen.entry(lot).or_default().insert(
+            field.to_string(),
+            FieldValue {
+                value: c.value.clone(),
+                normalized: c.normalized.clone(),
+                evidence: c.evidence.clone(),
+                superseded: Vec::new(),
+            },
+        );
+    }
+    resolve_same_as_deadline(&mut chosen);
+    (chosen, warnings)
+}
+
+/// "开标时间：同投标截止时间" takes the deadline's normal form.
+pub(crate) fn resolve_same_as_deadline(chosen: &mut Chosen) {
+    for fields in chosen.values_mut() {
+        let deadline = fields.get("deadline_bid").map(|f| f.normalized.clone());
+        if let (Some(deadline), Some(opening)) = (deadline, fields.get_mut("opening_time"))
+            && (opening.value.contains("同投标截止")
+                || opening.value.to_lowercase().contains("same as"))
+        {
+            opening.normalized = deadline;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::normalize::default_offset;
+
+    fn chosen(md: &str) -> Chosen {
+        let doc =
+            crate::filter::classify(&crate::parse::text::parse_markdown(md.as_bytes()).unwrap());
+        let ctx = Context {
+            offset: default_offset(),
+            document: 0,
+        };
+        choose(collect(&doc, ctx)).0
+    }
+
+    #[test]
+    fn named_columns_skip_a_remarks_column() {
+        let c = chosen(
+            "# 第二章 投标人须知\n## 前附表\n| 序号 | 条款名称 | 编列内容 | 备注 |\n|---|---|---|---|\n| 1 | 投标有效期 | 90日历天 | 自截止之日起28天内不得撤回 |\n",
+        );
+        assert_eq!(c[&None]["validity"].value, "90日历天");
+        assert_eq!(
+            c[&None]["validity"].evidence.section,
+            "第二章 投标人须知 > 前附表 1"
+        );
+    }
+
+    #[test]
+    fn disagreeing_data_sheet_rows_leave_the_field_out() {
+        let (c, warnings) = {
+            let doc = crate::filter::classify(
+                &crate::parse::text::parse_markdown(
+                    "# 前附表\n| 条款号 | 条款名称 | 编列内容 |\n|---|---|---|\n| 1 | 投标保证金 | 10万元 |\n| 2 | 投标保证金 | 20万元 |\n"
+                        .as_bytes(),
+                )
+                .unwrap(),
+            );
+            let ctx = Context {
+                offset: default_offset(),
+                document: 0,
+            };
+            choose(collect(&doc, ctx))
+        };
+        assert!(c.get(&None).is_none_or(|f| !f.contains_key("bond")));
+        assert!(warnings.iter().any(|w| w.field.as_deref() == Some("bond")));
+    }
+}

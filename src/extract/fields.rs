@@ -1,0 +1,631 @@
+//! Field rules: which labels name which field (a vocabulary per field, with
+//! the synonyms of national, regional and English templates), and how a
+//! value of the field's type is read from the text beside the label.
+
+use std::sync::LazyLock;
+
+use chrono::FixedOffset;
+use regex::Regex;
+use serde_json::{Value, json};
+
+use super::normalize::{
+    Found, find_copies, find_durations, find_money, find_percent, find_times, tidy,
+};
+use super::text::split_outside_brackets;
+
+/// The type of a field's value, which decides how it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Free text: the first clause of the content.
+    Text,
+    /// An organisation's name.
+    Party,
+    /// A reference number.
+    Code,
+    /// An amount of money.
+    Money,
+    /// A point in time.
+    Date,
+    /// A point in time, or a short statement such as 不组织.
+    DateOrText,
+    /// A duration.
+    Duration,
+    /// A percentage or an amount.
+    PercentOrMoney,
+    /// Allowed or not (联合体, alternatives).
+    Bool,
+    /// Originals and copies.
+    Copies,
+    /// An evaluation method name.
+    Method,
+    /// A professional certificate (注册建造师) or an experience requirement.
+    Cert,
+    /// A qualification grade (资质).
+    Grade,
+    /// A place.
+    Place,
+}
+
+/// One field's rule.
+pub struct Spec {
+    /// Field id.
+    pub id: &'static str,
+    label: Regex,
+    exclude: Option<Regex>,
+    /// How the value is read.
+    pub kind: Kind,
+    /// Other fields that may be read from "label：value" pairs inside this
+    /// field's content (a qualification row also states the PM's
+    /// certificate and the track record).
+    pub family: &'static [&'static str],
+}
+
+impl Spec {
+    /// Whether the field's label words occur anywhere in `text` (for
+    /// sentences such as "原投标截止时间为A，现变更为B").
+    pub fn matches_anywhere(&self, text: &str) -> bool {
+        self.label.is_match(text) && !self.exclude.as_ref().is_some_and(|e| e.is_match(text))
+    }
+}
+
+fn spec(
+    id: &'static str,
+    label: &str,
+    exclude: Option<&str>,
+    kind: Kind,
+    family: &'static [&'static str],
+) -> Spec {
+    Spec {
+        id,
+        label: Regex::new(label).expect("label regex"),
+        exclude: exclude.map(|e| Regex::new(e).expect("exclude regex")),
+        kind,
+        family,
+    }
+}
+
+const QUAL_FAMILY: &[&str] = &["qualification", "pm", "track_record", "registration"];
+
+/// Every field rule, the more specific before the more general.
+pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
+    use Kind::*;
+    vec![
+        spec(
+            "deadline_query",
+            r"(?i)(澄清|提问|答疑|质疑|疑问|问题).{0,12}(截止|时间|期限)|^(答疑|澄清|质疑|提问)$|(clarification|queries|enquiries|questions).{0,24}(deadline|closing|date|by|later\s+than|before)|deadline\s+for\s+(clarification|queries|enquiries|questions)",
+            Some(r"招标人.{0,6}澄清|书面澄清的时间|发出|答复"),
+            Date,
+            &[],
+        ),
+        spec(
+            "deadline_bid",
+            r"(?i)(投标|递交|提交|响应文件|申请文件|报价|磋商|谈判).{0,12}截止|^截止(时间|日期)$|closing\s+(date|time)|tender\s+closing|submission\s+(deadline|date)|deadline\s+for\s+(bid\s+|tender\s+)?(submission|tenders|bids)",
+            Some(
+                r"(?i)澄清|提问|问题|答疑|质疑|疑问|保证金|获取|下载|发售|clarification|queries|questions|deposit",
+            ),
+            Date,
+            &[],
+        ),
+        spec(
+            "opening_time",
+            r"(?i)开标时间|开启时间|开标日期|(tender|bid)\s+opening\s+(date|time)|opening\s+(date|time)",
+            None,
+            DateOrText,
+            &["opening_place"],
+        ),
+        spec(
+            "opening_place",
+            r"(?i)开标地点|开启地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
+            None,
+            Place,
+            &["opening_time"],
+        ),
+        spec(
+            "project",
+            r"(?i)^(招标|采购|比选|磋商)?(项目|工程)名称$|^项目$|^(project|contract)\s+(title|name)$|^name\s+of\s+(the\s+)?(project|contract|works)$|^title\s+of\s+(the\s+)?(project|contract)$",
+            None,
+            Text,
+            &[],
+        ),
+        spec(
+            "owner",
+            r"(?i)^(招标人|采购人|比选人|磋商人|建设单位|发包人|项目业主|业主|招标单位|采购单位|采购单位名称|招标人名称|采购人名称|比选人名称|建设单位名称)(信息)?$|^(the\s+)?(name\s+of\s+(the\s+)?)?(employer|purchaser|procuring\s+entity|client|owner|contracting\s+authority)$",
+            None,
+            Party,
+            &[],
+        ),
+        spec(
+            "agency",
+            r"(?i)^(招标|采购)?代理(机构|单位)(名称|信息)?$|^(procurement\s+)?agent$",
+            None,
+            Party,
+            &[],
+        ),
+        spec(
+            "tender_no",
+            r"(?i)招标编号|项目编号|采购编号|招标项目编号|采购项目编号|比选编号|磋商编号|项目代码|tender\s+(reference|ref\.?|no\.?|number)|reference\s+(no\.?|number)|itt\s+(no\.?|reference)|bid\s+(no\.?|reference|number)|contract\s+no\.?|invitation\s+for\s+bids?\s+(no\.?|number)|number\s+of\s+the\s+invitation|ifb\s+(no\.?|number)",
+            Some(r"标段编号|包号"),
+            Code,
+            &[],
+        ),
+        spec(
+            "scope",
+            r"(?i)招标范围|采购范围|服务范围|监理范围|工程范围|采购内容|招标内容|scope\s+of\s+(the\s+)?(works?|services|supply)",
+            None,
+            Text,
+            &[],
+        ),
+        spec(
+            "duration",
+            r"(?i)工期|服务期|服务期限|监理服务期|合同履行期限|履约期限|交货期|供货期|交付期|交货时间|交付时间|实施期限|contract\s+period|completion\s+time|completion\s+period|time\s+for\s+completion|intended\s+completion|contract\s+duration|period\s+of\s+(the\s+)?(contract|completion)",
+            Some(
+                r"(?i)缺陷|质保|保修|售后|免费|维保|有效期|开工日期|竣工日期|开工时间|竣工时间|延误|逾期|违约|liability|validity|warranty",
+            ),
+            Duration,
+            &[],
+        ),
+        spec(
+            "quality",
+            r"(?i)质量要求|质量标准|质量目标|^工程质量$|quality\s+(standard|requirement)",
+            Some(r"保证金|体系|措施|保证期"),
+            Text,
+            &[],
+        ),
+        spec(
+            "pm",
+            r"(?i)项目经理|项目负责人|总监理工程师|^总监|project\s+manager|site\s+manager|project\s+director|resident\s+engineer",
+            Some(r"(?i)业绩|得分|评分|更换|身份证|驻场|track"),
+            Cert,
+            &[],
+        ),
+        spec(
+            "track_record",
+            r"(?i)业绩|类似项目|类似工程|track\s+record|similar\s+(projects|works|experience)",
+            Some(r"(?i)年份|评分|得分|项目经理|负责人|总监"),
+            Money,
+            &[],
+        ),
+        spec(
+            "registration",
+            r"(?i)注册资格|工作类别|workhead|work\s+head|registration|registered",
+            None,
+            Text,
+            &[],
+        ),
+        spec(
+            "qualification",
+            r"(?i)资质|资格要求|资格条件|申请人资格|投标人资格|供应商资格|qualification",
+            Some(r"(?i)项目经理|总监|负责人|业绩|评审|审查|预审|证明|有效期|project\s+manager"),
+            Grade,
+            QUAL_FAMILY,
+        ),
+        spec(
+            "consortium",
+            r"(?i)联合体|joint\s+ventures?|consorti(um|a)",
+            Some(r"协议"),
+            Bool,
+            &[],
+        ),
+        spec(
+            "alternatives",
+            r"(?i)备选(投标)?方案|备选投标|alternative\s+(tenders?|bids?|offers?|proposals?)",
+            None,
+            Bool,
+            &[],
+        ),
+        spec(
+            "subcontracting",
+            r"(?i)^分包$|分包要求|是否允许分包|sub-?contract(ing)?",
+            None,
+            Text,
+            &[],
+        ),
+        spec(
+            "site_visit",
+            r"(?i)踏勘|现场考察|勘察现场|site\s+(visit|show-?round|briefing|inspection)",
+            None,
+            DateOrText,
+            &[],
+        ),
+        spec(
+            "price_cap",
+            r"(?i)最高投标限价|招标控制价|最高限价|控制价|最高报价|拦标价|限价|ceiling\s+price|maximum\s+(price|bid|tender\s+sum)",
+            Some(r"文件"),
+            Money,
+            &[],
+        ),
+        spec(
+            "budget",
+            r"(?i)预算金额|采购预算|项目预算|^预算$|预算价|(estimated|approved)\s+(contract\s+)?(value|budget)|^budget$",
+            Some(r"控制价|限价"),
+            Money,
+            &[],
+        ),
+        spec(
+            "validity",
+            r"(?i)投标有效期|响应文件有效期|申请有效期|报价有效期|^有效期$|(tender|bid|offer)\s+validity|validity\s+period",
+            Some(r"营业执照|证书|保函|许可证|保证金"),
+            Duration,
+            &[],
+        ),
+        spec(
+            "bond",
+            r"(?i)投标保证金|比选保证金|磋商保证金|响应保证金|谈判保证金|^保证金$|投标担保|(tender|bid)\s+(deposit|bond|security|guarantee)",
+            Some(r"(?i)履约|质量保证金|退还|没收|凭证|performance"),
+            Money,
+            &[],
+        ),
+        spec(
+            "performance_bond",
+            r"(?i)履约担保|履约保证金|履约保函|performance\s+(bond|security|guarantee)",
+            None,
+            PercentOrMoney,
+            &[],
+        ),
+        spec(
+            "warranty",
+            r"(?i)缺陷责任期|质保期|保修期|质量保证期|defects?\s+liability\s+period|warranty\s+period|maintenance\s+period",
+            Some(r"保证金"),
+            Duration,
+            &[],
+        ),
+        spec(
+            "eval_method",
+            r"(?i)评标办法|评标方法|评审办法|评审方法|评分办法|评定办法|磋商办法|evaluation\s+(method|methodology)|method\s+of\s+evaluation",
+            None,
+            Method,
+            &[],
+        ),
+        spec(
+            "copies",
+            r"(?i)份数|正副本|副本|number\s+of\s+(copies|sets)|^copies$",
+            None,
+            Copies,
+            &[],
+        ),
+    ]
+});
+
+/// Marks of a lot in a label or heading: 一标段, 第2标段, 包1, 第三包, Lot 2.
+pub static LOT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(第?[一二三四五六七八九十\d]+\s*(?:标段|标包|分标|包)|(?:标段|标包|包)\s*[一二三四五六七八九十\d]+|\blot\s*\d+|\bpackage\s*\d+)")
+        .expect("lot regex")
+});
+
+/// The lot a label names, if any, in a stable spelling.
+pub fn lot_of(label: &str) -> Option<String> {
+    LOT.find(label).map(|m| {
+        let name = m.as_str().split_whitespace().collect::<Vec<_>>().join(" ");
+        // "第一标段" and "一标段" are one lot.
+        name.strip_prefix('第').map(str::to_string).unwrap_or(name)
+    })
+}
+
+/// The label without its lot mark and brackets around it.
+fn strip_lot(label: &str) -> String {
+    let without = LOT.replace_all(label, "");
+    without
+        .replace("（）", "")
+        .replace("()", "")
+        .trim()
+        .to_string()
+}
+
+/// The fields a label names. Labels longer than a label would be (a
+/// sentence) name none.
+pub fn fields_for_label(label: &str) -> Vec<&'static Spec> {
+    let label = strip_lot(&tidy(label));
+    let label = clean_english_label(label.trim_end_matches(['：', ':']).trim());
+    let label = label.as_str();
+    let cjk = label.chars().any(super::normalize::is_cjk);
+    let n = label.chars().count();
+    if n == 0 || (cjk && n > 30) || (!cjk && n > 60) {
+        return Vec::new();
+    }
+    SPECS
+        .iter()
+        .filter(|s| s.label.is_match(label))
+        .filter(|s| !s.exclude.as_ref().is_some_and(|e| e.is_match(label)))
+        .collect()
+}
+
+static EN_LABEL_HEAD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)^(the\s+)?(amount\s+of\s+(the\s+)?)?").expect("en head"));
+static EN_LABEL_TAIL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\s+(is|are|shall\s+be|will\s+be)$").expect("en tail"));
+
+/// Bid data sheets write labels as sentences: "The name of the Employer
+/// is" names the same field as "Employer".
+fn clean_english_label(label: &str) -> String {
+    if label.chars().any(super::normalize::is_cjk) {
+        return label.to_string();
+    }
+    let tail = EN_LABEL_TAIL.replace(label, "");
+    let head = EN_LABEL_HEAD.replace(&tail, "");
+    if head.trim().is_empty() {
+        label.to_string()
+    } else {
+        head.trim().to_string()
+    }
+}
+
+/// The rule of field `id`.
+pub fn spec_of(id: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.id == id)
+}
+
+static METHOD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)综合评估法|综合评分法|经评审的最低投标价法|最低评标价法|最低投标价法|合理低价法|综合评议法|最低价法|性价比法|price[- ]quality\s+method|lowest\s+(evaluated\s+)?price(\s+method)?|most\s+economically\s+advantageous\s+tender|quality\s+and\s+cost\s+based\s+selection|least\s+cost\s+selection|lowest\s+evaluated\s+(substantially\s+responsive\s+)?(bid|tender)")
+        .expect("method regex")
+});
+
+/// An evaluation method named in `text`.
+pub fn find_method(text: &str) -> Option<Found> {
+    METHOD.find(text).map(|m| Found {
+        text: m.as_str().to_string(),
+        start: m.start(),
+        normalized: Value::Null,
+    })
+}
+
+static NO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(不接受|不允许|不得|不可|不组织|不召开|否|无|不设|不适用|not\s+(permitted|allowed|accepted|acceptable|applicable)|no\b)").expect("no regex")
+});
+static YES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(接受|允许|可以|是|组织|召开|permitted|allowed|accepted|acceptable|yes\b)")
+        .expect("yes regex")
+});
+
+/// Reads a value of `kind` from `content`. Returns the value as written and
+/// its normal form; `None` when the content holds no value of that kind.
+pub fn read_value(kind: Kind, content: &str, offset: FixedOffset) -> Option<(String, Value)> {
+    let content = content.trim();
+    let first = first_clause(content);
+    match kind {
+        Kind::Money => find_money(content).into_iter().next().map(pair),
+        Kind::Date => find_times(content, offset).into_iter().next().map(pair),
+        Kind::Duration => find_durations(content).into_iter().next().map(pair),
+        Kind::PercentOrMoney => {
+            let mut all = find_percent(content);
+            all.extend(find_money(content));
+            all.into_iter().min_by_key(|f| f.start).map(pair)
+        }
+        Kind::Copies => find_copies(content).map(pair),
+        Kind::Method => find_method(content).map(pair),
+        Kind::DateOrText => match find_times(content, offset).into_iter().next() {
+            Some(f) => Some(pair(f)),
+            None => short_text(&first, 40).map(|t| (t, Value::Null)),
+        },
+        Kind::Bool => read_bool(&first),
+        Kind::Party => read_party(content),
+        Kind::Code => read_code(content),
+        Kind::Cert => read_cert(content),
+        Kind::Grade => read_grade(&first),
+        Kind::Place if find_times(content, offset).is_empty() && !first.contains("时间") => {
+            short_text(&first, 60).map(|t| (t, Value::Null))
+        }
+        Kind::Place => None,
+        Kind::Text => short_text(&first, 120).map(|t| (t, Value::Null)),
+    }
+}
+
+fn pair(f: Found) -> (String, Value) {
+    (f.text, f.normalized)
+}
+
+/// The content up to its first 。 or ；, outside brackets.
+pub fn first_clause(content: &str) -> String {
+    split_outside_brackets(content, &['。', '；', ';'])
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+/// Text that only points elsewhere ("详见第三章", "See Section 6") is no
+/// value.
+static POINTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(详见|见|参见|按照?|另行|以.{0,8}为准|(please\s+)?see\b|refer\s+to|as\s+per|as\s+specified)")
+        .expect("pointer regex")
+});
+
+fn short_text(t: &str, max: usize) -> Option<String> {
+    let t = t.trim().trim_end_matches(['.', '。']).trim();
+    let n = t.chars().count();
+    (n >= 1 && n <= max && !t.contains("____") && !POINTER.is_match(t)).then(|| t.to_string())
+}
+
+fn read_bool(first: &str) -> Option<(String, Value)> {
+    let word = split_outside_brackets(first, &['，', ','])
+        .into_iter()
+        .next()?;
+    let word = word
+        .trim_start_matches("本项目")
+        .trim_start_matches("本次招标")
+        .trim_start_matches("本招标项目")
+        .trim()
+        .to_string();
+    let normalized = if NO.is_match(&word) {
+        json!(false)
+    } else if YES.is_match(&word) {
+        json!(true)
+    } else {
+        return None;
+    };
+    Some((word, normalized))
+}
+
+static PARTY_CUT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[，,；;\s]|联系人|地址|电话|（盖章）|\(盖章\)").expect("party cut")
+});
+
+fn read_party(content: &str) -> Option<(String, Value)> {
+    let mut t = content.trim();
+    for prefix in ["名称：", "名称:", "名 称：", "单位名称："] {
+        if let Some(rest) = t.strip_prefix(prefix) {
+            t = rest.trim();
+        }
+    }
+    let end = if t.chars().any(super::normalize::is_cjk) {
+        PARTY_CUT.find(t).map_or(t.len(), |m| m.start())
+    } else {
+        t.find([',', ';', '(']).unwrap_or(t.len())
+    };
+    let name = t[..end].trim();
+    let n = name.chars().count();
+    if !(2..=60).contains(&n) || name.contains("____") || name.starts_with(['见', '详']) {
+        return None;
+    }
+    Some((name.to_string(), Value::Null))
+}
+
+static CODE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[A-Za-z0-9][A-Za-z0-9\-_/.〔〕\[\]（）()]{3,}[A-Za-z0-9\]）)]")
+        .expect("code regex")
+});
+
+fn read_code(content: &str) -> Option<(String, Value)> {
+    let m = CODE.find(content.trim())?;
+    let code = m.as_str();
+    code.chars()
+        .any(|c| c.is_ascii_digit())
+        .then(|| (code.to_string(), Value::Null))
+}
+
+static CERT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"注册建造师|注册监理工程师|监理工程师|建造师|注册造价工程师|造价工程师|注册[\p{Han}]{1,8}?师|高级工程师|工程师").expect("cert regex")
+});
+static CERT_VERB: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"具有|具备|持有|取得|拥有|须为|应为|为|是").expect("verb regex"));
+
+/// A certificate requirement: "建筑工程专业一级注册建造师" out of
+/// "须具备建筑工程专业一级注册建造师执业资格". English content ("shall have
+/// at least 8 years of relevant experience") is kept as written.
+fn read_cert(content: &str) -> Option<(String, Value)> {
+    let first = first_clause(content);
+    if !first.chars().any(super::normalize::is_cjk) {
+        return short_text(&first, 160).map(|t| (t, Value::Null));
+    }
+    for seg in split_outside_brackets(&first, &['，', ',']) {
+        let Some(m) = CERT.find(&seg) else {
+            continue;
+        };
+        let head = &seg[..m.start()];
+        let start = CERT_VERB.find_iter(head).last().map_or(0, |v| v.end());
+        let start = head[start..]
+            .rfind(['：', ':'])
+            .map_or(start, |i| start + i + '：'.len_utf8());
+        let cert = seg[start..m.end()].trim();
+        if cert.chars().count() >= 3 {
+            return Some((cert.to_string(), Value::Null));
+        }
+    }
+    None
+}
+
+static GRADE_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(投标人|申请人|供应商)?(须|应|必须)?(同时)?(具备|具有|持有|取得)(有效的)?")
+        .expect("grade regex")
+});
+
+fn read_grade(first: &str) -> Option<(String, Value)> {
+    let seg = split_outside_brackets(first, &['，', ','])
+        .into_iter()
+        .next()?;
+    let stripped = GRADE_PREFIX.replace(&seg, "");
+    let stripped = stripped
+        .trim_end_matches("资质证书")
+        .trim_end_matches("的资质")
+        .trim_end_matches("资质")
+        .trim();
+    short_text(stripped, 80).map(|t| (t, Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::normalize::default_offset;
+
+    fn ids(label: &str) -> Vec<&'static str> {
+        fields_for_label(label).iter().map(|s| s.id).collect()
+    }
+
+    #[test]
+    fn label_vocabularies() {
+        assert_eq!(ids("投标截止时间"), vec!["deadline_bid"]);
+        assert_eq!(
+            ids("投标人要求澄清招标文件的截止时间"),
+            vec!["deadline_query"]
+        );
+        assert_eq!(ids("比选申请文件递交截止时间"), vec!["deadline_bid"]);
+        assert_eq!(ids("响应文件提交截止时间"), vec!["deadline_bid"]);
+        assert_eq!(ids("招标控制价"), vec!["price_cap"]);
+        assert_eq!(ids("最高投标限价"), vec!["price_cap"]);
+        assert_eq!(ids("预算金额"), vec!["budget"]);
+        assert_eq!(ids("磋商保证金"), vec!["bond"]);
+        assert_eq!(ids("Performance Bond"), vec!["performance_bond"]);
+        assert_eq!(ids("Tender Deposit"), vec!["bond"]);
+        assert_eq!(ids("计划开工日期"), Vec::<&str>::new());
+        assert_eq!(ids("最高限价（包1）"), vec!["price_cap"]);
+        assert_eq!(lot_of("最高限价（包1）").as_deref(), Some("包1"));
+        assert_eq!(ids("Contract Period"), vec!["duration"]);
+        assert_eq!(ids("Defects Liability Period"), vec!["warranty"]);
+        assert!(
+            ids("售后服务期").is_empty(),
+            "after-sales service is no contract period"
+        );
+        assert_eq!(ids("交货时间"), vec!["duration"]);
+        assert_eq!(ids("Completion Time"), vec!["duration"]);
+        assert_eq!(ids("Tender Security"), vec!["bond"]);
+        assert_eq!(ids("开标时间和地点"), vec!["opening_time"]);
+    }
+
+    #[test]
+    fn values_by_kind() {
+        let z = default_offset();
+        let v = |k, s| read_value(k, s, z).map(|(v, _)| v);
+        assert_eq!(
+            v(
+                Kind::Cert,
+                "具有国家注册监理工程师执业资格（房屋建筑工程专业），且同时"
+            )
+            .as_deref(),
+            Some("国家注册监理工程师")
+        );
+        assert_eq!(
+            v(Kind::Cert, "建筑工程专业一级注册建造师，具备有效的").as_deref(),
+            Some("建筑工程专业一级注册建造师")
+        );
+        assert_eq!(
+            v(Kind::Grade, "具备房屋建筑工程监理乙级及以上资质").as_deref(),
+            Some("房屋建筑工程监理乙级及以上")
+        );
+        assert_eq!(
+            v(Kind::Party, "名称：临江市某公司；地址：某路").as_deref(),
+            Some("临江市某公司")
+        );
+        assert_eq!(
+            v(Kind::Party, "Seletar North Town Council, 21 Seletar Link").as_deref(),
+            Some("Seletar North Town Council")
+        );
+        assert_eq!(v(Kind::Bool, "不接受").as_deref(), Some("不接受"));
+        assert_eq!(
+            v(Kind::Bool, "Not permitted").as_deref(),
+            Some("Not permitted")
+        );
+        assert_eq!(
+            v(Kind::Code, "LJZB-2026-SG-0418。").as_deref(),
+            Some("LJZB-2026-SG-0418")
+        );
+        assert_eq!(
+            v(Kind::Method, "本项目采用综合评估法评标").as_deref(),
+            Some("综合评估法")
+        );
+        assert_eq!(v(Kind::Place, "同投标截止时间"), None);
+        assert_eq!(v(Kind::Grade, "详见第二章投标人须知"), None);
+        assert_eq!(v(Kind::Text, "See Section 6"), None);
+        assert_eq!(
+            v(Kind::Bool, "本项目不接受联合体投标").as_deref(),
+            Some("不接受联合体投标")
+        );
+    }
+}

@@ -1,0 +1,621 @@
+//! Typed values found in tender text, and their normal forms: money
+//! (Arabic or Chinese numerals, 万/亿 units, thousands separators, currency
+//! signs), points in time (RFC 3339 with the document's offset), durations
+//! (days or months) and percentages.
+
+use std::sync::LazyLock;
+
+use chrono::{FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use regex::Regex;
+use serde_json::{Value, json};
+
+/// A typed value found in a text: where it is and its normal form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// The matched text, as written.
+    pub text: String,
+    /// Byte offset of the match in the searched text.
+    pub start: usize,
+    /// The normal form, as the summary stores it.
+    pub normalized: Value,
+}
+
+/// Offset of Asia/Shanghai, the default zone of tender documents.
+pub fn default_offset() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("valid offset")
+}
+
+/// Folds full-width ASCII and ideographic spaces to their half-width forms.
+pub fn fold_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{3000}' => ' ',
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '￥' => '¥',
+            _ => c,
+        })
+        .collect()
+}
+
+/// Text for comparisons: full-width folded, white space removed, lower case.
+/// PDF text layers put spaces between Chinese and Latin text, so removing all
+/// white space is what makes variants of one document compare equal.
+pub fn compact(s: &str) -> String {
+    fold_width(s)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Collapses runs of white space to one space and trims; a space between
+/// two Chinese characters (a line-wrap artefact) is dropped.
+pub fn tidy(s: &str) -> String {
+    let chars: Vec<char> = s
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in chars.iter().enumerate() {
+        if *c == ' ' && i > 0 && i + 1 < chars.len() && is_cjk(chars[i - 1]) && is_cjk(chars[i + 1])
+        {
+            continue;
+        }
+        out.push(*c);
+    }
+    out
+}
+
+/// Whether `c` is a CJK ideograph or CJK punctuation.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32, 0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xFF00..=0xFFEF)
+}
+
+// ---------------------------------------------------------------- numerals
+
+fn cn_digit(c: char) -> Option<u64> {
+    Some(match c {
+        '零' | '〇' => 0,
+        '一' | '壹' | '幺' => 1,
+        '二' | '贰' | '两' | '貳' => 2,
+        '三' | '叁' | '參' => 3,
+        '四' | '肆' => 4,
+        '五' | '伍' => 5,
+        '六' | '陆' | '陸' => 6,
+        '七' | '柒' => 7,
+        '八' | '捌' => 8,
+        '九' | '玖' => 9,
+        _ => return None,
+    })
+}
+
+fn cn_small_unit(c: char) -> Option<u64> {
+    Some(match c {
+        '十' | '拾' => 10,
+        '百' | '佰' => 100,
+        '千' | '仟' => 1000,
+        _ => return None,
+    })
+}
+
+/// Parses a Chinese numeral such as 壹佰万, 一千二百三十四 or 贰拾. Returns
+/// `None` for anything that is not wholly a numeral.
+pub fn parse_cn_numeral(s: &str) -> Option<f64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0; // settled 亿 part
+    let mut wan: u64 = 0; // settled 万 part below 亿
+    let mut section: u64 = 0; // below 万
+    let mut digit: Option<u64> = None;
+    for c in s.chars() {
+        if let Some(d) = cn_digit(c) {
+            digit = Some(d);
+        } else if let Some(u) = cn_small_unit(c) {
+            section += digit.take().unwrap_or(1) * u;
+        } else if c == '万' || c == '萬' {
+            section += digit.take().unwrap_or(0);
+            if section == 0 {
+                return None;
+            }
+            wan = section * 10_000;
+            section = 0;
+        } else if c == '亿' || c == '億' {
+            section += digit.take().unwrap_or(0);
+            total += (wan + section) * 100_000_000;
+            if total == 0 {
+                return None;
+            }
+            wan = 0;
+            section = 0;
+        } else {
+            return None;
+        }
+    }
+    section += digit.unwrap_or(0);
+    Some((total + wan + section) as f64)
+}
+
+fn parse_arabic(s: &str) -> Option<f64> {
+    let cleaned: String = fold_width(s)
+        .chars()
+        .filter(|c| !matches!(c, ',' | ' '))
+        .collect();
+    cleaned.parse::<f64>().ok()
+}
+
+/// Parses an English number word up to twenty, or digits.
+fn parse_en_count(s: &str) -> Option<f64> {
+    const WORDS: [&str; 21] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+    ];
+    let lower = s.to_ascii_lowercase();
+    WORDS
+        .iter()
+        .position(|w| *w == lower)
+        .map(|n| n as f64)
+        .or_else(|| parse_arabic(s))
+}
+
+/// A count written in digits, Chinese or English words.
+pub fn parse_count(s: &str) -> Option<f64> {
+    parse_arabic(s)
+        .or_else(|| parse_cn_numeral(s))
+        .or_else(|| parse_en_count(s))
+}
+
+// ---------------------------------------------------------------- money
+
+static MONEY_ARABIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(人民币|RMB|CNY|S\$|SGD|US\$|USD|HK\$|HKD|¥|￥|\$|£|€)?\s*(\d{1,3}(?:[,，]\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*(亿元|万元|元|亿|万|million\b|m\b)?",
+    )
+    .expect("money regex")
+});
+
+static MONEY_CN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(人民币)?(?:[（(]?大写[）)]?[:：]?)?([零〇一二三四五六七八九十壹贰叁肆伍陆柒捌玖拾佰仟万亿两百千]+)(元|圆)(?:([零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖])角)?(?:([零〇一二三四五六七八九壹贰叁肆伍陆柒捌玖])分)?(整|正)?")
+        .expect("cn money regex")
+});
+
+fn currency_code(sign: &str) -> &'static str {
+    match sign.to_ascii_uppercase().as_str() {
+        "S$" | "SGD" => "SGD",
+        "US$" | "USD" | "$" => "USD",
+        "HK$" | "HKD" => "HKD",
+        "£" => "GBP",
+        "€" => "EUR",
+        _ => "CNY",
+    }
+}
+
+/// Every money amount in `text`, in order. An amount needs a currency sign
+/// or a unit (元, 万元, million): a bare number is not money.
+pub fn find_money(text: &str) -> Vec<Found> {
+    let mut out = Vec::new();
+    for c in MONEY_ARABIC.captures_iter(text) {
+        let sign = c.get(1).map(|m| m.as_str());
+        let unit = c.get(3).map(|m| m.as_str().to_lowercase());
+        if sign.is_none() && unit.is_none() {
+            continue;
+        }
+        let whole = c.get(0).expect("match");
+        // "2026年" or "第3.4.1项" are no amounts: refuse digits glued to a
+        // preceding digit or dot.
+        if text[..whole.start()].ends_with(['.', '第']) {
+            continue;
+        }
+        let Some(mut amount) = parse_arabic(&c[2]) else {
+            continue;
+        };
+        amount *= match unit.as_deref() {
+            Some("万元") | Some("万") => 10_000.0,
+            Some("亿元") | Some("亿") => 100_000_000.0,
+            Some("million") | Some("m") => 1_000_000.0,
+            _ => 1.0,
+        };
+        let currency = sign.map(currency_code).unwrap_or("CNY");
+        if sign.is_none() && matches!(unit.as_deref(), Some("million") | Some("m")) {
+            continue;
+        }
+        out.push(Found {
+            text: whole.as_str().trim().to_string(),
+            start: whole.start(),
+            normalized: json!({"amount": round2(amount), "currency": currency}),
+        });
+    }
+    for c in MONEY_CN.captures_iter(text) {
+        let whole = c.get(0).expect("match");
+        let Some(yuan) = parse_cn_numeral(&c[2]) else {
+            continue;
+        };
+        let jiao = c
+            .get(4)
+            .and_then(|m| m.as_str().chars().next())
+            .and_then(cn_digit);
+        let fen = c
+            .get(5)
+            .and_then(|m| m.as_str().chars().next())
+            .and_then(cn_digit);
+        let amount = yuan + jiao.unwrap_or(0) as f64 / 10.0 + fen.unwrap_or(0) as f64 / 100.0;
+        out.push(Found {
+            text: whole.as_str().to_string(),
+            start: whole.start(),
+            normalized: json!({"amount": round2(amount), "currency": "CNY"}),
+        });
+    }
+    out.sort_by_key(|f| f.start);
+    out
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+// ---------------------------------------------------------------- percent
+
+static PERCENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\d+(?:\.\d+)?)\s*(?:%|％|per\s*cent\b|percent\b)(?:\s+of\s+(?:the\s+)?(?:[A-Z][A-Za-z]*\s?){1,3})?")
+        .expect("percent regex")
+});
+
+/// Every percentage in `text` ("10%", "5% of the Contract Sum").
+pub fn find_percent(text: &str) -> Vec<Found> {
+    PERCENT
+        .captures_iter(text)
+        .filter_map(|c| {
+            let whole = c.get(0)?;
+            let n: f64 = c[1].parse().ok()?;
+            Some(Found {
+                text: whole.as_str().trim().to_string(),
+                start: whole.start(),
+                normalized: json!({"percent": n}),
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- durations
+
+static DURATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(\d+|[零一二三四五六七八九十百两]+|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|eighteen|twenty)\b)\s*(个\s*日历月|个\s*月|个\s*工作日|日历天|日历日|工作日|天|日|周|星期|年|calendar\s+days?\b|working\s+days?\b|business\s+days?\b|days?\b|months?\b|weeks?\b|years?\b)")
+        .expect("duration regex")
+});
+
+/// Every duration in `text` ("540日历天", "24个月", "120 days", "nine
+/// months"), normalised to days, working days or months.
+pub fn find_durations(text: &str) -> Vec<Found> {
+    let mut out = Vec::new();
+    for c in DURATION.captures_iter(text) {
+        let whole = c.get(0).expect("match");
+        let before = &text[..whole.start()];
+        // "11月3日" is a date and "第2期" an ordinal, not durations.
+        if before.ends_with(['月', '年', '第', '.', '-', '/']) || before.ends_with(char::is_numeric)
+        {
+            continue;
+        }
+        let unit = c[2].to_lowercase();
+        let unit: String = unit.split_whitespace().collect::<Vec<_>>().join(" ");
+        if unit == "年" && text[whole.end()..].starts_with(|ch: char| ch.is_ascii_digit()) {
+            continue;
+        }
+        let Some(n) = parse_count(&c[1]) else {
+            continue;
+        };
+        let normalized = match unit.as_str() {
+            u if u.contains("工作日") || u.starts_with("working") || u.starts_with("business") =>
+            {
+                json!({"working_days": n})
+            }
+            u if u.contains("日历月") || u.contains('月') || u.starts_with("month") => {
+                json!({"months": n})
+            }
+            u if u == "周" || u == "星期" || u.starts_with("week") => json!({"days": n * 7.0}),
+            u if u == "年" || u.starts_with("year") => json!({"months": n * 12.0}),
+            _ => json!({"days": n}),
+        };
+        out.push(Found {
+            text: whole.as_str().to_string(),
+            start: whole.start(),
+            normalized,
+        });
+    }
+    out
+}
+
+// ---------------------------------------------------------------- times
+
+static DATE_CN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号](?:\s*[（(][^）)]{1,4}[）)])?(?:\s*(上午|下午|晚上|中午)?\s*(\d{1,2})\s*(?:[:：]\s*(\d{2})|时\s*(?:(\d{1,2})\s*分|整|半)?|点\s*(?:(\d{1,2})\s*分|整|半)?))?")
+        .expect("cn date regex")
+});
+
+static DATE_ISO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]+(\d{1,2})[:：](\d{2})(?::(\d{2}))?)?")
+        .expect("iso date regex")
+});
+
+static DATE_EN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:(\d{1,2})[.:](\d{2})\s*(a\.?m\.?|p\.?m\.?|hrs|hours)?\s*(?:\([^)]{0,20}\)\s*)?(?:on|,)\s+)?(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+(Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\s*,?\s+(\d{4})(?:\s*(?:at|,)?\s*(\d{1,2})(?:[.:](\d{2}))?\s*(a\.?m\.?|p\.?m\.?|hrs|hours|noon)\b)?")
+        .expect("en date regex")
+});
+
+fn month_number(name: &str) -> Option<u32> {
+    let m = name.to_ascii_lowercase();
+    const NAMES: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    NAMES
+        .iter()
+        .position(|n| m.starts_with(n))
+        .map(|i| i as u32 + 1)
+}
+
+fn to_rfc3339(date: NaiveDate, time: Option<NaiveTime>, offset: FixedOffset) -> Option<Value> {
+    match time {
+        None => Some(json!(date.format("%Y-%m-%d").to_string())),
+        Some(t) => {
+            let local = NaiveDateTime::new(date, t);
+            let dt = offset.from_local_datetime(&local).single()?;
+            Some(json!(dt.to_rfc3339()))
+        }
+    }
+}
+
+fn twelve_hour(hour: u32, marker: Option<&str>) -> u32 {
+    let m = marker.unwrap_or("").to_ascii_lowercase().replace('.', "");
+    match m.as_str() {
+        "pm" | "下午" | "晚上" if hour < 12 => hour + 12,
+        "am" if hour == 12 => 0,
+        "中午" if hour < 6 => hour + 12,
+        _ => hour,
+    }
+}
+
+fn push_time(
+    out: &mut Vec<Found>,
+    whole: regex::Match<'_>,
+    ymd: (i32, u32, u32),
+    hm: Option<(u32, u32)>,
+    offset: FixedOffset,
+) {
+    let Some(date) = NaiveDate::from_ymd_opt(ymd.0, ymd.1, ymd.2) else {
+        return;
+    };
+    let time = match hm {
+        Some((h, m)) => match NaiveTime::from_hms_opt(h, m, 0) {
+            Some(t) => Some(t),
+            None => return,
+        },
+        None => None,
+    };
+    if let Some(normalized) = to_rfc3339(date, time, offset) {
+        out.push(Found {
+            text: whole.as_str().trim().to_string(),
+            start: whole.start(),
+            normalized,
+        });
+    }
+}
+
+/// Every date or point in time in `text`, normalised to RFC 3339 at
+/// `offset` (a bare date stays a date).
+pub fn find_times(text: &str, offset: FixedOffset) -> Vec<Found> {
+    let mut out = Vec::new();
+    for c in DATE_CN.captures_iter(text) {
+        let whole = c.get(0).expect("match");
+        let ymd = (num(&c, 1) as i32, num(&c, 2), num(&c, 3));
+        let hm = c.get(5).map(|h| {
+            let hour = h.as_str().parse().unwrap_or(0);
+            let minute = [6, 7, 8]
+                .iter()
+                .find_map(|i| c.get(*i).map(|m| m.as_str().parse().unwrap_or(0)))
+                .unwrap_or(if whole.as_str().ends_with('半') {
+                    30
+                } else {
+                    0
+                });
+            (twelve_hour(hour, c.get(4).map(|m| m.as_str())), minute)
+        });
+        push_time(&mut out, whole, ymd, hm, offset);
+    }
+    for c in DATE_ISO.captures_iter(text) {
+        let whole = c.get(0).expect("match");
+        if out
+            .iter()
+            .any(|f| f.start <= whole.start() && whole.start() < f.start + f.text.len())
+        {
+            continue;
+        }
+        let ymd = (num(&c, 1) as i32, num(&c, 2), num(&c, 3));
+        let hm = c.get(4).map(|_| (num(&c, 4), num(&c, 5)));
+        push_time(&mut out, whole, ymd, hm, offset);
+    }
+    for c in DATE_EN.captures_iter(text) {
+        let whole = c.get(0).expect("match");
+        let Some(month) = month_number(&c[5]) else {
+            continue;
+        };
+        let ymd = (num(&c, 6) as i32, month, num(&c, 4));
+        let hm = if c.get(7).is_some() {
+            let marker = c.get(9).map(|m| m.as_str());
+            if marker == Some("noon") {
+                Some((12, 0))
+            } else {
+                Some((
+                    twelve_hour(num(&c, 7), marker),
+                    c.get(8).map_or(0, |_| num(&c, 8)),
+                ))
+            }
+        } else if c.get(1).is_some() {
+            Some((
+                twelve_hour(num(&c, 1), c.get(3).map(|m| m.as_str())),
+                num(&c, 2),
+            ))
+        } else {
+            None
+        };
+        push_time(&mut out, whole, ymd, hm, offset);
+    }
+    out.sort_by_key(|f| f.start);
+    out
+}
+
+fn num(c: &regex::Captures<'_>, i: usize) -> u32 {
+    c.get(i).and_then(|m| m.as_str().parse().ok()).unwrap_or(0)
+}
+
+/// The offset a document states for its times ("GMT+8", "UTC+07:00",
+/// "Singapore time"), or Asia/Shanghai's.
+pub fn document_offset(text: &str) -> FixedOffset {
+    static EXPLICIT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?").expect("offset regex")
+    });
+    if let Some(c) = EXPLICIT.captures(text) {
+        let hours: i32 = c[2].parse().unwrap_or(8);
+        let minutes: i32 = c.get(3).and_then(|m| m.as_str().parse().ok()).unwrap_or(0);
+        let sign = if &c[1] == "-" { -1 } else { 1 };
+        if let Some(offset) = FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60)) {
+            return offset;
+        }
+    }
+    default_offset()
+}
+
+// ---------------------------------------------------------------- copies
+
+static COPIES_CN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"正本\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份\s*[，,、；;]?\s*副本\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份")
+        .expect("copies regex")
+});
+
+static COPIES_EN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(\w+)\s+(?:\(\d+\)\s+)?originals?\s+and\s+(\w+)\s+(?:\(\d+\)\s+)?(?:copies|copy|duplicates?)\b")
+        .expect("copies regex")
+});
+
+/// The number of originals and copies a bid must be submitted in.
+pub fn find_copies(text: &str) -> Option<Found> {
+    let (c, whole) = if let Some(c) = COPIES_CN.captures(text) {
+        let w = c.get(0)?;
+        (c, w)
+    } else {
+        let c = COPIES_EN.captures(text)?;
+        let w = c.get(0)?;
+        (c, w)
+    };
+    let originals = parse_count(&c[1])?;
+    let copies = parse_count(&c[2])?;
+    Some(Found {
+        text: whole.as_str().to_string(),
+        start: whole.start(),
+        normalized: json!({"originals": originals, "copies": copies}),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amount(text: &str) -> f64 {
+        find_money(text)[0].normalized["amount"].as_f64().unwrap()
+    }
+
+    #[test]
+    fn chinese_numeral_money() {
+        assert_eq!(amount("壹佰万元整"), 1_000_000.0);
+        assert_eq!(amount("人民币贰拾万元整"), 200_000.0);
+        assert_eq!(
+            amount("人民币壹仟贰佰叁拾肆万伍仟陆佰柒拾捌元玖角"),
+            12_345_678.9
+        );
+        assert_eq!(amount("壹亿贰仟万元"), 120_000_000.0);
+    }
+
+    #[test]
+    fn arabic_money_with_units_and_separators() {
+        assert_eq!(amount("18650万元"), 186_500_000.0);
+        assert_eq!(amount("¥1,234,567.50元"), 1_234_567.5);
+        assert_eq!(amount("￥1，234，567元"), 1_234_567.0);
+        assert_eq!(amount("1.42亿元"), 142_000_000.0);
+        let sgd = &find_money("S$35,000 by banker's guarantee")[0];
+        assert_eq!(sgd.text, "S$35,000");
+        assert_eq!(sgd.normalized["currency"], "SGD");
+        assert!(find_money("2026年 共3层").is_empty());
+    }
+
+    #[test]
+    fn times_in_three_styles() {
+        let z = default_offset();
+        let t = |s: &str| find_times(s, z)[0].normalized.as_str().unwrap().to_string();
+        assert_eq!(t("2026年11月3日9时30分"), "2026-11-03T09:30:00+08:00");
+        assert_eq!(t("2026-10-27 09:00"), "2026-10-27T09:00:00+08:00");
+        assert_eq!(t("2027年1月12日10:00"), "2027-01-12T10:00:00+08:00");
+        assert_eq!(t("2026年10月18日17时"), "2026-10-18T17:00:00+08:00");
+        assert_eq!(t("2026年11月3日下午2点30分"), "2026-11-03T14:30:00+08:00");
+        assert_eq!(t("14 August 2029 at 4.00 pm"), "2029-08-14T16:00:00+08:00");
+        assert_eq!(t("4.00 pm on 14 August 2029"), "2029-08-14T16:00:00+08:00");
+        assert_eq!(t("14 August 2029"), "2029-08-14");
+    }
+
+    #[test]
+    fn offsets_stated_by_the_document_win() {
+        let z = document_offset("All times are GMT+7.");
+        let found = find_times("2029-08-14 16:00", z);
+        assert_eq!(found[0].normalized, "2029-08-14T16:00:00+07:00");
+    }
+
+    #[test]
+    fn durations_not_dates() {
+        let d = find_durations("2026年11月3日起540日历天，缺陷责任期24个月");
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].normalized, json!({"days": 540.0}));
+        assert_eq!(d[1].normalized, json!({"months": 24.0}));
+        assert_eq!(
+            find_durations("nine months")[0].normalized,
+            json!({"months": 9.0})
+        );
+        assert_eq!(find_durations("120 days from")[0].text, "120 days");
+    }
+
+    #[test]
+    fn percent_and_copies() {
+        assert_eq!(find_percent("中标合同金额的10%")[0].text, "10%");
+        assert_eq!(
+            find_percent("5% of the Contract Sum")[0].text,
+            "5% of the Contract Sum"
+        );
+        let c = find_copies("正本1份，副本4份，电子版1份").unwrap();
+        assert_eq!(c.text, "正本1份，副本4份");
+        let e = find_copies("One original and two copies").unwrap();
+        assert_eq!(e.normalized, json!({"originals": 1.0, "copies": 2.0}));
+    }
+
+    #[test]
+    fn compact_folds_width_and_space() {
+        assert_eq!(compact("５４０ 日历天"), "540日历天");
+        assert_eq!(tidy("540 日历 天 and  x"), "540 日历天 and x");
+    }
+}
