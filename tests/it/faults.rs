@@ -382,7 +382,12 @@ async fn workers_of_the_binary_ride_out_a_broker_unreachable_for_seconds() {
 async fn a_worker_killed_mid_handling_is_redelivered_and_duplicates_change_no_summary() {
     let pipeline = rig(|_, _| {});
     let log = EventLog::start(&pipeline.settings).await.unwrap();
-    let tasks = submit_mix(&pipeline.settings, &MIX, 120).await;
+    // Slow documents among the quick ones, so that parse is in the middle
+    // of a PDF (2 s and more in a debug build) when the kill comes.
+    let slow = ["cn_construction.pdf", "cn_selection.docx", "en_itt.pdf"];
+    let mut tasks = submit_mix(&pipeline.settings, &slow, 3).await;
+    tasks.extend(submit_mix(&pipeline.settings, &MIX, 100).await);
+    tasks.extend(submit_mix(&pipeline.settings, &slow, 3).await);
     let mut run = tenderflow(&pipeline.settings, &["run"], None);
 
     // SIGKILL twice while the backlog flows (four stages, two messages in
