@@ -540,7 +540,10 @@ fn report(
         match (intent, book.completed > 0, book.dead_lettered.first()) {
             (_, false, None) => lost += 1,
             (Intent::Complete, true, None) => completed += 1,
-            (Intent::Complete, _, Some(_)) => dead_unexpectedly += 1,
+            (Intent::Complete, _, Some((stage, kind))) => {
+                dead_unexpectedly += 1;
+                println!("  dead-lettered unexpectedly: {task} at {stage}: {kind}");
+            }
             (Intent::MissingOriginal, false, Some((Stage::Ingest, kind)))
                 if kind == "not_found" =>
             {
