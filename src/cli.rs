@@ -180,7 +180,7 @@ pub enum TopologyAction {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Arc::new(Settings::load(cli.config.as_deref())?);
-    crate::telemetry::init(&settings.log);
+    let _telemetry = crate::telemetry::init(&settings.log);
     match cli.command {
         Command::Run { concurrency } => {
             run_pipeline(settings, &Stage::ALL, concurrency, true).await
@@ -292,6 +292,30 @@ async fn run_pipeline(
             token.clone(),
             Arc::clone(&failed),
         ));
+    }
+    if let Some(addr) = &settings.metrics.addr {
+        let addr = addr.parse().context("metrics.addr")?;
+        tracker.spawn(supervise(
+            "metrics server".into(),
+            crate::metrics::serve(addr, token.clone()),
+            token.clone(),
+            Arc::clone(&failed),
+        ));
+        if !serve {
+            // `serve` polls every queue itself (see the projector).
+            let poller = crate::metrics::poll_queues(
+                Arc::clone(&settings),
+                stages.to_vec(),
+                false,
+                token.clone(),
+            );
+            tracker.spawn(supervise(
+                "queue poller".into(),
+                poller,
+                token.clone(),
+                Arc::clone(&failed),
+            ));
+        }
     }
     tracker.close();
     tracing::info!(stages = ?stages, serve, "running; SIGINT or SIGTERM stops");

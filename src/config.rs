@@ -51,6 +51,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The OpenAI-compatible model server, for tasks that ask for it.
     pub llm: LlmSettings,
+    /// Prometheus metrics of workers.
+    pub metrics: MetricsSettings,
 }
 
 /// The broker connection.
@@ -77,6 +79,7 @@ pub struct TopologySettings {
 pub struct RetrySettings {
     /// One delay tier per retry, in milliseconds; a task gets
     /// `delays_ms.len() + 1` attempts at a stage.
+    #[serde(deserialize_with = "one_or_many")]
     pub delays_ms: Vec<u64>,
 }
 
@@ -89,6 +92,7 @@ pub struct StoreSettings {
     /// several machines; credentials come from the usual `AWS_*` variables.
     pub url: Option<String>,
     /// Folders a `file://` document reference may point into.
+    #[serde(deserialize_with = "one_or_many")]
     pub allowed_roots: Vec<PathBuf>,
     /// Largest document accepted, in bytes.
     pub max_document_bytes: u64,
@@ -133,6 +137,17 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Prometheus metrics. `serve` (and `run`) always answer `GET /metrics`
+/// on the API's address; a worker has no HTTP server unless `addr` is set.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Where `worker` and `run` serve `GET /metrics`, such as `0.0.0.0:9090`;
+    /// unset means no metrics server of their own.
+    pub addr: Option<String>,
+    /// How often queue depths are polled (passive declares), in ms.
+    pub poll_interval_ms: u64,
+}
+
 /// An OpenAI-compatible chat-completions server.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LlmSettings {
@@ -149,6 +164,50 @@ pub struct LlmSettings {
     pub max_retries: u32,
     /// Most tokens one document may spend (prompt and completion).
     pub token_budget: u64,
+}
+
+/// A list, or a single value standing for a list of one: the environment
+/// gives `TENDERFLOW__RETRY__DELAYS_MS=1000` as one number, not a list. The
+/// list's elements still go through the source's own deserializer, which
+/// turns the strings of `250,500` into numbers.
+fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    use serde::de::{self, IntoDeserializer, SeqAccess, Visitor};
+
+    struct OneOrMany<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrMany<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list or a single value")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<T>, E> {
+            Ok(vec![T::deserialize(v.into_deserializer())?])
+        }
+    }
+
+    deserializer.deserialize_any(OneOrMany(std::marker::PhantomData))
 }
 
 const DEFAULTS: &str = r#"
@@ -188,12 +247,25 @@ model = "gpt-4o-mini"
 timeout_ms = 60000
 max_retries = 3
 token_budget = 200000
+
+[metrics]
+poll_interval_ms = 5000
 "#;
 
 impl Settings {
     /// Loads settings: defaults, then `file` (or `TENDERFLOW_CONFIG`), then the
     /// environment; then checks them.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        Self::load_with_env(file, None)
+    }
+
+    /// As [`Settings::load`], but with `env` standing in for the process's
+    /// `TENDERFLOW__*` variables when given: for checking variable names and
+    /// values (a deployment file's, say) without touching the environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> anyhow::Result<Settings> {
         let env_file = std::env::var_os("TENDERFLOW_CONFIG").map(PathBuf::from);
         let file = file.map(Path::to_path_buf).or(env_file);
         let mut builder = config::Config::builder()
@@ -211,7 +283,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("retry.delays_ms")
                 .with_list_parse_key("store.allowed_roots")
-                .try_parsing(true),
+                .try_parsing(true)
+                .source(env),
         );
         let settings: Settings = builder
             .build()
@@ -261,6 +334,14 @@ impl Settings {
                     self.http.addr
                 )
             })?;
+        if let Some(addr) = &self.metrics.addr {
+            addr.parse::<std::net::SocketAddr>().with_context(|| {
+                format!("metrics.addr {addr:?} is not an address such as 0.0.0.0:9090")
+            })?;
+        }
+        if self.metrics.poll_interval_ms == 0 {
+            bail!("metrics.poll_interval_ms must be positive");
+        }
         Ok(())
     }
 
@@ -280,6 +361,26 @@ mod tests {
         assert_eq!(settings.topology.prefix, "tenderflow");
         assert_eq!(settings.retry.delays_ms, vec![1000, 10000, 60000, 600000]);
         assert_eq!(settings.max_attempts(), 5);
+    }
+
+    #[test]
+    fn a_single_value_in_the_environment_is_a_list_of_one() {
+        let env = |k: &str, v: &str| Some([(k.to_string(), v.to_string())].into_iter().collect());
+        let settings =
+            Settings::load_with_env(None, env("TENDERFLOW__RETRY__DELAYS_MS", "1000")).unwrap();
+        assert_eq!(settings.retry.delays_ms, vec![1000]);
+        let settings =
+            Settings::load_with_env(None, env("TENDERFLOW__RETRY__DELAYS_MS", "250,500")).unwrap();
+        assert_eq!(settings.retry.delays_ms, vec![250, 500]);
+        let settings = Settings::load_with_env(
+            None,
+            env("TENDERFLOW__STORE__ALLOWED_ROOTS", "/srv/tenders"),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.store.allowed_roots,
+            vec![PathBuf::from("/srv/tenders")]
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod filter;
 pub mod http;
 pub mod llm;
+pub mod metrics;
 pub mod parse;
 pub mod projector;
 pub mod runtime;

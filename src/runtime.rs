@@ -24,11 +24,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
-use crate::broker::{self, EventSink, Outgoing, header_int, header_str, traceparent_for};
+use crate::broker::{self, EventSink, Outgoing, header_int, header_str};
 use crate::config::Settings;
 use crate::envelope::{Envelope, Stage};
 use crate::events::{ErrorInfo, Event, EventKind};
+use crate::metrics::{self, Settled};
 use crate::stages::{StageError, StageOutput};
+use crate::telemetry::{self, TraceParent};
 use crate::topology::Topology;
 
 /// A stage's work: one attempt at one message.
@@ -162,11 +164,25 @@ impl<H: Handler> Worker<H> {
     /// Handles one delivery, then acks it, or requeues it if its outcome could
     /// not be published.
     async fn process(&self, link: &Link, delivery: Delivery) {
-        let span = tracing::info_span!("delivery", stage = %self.stage, task_id = tracing::field::Empty, attempt = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "delivery",
+            stage = %self.stage,
+            task_id = tracing::field::Empty,
+            attempt = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_span_id = tracing::field::Empty,
+        );
+        let traceparent = header_str(delivery.properties.headers(), "traceparent");
+        telemetry::adopt_parent(&span, traceparent.as_deref());
+        let _in_hand = metrics::global().delivery(self.topology.prefix(), self.stage);
         async {
             let result = self.settle(link, &delivery).await;
             let acked = match result {
-                Ok(()) => broker::within("acking", delivery.acker.ack(BasicAckOptions::default())).await,
+                Ok(settled) => {
+                    metrics::global().settled(self.topology.prefix(), self.stage, &settled);
+                    broker::within("acking", delivery.acker.ack(BasicAckOptions::default())).await
+                }
                 Err(err) => {
                     tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
                     let requeue = BasicNackOptions {
@@ -185,7 +201,7 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Decides the delivery's outcome and publishes it with confirms.
-    async fn settle(&self, link: &Link, delivery: &Delivery) -> anyhow::Result<()> {
+    async fn settle(&self, link: &Link, delivery: &Delivery) -> anyhow::Result<Settled> {
         let headers = delivery.properties.headers();
         let envelope = match Envelope::decode(&delivery.data, self.stage) {
             Ok(envelope) => envelope,
@@ -197,8 +213,11 @@ impl<H: Handler> Worker<H> {
         let span = Span::current();
         span.record("task_id", tracing::field::display(envelope.task_id));
         span.record("attempt", envelope.attempt);
-        let traceparent =
-            header_str(headers, "traceparent").unwrap_or_else(|| traceparent_for(envelope.task_id));
+        // This hop is a child of the one that published the message.
+        let incoming = header_str(headers, "traceparent")
+            .and_then(|h| TraceParent::parse(&h))
+            .unwrap_or_else(|| TraceParent::for_task(envelope.task_id));
+        let traceparent = telemetry::start_hop(&span, &incoming).header();
         let deliveries = header_int(headers, "x-delivery-count").unwrap_or(0) + 1;
         if deliveries >= i64::from(self.settings.stages.max_deliveries) {
             let error = ErrorInfo {
@@ -216,6 +235,7 @@ impl<H: Handler> Worker<H> {
             .await;
         let clock = Instant::now();
         let result = self.run_handler(envelope.clone()).await;
+        metrics::global().handler_took(self.topology.prefix(), self.stage, clock.elapsed());
         let outcome = self.outcome(
             &envelope,
             &delivery.data,
@@ -223,14 +243,16 @@ impl<H: Handler> Worker<H> {
             clock.elapsed(),
             &traceparent,
         );
-        link.publish(outcome).await?;
-        started.wait().await
+        let settled = link.publish(outcome).await?;
+        started.wait().await?;
+        Ok(settled)
     }
 
     /// Runs the handler in its own task, with a time limit; a panic or an
     /// overrun becomes a permanent error.
     async fn run_handler(&self, envelope: Envelope) -> Result<StageOutput, StageError> {
-        let task = tokio::spawn(self.handler.handle(envelope));
+        // The handler's own logs belong to the delivery's span too.
+        let task = tokio::spawn(self.handler.handle(envelope).instrument(Span::current()));
         let abort = task.abort_handle();
         match tokio::time::timeout(self.handler_timeout, task).await {
             Ok(Ok(result)) => result,
@@ -315,6 +337,7 @@ impl<H: Handler> Worker<H> {
                         .for_task(envelope.task_id, Some(traceparent)),
                     ),
                     events: vec![succeeded],
+                    settled: Settled::Succeeded,
                 }
             }
             None => {
@@ -322,7 +345,11 @@ impl<H: Handler> Worker<H> {
                 if let Some(summary) = output.artifacts.summary {
                     events.push(Event::about(envelope, EventKind::Completed { summary }));
                 }
-                Outcome { work: None, events }
+                Outcome {
+                    work: None,
+                    events,
+                    settled: Settled::Succeeded,
+                }
             }
         }
     }
@@ -356,6 +383,7 @@ impl<H: Handler> Worker<H> {
                     .for_task(envelope.task_id, Some(traceparent)),
             ),
             events: vec![event],
+            settled: Settled::Retried,
         }
     }
 
@@ -393,6 +421,7 @@ impl<H: Handler> Worker<H> {
                     error: error.clone(),
                 },
             )],
+            settled: Settled::DeadLettered(error.kind.clone()),
         }
     }
 
@@ -434,6 +463,7 @@ impl<H: Handler> Worker<H> {
         Outcome {
             work: Some(parked),
             events,
+            settled: Settled::DeadLettered(failure.error.kind),
         }
     }
 }
@@ -446,8 +476,9 @@ struct Link {
 }
 
 impl Link {
-    /// Publishes an outcome and waits for every confirm.
-    async fn publish(&self, outcome: Outcome) -> anyhow::Result<()> {
+    /// Publishes an outcome and waits for every confirm; answers what the
+    /// outcome was, for the metrics.
+    async fn publish(&self, outcome: Outcome) -> anyhow::Result<Settled> {
         let work = match &outcome.work {
             Some(message) => Some(broker::publish(&self.publisher, message).await?),
             None => None,
@@ -456,7 +487,8 @@ impl Link {
         if let Some(work) = work {
             work.wait().await?;
         }
-        events.wait().await
+        events.wait().await?;
+        Ok(outcome.settled)
     }
 }
 
@@ -465,6 +497,8 @@ impl Link {
 struct Outcome {
     work: Option<Outgoing>,
     events: Vec<Event>,
+    /// What it is, for the metrics.
+    settled: Settled,
 }
 
 /// Why a message was dead-lettered, as headers on it.

@@ -6,59 +6,84 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
 use super::AppState;
 use super::error::ApiError;
 use crate::projector::view::TaskState;
 
-/// Prometheus text: the projector's position in the stream, its
-/// connection, skipped entries, and tasks per state.
+/// Prometheus (OpenMetrics) text: this process's worker and queue metrics
+/// (see [`crate::metrics`]), then the projector's: its position in the
+/// stream and its lag behind it, its connection, skipped entries, and tasks
+/// per state.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let counts = super::blocking(&state.db, |db| db.count_by_state()).await?;
-    let progress = &state.progress;
+    let projector = projector_registry(&state, &counts);
     let mut out = String::new();
-    let gauge = |out: &mut String, name: &str, help: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-        ));
+    let encoded = crate::metrics::global()
+        .encode_into(&mut out)
+        .and_then(|()| encode_registry(&mut out, &projector))
+        .and_then(|()| encode_eof(&mut out));
+    encoded.map_err(|e| ApiError::internal(format!("encoding metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], out))
+}
+
+/// The projector's gauges, read now. They carry no prefix label: one
+/// projector serves one pipeline, and its page is its own.
+fn projector_registry(state: &AppState, counts: &[(String, u64)]) -> Registry {
+    let progress = &state.progress;
+    let mut registry = Registry::with_prefix("tenderflow");
+    let gauge = |value: i64| {
+        let gauge: Gauge = Gauge::default();
+        gauge.set(value);
+        gauge
     };
     let offset = progress.offset().map_or(-1, |o| o as i64);
-    gauge(
-        &mut out,
-        "tenderflow_projector_stream_offset",
-        "Offset of the last events-stream entry folded in (-1: none).",
-        offset.to_string(),
+    registry.register(
+        "projector_stream_offset",
+        "Offset of the last events-stream entry folded in (-1: none)",
+        gauge(offset),
     );
-    gauge(
-        &mut out,
-        "tenderflow_projector_connected",
-        "1 while the projector is connected to the broker.",
-        u8::from(progress.connected()).to_string(),
+    if let Some(last) = crate::metrics::global().stream_last_offset(state.topology.prefix()) {
+        registry.register(
+            "projector_lag_events",
+            "Events-stream entries not yet folded in (from the polled last offset)",
+            gauge((last - offset).max(0)),
+        );
+    }
+    registry.register(
+        "projector_connected",
+        "1 while the projector is connected to the broker",
+        gauge(i64::from(progress.connected())),
     );
-    gauge(
-        &mut out,
-        "tenderflow_projector_caught_up",
-        "1 when the last read found nothing more in the stream.",
-        u8::from(progress.caught_up()).to_string(),
+    registry.register(
+        "projector_caught_up",
+        "1 when the last read found nothing more in the stream",
+        gauge(i64::from(progress.caught_up())),
     );
-    out.push_str("# HELP tenderflow_projector_skipped_events_total Stream entries that were not readable events.\n# TYPE tenderflow_projector_skipped_events_total counter\n");
-    out.push_str(&format!(
-        "tenderflow_projector_skipped_events_total {}\n",
-        progress.skipped()
-    ));
-    out.push_str(
-        "# HELP tenderflow_tasks Tasks in the view, by state.\n# TYPE tenderflow_tasks gauge\n",
+    let skipped: Counter = Counter::default();
+    skipped.inc_by(progress.skipped());
+    registry.register(
+        "projector_skipped_events",
+        "Stream entries that were not readable events",
+        skipped,
     );
+    let tasks: Family<Vec<(String, String)>, Gauge> = Family::default();
     for task_state in TaskState::ALL {
         let n = counts
             .iter()
             .find(|(s, _)| s == task_state.as_str())
             .map_or(0, |(_, n)| *n);
-        out.push_str(&format!(
-            "tenderflow_tasks{{state=\"{}\"}} {n}\n",
-            task_state.as_str()
-        ));
+        tasks
+            .get_or_create(&vec![("state".into(), task_state.as_str().into())])
+            .set(n as i64);
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+    registry.register("tasks", "Tasks in the view, by state", tasks);
+    registry
 }
 
 /// 200 while the process answers.

@@ -2,6 +2,7 @@
 //! in one shape.
 
 mod auth;
+pub mod dashboard;
 mod dead_letters;
 mod documents;
 pub mod error;
@@ -68,6 +69,9 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ));
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/{name}", get(dashboard::asset))
+        .route("/v1/openapi.json", get(dashboard::openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

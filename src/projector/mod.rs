@@ -86,6 +86,14 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         .await
         .with_context(|| format!("listening on {}", settings.http.addr))?;
     let addr = listener.local_addr()?;
+    // Queue depths and the stream's last offset for this page's metrics (and
+    // the projector's lag); the poller stops with the rest.
+    tokio::spawn(crate::metrics::poll_queues(
+        Arc::clone(&settings),
+        crate::envelope::Stage::ALL.to_vec(),
+        true,
+        local.clone(),
+    ));
     let handle = tokio::spawn(serve(consumer, listener, state, local));
     Ok(Running { addr, db, handle })
 }

@@ -301,7 +301,7 @@ async fn bad_requests_get_a_4xx_and_the_error_shape() {
             StatusCode::NOT_FOUND,
             "not_found",
         ),
-        ("/".to_string(), StatusCode::NOT_FOUND, "not_found"),
+        ("/v2".to_string(), StatusCode::NOT_FOUND, "not_found"),
     ] {
         let response = http.get(app.url(&path)).send().await.unwrap();
         assert_error(response, status, code).await;
