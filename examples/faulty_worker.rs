@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         .parse()
         .map_err(anyhow::Error::msg)?;
     let settings = Arc::new(Settings::load(None)?);
-    tenderflow::telemetry::init(&settings.log);
+    let _telemetry = tenderflow::telemetry::init(&settings.log);
     let handler = Faulty(StageHandler {
         stage,
         context: StageContext {
