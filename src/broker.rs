@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use backoff::ExponentialBackoff;
 use chrono::Utc;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
@@ -56,6 +56,68 @@ pub async fn connect_once(settings: &Settings, name: &str) -> anyhow::Result<Con
     Connection::connect(settings.amqp.url.expose(), properties)
         .await
         .context("connecting to the broker")
+}
+
+/// Longest wait for the broker to take a publish, confirm it, or take an
+/// ack or a close. When a connection dies under it, lapin can leave these
+/// futures pending for ever; a bounded wait turns that into an error, so
+/// the caller requeues and reconnects instead of hanging.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `future`, or an error saying what timed out after [`BROKER_TIMEOUT`].
+pub async fn within<T, E>(
+    what: &str,
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    match tokio::time::timeout(BROKER_TIMEOUT, future).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => anyhow::bail!(
+            "{what}: no answer from the broker in {} s",
+            BROKER_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+/// How often a consuming loop makes sure that the broker still answers.
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a probe waits for the broker's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the broker still answers on `channel`: the channel and its
+/// connection are up, and a passive declare of `queue` (the queue the
+/// caller consumes, so it exists) is answered in time.
+///
+/// A consuming loop asks this now and then beside waiting for its next
+/// delivery: when the connection dies, lapin does not always tell the
+/// channel or its consumer (its I/O loop can stop before the error reaches
+/// them), so the consumer's stream neither yields nor ends, and a loop that
+/// only waited for deliveries would wait forever instead of reconnecting.
+pub async fn answers(conn: &Connection, channel: &Channel, queue: &str) -> bool {
+    if !conn.status().connected() || !channel.status().connected() {
+        return false;
+    }
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declare = channel.queue_declare(queue.into(), passive, FieldTable::default());
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, declare).await,
+        Ok(Ok(_))
+    )
+}
+
+/// A timer for [`answers`]: first tick after [`PROBE_EVERY`], late ticks
+/// delayed rather than bunched.
+pub fn probe_timer() -> tokio::time::Interval {
+    let mut timer =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_EVERY, PROBE_EVERY);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
 }
 
 /// A channel with publisher confirms on.
@@ -164,23 +226,19 @@ impl Outgoing {
 /// Publishes `message` as mandatory and persistent; the returned future
 /// resolves when the broker confirms it.
 pub async fn publish(channel: &Channel, message: &Outgoing) -> anyhow::Result<PendingConfirm> {
-    let confirm = channel
-        .basic_publish(
-            message.exchange.as_str().into(),
-            message.routing_key.as_str().into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            &message.body,
-            message.properties(),
-        )
-        .await
-        .with_context(|| format!("publishing to {}/{}", message.exchange, message.routing_key))?;
-    Ok(PendingConfirm {
-        confirm,
-        target: format!("{}/{}", message.exchange, message.routing_key),
-    })
+    let target = format!("{}/{}", message.exchange, message.routing_key);
+    let publish = channel.basic_publish(
+        message.exchange.as_str().into(),
+        message.routing_key.as_str().into(),
+        BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        },
+        &message.body,
+        message.properties(),
+    );
+    let confirm = within(&format!("publishing to {target}"), publish).await?;
+    Ok(PendingConfirm { confirm, target })
 }
 
 /// A publish waiting for the broker's confirm.
@@ -192,10 +250,8 @@ pub struct PendingConfirm {
 impl PendingConfirm {
     /// Waits for the confirm; a nack or an unroutable return is an error.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let confirmation = self
-            .confirm
-            .await
-            .with_context(|| format!("waiting for the confirm of {}", self.target))?;
+        let what = format!("waiting for the confirm of {}", self.target);
+        let confirmation = within(&what, self.confirm).await?;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => {

@@ -83,13 +83,13 @@ pub async fn run_worker<H: Handler>(
         tracing::info!(stage = %worker.stage, "connected");
         match worker.serve(&conn, &token).await {
             Ok(()) => {
-                let _ = conn.close(200, "shutting down".into()).await;
+                let _ = broker::within("closing", conn.close(200, "shutting down".into())).await;
                 tracing::info!(stage = %worker.stage, "stopped");
                 return Ok(());
             }
             Err(err) => {
                 tracing::warn!(stage = %worker.stage, error = format!("{err:#}"), "connection lost; reconnecting");
-                let _ = conn.close(320, "reconnecting".into()).await;
+                let _ = broker::within("closing", conn.close(320, "reconnecting".into())).await;
             }
         }
     }
@@ -114,15 +114,17 @@ impl<H: Handler> Worker<H> {
             .basic_qos(self.concurrency, BasicQosOptions::default())
             .await?;
         let tag = format!("tenderflow-{}-{}", self.stage, uuid::Uuid::now_v7());
+        let queue = self.topology.stage_queue(self.stage);
         let mut consumer = channel
             .basic_consume(
-                self.topology.stage_queue(self.stage).as_str().into(),
+                queue.as_str().into(),
                 tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await?;
         let in_hand = TaskTracker::new();
+        let mut probe = broker::probe_timer();
         let outcome = loop {
             tokio::select! {
                 _ = token.cancelled() => break Ok(()),
@@ -135,6 +137,11 @@ impl<H: Handler> Worker<H> {
                     Some(Err(err)) => break Err(anyhow!(err).context("consuming")),
                     None => break Err(anyhow!("the broker cancelled the consumer")),
                 },
+                _ = probe.tick() => {
+                    if !broker::answers(conn, &channel, &queue).await {
+                        break Err(anyhow!("the broker stopped answering on this connection"));
+                    }
+                }
             }
         };
         if outcome.is_ok() {
@@ -148,8 +155,8 @@ impl<H: Handler> Worker<H> {
         in_hand.wait().await;
         drop(link);
         if outcome.is_ok() {
-            let _ = channel.close(200, "done".into()).await;
-            let _ = publisher.close(200, "done".into()).await;
+            let _ = broker::within("closing", channel.close(200, "done".into())).await;
+            let _ = broker::within("closing", publisher.close(200, "done".into())).await;
         }
         outcome
     }
@@ -174,7 +181,7 @@ impl<H: Handler> Worker<H> {
             let acked = match result {
                 Ok(settled) => {
                     metrics::global().settled(self.topology.prefix(), self.stage, &settled);
-                    delivery.acker.ack(BasicAckOptions::default()).await
+                    broker::within("acking", delivery.acker.ack(BasicAckOptions::default())).await
                 }
                 Err(err) => {
                     tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
@@ -182,7 +189,7 @@ impl<H: Handler> Worker<H> {
                         requeue: true,
                         multiple: false,
                     };
-                    delivery.acker.nack(requeue).await
+                    broker::within("requeueing", delivery.acker.nack(requeue)).await
                 }
             };
             if let Err(err) = acked {
@@ -288,7 +295,7 @@ impl<H: Handler> Worker<H> {
                         self.retry(envelope, &err, &queue, delay_ms, traceparent)
                     }
                     _ => {
-                        let mut error = err.info();
+                        let mut error = bounded(err.info());
                         if err.is_transient() {
                             error.message = format!(
                                 "gave up after {} attempts: {}",
@@ -365,7 +372,7 @@ impl<H: Handler> Worker<H> {
         let mut event = Event::about(
             envelope,
             EventKind::RetryScheduled {
-                error: err.info(),
+                error: bounded(err.info()),
                 due_at,
             },
         );
@@ -425,10 +432,10 @@ impl<H: Handler> Worker<H> {
         let now = Utc::now();
         let failure = Failure {
             stage: self.stage,
-            error: ErrorInfo {
+            error: bounded(ErrorInfo {
                 kind: "invalid_message".into(),
                 message: reason,
-            },
+            }),
             attempts: 1,
             first_failure_at: now,
             last_failure_at: now,
@@ -517,6 +524,26 @@ impl Failure {
     }
 }
 
+/// Longest error message, in bytes, carried in a failure header or an
+/// event. Headers travel in one AMQP frame (128 KiB by default): a longer
+/// one makes the broker close the connection, so the outcome could never be
+/// published and the message would go round until the poison check.
+const MAX_ERROR_MESSAGE: usize = 2048;
+
+/// `error` with its message cut to [`MAX_ERROR_MESSAGE`] bytes, saying so.
+fn bounded(mut error: ErrorInfo) -> ErrorInfo {
+    if error.message.len() > MAX_ERROR_MESSAGE {
+        let mut end = MAX_ERROR_MESSAGE;
+        while !error.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let total = error.message.len();
+        error.message.truncate(end);
+        error.message.push_str(&format!("… ({total} bytes in all)"));
+    }
+    error
+}
+
 /// The task id of a message that is not a valid envelope, if it has one.
 fn loose_task_id(body: &[u8]) -> Option<uuid::Uuid> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -530,4 +557,32 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-text panic payload".into());
     format!("the handler panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_error_messages_are_cut_to_fit_a_header() {
+        let long = ErrorInfo {
+            kind: "invalid_reference".into(),
+            message: "模".repeat(MAX_ERROR_MESSAGE),
+        };
+        let cut = bounded(long);
+        assert!(
+            cut.message.len() <= MAX_ERROR_MESSAGE + 32,
+            "{}",
+            cut.message.len()
+        );
+        assert!(
+            cut.message
+                .ends_with(&format!("({} bytes in all)", 3 * MAX_ERROR_MESSAGE))
+        );
+        let short = ErrorInfo {
+            kind: "x".into(),
+            message: "short".into(),
+        };
+        assert_eq!(bounded(short.clone()), short);
+    }
 }

@@ -151,7 +151,8 @@ impl Consumer {
         };
         let connection = Arc::new(connection);
         let result = self.consume(&connection, token).await;
-        let _ = connection.close(200, "projector stopping".into()).await;
+        let closing = connection.close(200, "projector stopping".into());
+        let _ = broker::within("closing", closing).await;
         result
     }
 
@@ -185,18 +186,31 @@ impl Consumer {
             .map_err(Lost::broker)?;
         self.progress.set_connection(Some(connection.clone()));
         info!(queue, offset = ?self.progress.offset(), "projector reading the events stream");
-        self.read(&mut deliveries, token).await
+        self.read(connection, &channel, &queue, &mut deliveries, token)
+            .await
     }
 
     async fn read(
         &self,
+        connection: &lapin::Connection,
+        channel: &lapin::Channel,
+        queue: &str,
         deliveries: &mut lapin::Consumer,
         token: &CancellationToken,
     ) -> Result<(), Lost> {
+        let mut probe = broker::probe_timer();
         loop {
             let first = tokio::select! {
                 () = token.cancelled() => return Ok(()),
                 next = deliveries.next() => next,
+                _ = probe.tick() => {
+                    if !broker::answers(connection, channel, queue).await {
+                        return Err(Lost::Broker(anyhow::anyhow!(
+                            "the broker stopped answering on this connection"
+                        )));
+                    }
+                    continue;
+                }
                 () = tokio::time::sleep(IDLE) => {
                     self.progress.caught_up.store(true, Ordering::Relaxed);
                     continue;
@@ -245,10 +259,8 @@ impl Consumer {
             // Nobody watching is fine.
             let _ = self.changes.send(view);
         }
-        last.acker
-            .ack(BasicAckOptions { multiple: true })
-            .await
-            .map_err(Lost::broker)?;
+        let ack = last.acker.ack(BasicAckOptions { multiple: true });
+        broker::within("acking", ack).await.map_err(Lost::Broker)?;
         Ok(())
     }
 }

@@ -45,10 +45,13 @@ pub async fn handle(
 /// The bytes a reference points at.
 async fn fetch(context: &StageContext, document: &DocumentRef) -> Result<Bytes, StageError> {
     if let Some(key) = document.uri.strip_prefix("store:") {
-        if !key.starts_with("originals/") || key.contains("..") {
+        if !is_original_key(key) {
             return Err(StageError::permanent(
                 "invalid_reference",
-                format!("{} is not a stored original", document.uri),
+                format!(
+                    "{} is not a stored original (store:originals/<sha256>)",
+                    document.uri
+                ),
             ));
         }
         return context.store.get(key).await.map_err(|err| match err {
@@ -79,6 +82,15 @@ async fn fetch(context: &StageContext, document: &DocumentRef) -> Result<Bytes, 
             document.uri
         ),
     ))
+}
+
+/// Whether `key` names a stored original: `originals/` and a hex SHA-256,
+/// as the store writes them. Anything else (`..`, a key too long for the
+/// file system) is refused before the store sees it.
+fn is_original_key(key: &str) -> bool {
+    key.strip_prefix("originals/").is_some_and(|hash| {
+        hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// Reads a file only if it resolves (symlinks followed) under an allowed
@@ -179,6 +191,20 @@ fn too_large(size: u64, max: u64) -> StageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sha256_keys_under_originals_are_stored_originals() {
+        assert!(is_original_key(&format!("originals/{}", sha256_hex(b"x"))));
+        for key in [
+            "originals/00",
+            "originals/../../etc/passwd",
+            "artifacts/summary/x.json",
+            &format!("originals/{}", "0".repeat(10_000)),
+            &format!("originals/{}", sha256_hex(b"x").to_uppercase()),
+        ] {
+            assert!(!is_original_key(key), "{key}");
+        }
+    }
 
     #[tokio::test]
     async fn references_must_stay_under_the_allowed_roots() {

@@ -3,7 +3,11 @@
 //! broker without seeing each other.
 
 mod api;
+mod faults;
 mod helpers;
+mod ledger;
 mod ops;
 mod pipeline;
+mod procs;
 mod projector;
+mod proxy;
