@@ -431,17 +431,7 @@ impl Pipeline {
     async fn delete(self) {
         self.token.cancel();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let topology = tenderflow::topology::Topology::from_settings(&self.settings).unwrap();
-        let conn = Connection::connect(URL, ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        for queue in &topology.queues {
-            let _ = channel
-                .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = conn.close(200, "done".into()).await;
+        tenderflow::broker::delete_topology(&self.settings, "bench-teardown").await;
     }
 }
 

@@ -41,14 +41,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use tenderflow::broker;
 use tenderflow::config::Settings;
 use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use tenderflow::events::Event;
 use tenderflow::projector::view::fold;
 use tenderflow::submit::{Submitter, Upload};
-use tenderflow::topology::Topology;
 use uuid::Uuid;
 
 use ledger::{EventLog, Tally};
@@ -630,27 +628,5 @@ fn report(
 
 /// Deletes the soak's exchanges and queues.
 async fn delete_topology(settings: &Settings) {
-    let Ok(topology) = Topology::from_settings(settings) else {
-        return;
-    };
-    let Ok(conn) = broker::connect_once(settings, "soak-teardown").await else {
-        return;
-    };
-    let Ok(channel) = conn.create_channel().await else {
-        return;
-    };
-    for queue in &topology.queues {
-        let _ = channel
-            .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in &topology.exchanges {
-        let _ = channel
-            .exchange_delete(
-                exchange.name.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
-    }
-    let _ = conn.close(200, "done".into()).await;
+    broker::delete_topology(settings, "soak-teardown").await;
 }

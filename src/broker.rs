@@ -142,6 +142,20 @@ pub async fn open(
     Ok((conn, channel, topology))
 }
 
+/// Deletes the queues and exchanges of the pipeline the settings describe
+/// (best effort; see [`Topology::delete`]).
+pub async fn delete_topology(settings: &Settings, name: &str) -> usize {
+    let Ok(topology) = Topology::from_settings(settings) else {
+        return 0;
+    };
+    let Ok(conn) = connect_once(settings, name).await else {
+        return 0;
+    };
+    let deleted = topology.delete(&conn).await;
+    let _ = conn.close(200, "done".into()).await;
+    deleted
+}
+
 /// A message about to be published: body, routing and properties.
 #[derive(Debug, Clone)]
 pub struct Outgoing {

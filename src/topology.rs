@@ -320,6 +320,33 @@ impl Topology {
         Ok(())
     }
 
+    /// Deletes every queue (with its messages) and exchange of this
+    /// topology: for tearing down a test's, a benchmark's or a retired
+    /// pipeline's names. Best effort: goes on past a failure, on a fresh
+    /// channel, and answers how many were deleted.
+    pub async fn delete(&self, conn: &lapin::Connection) -> usize {
+        let mut deleted = 0;
+        let mut channel = conn.create_channel().await.ok();
+        let queues = self.queues.iter().map(|q| (true, q.name.as_str()));
+        let exchanges = self.exchanges.iter().map(|e| (false, e.name.as_str()));
+        for (is_queue, name) in queues.chain(exchanges) {
+            let Some(open) = channel.as_ref() else { break };
+            let result = if is_queue {
+                open.queue_delete(name.into(), Default::default())
+                    .await
+                    .map(|_| ())
+            } else {
+                open.exchange_delete(name.into(), Default::default()).await
+            };
+            match result {
+                Ok(()) => deleted += 1,
+                // A failed delete closes the channel: carry on with a new one.
+                Err(_) => channel = conn.create_channel().await.ok(),
+            }
+        }
+        deleted
+    }
+
     /// The topology as a RabbitMQ definitions document (for
     /// `rabbitmqctl import_definitions` or the management UI), in `vhost`.
     pub fn export(&self, vhost: &str) -> serde_json::Value {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use tempfile::TempDir;
 use tenderflow::broker;
@@ -199,27 +199,7 @@ impl Drop for TestPipeline {
 }
 
 async fn delete_topology(settings: &Settings) {
-    let topology = Topology::from_settings(settings).unwrap();
-    let Ok(conn) = broker::connect_once(settings, "test-teardown").await else {
-        return;
-    };
-    let Ok(channel) = conn.create_channel().await else {
-        return;
-    };
-    for queue in &topology.queues {
-        let _ = channel
-            .queue_delete(queue.name.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in &topology.exchanges {
-        let _ = channel
-            .exchange_delete(
-                exchange.name.as_str().into(),
-                ExchangeDeleteOptions::default(),
-            )
-            .await;
-    }
-    let _ = conn.close(200, "done".into()).await;
+    broker::delete_topology(settings, "test-teardown").await;
 }
 
 /// Follows `tasks` to their outcome, failing the test after `secs`.

@@ -529,3 +529,24 @@ fn invalid_config_is_reported_before_anything_connects() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("concurrency"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_topology_can_be_deleted_whole() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    let (conn, _channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
+    let deleted = broker::delete_topology(&pipeline.settings, "test-delete").await;
+    assert_eq!(deleted, topology.queues.len() + topology.exchanges.len());
+    let channel = conn.create_channel().await.unwrap();
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let gone = channel
+        .queue_declare(
+            topology.stage_queue(Stage::Parse).as_str().into(),
+            passive,
+            lapin::types::FieldTable::default(),
+        )
+        .await;
+    assert!(gone.is_err(), "the parse queue is gone");
+}
