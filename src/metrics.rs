@@ -312,7 +312,12 @@ pub async fn poll_queues(
                 // Waiting first leaves the process time to declare the
                 // topology: a passive declare of a missing queue fails.
                 tokio::select! {
-                    () = token.cancelled() => return anyhow::Ok(()),
+                    () = token.cancelled() => {
+                        // The channel first, then the connection: a clean
+                        // stop must not log a connection error.
+                        let _ = channel.close(200, "metrics poller stopping".into()).await;
+                        return anyhow::Ok(());
+                    }
                     () = tokio::time::sleep(interval) => {}
                 }
                 poll_once(&conn, &channel, &topology, &stages, stream).await?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -186,8 +186,19 @@ impl Consumer {
             .map_err(Lost::broker)?;
         self.progress.set_connection(Some(connection.clone()));
         info!(queue, offset = ?self.progress.offset(), "projector reading the events stream");
-        self.read(connection, &channel, &queue, &mut deliveries, token)
-            .await
+        let result = self
+            .read(connection, &channel, &queue, &mut deliveries, token)
+            .await;
+        if result.is_ok() {
+            // A clean stop: cancel the consumer, then close the channel, so
+            // that closing the connection does not race deliveries still on
+            // their way (lapin logs that as a connection error).
+            let cancel = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+            let _ = broker::within("cancelling", cancel).await;
+            let _ =
+                broker::within("closing", channel.close(200, "projector stopping".into())).await;
+        }
+        result
     }
 
     async fn read(
