@@ -321,12 +321,7 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
         "the workers and the projector run on new connections: {reconnected:?}"
     );
     assert!(run.try_status().is_none(), "the process lived through it");
-    run.signal("TERM");
-    let status = run.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean exit: {status:?}"
-    );
+    run.stop_cleanly().await;
 }
 
 #[tokio::test]
@@ -370,12 +365,7 @@ async fn workers_of_the_binary_ride_out_a_broker_unreachable_for_seconds() {
         "work submitted during the outage waited for it and then completed"
     );
     assert!(run.try_status().is_none(), "the process lived through it");
-    run.signal("TERM");
-    let status = run.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean exit: {status:?}"
-    );
+    run.stop_cleanly().await;
 }
 
 #[tokio::test]
@@ -415,12 +405,7 @@ async fn a_worker_killed_mid_handling_is_redelivered_and_duplicates_change_no_su
         "SIGKILL x2: {} tasks completed, {redone} messages handled again, {repeated} repeated `completed` events (same summary)",
         tasks.len()
     );
-    run.signal("TERM");
-    let status = run.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean exit: {status:?}"
-    );
+    run.stop_cleanly().await;
 }
 
 #[tokio::test]
@@ -471,12 +456,7 @@ async fn sigterm_under_load_exits_zero_in_its_grace_period_and_loses_or_repeats_
         "SIGTERM under load: exit 0 after {took:?}, {at_stop}/{} done at the stop",
         tasks.len()
     );
-    run.signal("TERM");
-    let status = run.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean exit: {status:?}"
-    );
+    run.stop_cleanly().await;
 }
 
 #[tokio::test]
@@ -570,12 +550,7 @@ async fn a_message_that_aborts_its_worker_process_every_time_ends_in_the_dead_le
         worker.try_status().is_none(),
         "the panic left the worker running"
     );
-    worker.signal("TERM");
-    let status = worker.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean exit: {status:?}"
-    );
+    worker.stop_cleanly().await;
 }
 
 /// Envelopes queued in front of the slow stage in the backpressure test,
@@ -770,12 +745,7 @@ async fn bad_messages_sent_to_the_binary_are_dead_lettered_with_a_reason_and_it_
         tally.book(&good[0]).succeeded.contains_key(&Stage::Ingest),
         "a good document still passes"
     );
-    ingest.signal("TERM");
-    let status = ingest.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean exit: {status:?}"
-    );
+    ingest.stop_cleanly().await;
 }
 
 /// GETs `path` of the pipeline's API as JSON.
@@ -864,12 +834,7 @@ async fn a_projector_killed_and_its_store_deleted_rebuilds_the_identical_view() 
     assert_eq!(page_before, page_after, "the task list is identical");
     assert_eq!(page_after["tasks"].as_array().unwrap().len(), all.len());
 
-    projector.signal("TERM");
-    let status = projector.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean exit: {status:?}"
-    );
+    projector.stop_cleanly().await;
 }
 
 /// One request of the HTTP fuzz.
@@ -1180,12 +1145,7 @@ async fn every_endpoint_of_the_binary_answers_fuzzed_requests_with_a_4xx_never_a
         statuses.keys().any(|s| *s >= 400) && statuses.keys().any(|s| *s < 300),
         "the fuzz reached both answers and errors: {statuses:?}"
     );
-    serve.signal("TERM");
-    let status = serve.wait_exit(Duration::from_secs(30)).await;
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean exit: {status:?}"
-    );
+    serve.stop_cleanly().await;
 }
 
 fn health_probe() -> Probe {

@@ -153,6 +153,17 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, and asserts a clean exit (status 0) within 30 s.
+    pub async fn stop_cleanly(&mut self) {
+        self.signal("TERM");
+        let status = self.wait_exit(Duration::from_secs(30)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{}: clean exit: {status:?}",
+            self.name
+        );
+    }
+
     /// Resident memory now, in KiB (VmRSS of /proc/PID/status).
     pub fn rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
