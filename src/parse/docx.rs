@@ -668,16 +668,8 @@ mod tests {
     }
 
     fn docx(parts: &[(&str, &str)]) -> Vec<u8> {
-        use std::io::Write;
-        let mut buf = std::io::Cursor::new(Vec::new());
-        let mut w = zip::ZipWriter::new(&mut buf);
-        for (name, data) in parts {
-            w.start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            w.write_all(data.as_bytes()).unwrap();
-        }
-        w.finish().unwrap();
-        buf.into_inner()
+        let entries: Vec<(&str, &[u8])> = parts.iter().map(|(n, d)| (*n, d.as_bytes())).collect();
+        crate::parse::zipread::test_zip(&entries)
     }
 
     const STYLES: &str = r#"<w:styles xmlns:w="w">

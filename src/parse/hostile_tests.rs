@@ -2,8 +2,6 @@
 //! a clear kind, never a panic, a hang or unbounded memory. Also a short
 //! proptest run over every entry point.
 
-use std::io::{Cursor, Write};
-
 use proptest::prelude::*;
 
 use super::{ParseLimits, parse, sniff};
@@ -293,24 +291,12 @@ fn too_many_pages_is_too_large() {
     assert_eq!(kind_with(&bytes, sniff::PDF, &limits), "too_large");
 }
 
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut buf = Cursor::new(Vec::new());
-    let mut w = zip::ZipWriter::new(&mut buf);
-    for (name, data) in entries {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        w.write_all(data).unwrap();
-    }
-    w.finish().unwrap();
-    buf.into_inner()
-}
-
 const DOCX_BODY: &str = r#"<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>招标公告</w:t></w:r></w:p></w:body></w:document>"#;
 
 #[test]
 fn docx_bombs_and_entities_are_refused() {
     let bomb = vec![b' '; 4 * 1024 * 1024];
-    let bytes = zip_of(&[("word/document.xml", &bomb)]);
+    let bytes = super::zipread::test_zip(&[("word/document.xml", &bomb)]);
     let limits = ParseLimits {
         max_uncompressed_bytes: 1024 * 1024,
         ..ParseLimits::default()
@@ -319,10 +305,10 @@ fn docx_bombs_and_entities_are_refused() {
     assert_eq!(kind_with(&bytes, sniff::XLSX, &limits), "too_large");
 
     let laughs = r#"<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><w:document xmlns:w="w"><w:body><w:p><w:r><w:t>&b;</w:t></w:r></w:p></w:body></w:document>"#;
-    let bytes = zip_of(&[("word/document.xml", laughs.as_bytes())]);
+    let bytes = super::zipread::test_zip(&[("word/document.xml", laughs.as_bytes())]);
     assert_eq!(kind(&bytes, sniff::DOCX), "corrupt");
 
-    let ok = zip_of(&[("word/document.xml", DOCX_BODY.as_bytes())]);
+    let ok = super::zipread::test_zip(&[("word/document.xml", DOCX_BODY.as_bytes())]);
     assert_eq!(
         parse(&ok, sniff::DOCX, &ParseLimits::default())
             .unwrap()
@@ -330,7 +316,10 @@ fn docx_bombs_and_entities_are_refused() {
         "招标公告"
     );
     assert_eq!(
-        kind(&zip_of(&[("other.xml", b"<a/>")]), sniff::DOCX),
+        kind(
+            &super::zipread::test_zip(&[("other.xml", b"<a/>")]),
+            sniff::DOCX
+        ),
         "corrupt"
     );
 }
@@ -371,7 +360,7 @@ proptest! {
     #[test]
     fn damaged_files_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
         let mut pdf_bytes = one_page("BT /F1 12 Tf 72 720 Td (Hello there, tenderers) Tj ET");
-        let mut docx = zip_of(&[("word/document.xml", DOCX_BODY.as_bytes())]);
+        let mut docx = super::zipread::test_zip(&[("word/document.xml", DOCX_BODY.as_bytes())]);
         for (at, b) in &flips {
             let i = at.index(pdf_bytes.len());
             pdf_bytes[i] = *b;

@@ -133,7 +133,6 @@ mod tests {
     }
 
     fn xlsx() -> Vec<u8> {
-        use std::io::Write;
         let parts = [
             (
                 "[Content_Types].xml",
@@ -156,15 +155,8 @@ mod tests {
                 r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>项目</t></is></c><c r="B1" t="inlineStr"><is><t>金额（万元）</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>暂列金额</t></is></c><c r="B2"><v>600</v></c></row></sheetData></worksheet>"#,
             ),
         ];
-        let mut buf = std::io::Cursor::new(Vec::new());
-        let mut w = zip::ZipWriter::new(&mut buf);
-        for (name, data) in parts {
-            w.start_file(name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            w.write_all(data.as_bytes()).unwrap();
-        }
-        w.finish().unwrap();
-        buf.into_inner()
+        let entries: Vec<(&str, &[u8])> = parts.iter().map(|(n, d)| (*n, d.as_bytes())).collect();
+        crate::parse::zipread::test_zip(&entries)
     }
 
     #[test]

@@ -115,28 +115,30 @@ impl<'a> BoundedZip<'a> {
     }
 }
 
+/// A zip of `entries` (name, bytes), for tests of the zip-based parsers.
+#[cfg(test)]
+pub(crate) fn test_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = Cursor::new(Vec::new());
+    let mut w = zip::ZipWriter::new(&mut buf);
+    for (name, data) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap();
+    buf.into_inner()
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
 
     use super::*;
-
-    fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut buf = Cursor::new(Vec::new());
-        let mut w = zip::ZipWriter::new(&mut buf);
-        for (name, data) in entries {
-            w.start_file(*name, zip::write::SimpleFileOptions::default())
-                .unwrap();
-            w.write_all(data).unwrap();
-        }
-        w.finish().unwrap();
-        buf.into_inner()
-    }
 
     #[test]
     fn a_bomb_is_stopped_at_the_budget() {
         let big = vec![b'a'; 2 * 1024 * 1024];
-        let bytes = zip_with(&[("word/document.xml", &big)]);
+        let bytes = test_zip(&[("word/document.xml", &big)]);
         let limits = ParseLimits {
             max_uncompressed_bytes: 1024 * 1024,
             ..ParseLimits::default()
@@ -151,7 +153,7 @@ mod tests {
     fn too_many_entries_is_refused() {
         let names: Vec<String> = (0..20).map(|i| format!("e{i}")).collect();
         let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
-        let bytes = zip_with(&entries);
+        let bytes = test_zip(&entries);
         let limits = ParseLimits {
             max_zip_entries: 10,
             ..ParseLimits::default()
