@@ -87,6 +87,14 @@ impl TestPipeline {
         }
     }
 
+    /// Starts `stage` with `handler` and every other stage with its real one.
+    pub fn start_all_but<H: Handler>(&self, stage: Stage, handler: H) {
+        for other in Stage::ALL.into_iter().filter(|s| *s != stage) {
+            self.start(other, self.real_handler(other));
+        }
+        self.start(stage, handler);
+    }
+
     /// Starts one stage worker with `handler`.
     pub fn start<H: Handler>(&self, stage: Stage, handler: H) {
         let options = WorkerOptions {

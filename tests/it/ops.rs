@@ -111,11 +111,8 @@ async fn metrics_count_each_outcome_and_poll_the_queues() {
     let pipeline = test_pipeline(|settings| settings.metrics.poll_interval_ms = 100);
     let prefix = pipeline.settings.topology.prefix.clone();
     let app = TestApp::start(&pipeline.settings).await;
-    for stage in [Stage::Ingest, Stage::Filter, Stage::Extract] {
-        pipeline.start(stage, pipeline.real_handler(stage));
-    }
     // Parse fails its first attempt transiently: one retry.
-    pipeline.start(
+    pipeline.start_all_but(
         Stage::Parse,
         Flaky {
             inner: pipeline.real_handler(Stage::Parse),

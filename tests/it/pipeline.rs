@@ -96,10 +96,7 @@ async fn a_document_goes_through_all_four_stages_and_its_summary_is_stored() {
 #[tokio::test]
 async fn a_transient_failure_is_retried_after_the_tier_delay_then_succeeds() {
     let pipeline = TestPipeline::new(|_, _| {});
-    for stage in [Stage::Ingest, Stage::Filter, Stage::Extract] {
-        pipeline.start(stage, pipeline.real_handler(stage));
-    }
-    pipeline.start(
+    pipeline.start_all_but(
         Stage::Parse,
         Flaky {
             inner: pipeline.real_handler(Stage::Parse),
@@ -182,10 +179,7 @@ async fn transient_failures_that_persist_are_dead_lettered_after_the_last_tier()
 #[tokio::test]
 async fn a_permanent_failure_is_dead_lettered_with_headers_and_replay_completes_it() {
     let pipeline = TestPipeline::new(|_, _| {});
-    for stage in [Stage::Ingest, Stage::Parse, Stage::Extract] {
-        pipeline.start(stage, pipeline.real_handler(stage));
-    }
-    pipeline.start(
+    pipeline.start_all_but(
         Stage::Filter,
         Flaky {
             inner: pipeline.real_handler(Stage::Filter),
@@ -420,10 +414,7 @@ async fn bad_inputs_are_dead_lettered_at_ingest_with_a_clear_reason() {
 #[tokio::test]
 async fn a_panicking_handler_is_contained_and_dead_letters_the_task() {
     let pipeline = TestPipeline::new(|_, _| {});
-    for stage in [Stage::Ingest, Stage::Filter, Stage::Extract] {
-        pipeline.start(stage, pipeline.real_handler(stage));
-    }
-    pipeline.start(Stage::Parse, Panics);
+    pipeline.start_all_but(Stage::Parse, Panics);
     let follower = pipeline.follower().await;
     let tasks = pipeline
         .submit_files(&["en_itt.md", "cn_selection.md"])
