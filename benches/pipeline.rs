@@ -1,7 +1,7 @@
 //! Throughput and latency of the pipeline against the broker's own ceiling,
 //! measured in one run so that the ratios hold on a noisy machine.
 //!
-//! `cargo bench --bench pipeline -- [--docs N] [--runs R] [--rate R] [--secs S]`
+//! `cargo bench --bench pipeline -- [--docs N] [--runs R] [--rate R] [--secs S] [--breakdown]`
 //!
 //! Needs RabbitMQ on 127.0.0.1:5672. Every run uses fresh queue names and
 //! deletes them afterwards.
@@ -18,12 +18,15 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use tenderflow::config::Settings;
+use tenderflow::config::{Settings, WorkQueues};
 use tenderflow::envelope::{Stage, TaskOptions};
+use tenderflow::projector::db::ListFilter;
+use tenderflow::projector::view::{TaskState, TaskView};
 use tenderflow::runtime::{self, WorkerOptions};
 use tenderflow::stages::{StageContext, StageHandler};
 use tenderflow::store::Store;
 use tenderflow::submit::{Submitter, Upload};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -37,6 +40,8 @@ struct Args {
     runs: usize,
     rate: u32,
     secs: u64,
+    /// Print where the paced documents' time went (last run).
+    breakdown: bool,
 }
 
 fn args() -> Args {
@@ -45,6 +50,7 @@ fn args() -> Args {
         runs: 3,
         rate: 200,
         secs: 10,
+        breakdown: false,
     };
     let raw: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -55,6 +61,11 @@ fn args() -> Args {
             ("--runs", Some(v)) => args.runs = v as usize,
             ("--rate", Some(v)) => args.rate = v as u32,
             ("--secs", Some(v)) => args.secs = v,
+            ("--breakdown", _) => {
+                args.breakdown = true;
+                i += 1;
+                continue;
+            }
             _ => {
                 i += 1;
                 continue;
@@ -346,13 +357,15 @@ struct Pipeline {
     _dir: tempfile::TempDir,
     token: CancellationToken,
     view: Option<tenderflow::projector::db::ViewDb>,
+    changes: Option<tokio::sync::broadcast::Sender<TaskView>>,
 }
 
 impl Pipeline {
-    fn new() -> Pipeline {
+    fn new(work_queues: WorkQueues) -> Pipeline {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::load(None).unwrap();
         settings.topology.prefix = format!("bench-{}", Uuid::now_v7().simple());
+        settings.topology.work_queues = work_queues;
         settings.store.root = dir.path().join("store");
         settings.stages.concurrency = PREFETCH;
         settings.projector.db_path = dir.path().join("view.sqlite3");
@@ -362,6 +375,7 @@ impl Pipeline {
             _dir: dir,
             token: CancellationToken::new(),
             view: None,
+            changes: None,
         }
     }
 
@@ -371,35 +385,50 @@ impl Pipeline {
             .await
             .unwrap();
         self.view = Some(running.db);
+        self.changes = Some(running.changes);
     }
 
-    /// Tasks the view shows as done, by when they were first seen so.
-    async fn watch_done(&self) -> mpsc::UnboundedReceiver<(Instant, Uuid)> {
+    /// Tasks the view shows as done, as the projector commits them: it
+    /// announces every changed view, as it does to the API's watch streams.
+    fn watch_done(&self) -> mpsc::UnboundedReceiver<(Instant, Uuid)> {
+        let mut changes = self
+            .changes
+            .as_ref()
+            .expect("the projector runs")
+            .subscribe();
         let view = self.view.clone().expect("the projector runs");
         let (tx, rx) = mpsc::unbounded_channel();
-        let token = self.token.clone();
         tokio::spawn(async move {
-            let mut seen = std::collections::HashSet::new();
-            while !token.is_cancelled() {
-                let filter = tenderflow::projector::db::ListFilter {
-                    state: Some(tenderflow::projector::view::TaskState::Done),
-                    limit: 500,
-                    ..Default::default()
-                };
-                let page = {
-                    let view = view.clone();
-                    tokio::task::spawn_blocking(move || view.tasks(&filter))
-                        .await
-                        .unwrap()
-                        .unwrap()
-                };
-                let now = Instant::now();
-                for task in page.tasks {
-                    if seen.insert(task.task_id) && tx.send((now, task.task_id)).is_err() {
-                        return;
+            loop {
+                match changes.recv().await {
+                    Ok(task) if task.state == TaskState::Done => {
+                        if tx.send((Instant::now(), task.task_id)).is_err() {
+                            return;
+                        }
                     }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        // Fell behind: take the done tasks from the view
+                        // (late, so these latencies only grow).
+                        let view = view.clone();
+                        let filter = ListFilter {
+                            state: Some(TaskState::Done),
+                            limit: 100_000,
+                            ..Default::default()
+                        };
+                        let page = tokio::task::spawn_blocking(move || view.tasks(&filter))
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        let now = Instant::now();
+                        for task in page.tasks {
+                            if tx.send((now, task.task_id)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });
         rx
@@ -444,8 +473,8 @@ fn small_doc(id: usize) -> Upload {
     }
 }
 
-async fn pipeline_burst(docs: usize) -> Figures {
-    let mut pipeline = Pipeline::new();
+async fn pipeline_burst(docs: usize, work_queues: WorkQueues) -> Figures {
+    let mut pipeline = Pipeline::new(work_queues);
     pipeline.start_projector().await;
     let submitter = Arc::new(Submitter::new(Arc::clone(&pipeline.settings)).unwrap());
     let mut batch = futures_util::stream::iter(0..docs)
@@ -489,11 +518,11 @@ async fn count_state(pipeline: &Pipeline, state: &str) -> u64 {
         .map_or(0, |(_, n)| *n)
 }
 
-async fn pipeline_paced(rate: u32, secs: u64) -> Figures {
-    let mut pipeline = Pipeline::new();
+async fn pipeline_paced(rate: u32, secs: u64, work_queues: WorkQueues, breakdown: bool) -> Figures {
+    let mut pipeline = Pipeline::new(work_queues);
     pipeline.start_projector().await;
     pipeline.start();
-    let mut rx = pipeline.watch_done().await;
+    let mut rx = pipeline.watch_done();
     let submitter = Arc::new(Submitter::new(Arc::clone(&pipeline.settings)).unwrap());
     let total = (rate as u64 * secs) as usize;
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<(Uuid, Instant)>();
@@ -533,8 +562,61 @@ async fn pipeline_paced(rate: u32, secs: u64) -> Figures {
         .filter_map(|(task, at)| sent.get(task).map(|s| (*at - *s).as_secs_f64() * 1000.0))
         .collect();
     let result = figures(total, start.elapsed(), latencies);
+    if breakdown {
+        print_breakdown(&pipeline.view.clone().unwrap().all_views().unwrap());
+    }
     pipeline.delete().await;
     result
+}
+
+/// Where the time of the paced documents went, from the views' own
+/// timestamps (the stages' clocks): submit to the first stage, each stage,
+/// and each wait between stages.
+fn print_breakdown(views: &[TaskView]) {
+    let ms = |from: Option<chrono::DateTime<chrono::Utc>>,
+              to: Option<chrono::DateTime<chrono::Utc>>| {
+        Some((to? - from?).num_microseconds()? as f64 / 1000.0)
+    };
+    let mut spans: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut add = |name: String, value: Option<f64>| {
+        let Some(value) = value else { return };
+        match spans.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(value),
+            None => spans.push((name, vec![value])),
+        }
+    };
+    for view in views {
+        let stages = &view.stages;
+        add(
+            format!("submit to {} start", stages[0].stage),
+            ms(Some(view.created_at), stages[0].started_at),
+        );
+        for (i, stage) in stages.iter().enumerate() {
+            add(
+                stage.stage.to_string(),
+                ms(stage.started_at, stage.finished_at),
+            );
+            if let Some(next) = stages.get(i + 1) {
+                add(
+                    format!("{} to {} start", stage.stage, next.stage),
+                    ms(stage.finished_at, next.started_at),
+                );
+            }
+        }
+        add(
+            "submit to done".into(),
+            ms(Some(view.created_at), view.finished_at),
+        );
+    }
+    eprintln!("  where the time went (ms, from the events' clocks):");
+    for (name, mut values) in spans {
+        values.sort_by(|a, b| a.total_cmp(b));
+        eprintln!(
+            "    {name:24} p50 {:7.1}  p99 {:7.1}",
+            percentile(&values, 0.5),
+            percentile(&values, 0.99)
+        );
+    }
 }
 
 #[tokio::main]
@@ -545,19 +627,43 @@ async fn main() {
         args.docs, args.rate, args.secs, args.runs
     );
     let mut rows: Vec<(&str, Vec<Figures>)> = vec![
-        ("ceiling, burst (lapin, 4 hops)", vec![]),
+        ("ceiling, burst (lapin, 4 hops, classic queues)", vec![]),
         ("ceiling, paced", vec![]),
         (
-            "tenderflow run (stages + projector), burst: done in the view",
+            "tenderflow run, classic work queues, burst: done in the view",
             vec![],
         ),
-        ("tenderflow run, paced: submit to done in the view", vec![]),
+        (
+            "tenderflow run, classic work queues, paced: submit to done in the view",
+            vec![],
+        ),
+        (
+            "tenderflow run, quorum work queues, burst: done in the view",
+            vec![],
+        ),
+        (
+            "tenderflow run, quorum work queues, paced: submit to done in the view",
+            vec![],
+        ),
     ];
     for run in 0..args.runs {
+        let last = run + 1 == args.runs && args.breakdown;
         rows[0].1.push(ceiling_burst(args.docs).await);
         rows[1].1.push(ceiling_paced(args.rate, args.secs).await);
-        rows[2].1.push(pipeline_burst(args.docs).await);
-        rows[3].1.push(pipeline_paced(args.rate, args.secs).await);
+        for (i, work_queues) in [WorkQueues::Classic, WorkQueues::Quorum]
+            .into_iter()
+            .enumerate()
+        {
+            rows[2 + 2 * i]
+                .1
+                .push(pipeline_burst(args.docs, work_queues).await);
+            if last {
+                eprintln!("paced, {work_queues:?} work queues:");
+            }
+            rows[3 + 2 * i]
+                .1
+                .push(pipeline_paced(args.rate, args.secs, work_queues, last).await);
+        }
         eprintln!("run {} of {} done", run + 1, args.runs);
     }
     let ceiling_burst = median(&rows[0].1);

@@ -72,6 +72,26 @@ pub struct TopologySettings {
     pub prefix: String,
     /// A topology file to use instead of the built-in `topology/topology.toml`.
     pub file: Option<PathBuf>,
+    /// The kind of queue the description's quorum queues (the stages' work
+    /// and dead-letter queues) become: see [`WorkQueues`].
+    pub work_queues: WorkQueues,
+}
+
+/// The kind of the stages' work and dead-letter queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkQueues {
+    /// Quorum queues, as the topology describes them: replicated across a
+    /// cluster, each delivery confirmed once written to a majority's disk and
+    /// delivered only after that, with the broker's delivery limit as a
+    /// backstop against poison messages.
+    Quorum,
+    /// Durable classic queues: one node's disk, which is all a single-node
+    /// broker has anyway. A message goes to its consumer at once while its
+    /// publisher's confirm waits for the disk, so each hop is several
+    /// milliseconds faster. The broker keeps no delivery count; the runtime
+    /// keeps its own (see `runtime`).
+    Classic,
 }
 
 /// Broker-held retry delays.
@@ -217,6 +237,7 @@ reconnect_max_delay_ms = 10000
 
 [topology]
 prefix = "tenderflow"
+work_queues = "quorum"
 
 [retry]
 delays_ms = [1000, 10000, 60000, 600000]

@@ -84,6 +84,7 @@ pub struct Metrics {
     handled: Family<StageLabels, Counter>,
     succeeded: Family<StageLabels, Counter>,
     retried: Family<StageLabels, Counter>,
+    returned: Family<StageLabels, Counter>,
     dead_lettered: Family<DeadLetterLabels, Counter>,
     duration: Family<StageLabels, Histogram, fn() -> Histogram>,
     in_hand: Family<StageLabels, Gauge>,
@@ -101,6 +102,9 @@ pub enum Settled {
     Retried,
     /// Parked in the dead-letter queue, with the error's kind.
     DeadLettered(String),
+    /// Came back unacknowledged from a worker that stopped with it in hand,
+    /// and was queued again with its returns counted.
+    Returned,
 }
 
 impl Metrics {
@@ -110,6 +114,7 @@ impl Metrics {
             handled: Family::default(),
             succeeded: Family::default(),
             retried: Family::default(),
+            returned: Family::default(),
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             in_hand: Family::default(),
@@ -131,6 +136,11 @@ impl Metrics {
             "messages_retried",
             "Deliveries sent to a retry tier after a transient failure, confirmed",
             metrics.retried.clone(),
+        );
+        registry.register(
+            "messages_returned",
+            "Deliveries that came back unacknowledged from a stopped worker and were counted (classic queues)",
+            metrics.returned.clone(),
         );
         registry.register(
             "messages_dead_lettered",
@@ -194,6 +204,7 @@ impl Metrics {
         match settled {
             Settled::Succeeded => self.succeeded.get_or_create(&labels).inc(),
             Settled::Retried => self.retried.get_or_create(&labels).inc(),
+            Settled::Returned => self.returned.get_or_create(&labels).inc(),
             Settled::DeadLettered(kind) => self
                 .dead_lettered
                 .get_or_create(&DeadLetterLabels {

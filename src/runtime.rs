@@ -6,6 +6,15 @@
 //! queue (permanent failure, attempts used up, undecodable, poison). The input
 //! is acked only after everything that outcome publishes is confirmed; if a
 //! publish fails the input is requeued, so a crash anywhere loses nothing.
+//!
+//! A message that keeps stopping its worker (it comes back unacknowledged
+//! again and again) is poison: once it has been delivered
+//! `stages.max_deliveries` times it is dead-lettered unhandled. Quorum queues
+//! count returns in `x-delivery-count`; classic queues keep no count, so a
+//! returned message (one the broker marks `redelivered`) is first published
+//! again with its returns counted in [`RETURNS_HEADER`], and only that copy is
+//! handled. The count thus survives any number of crashes, since the copy is
+//! confirmed before the returned message is acked.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +41,9 @@ use crate::metrics::{self, Settled};
 use crate::stages::{StageError, StageOutput};
 use crate::telemetry::{self, TraceParent};
 use crate::topology::Topology;
+
+/// Where the runtime counts a message's returns when its queue does not.
+pub const RETURNS_HEADER: &str = "x-tf-returns";
 
 /// A stage's work: one attempt at one message.
 pub trait Handler: Send + Sync + 'static {
@@ -203,6 +215,15 @@ impl<H: Handler> Worker<H> {
     /// Decides the delivery's outcome and publishes it with confirms.
     async fn settle(&self, link: &Link, delivery: &Delivery) -> anyhow::Result<Settled> {
         let headers = delivery.properties.headers();
+        let counted = header_int(headers, RETURNS_HEADER).unwrap_or(0);
+        let returns = match header_int(headers, "x-delivery-count") {
+            Some(broker_count) => broker_count.max(counted),
+            // A returned message its queue did not count: count it first.
+            None if delivery.redelivered => {
+                return link.publish(self.recount(delivery, counted + 1)).await;
+            }
+            None => counted,
+        };
         let envelope = match Envelope::decode(&delivery.data, self.stage) {
             Ok(envelope) => envelope,
             Err(err) => {
@@ -218,7 +239,7 @@ impl<H: Handler> Worker<H> {
             .and_then(|h| TraceParent::parse(&h))
             .unwrap_or_else(|| TraceParent::for_task(envelope.task_id));
         let traceparent = telemetry::start_hop(&span, &incoming).header();
-        let deliveries = header_int(headers, "x-delivery-count").unwrap_or(0) + 1;
+        let deliveries = returns + 1;
         if deliveries >= i64::from(self.settings.stages.max_deliveries) {
             let error = ErrorInfo {
                 kind: "poison".into(),
@@ -384,6 +405,28 @@ impl<H: Handler> Worker<H> {
             ),
             events: vec![event],
             settled: Settled::Retried,
+        }
+    }
+
+    /// A returned message, back into the stage's queue as a new message
+    /// with its returns counted, unhandled; the copy is what gets handled.
+    fn recount(&self, delivery: &Delivery, returns: i64) -> Outcome {
+        tracing::warn!(
+            returns,
+            "a message came back unacknowledged (a worker stopped with it in hand); counting it"
+        );
+        let mut again = Outgoing::new(
+            "",
+            self.topology.stage_queue(self.stage),
+            delivery.data.to_vec(),
+        );
+        // Its trace context and any other headers travel with it.
+        again.headers = delivery.properties.headers().clone().unwrap_or_default();
+        again.task_id = loose_task_id(&delivery.data);
+        Outcome {
+            work: Some(again.int_header(RETURNS_HEADER, returns)),
+            events: Vec::new(),
+            settled: Settled::Returned,
         }
     }
 

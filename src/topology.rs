@@ -11,7 +11,7 @@ use lapin::{Channel, ExchangeKind};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::config::Settings;
+use crate::config::{Settings, WorkQueues};
 use crate::envelope::Stage;
 
 /// The built-in topology description.
@@ -104,7 +104,24 @@ impl Topology {
                 .with_context(|| format!("reading topology file {}", path.display()))?,
             None => BUILTIN.to_string(),
         };
-        Topology::expand(&text, &settings.topology.prefix, &settings.retry.delays_ms)
+        let topology =
+            Topology::expand(&text, &settings.topology.prefix, &settings.retry.delays_ms)?;
+        Ok(match settings.topology.work_queues {
+            WorkQueues::Quorum => topology,
+            WorkQueues::Classic => topology.with_classic_work_queues(),
+        })
+    }
+
+    /// The same topology with every quorum queue declared as a durable
+    /// classic queue instead (classic queues take no delivery limit).
+    pub fn with_classic_work_queues(mut self) -> Topology {
+        for queue in &mut self.queues {
+            if queue.arguments.get("x-queue-type") == Some(&Arg::Str("quorum".into())) {
+                queue.arguments.remove("x-queue-type");
+                queue.arguments.remove("x-delivery-limit");
+            }
+        }
+        self
     }
 
     /// Expands a topology description for `prefix` and retry `delays_ms`.
@@ -513,6 +530,38 @@ mod tests {
             .find(|q| q.name == "t1.parse")
             .unwrap();
         assert_eq!(stage.arguments["x-queue-type"], Arg::Str("quorum".into()));
+        assert_eq!(
+            stage.arguments["x-dead-letter-routing-key"],
+            Arg::Str("t1.parse.dlq".into())
+        );
+    }
+
+    #[test]
+    fn classic_work_queues_keep_everything_but_the_queue_type() {
+        let quorum = builtin();
+        let classic = builtin().with_classic_work_queues();
+        assert_eq!(quorum.queues.len(), classic.queues.len());
+        for (q, c) in quorum.queues.iter().zip(&classic.queues) {
+            assert_eq!(q.name, c.name);
+            let mut expected = q.arguments.clone();
+            if q.arguments.get("x-queue-type") == Some(&Arg::Str("quorum".into())) {
+                expected.remove("x-queue-type");
+                expected.remove("x-delivery-limit");
+            }
+            assert_eq!(c.arguments, expected, "{}", q.name);
+        }
+        let events = classic
+            .queues
+            .iter()
+            .find(|q| q.name == "t1.events")
+            .unwrap();
+        assert_eq!(events.arguments["x-queue-type"], Arg::Str("stream".into()));
+        let stage = classic
+            .queues
+            .iter()
+            .find(|q| q.name == "t1.parse")
+            .unwrap();
+        assert!(!stage.arguments.contains_key("x-queue-type"));
         assert_eq!(
             stage.arguments["x-dead-letter-routing-key"],
             Arg::Str("t1.parse.dlq".into())

@@ -24,6 +24,7 @@ use crate::submit::Submitter;
 use crate::topology::Topology;
 use db::ViewDb;
 use stream::{Consumer, Progress};
+use view::TaskView;
 
 /// Changes a slow watcher may fall behind by before it rereads the view.
 const CHANGES_BUFFER: usize = 1024;
@@ -34,6 +35,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The task view, for comparing projectors in tests.
     pub db: ViewDb,
+    /// Every view the projector changes, as it commits it (what the API's
+    /// watch streams follow).
+    pub changes: broadcast::Sender<TaskView>,
     /// Ends when the token is cancelled (or a part failed).
     pub handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -63,6 +67,7 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
     })?;
     let topology = Topology::from_settings(&settings)?;
     let (changes, _) = broadcast::channel(CHANGES_BUFFER);
+    let watched = changes.clone();
     let progress = Arc::new(Progress::default());
     let consumer = Consumer {
         settings: Arc::clone(&settings),
@@ -95,7 +100,12 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         local.clone(),
     ));
     let handle = tokio::spawn(serve(consumer, listener, state, local));
-    Ok(Running { addr, db, handle })
+    Ok(Running {
+        addr,
+        db,
+        changes: watched,
+        handle,
+    })
 }
 
 /// Runs the consumer and the server side by side; if one stops with an

@@ -19,7 +19,7 @@ use std::os::unix::process::ExitStatusExt;
 
 use bytes::Bytes;
 use tenderflow::broker::{self, Outgoing};
-use tenderflow::config::Settings;
+use tenderflow::config::{Settings, WorkQueues};
 use tenderflow::dlq;
 use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use tenderflow::events::Event;
@@ -49,6 +49,9 @@ const MIX: [&str; 4] = [
 fn rig(tweak: impl FnOnce(&mut Settings, &Path)) -> TestPipeline {
     TestPipeline::new(|settings, dir| {
         settings.stages.concurrency = 2;
+        // Parsing a PDF takes seconds in a debug build, and far longer when
+        // the machine is busy; an overrun here is not what is tested.
+        settings.stages.handler_timeout_ms = 120_000;
         settings.amqp.reconnect_max_delay_ms = 2_000;
         settings.projector.db_path = dir.join("view.sqlite3");
         settings.http.addr = free_port_addr();
@@ -193,7 +196,10 @@ async fn assert_nothing_lost(
         let depths = crate::ledger::depths(&pipeline.settings).await.unwrap();
         let stuck: Vec<_> = tasks
             .iter()
-            .filter(|t| tally.book(t).completed == 0)
+            .filter(|t| {
+                let book = tally.book(t);
+                book.completed == 0 || !book.dead_lettered.is_empty()
+            })
             .take(3)
             .map(|t| (t, tally.book(t)))
             .collect();
@@ -370,7 +376,16 @@ async fn workers_of_the_binary_ride_out_a_broker_unreachable_for_seconds() {
 
 #[tokio::test]
 async fn a_worker_killed_mid_handling_is_redelivered_and_duplicates_change_no_summary() {
-    let pipeline = rig(|_, _| {});
+    killed_twice_under_load(WorkQueues::Quorum).await;
+}
+
+#[tokio::test]
+async fn on_classic_queues_a_worker_killed_twice_under_load_loses_nothing() {
+    killed_twice_under_load(WorkQueues::Classic).await;
+}
+
+async fn killed_twice_under_load(work_queues: WorkQueues) {
+    let pipeline = rig(|s, _| s.topology.work_queues = work_queues);
     let log = EventLog::start(&pipeline.settings).await.unwrap();
     // Slow documents among the quick ones, so that parse is in the middle
     // of a PDF (2 s and more in a debug build) when the kill comes.
@@ -461,11 +476,23 @@ async fn sigterm_under_load_exits_zero_in_its_grace_period_and_loses_or_repeats_
 
 #[tokio::test]
 async fn a_message_that_aborts_its_worker_process_every_time_ends_in_the_dead_letter_queue() {
+    aborting_poison(WorkQueues::Quorum).await;
+}
+
+#[tokio::test]
+async fn on_classic_queues_too_a_message_that_aborts_its_worker_every_time_is_dead_lettered() {
+    aborting_poison(WorkQueues::Classic).await;
+}
+
+async fn aborting_poison(work_queues: WorkQueues) {
     // The other stages run in this process; parse runs in a child process
     // whose handler aborts the process on one document and panics on
     // another. One message in hand at a time, so only the poison is in hand
     // when the process dies.
-    let pipeline = rig(|s, _| s.stages.concurrency = 1);
+    let pipeline = rig(|s, _| {
+        s.stages.concurrency = 1;
+        s.topology.work_queues = work_queues;
+    });
     let limit = pipeline.settings.stages.max_deliveries;
     for stage in [Stage::Ingest, Stage::Filter, Stage::Extract] {
         pipeline.start(stage, pipeline.real_handler(stage));

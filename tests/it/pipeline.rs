@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lapin::options::BasicGetOptions;
 use tenderflow::broker::{self, Outgoing};
+use tenderflow::config::WorkQueues;
 use tenderflow::dlq::{self, ReplayFilter};
 use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use tenderflow::events::{Event, EventKind};
@@ -430,12 +431,31 @@ async fn a_panicking_handler_is_contained_and_dead_letters_the_task() {
 
 #[tokio::test]
 async fn a_message_that_keeps_killing_its_worker_is_dead_lettered_as_poison() {
-    let pipeline = TestPipeline::new(|s, _| s.stages.max_deliveries = 3);
+    // The broker counts both returns.
+    killed_then_poison(WorkQueues::Quorum, 2).await;
+}
+
+#[tokio::test]
+async fn on_classic_queues_the_runtime_counts_returns_and_dead_letters_the_poison() {
+    // A classic queue only marks a returned message `redelivered`: the
+    // runtime counts the return itself (in a republished copy), so one
+    // return plus the copy's delivery reach a limit of two.
+    killed_then_poison(WorkQueues::Classic, 1).await;
+}
+
+/// Workers "die" `kills` times holding the message (taken, never acked,
+/// channel gone); with a limit of `kills + 1` deliveries the next delivery
+/// is poison.
+async fn killed_then_poison(work_queues: WorkQueues, kills: u32) {
+    let limit = kills + 1;
+    let pipeline = TestPipeline::new(|s, _| {
+        s.stages.max_deliveries = limit;
+        s.topology.work_queues = work_queues;
+    });
     let (conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
     let follower = pipeline.follower().await;
     let tasks = pipeline.submit_files(&["en_itt.md"]).await;
-    // Two workers "die" holding the message: taken, never acked, channel gone.
-    for _ in 0..2 {
+    for _ in 0..kills {
         let victim = conn.create_channel().await.unwrap();
         let taken = victim
             .basic_get(
@@ -452,7 +472,10 @@ async fn a_message_that_keeps_killing_its_worker_is_dead_lettered_as_poison() {
     let done = outcomes(follower, &tasks, 60).await;
     let (stage, kind, message) = failure(&done[&tasks[0]]);
     assert_eq!((stage, kind.as_str()), (Stage::Ingest, "poison"));
-    assert!(message.contains("delivered 3 times"), "{message}");
+    assert!(
+        message.contains(&format!("delivered {limit} times")),
+        "{message}"
+    );
     pipeline.teardown().await;
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tenderflow::config::Settings;
+use tenderflow::config::{Settings, WorkQueues};
 
 /// The environment that makes a child process use `settings`: its prefix,
 /// store, retry tiers, broker URL and stage limits.
@@ -63,6 +63,13 @@ pub fn settings_env(settings: &Settings) -> Vec<(String, String)> {
             settings.projector.db_path.display().to_string(),
         ),
         ("TENDERFLOW__HTTP__ADDR", settings.http.addr.clone()),
+        (
+            "TENDERFLOW__TOPOLOGY__WORK_QUEUES",
+            match settings.topology.work_queues {
+                WorkQueues::Quorum => "quorum".to_string(),
+                WorkQueues::Classic => "classic".to_string(),
+            },
+        ),
     ];
     if !roots.is_empty() {
         env.push(("TENDERFLOW__STORE__ALLOWED_ROOTS", roots.join(",")));
