@@ -62,6 +62,14 @@ pub struct AmqpSettings {
     pub url: Secret,
     /// Longest wait between reconnection attempts, in milliseconds.
     pub reconnect_max_delay_ms: u64,
+    /// Largest AMQP frame, in bytes (at least 4096), asked of the broker
+    /// through the URL's `frame_max` unless the URL names one itself.
+    /// lapin keeps a send and a receive buffer of 32 frames per connection
+    /// and fills them with zeros when it connects: at RabbitMQ's 128 KiB
+    /// that is 8 MiB resident per connection, and `run` opens six. Our
+    /// messages are references of a few KiB; a larger one simply spans
+    /// several frames.
+    pub frame_max: u32,
 }
 
 /// Topology naming and shape.
@@ -234,6 +242,7 @@ const DEFAULTS: &str = r#"
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 reconnect_max_delay_ms = 10000
+frame_max = 16384
 
 [topology]
 prefix = "tenderflow"
@@ -273,6 +282,24 @@ token_budget = 200000
 poll_interval_ms = 5000
 "#;
 
+/// The smallest frame AMQP 0-9-1 allows.
+const MIN_FRAME_MAX: u32 = 4096;
+
+impl AmqpSettings {
+    /// The URL with `frame_max` in its query, unless it has one already
+    /// (the URL's own value wins).
+    fn url_with_frame_max(&self) -> anyhow::Result<Secret> {
+        // No context with the URL in it: it holds the password.
+        let mut url = url::Url::parse(self.url.expose()).context("amqp.url is not a valid URL")?;
+        if url.query_pairs().any(|(key, _)| key == "frame_max") {
+            return Ok(self.url.clone());
+        }
+        url.query_pairs_mut()
+            .append_pair("frame_max", &self.frame_max.to_string());
+        Ok(Secret::new(url))
+    }
+}
+
 impl Settings {
     /// Loads settings: defaults, then `file` (or `TENDERFLOW_CONFIG`), then the
     /// environment; then checks them.
@@ -307,12 +334,13 @@ impl Settings {
                 .try_parsing(true)
                 .source(env),
         );
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .context("reading configuration")?
             .try_deserialize()
             .context("configuration is invalid")?;
         settings.validate()?;
+        settings.amqp.url = settings.amqp.url_with_frame_max()?;
         Ok(settings)
     }
 
@@ -321,6 +349,9 @@ impl Settings {
         let url = self.amqp.url.expose();
         if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
             bail!("amqp.url must start with amqp:// or amqps://");
+        }
+        if self.amqp.frame_max < MIN_FRAME_MAX {
+            bail!("amqp.frame_max must be at least {MIN_FRAME_MAX}");
         }
         let prefix = &self.topology.prefix;
         if prefix.is_empty()
@@ -402,6 +433,43 @@ mod tests {
             settings.store.allowed_roots,
             vec![PathBuf::from("/srv/tenders")]
         );
+    }
+
+    #[test]
+    fn the_url_asks_for_small_frames_unless_it_names_its_own() {
+        let env = |vars: &[(&str, &str)]| {
+            Some(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let settings = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(
+            settings.amqp.url.expose(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f?frame_max=16384"
+        );
+        let settings = Settings::load_with_env(
+            None,
+            env(&[
+                (
+                    "TENDERFLOW__AMQP__URL",
+                    "amqps://u:p%40ss@mq:5671/prod?heartbeat=30",
+                ),
+                ("TENDERFLOW__AMQP__FRAME_MAX", "8192"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.amqp.url.expose(),
+            "amqps://u:p%40ss@mq:5671/prod?heartbeat=30&frame_max=8192"
+        );
+        let own = "amqp://guest:guest@127.0.0.1:5672/%2f?frame_max=131072";
+        let settings =
+            Settings::load_with_env(None, env(&[("TENDERFLOW__AMQP__URL", own)])).unwrap();
+        assert_eq!(settings.amqp.url.expose(), own);
+        let tiny = Settings::load_with_env(None, env(&[("TENDERFLOW__AMQP__FRAME_MAX", "512")]));
+        assert!(tiny.is_err());
     }
 
     #[test]
