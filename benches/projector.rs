@@ -95,7 +95,11 @@ fn one_run(
     }
     if check {
         let all: Vec<Event> = entries.iter().flatten().cloned().collect();
-        assert_eq!(db.all_views().unwrap(), expected(&all), "views are the fold");
+        assert_eq!(
+            db.all_views().unwrap(),
+            expected(&all),
+            "views are the fold"
+        );
         println!("(views checked against the fold)");
     }
     (decode, apply)
@@ -174,7 +178,10 @@ fn task_entries(i: usize) -> Vec<Vec<Event>> {
                 sha256: format!("{i:064x}"),
                 size: 900,
             };
-            entries.push(vec![succeeded, event(stage, EventKind::Completed { summary })]);
+            entries.push(vec![
+                succeeded,
+                event(stage, EventKind::Completed { summary }),
+            ]);
         } else {
             entries.push(vec![succeeded]);
         }
