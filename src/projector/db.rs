@@ -111,6 +111,10 @@ CREATE TABLE IF NOT EXISTS progress (
 /// task's next event.
 pub const FOLD_VERSION: i64 = 1;
 
+/// The writer's SQLite page cache: negative means KiB, so 64 MiB (SQLite's
+/// default is 2 MiB); a bound, allocated only as pages are used.
+const WRITER_CACHE_KIB: i64 = -65_536;
+
 fn lock<T>(conn: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves SQLite consistent (the
     // transaction rolls back on drop), so the poison carries no meaning.
@@ -132,6 +136,9 @@ impl ViewDb {
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.execute_batch(SCHEMA)?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        // Room for the pages batches keep revisiting (the recent tasks' rows
+        // and index pages), instead of reading them again from the files.
+        writer.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         refold_if_stale(&mut writer)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
