@@ -27,14 +27,10 @@ use crate::events::decode_entry;
 use crate::topology::Topology;
 
 /// Deliveries the broker may have in flight to the projector (streams
-/// require a prefetch): twice a batch, so the next batch streams in while
-/// one is written.
-const PREFETCH: u16 = 4000;
-/// Most deliveries folded in one transaction. Large batches pay the commit
-/// and each task's fold and view write once for many events (in the
-/// projector benchmark, 2000 applied about 1.5 times as many events per
-/// second as 500); [`BATCH_WAIT`] still bounds how long a batch waits.
-const BATCH_MAX: usize = 2000;
+/// require a prefetch).
+const PREFETCH: u16 = 1000;
+/// Most events folded in one transaction.
+const BATCH_MAX: usize = 500;
 /// How long a batch waits for one more delivery before it is written.
 const BATCH_WAIT: Duration = Duration::from_millis(10);
 /// Quiet time after which the projector counts as caught up.
