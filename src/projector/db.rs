@@ -5,13 +5,14 @@
 //! folded again from all of its events; the fold is order-insensitive, so a
 //! late or duplicated event simply folds into the same answer.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
+use super::cache::{self, EventCache};
 use super::view::{TaskState, TaskView, fold};
 use crate::envelope::Stage;
 use crate::events::Event;
@@ -66,8 +67,20 @@ pub struct Page {
 /// (WAL mode).
 #[derive(Clone)]
 pub struct ViewDb {
-    writer: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Writer>>,
     reader: Arc<Mutex<Connection>>,
+}
+
+/// The writing connection and what it remembers between batches.
+struct Writer {
+    conn: Connection,
+    /// The stored events of recently folded tasks.
+    cache: EventCache,
+    /// The database's `data_version` after the last batch committed, while
+    /// the cache matches the database: another connection's commit changes
+    /// the version, and a batch that failed (or panicked) after touching
+    /// the cache leaves `None`; either way the next batch empties the cache.
+    data_version: Option<i64>,
 }
 
 const SCHEMA: &str = "
@@ -98,7 +111,11 @@ CREATE TABLE IF NOT EXISTS progress (
 /// task's next event.
 pub const FOLD_VERSION: i64 = 1;
 
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+/// The writer's SQLite page cache: negative means KiB, so 64 MiB (SQLite's
+/// default is 2 MiB); a bound, allocated only as pages are used.
+const WRITER_CACHE_KIB: i64 = -65_536;
+
+fn lock<T>(conn: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves SQLite consistent (the
     // transaction rolls back on drop), so the poison carries no meaning.
     conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -107,6 +124,11 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 impl ViewDb {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<ViewDb, DbError> {
+        ViewDb::open_with_cache(path, cache::CAPACITY)
+    }
+
+    /// Opens the database with a cache of at most `capacity` events.
+    fn open_with_cache(path: &Path, capacity: usize) -> Result<ViewDb, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -114,9 +136,17 @@ impl ViewDb {
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.execute_batch(SCHEMA)?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        // Room for the pages batches keep revisiting (the recent tasks' rows
+        // and index pages), instead of reading them again from the files.
+        writer.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         refold_if_stale(&mut writer)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        let writer = Writer {
+            conn: writer,
+            cache: EventCache::new(capacity),
+            data_version: None,
+        };
         Ok(ViewDb {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
@@ -125,8 +155,9 @@ impl ViewDb {
 
     /// The offset of the last stream entry folded in, if any.
     pub fn offset(&self) -> Result<Option<u64>, DbError> {
-        let conn = lock(&self.writer);
-        let offset: Option<i64> = conn
+        let writer = lock(&self.writer);
+        let offset: Option<i64> = writer
+            .conn
             .query_row("SELECT stream_offset FROM progress WHERE id = 1", [], |r| {
                 r.get(0)
             })
@@ -137,36 +168,7 @@ impl ViewDb {
     /// Folds a batch in and moves the offset, in one transaction. Returns the
     /// views that changed.
     pub fn apply(&self, batch: &Batch) -> Result<Vec<TaskView>, DbError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
-        let mut touched = BTreeSet::new();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (event_id, task_id, stream_offset, body)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for event in &batch.events {
-                let body = serde_json::to_string(event)?;
-                let id = event.event_id.to_string();
-                let task = event.task_id.to_string();
-                if insert.execute(params![id, task, batch.last_offset as i64, body])? == 1 {
-                    touched.insert(event.task_id);
-                }
-            }
-        }
-        let mut changed = Vec::new();
-        for task_id in touched {
-            if let Some(view) = refold(&tx, task_id)? {
-                changed.push(view);
-            }
-        }
-        tx.execute(
-            "INSERT INTO progress (id, stream_offset) VALUES (1, ?1)
-             ON CONFLICT (id) DO UPDATE SET stream_offset = excluded.stream_offset",
-            params![batch.last_offset as i64],
-        )?;
-        tx.commit()?;
-        Ok(changed)
+        lock(&self.writer).apply(batch)
     }
 
     /// One task's view.
@@ -249,6 +251,61 @@ impl ViewDb {
     }
 }
 
+impl Writer {
+    /// [`ViewDb::apply`], with the cache.
+    fn apply(&mut self, batch: &Batch) -> Result<Vec<TaskView>, DbError> {
+        let cache_version = self.data_version.take();
+        // Immediate: the write lock from the start, so no other connection
+        // commits between the `data_version` check and this commit.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "data_version", |r| r.get(0))?;
+        if cache_version != Some(version) {
+            self.cache.clear();
+        }
+        // The events each task gained, by task (so views come out in task order).
+        let mut fresh: BTreeMap<Uuid, Vec<&Event>> = BTreeMap::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (event_id, task_id, stream_offset, body)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for event in &batch.events {
+                let body = serde_json::to_string(event)?;
+                let id = event.event_id.to_string();
+                let task = event.task_id.to_string();
+                if insert.execute(params![id, task, batch.last_offset as i64, body])? == 1 {
+                    fresh.entry(event.task_id).or_default().push(event);
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for (task_id, gained) in fresh {
+            let events = self
+                .cache
+                .events(task_id, &gained, || load_events(&tx, task_id))?;
+            let Some(view) = fold(events) else {
+                continue;
+            };
+            self.cache.set_final(task_id, view.state.is_final());
+            if store_view(&tx, &view)? {
+                changed.push(view);
+            }
+        }
+        tx.prepare_cached(
+            "INSERT INTO progress (id, stream_offset) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET stream_offset = excluded.stream_offset",
+        )?
+        .execute(params![batch.last_offset as i64])?;
+        tx.commit()?;
+        // A connection's own commits leave its `data_version` as it was.
+        self.data_version = Some(version);
+        self.cache.shrink();
+        Ok(changed)
+    }
+}
+
 /// Folds every task again when the stored views come from another
 /// [`FOLD_VERSION`].
 fn refold_if_stale(conn: &mut Connection) -> Result<(), DbError> {
@@ -280,6 +337,7 @@ fn refold_if_stale(conn: &mut Connection) -> Result<(), DbError> {
     Ok(())
 }
 
+/// A task's stored events, in no particular order.
 fn load_events(conn: &Connection, task_id: Uuid) -> Result<Vec<Event>, DbError> {
     let mut query = conn.prepare_cached("SELECT body FROM events WHERE task_id = ?1")?;
     let bodies = query.query_map(params![task_id.to_string()], |r| r.get::<_, String>(0))?;
@@ -297,20 +355,26 @@ fn refold(conn: &Connection, task_id: Uuid) -> Result<Option<TaskView>, DbError>
     let Some(view) = fold(&events) else {
         return Ok(None);
     };
-    let json = serde_json::to_string(&view)?;
-    let changed = conn.execute(
-        "INSERT INTO tasks (task_id, state, stage, view) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (task_id) DO UPDATE
-         SET state = excluded.state, stage = excluded.stage, view = excluded.view
-         WHERE tasks.view IS NOT excluded.view",
-        params![
-            task_id.to_string(),
+    Ok(store_view(conn, &view)?.then_some(view))
+}
+
+/// Stores a task's view; returns whether it changed.
+fn store_view(conn: &Connection, view: &TaskView) -> Result<bool, DbError> {
+    let json = serde_json::to_string(view)?;
+    let changed = conn
+        .prepare_cached(
+            "INSERT INTO tasks (task_id, state, stage, view) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (task_id) DO UPDATE
+             SET state = excluded.state, stage = excluded.stage, view = excluded.view
+             WHERE tasks.view IS NOT excluded.view",
+        )?
+        .execute(params![
+            view.task_id.to_string(),
             view.state.as_str(),
             view.stage.as_str(),
             json
-        ],
-    )?;
-    Ok((changed == 1).then_some(view))
+        ])?;
+    Ok(changed == 1)
 }
 
 #[cfg(test)]
@@ -464,5 +528,105 @@ mod tests {
                 crate::projector::view::tests::project(&events).into_values().collect();
             proptest::prop_assert_eq!(db.all_views().unwrap(), want);
         }
+
+        /// The same through a cache small enough to evict tasks between
+        /// batches, with the database reopened (cache lost) half way.
+        #[test]
+        fn views_through_a_small_cache_are_the_fold_of_the_events(
+            (events, redelivered) in crate::projector::view::tests::delivered(),
+            cut in 1usize..50,
+            capacity in 0usize..40,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("view.sqlite3");
+            let mut db = ViewDb::open_with_cache(&path, capacity).unwrap();
+            let chunks: Vec<&[Event]> = redelivered.chunks(cut).collect();
+            for (n, chunk) in chunks.iter().enumerate() {
+                if n == chunks.len() / 2 {
+                    db = ViewDb::open_with_cache(&path, capacity).unwrap();
+                }
+                let batch = Batch { events: chunk.to_vec(), last_offset: n as u64 };
+                for view in db.apply(&batch).unwrap() {
+                    let stored = db.events(view.task_id).unwrap();
+                    proptest::prop_assert_eq!(Some(view), fold(&stored));
+                }
+            }
+            let want: Vec<TaskView> =
+                crate::projector::view::tests::project(&events).into_values().collect();
+            proptest::prop_assert_eq!(db.all_views().unwrap(), want);
+        }
+    }
+
+    fn batch(events: &[&Event], last_offset: u64) -> Batch {
+        Batch {
+            events: events.iter().copied().cloned().collect(),
+            last_offset,
+        }
+    }
+
+    fn retry(task_id: Uuid) -> Event {
+        let kind = EventKind::RetryScheduled {
+            error: crate::events::ErrorInfo {
+                kind: "transient".into(),
+                message: "busy".into(),
+            },
+            due_at: Utc::now(),
+        };
+        event(task_id, kind)
+    }
+
+    #[test]
+    fn a_failed_batch_leaves_nothing_of_it_in_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ViewDb::open(&dir.path().join("view.sqlite3")).unwrap();
+        let task = Uuid::now_v7();
+        let (first, started, later) =
+            (received(task), event(task, EventKind::Started), retry(task));
+        db.apply(&batch(&[&first], 0)).unwrap();
+        // Through the writer's own connection, so `data_version` stays.
+        let refuse_running = "CREATE TRIGGER refuse BEFORE UPDATE ON tasks
+            WHEN NEW.state = 'running' BEGIN SELECT RAISE(ABORT, 'refused'); END";
+        lock(&db.writer).conn.execute_batch(refuse_running).unwrap();
+        assert!(db.apply(&batch(&[&started], 1)).is_err());
+        lock(&db.writer)
+            .conn
+            .execute_batch("DROP TRIGGER refuse")
+            .unwrap();
+        db.apply(&batch(&[&later], 2)).unwrap();
+        assert_eq!(db.offset().unwrap(), Some(2));
+        assert_eq!(db.task(task).unwrap(), fold([&first, &later]));
+        assert_eq!(db.task(task).unwrap().unwrap().events, 2);
+    }
+
+    #[test]
+    fn a_commit_by_another_connection_empties_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("view.sqlite3");
+        let (one, other) = (ViewDb::open(&path).unwrap(), ViewDb::open(&path).unwrap());
+        let task = Uuid::now_v7();
+        let events = [received(task), event(task, EventKind::Started), retry(task)];
+        one.apply(&batch(&[&events[0]], 0)).unwrap();
+        other.apply(&batch(&[&events[1]], 1)).unwrap();
+        one.apply(&batch(&[&events[2]], 2)).unwrap();
+        assert_eq!(one.task(task).unwrap(), fold(&events));
+        assert_eq!(one.task(task).unwrap().unwrap().events, 3);
+    }
+
+    #[test]
+    fn an_evicted_task_is_read_back_from_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ViewDb::open_with_cache(&dir.path().join("view.sqlite3"), 2).unwrap();
+        let (task, crowd) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = received(task);
+        let others: Vec<Event> = (0..3).map(|_| received(crowd)).collect();
+        db.apply(&batch(&[&first], 0)).unwrap();
+        db.apply(&batch(&others.iter().collect::<Vec<_>>(), 1))
+            .unwrap();
+        assert!(!lock(&db.writer).cache.contains(task), "evicted");
+        let started = event(task, EventKind::Started);
+        // Again with a duplicate of an event already stored.
+        db.apply(&batch(&[&started, &first, &started], 2)).unwrap();
+        assert_eq!(db.task(task).unwrap(), fold([&first, &started]));
+        assert_eq!(db.task(task).unwrap().unwrap().events, 2);
     }
 }

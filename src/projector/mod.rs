@@ -4,6 +4,7 @@
 //! [`run`] is what `tenderflow serve` and `tenderflow run` call; [`start`]
 //! does the same but hands back the bound address, for tests on port 0.
 
+mod cache;
 pub mod db;
 pub mod stream;
 pub mod view;
