@@ -76,12 +76,62 @@ fn args() -> Args {
     args
 }
 
-/// One measurement: documents per second and latency percentiles (ms).
+/// One measurement: documents per second, latency percentiles (ms), and
+/// the CPU time per document of this process and of the broker (ms), which
+/// noise on a shared machine disturbs far less than wall-clock rates.
 #[derive(Debug, Clone, Copy, Default)]
 struct Figures {
     per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
+    cpu_ms: f64,
+    broker_cpu_ms: f64,
+}
+
+/// CPU time (user + system) used so far by process `pid`, in ms.
+fn cpu_ms_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports in clock ticks of 1/100 s.
+    Some(ticks * 10.0)
+}
+
+/// The local broker's process (the Erlang VM), if this machine runs it.
+fn broker_pid() -> Option<String> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().into_string().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            comm.trim().starts_with("beam").then_some(pid)
+        })
+}
+
+/// CPU time used by this process and the broker between `start` and `stop`.
+#[derive(Debug, Clone, Copy)]
+struct CpuClock {
+    own: f64,
+    broker: f64,
+}
+
+impl CpuClock {
+    fn now() -> CpuClock {
+        CpuClock {
+            own: cpu_ms_of("self").unwrap_or(f64::NAN),
+            broker: broker_pid().and_then(|p| cpu_ms_of(&p)).unwrap_or(f64::NAN),
+        }
+    }
+
+    /// Stamps the CPU per document since `self` onto `figures`.
+    fn per_doc(self, docs: usize, mut figures: Figures) -> Figures {
+        let now = CpuClock::now();
+        figures.cpu_ms = (now.own - self.own) / docs as f64;
+        figures.broker_cpu_ms = (now.broker - self.broker) / docs as f64;
+        figures
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -97,6 +147,7 @@ fn figures(count: usize, elapsed: Duration, mut latencies: Vec<f64>) -> Figures 
         per_sec: count as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
+        ..Figures::default()
     }
 }
 
@@ -110,6 +161,8 @@ fn median(values: &[Figures]) -> Figures {
         per_sec: pick(|f| f.per_sec),
         p50_ms: pick(|f| f.p50_ms),
         p99_ms: pick(|f| f.p99_ms),
+        cpu_ms: pick(|f| f.cpu_ms),
+        broker_cpu_ms: pick(|f| f.broker_cpu_ms),
     }
 }
 
@@ -295,6 +348,7 @@ async fn ceiling_burst(docs: usize) -> Figures {
         }
         let token = CancellationToken::new();
         let start = Instant::now();
+        let cpu = CpuClock::now();
         let mut rx = ceiling_chain(&queues, &token).await;
         let mut latencies = Vec::with_capacity(docs);
         for _ in 0..docs {
@@ -302,9 +356,10 @@ async fn ceiling_burst(docs: usize) -> Figures {
             latencies.push((at - start).as_secs_f64() * 1000.0);
         }
         let elapsed = start.elapsed();
+        let result = cpu.per_doc(docs, figures(docs, elapsed, latencies));
         token.cancel();
         let _ = conn.close(200, "done".into()).await;
-        figures(docs, elapsed, latencies)
+        result
     })
     .await
 }
@@ -496,12 +551,13 @@ async fn pipeline_burst(docs: usize, work_queues: WorkQueues) -> Figures {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let start = Instant::now();
+    let cpu = CpuClock::now();
     pipeline.start();
     // Burst throughput only: count the tasks the view shows as done.
     while count_state(&pipeline, "done").await < docs as u64 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let result = figures(docs, start.elapsed(), Vec::new());
+    let result = cpu.per_doc(docs, figures(docs, start.elapsed(), Vec::new()));
     pipeline.delete().await;
     result
 }
@@ -670,10 +726,10 @@ async fn main() {
     let ceiling_paced = median(&rows[1].1);
     println!();
     println!(
-        "| measurement (median of {}) | docs/s | ratio to ceiling | p50 ms | p99 ms | p99 / ceiling p99 |",
+        "| measurement (median of {}) | docs/s | ratio to ceiling | p50 ms | p99 ms | p99 / ceiling p99 | CPU ms/doc: bench process | CPU ms/doc: broker |",
         args.runs
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, values) in &rows {
         let m = median(values);
         let reference = if name.contains("paced") {
@@ -693,8 +749,15 @@ async fn main() {
         } else {
             "- | - | -".to_string()
         };
+        // CPU is counted over the bursts, where the work is the same fixed
+        // set of documents.
+        let cpu = if name.contains("paced") {
+            "- | -".to_string()
+        } else {
+            format!("{:.3} | {:.3}", m.cpu_ms, m.broker_cpu_ms)
+        };
         println!(
-            "| {name} | {:.0} | {:.2} | {latency} |",
+            "| {name} | {:.0} | {:.2} | {latency} | {cpu} |",
             m.per_sec,
             m.per_sec / reference.per_sec,
         );
