@@ -1,7 +1,11 @@
 //! Throughput and latency of the pipeline against the broker's own ceiling,
 //! measured in one run so that the ratios hold on a noisy machine.
 //!
-//! `cargo bench --bench pipeline -- [--docs N] [--runs R] [--rate R] [--secs S] [--breakdown]`
+//! `cargo bench --bench pipeline -- [--docs N] [--runs R] [--rate R] [--secs S] [--breakdown]
+//! [--copies C] [--backlog B] [--only overhead|workload]`
+//!
+//! The overhead part is below; the workload part (real documents, parse
+//! scaling, memory) is in `pipeline/workload.rs`.
 //!
 //! Needs RabbitMQ on 127.0.0.1:5672. Every run uses fresh queue names and
 //! deletes them afterwards.
@@ -31,6 +35,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+#[path = "pipeline/workload.rs"]
+mod workload;
+
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const PREFETCH: u16 = 64;
 
@@ -42,6 +49,21 @@ struct Args {
     secs: u64,
     /// Print where the paced documents' time went (last run).
     breakdown: bool,
+    /// Copies of each corpus file in the workload part.
+    copies: usize,
+    /// Messages queued in front of a worker in the memory measurement.
+    backlog: usize,
+    /// Only this part, if set.
+    only: Option<Part>,
+}
+
+/// The benchmark's parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The ceiling and tenderflow's overhead against it.
+    Overhead,
+    /// Real documents, parse scaling and memory.
+    Workload,
 }
 
 fn args() -> Args {
@@ -51,16 +73,30 @@ fn args() -> Args {
         rate: 200,
         secs: 10,
         breakdown: false,
+        copies: 6,
+        backlog: 10_000,
+        only: None,
     };
     let raw: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < raw.len() {
+        if raw[i] == "--only" {
+            args.only = match raw.get(i + 1).map(String::as_str) {
+                Some("overhead") => Some(Part::Overhead),
+                Some("workload") => Some(Part::Workload),
+                other => panic!("--only takes overhead or workload, not {other:?}"),
+            };
+            i += 2;
+            continue;
+        }
         let value = raw.get(i + 1).and_then(|v| v.parse::<u64>().ok());
         match (raw[i].as_str(), value) {
             ("--docs", Some(v)) => args.docs = v as usize,
             ("--runs", Some(v)) => args.runs = v as usize,
             ("--rate", Some(v)) => args.rate = v as u32,
             ("--secs", Some(v)) => args.secs = v,
+            ("--copies", Some(v)) => args.copies = v as usize,
+            ("--backlog", Some(v)) => args.backlog = v as usize,
             ("--breakdown", _) => {
                 args.breakdown = true;
                 i += 1;
@@ -678,6 +714,15 @@ fn print_breakdown(views: &[TaskView]) {
 #[tokio::main]
 async fn main() {
     let args = args();
+    let workload = workload::Options {
+        runs: args.runs,
+        copies: args.copies,
+        backlog: args.backlog,
+    };
+    if args.only == Some(Part::Workload) {
+        workload::run(workload).await;
+        return;
+    }
     println!(
         "tenderflow pipeline benchmark: {} docs burst, {} docs/s paced for {} s, {} runs, prefetch {PREFETCH}",
         args.docs, args.rate, args.secs, args.runs
@@ -701,6 +746,10 @@ async fn main() {
             "tenderflow run, quorum work queues, paced: submit to done in the view",
             vec![],
         ),
+        (
+            "tenderflow, 4 worker processes + projector, quorum work queues, burst: done in the view",
+            vec![],
+        ),
     ];
     for run in 0..args.runs {
         let last = run + 1 == args.runs && args.breakdown;
@@ -720,6 +769,7 @@ async fn main() {
                 .1
                 .push(pipeline_paced(args.rate, args.secs, work_queues, last).await);
         }
+        rows[6].1.push(workload::processes_burst(args.docs).await);
         eprintln!("run {} of {} done", run + 1, args.runs);
     }
     let ceiling_burst = median(&rows[0].1);
@@ -761,5 +811,8 @@ async fn main() {
             m.per_sec,
             m.per_sec / reference.per_sec,
         );
+    }
+    if args.only.is_none() {
+        workload::run(workload).await;
     }
 }
