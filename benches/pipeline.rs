@@ -799,9 +799,9 @@ async fn main() {
         } else {
             "- | - | -".to_string()
         };
-        // CPU is counted over the bursts, where the work is the same fixed
-        // set of documents.
-        let cpu = if name.contains("paced") {
+        // CPU is counted over the in-process bursts, where the work is the
+        // same fixed set of documents (worker processes are not counted).
+        let cpu = if name.contains("paced") || name.contains("processes") {
             "- | -".to_string()
         } else {
             format!("{:.3} | {:.3}", m.cpu_ms, m.broker_cpu_ms)
