@@ -38,6 +38,12 @@ use uuid::Uuid;
 #[path = "pipeline/workload.rs"]
 mod workload;
 
+// The integration tests' child-process settings, so a worker the bench
+// starts gets every setting the bench's pipeline has.
+#[allow(dead_code)]
+#[path = "../tests/it/procs.rs"]
+mod procs;
+
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const PREFETCH: u16 = 64;
 

@@ -30,6 +30,7 @@ use tenderflow::submit::{Submitter, Upload};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::procs::settings_env;
 use super::{Figures, PREFETCH, figures, small_doc};
 
 /// The corpus, relative to the repository root.
@@ -150,43 +151,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The environment that makes a child process use `settings`.
-fn settings_env(settings: &Settings) -> Vec<(String, String)> {
-    let delays: Vec<String> = settings
-        .retry
-        .delays_ms
-        .iter()
-        .map(u64::to_string)
-        .collect();
-    [
-        (
-            "TENDERFLOW__TOPOLOGY__PREFIX",
-            settings.topology.prefix.clone(),
-        ),
-        (
-            "TENDERFLOW__STORE__ROOT",
-            settings.store.root.display().to_string(),
-        ),
-        ("TENDERFLOW__RETRY__DELAYS_MS", delays.join(",")),
-        (
-            "TENDERFLOW__AMQP__URL",
-            settings.amqp.url.expose().to_string(),
-        ),
-        (
-            "TENDERFLOW__STAGES__CONCURRENCY",
-            settings.stages.concurrency.to_string(),
-        ),
-        (
-            "TENDERFLOW__PROJECTOR__DB_PATH",
-            settings.projector.db_path.display().to_string(),
-        ),
-        ("TENDERFLOW__HTTP__ADDR", settings.http.addr.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
 }
 
 /// A loopback address with a port nobody listens on right now (a child
