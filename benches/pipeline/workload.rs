@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ use tenderflow::submit::{Submitter, Upload};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::procs::settings_env;
+use super::procs::{Proc, settings_env};
 use super::{Figures, PREFETCH, figures, small_doc};
 
 /// The corpus, relative to the repository root.
@@ -88,70 +87,6 @@ fn corpus_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
 }
 
 // ---- Child processes ----
-
-/// A child `tenderflow` process, killed (SIGKILL) and reaped when dropped.
-struct Proc {
-    name: String,
-    child: Child,
-}
-
-impl Proc {
-    /// Starts `tenderflow ARGS` with `settings` as its environment. Its
-    /// output is discarded unless `BENCH_LOG` is set.
-    fn spawn(settings: &Settings, args: &[&str]) -> Proc {
-        let loud = std::env::var_os("BENCH_LOG").is_some();
-        let mut command = Command::new(binary());
-        command
-            .args(args)
-            .env_remove("TENDERFLOW_CONFIG")
-            .env_remove("RUST_LOG")
-            .envs(settings_env(settings))
-            .env(
-                "TENDERFLOW__LOG__FILTER",
-                if loud { "info" } else { "error" },
-            )
-            .stdin(Stdio::null());
-        if !loud {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-        let name = format!("tenderflow {}", args.join(" "));
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc { name, child }
-    }
-
-    /// Resident memory now, in KiB (VmRSS of /proc/PID/status).
-    fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Panics with the process's name if it has exited: a measurement of a
-    /// dead worker would be meaningless.
-    fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "{} exited ({status}); run with BENCH_LOG=1 to see why",
-                self.name
-            );
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A loopback address with a port nobody listens on right now (a child
 /// process cannot report the port it got from port 0).
@@ -221,14 +156,24 @@ impl Rig {
 
     /// Starts `tenderflow ARGS` with this pipeline's settings.
     fn spawn(&mut self, args: &[&str]) -> &mut Proc {
-        self.procs.push(Proc::spawn(&self.settings, args));
+        let name = format!("tenderflow {}", args.join(" "));
+        let env = settings_env(&self.settings);
+        let proc = Proc::spawn(&name, &binary(), args, &env)
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        self.procs.push(proc);
         self.procs.last_mut().unwrap()
     }
 
-    /// Panics if any child process has exited.
+    /// Panics if any child process has exited: a measurement of a dead
+    /// worker would be meaningless.
     fn assert_alive(&mut self) {
         for proc in &mut self.procs {
-            proc.assert_alive();
+            if let Some(status) = proc.try_status() {
+                panic!(
+                    "{} exited ({status}); run with TEST_LOG=1 to see why",
+                    proc.name
+                );
+            }
         }
     }
 
@@ -676,7 +621,7 @@ async fn worker_backlog_rss(backlog: usize) -> Backlog {
         .expect("the broker answers");
     let sampler = {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let pid = rig.procs[0].child.id();
+        let pid = rig.procs[0].pid();
         let task = tokio::spawn(async move {
             let mut peak = 0;
             let mut tick = tokio::time::interval(Duration::from_millis(100));
