@@ -337,11 +337,13 @@ mod tests {
     }
 }
 
-/// Publishes task events in batches: whatever events the stage's deliveries
-/// hand over while the previous batch is being written go out together as
-/// one stream entry (a JSON array). Under load that turns a dozen event
-/// messages per document into a few; when idle a batch is a single event, so
-/// no latency is added. Each sender learns when its own events are confirmed.
+/// Publishes task events in batches, as a group commit: one batch is in
+/// flight at a time, and whatever events the stage's deliveries hand over
+/// until the broker confirms it go out together as the next stream entry (a
+/// JSON array). When idle a batch is a single event, published at once, so no
+/// latency is added; under load a batch holds what arrived during one
+/// confirm, which turns ten stream entries per document into a fraction of
+/// one. Each sender learns when its own events are confirmed.
 #[derive(Clone)]
 pub struct EventSink {
     queue: tokio::sync::mpsc::Sender<PendingEvents>,
@@ -396,23 +398,15 @@ impl EventSink {
                     "events",
                     crate::events::encode_batch(&events),
                 );
-                match publish(&channel, &message).await {
-                    // Wait for the confirm aside, so the next batch can go
-                    // out meanwhile.
-                    Ok(confirm) => {
-                        tokio::spawn(async move {
-                            let result = confirm.wait().await.map_err(|e| format!("{e:#}"));
-                            for pending in batch {
-                                let _ = pending.confirmed.send(result.clone());
-                            }
-                        });
-                    }
-                    Err(err) => {
-                        let message = format!("{err:#}");
-                        for pending in batch {
-                            let _ = pending.confirmed.send(Err(message.clone()));
-                        }
-                    }
+                // The next batch gathers while this one waits for its
+                // confirm.
+                let result = match publish(&channel, &message).await {
+                    Ok(confirm) => confirm.wait().await,
+                    Err(err) => Err(err),
+                }
+                .map_err(|e| format!("{e:#}"));
+                for pending in batch {
+                    let _ = pending.confirmed.send(result.clone());
                 }
             }
         });
