@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -31,8 +31,6 @@ use crate::topology::Topology;
 const PREFETCH: u16 = 1000;
 /// Most events folded in one transaction.
 const BATCH_MAX: usize = 500;
-/// How long a batch waits for one more delivery before it is written.
-const BATCH_WAIT: Duration = Duration::from_millis(10);
 /// Quiet time after which the projector counts as caught up.
 const IDLE: Duration = Duration::from_millis(200);
 /// Pause before reconnecting after a lost session (the connect itself backs
@@ -232,7 +230,7 @@ impl Consumer {
                     Lost::Broker(anyhow::anyhow!("the broker cancelled the stream consumer"))
                 })?
                 .map_err(Lost::broker)?;
-            let batch = gather(first, deliveries).await.map_err(Lost::broker)?;
+            let batch = gather(first, deliveries).map_err(Lost::broker)?;
             // A full batch means the broker may have more ready.
             let drained = batch.len() < BATCH_MAX;
             self.write(batch).await?;
@@ -294,21 +292,17 @@ impl Lost {
     }
 }
 
-/// The first delivery and whatever follows it within [`BATCH_WAIT`] of it,
-/// up to [`BATCH_MAX`].
-async fn gather(
-    first: Delivery,
-    deliveries: &mut lapin::Consumer,
-) -> anyhow::Result<Vec<Delivery>> {
+/// The first delivery and whatever else the consumer holds already, up to
+/// [`BATCH_MAX`], without waiting for more: a trickle is written at once,
+/// and under load what arrives while one batch is being written makes the
+/// next (a group commit).
+fn gather(first: Delivery, deliveries: &mut lapin::Consumer) -> anyhow::Result<Vec<Delivery>> {
     let mut batch = vec![first];
-    // One deadline for the whole batch: waiting BATCH_WAIT for each next
-    // delivery would, under a steady trickle, hold a batch (and the view)
-    // back until it filled.
-    let deadline = tokio::time::Instant::now() + BATCH_WAIT;
     while batch.len() < BATCH_MAX {
-        match tokio::time::timeout_at(deadline, deliveries.next()).await {
-            Ok(Some(next)) => batch.push(next?),
-            Ok(None) | Err(_) => break,
+        match deliveries.next().now_or_never() {
+            Some(Some(next)) => batch.push(next?),
+            // The end of the stream shows at the next read.
+            Some(None) | None => break,
         }
     }
     Ok(batch)
