@@ -99,14 +99,13 @@ impl Store {
         bytes: Bytes,
     ) -> Result<ArtifactRef, StoreError> {
         let size = bytes.len() as u64;
-        let path = Path::from(key.as_str());
-        // Content addressed: if it is there, it is these bytes already.
-        if self.inner.head(&path).await.is_err() {
-            self.inner
-                .put(&path, PutPayload::from_bytes(bytes))
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        }
+        // Content addressed: writing again replaces the bytes with the same
+        // bytes, atomically, so a redelivered stage needs no look first (a
+        // look would cost every write a round trip to the store).
+        self.inner
+            .put(&Path::from(key.as_str()), PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(ArtifactRef { key, sha256, size })
     }
 
