@@ -2,7 +2,7 @@
 //! measured in one run so that the ratios hold on a noisy machine.
 //!
 //! `cargo bench --bench pipeline -- [--docs N] [--runs R] [--rate R] [--secs S] [--breakdown]
-//! [--copies C] [--backlog B] [--only overhead|workload]`
+//! [--copies C] [--backlog B] [--only overhead|workload] [--keep]`
 //!
 //! The overhead part is below; the workload part (real documents, parse
 //! scaling, memory) is in `pipeline/workload.rs`.
@@ -45,6 +45,39 @@ mod workload;
 mod procs;
 
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Temporary folders of finished measurements, deleted when the bench ends.
+///
+/// Deleting thousands of artifacts between measurements would tax the next
+/// one: ext4 without a journal skips inodes freed in the last 30 s or so
+/// when it allocates new ones, and that scan showed up as a third of the
+/// pipeline's CPU. The cleanup is the bench's cost, not the pipeline's.
+static FINISHED: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps `dir` until [`delete_finished`].
+fn keep_until_the_end(dir: tempfile::TempDir) {
+    FINISHED.lock().unwrap().push(dir);
+}
+
+/// Deletes the folders of every finished measurement when dropped, also
+/// when the bench panics; with `keep`, leaves them and says where they are
+/// (so that back-to-back runs do not pay for each other's cleanup).
+struct DeleteFinished {
+    keep: bool,
+}
+
+impl Drop for DeleteFinished {
+    fn drop(&mut self) {
+        let mut finished = FINISHED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for dir in finished.drain(..) {
+            if self.keep {
+                eprintln!("kept {}", dir.keep().display());
+            }
+        }
+    }
+}
 const PREFETCH: u16 = 64;
 
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +94,8 @@ struct Args {
     backlog: usize,
     /// Only this part, if set.
     only: Option<Part>,
+    /// Leave the measurements' temporary folders in place.
+    keep: bool,
 }
 
 /// The benchmark's parts.
@@ -82,6 +117,7 @@ fn args() -> Args {
         copies: 6,
         backlog: 10_000,
         only: None,
+        keep: false,
     };
     let raw: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -105,6 +141,11 @@ fn args() -> Args {
             ("--backlog", Some(v)) => args.backlog = v as usize,
             ("--breakdown", _) => {
                 args.breakdown = true;
+                i += 1;
+                continue;
+            }
+            ("--keep", _) => {
+                args.keep = true;
                 i += 1;
                 continue;
             }
@@ -451,7 +492,7 @@ async fn ceiling_paced(rate: u32, secs: u64) -> Figures {
 
 struct Pipeline {
     settings: Arc<Settings>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     token: CancellationToken,
     view: Option<tenderflow::projector::db::ViewDb>,
     changes: Option<tokio::sync::broadcast::Sender<TaskView>>,
@@ -469,7 +510,7 @@ impl Pipeline {
         settings.http.addr = "127.0.0.1:0".into();
         Pipeline {
             settings: Arc::new(settings),
-            _dir: dir,
+            dir,
             token: CancellationToken::new(),
             view: None,
             changes: None,
@@ -554,10 +595,40 @@ impl Pipeline {
         }
     }
 
+    /// Waits until every stage's queue has its consumer, so that a paced
+    /// run measures documents, not the workers connecting.
+    async fn wait_consuming(&self) {
+        let topology = tenderflow::topology::Topology::from_settings(&self.settings).unwrap();
+        let conn = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        for stage in Stage::ALL {
+            let queue = topology.stage_queue(stage);
+            loop {
+                // The queue may not be declared yet: a failed passive
+                // declare closes the channel, so each look has its own.
+                let look = conn.create_channel().await.unwrap();
+                let declared = look
+                    .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                    .await;
+                if declared.is_ok_and(|q| q.consumer_count() > 0) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let _ = conn.close(200, "done".into()).await;
+    }
+
     async fn delete(self) {
         self.token.cancel();
         tokio::time::sleep(Duration::from_millis(300)).await;
         tenderflow::broker::delete_topology(&self.settings, "bench-teardown").await;
+        keep_until_the_end(self.dir);
     }
 }
 
@@ -600,6 +671,17 @@ async fn pipeline_burst(docs: usize, work_queues: WorkQueues) -> Figures {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let result = cpu.per_doc(docs, figures(docs, start.elapsed(), Vec::new()));
+    let view = pipeline.view.clone().unwrap();
+    if let Ok(Some(offset)) = tokio::task::spawn_blocking(move || view.offset())
+        .await
+        .unwrap()
+    {
+        // Stream offsets count from 0; the submissions wrote some of them.
+        eprintln!(
+            "{work_queues:?} burst: {:.2} events stream entries per document",
+            (offset + 1) as f64 / docs as f64
+        );
+    }
     pipeline.delete().await;
     result
 }
@@ -620,6 +702,7 @@ async fn pipeline_paced(rate: u32, secs: u64, work_queues: WorkQueues, breakdown
     let mut pipeline = Pipeline::new(work_queues);
     pipeline.start_projector().await;
     pipeline.start();
+    pipeline.wait_consuming().await;
     let mut rx = pipeline.watch_done();
     let submitter = Arc::new(Submitter::new(Arc::clone(&pipeline.settings)).unwrap());
     let total = (rate as u64 * secs) as usize;
@@ -720,6 +803,7 @@ fn print_breakdown(views: &[TaskView]) {
 #[tokio::main]
 async fn main() {
     let args = args();
+    let _delete_finished = DeleteFinished { keep: args.keep };
     let workload = workload::Options {
         runs: args.runs,
         copies: args.copies,

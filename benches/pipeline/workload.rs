@@ -101,7 +101,7 @@ fn free_port_addr() -> String {
 /// in-process stages and child processes.
 struct Rig {
     settings: Arc<Settings>,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     token: CancellationToken,
     view: Option<ViewDb>,
     procs: Vec<Proc>,
@@ -119,7 +119,7 @@ impl Rig {
         settings.http.addr = free_port_addr();
         Rig {
             settings: Arc::new(settings),
-            _dir: dir,
+            dir: Some(dir),
             token: CancellationToken::new(),
             view: None,
             procs: Vec::new(),
@@ -274,6 +274,9 @@ impl Drop for Rig {
             runtime.block_on(broker::delete_topology(&settings, "bench-teardown"));
         });
         let _ = cleanup.join();
+        if let Some(dir) = self.dir.take() {
+            crate::keep_until_the_end(dir);
+        }
     }
 }
 
