@@ -181,16 +181,24 @@ fn cpu_ms_of(pid: &str) -> Option<f64> {
     Some(ticks * 10.0)
 }
 
-/// The local broker's process (the Erlang VM), if this machine runs it.
+/// The local broker's process (the Erlang VM running RabbitMQ), if this
+/// machine runs it; looked up once, so that another Erlang VM starting
+/// mid-run (a `rabbitmqctl`) cannot be taken for it.
 fn broker_pid() -> Option<String> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid = entry.file_name().into_string().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            comm.trim().starts_with("beam").then_some(pid)
-        })
+    static PID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PID.get_or_init(|| {
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let pid = entry.file_name().into_string().ok()?;
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let rabbit = String::from_utf8_lossy(&cmdline).contains("rabbit");
+                (comm.trim().starts_with("beam") && rabbit).then_some(pid)
+            })
+    })
+    .clone()
 }
 
 /// CPU time used by this process and the broker between `start` and `stop`.
@@ -663,12 +671,17 @@ async fn pipeline_burst(docs: usize, work_queues: WorkQueues) -> Figures {
     while count_state(&pipeline, "queued").await < docs as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Burst throughput only: count the tasks the view shows as done, as
+    // the projector announces them (asking the view for counts every few
+    // ms would load the machine being measured).
+    let mut done_rx = pipeline.watch_done();
     let start = Instant::now();
     let cpu = CpuClock::now();
     pipeline.start();
-    // Burst throughput only: count the tasks the view shows as done.
-    while count_state(&pipeline, "done").await < docs as u64 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut done = std::collections::HashSet::with_capacity(docs);
+    while done.len() < docs {
+        let (_, task) = done_rx.recv().await.expect("the projector runs");
+        done.insert(task);
     }
     let result = cpu.per_doc(docs, figures(docs, start.elapsed(), Vec::new()));
     let view = pipeline.view.clone().unwrap();
