@@ -180,6 +180,14 @@ mod tests {
             .unwrap();
         let back: serde_json::Value = store.get_json(&json).await.unwrap();
         assert_eq!(back["k"], 1);
+        // A redelivered stage writes its artifact again: same key, same bytes.
+        let again = store
+            .put_json("summary", &serde_json::json!({"k": 1}))
+            .await
+            .unwrap();
+        assert_eq!(again, json);
+        let back: serde_json::Value = store.get_json(&again).await.unwrap();
+        assert_eq!(back["k"], 1);
         assert!(matches!(
             store.get("originals/none").await,
             Err(StoreError::NotFound(_))

@@ -442,3 +442,49 @@ async fn a_cut_connection_is_re_established_and_reading_resumes() {
     app.wait_for("/readyz", 10, |_| true).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stage_batches_its_events_into_few_entries_and_confirms_each_sender() {
+    let pipeline = test_pipeline(|_| {});
+    let settings = &*pipeline.settings;
+    let (conn, channel, topology) = tenderflow::broker::open(settings, "test-sink")
+        .await
+        .unwrap();
+    let sink = tenderflow::broker::EventSink::start(channel, &topology);
+    // Forty tasks' events, each task's handed over on its own, one after
+    // another, letting the sink run in between, as deliveries in hand would.
+    let events: Vec<Event> = (0..40).flat_map(task_events).collect();
+    let mut by_task: BTreeMap<Uuid, Vec<Event>> = BTreeMap::new();
+    for event in &events {
+        by_task
+            .entry(event.task_id)
+            .or_default()
+            .push(event.clone());
+    }
+    let mut confirms = Vec::new();
+    for task in by_task.into_values() {
+        confirms.push(sink.send(task).await);
+        tokio::task::yield_now().await;
+    }
+    for confirm in confirms {
+        confirm
+            .wait()
+            .await
+            .expect("every sender learns its events are confirmed");
+    }
+    drop(sink);
+    let _ = conn.close(200, "done".into()).await;
+
+    let app = TestApp::start(settings).await;
+    wait_for_view(&app.db, &expected(&events), 10).await;
+    let entries = app.db.offset().unwrap().expect("an offset") + 1;
+    // The first hand-over goes out alone, at once; the rest arrive while it
+    // is in flight and go out together (at most 256 events an entry). A sink
+    // that published each hand-over alone would write forty.
+    assert!(
+        entries <= 20 && entries >= (events.len() as u64).div_ceil(256),
+        "{entries} stream entries for 40 hand-overs of {} events",
+        events.len()
+    );
+    app.stop().await;
+}
