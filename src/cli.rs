@@ -23,6 +23,39 @@ use crate::store::Store;
 use crate::submit::{Follower, Outcome, Submitter, Upload, file_name};
 use crate::topology::Topology;
 
+/// `print!` for the commands' output, except that a reader that went away
+/// (`tenderflow ... | head`) ends the command quietly, as it would a Unix
+/// tool, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = write!(std::io::stdout().lock(), $($arg)*) {
+            $crate::cli::stdout_failed(err);
+        }
+    }};
+}
+
+/// `println!`, as [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::cli::stdout_failed(err);
+        }
+    }};
+}
+
+/// Ends the process when its output cannot be written: quietly (status 0)
+/// when the reader has gone, which is what `| head` means; otherwise with
+/// the error (status 1).
+pub fn stdout_failed(err: std::io::Error) -> ! {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing the output: {err}");
+    std::process::exit(1);
+}
+
 /// tenderflow: tender documents into sourced summaries, over RabbitMQ.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -233,16 +266,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let paths: Vec<PathBuf> = std::iter::once(file).chain(amendments).collect();
             let summary = crate::extract::summarize_files(&paths).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                outln!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                print!("{}", crate::extract::render_report(&summary));
+                out!("{}", crate::extract::render_report(&summary));
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval { dir, verbose } => {
             let report =
                 tokio::task::spawn_blocking(move || crate::eval::run(&dir, verbose)).await??;
-            print!("{}", report.render());
+            out!("{}", report.render());
             Ok(if report.passed() {
                 ExitCode::SUCCESS
             } else {
@@ -421,12 +454,12 @@ async fn submit(
             submitter.submit(uploads, options.clone()).await?
         };
         if request.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"task_id": envelope.task_id, "file": paths[0]})
             );
         } else {
-            println!("{}  {}", envelope.task_id, paths[0].display());
+            outln!("{}  {}", envelope.task_id, paths[0].display());
         }
         ids.push(envelope.task_id);
     }
@@ -445,10 +478,10 @@ async fn submit(
             Outcome::Completed { summary_key } if request.summary => {
                 let bytes = store.get(summary_key).await?;
                 let summary: serde_json::Value = serde_json::from_slice(&bytes)?;
-                println!("{task}  done:\n{}", serde_json::to_string_pretty(&summary)?);
+                outln!("{task}  done:\n{}", serde_json::to_string_pretty(&summary)?);
             }
             Outcome::Completed { summary_key } => {
-                println!("{task}  done: summary at {summary_key}")
+                outln!("{task}  done: summary at {summary_key}")
             }
             Outcome::Failed {
                 stage,
@@ -456,7 +489,7 @@ async fn submit(
                 message,
             } => {
                 failed = true;
-                println!("{task}  FAILED at {stage}: {kind}: {message}");
+                outln!("{task}  FAILED at {stage}: {kind}: {message}");
             }
         }
     }
@@ -492,11 +525,11 @@ impl Progress {
 
     fn show(&mut self, event: &crate::events::Event) {
         if self.json {
-            println!("{}", serde_json::to_string(event).unwrap_or_default());
+            outln!("{}", serde_json::to_string(event).unwrap_or_default());
             return;
         }
         if !self.terminal {
-            println!(
+            outln!(
                 "{}  {:<8} {:<16} attempt {}",
                 event.task_id,
                 event.stage,
@@ -510,7 +543,7 @@ impl Progress {
             .or_default()
             .push(event.clone());
         if self.drawn {
-            print!("\x1b[{}A", self.order.len());
+            out!("\x1b[{}A", self.order.len());
         }
         for task in &self.order {
             let line = self
@@ -519,7 +552,7 @@ impl Progress {
                 .and_then(|events| crate::projector::view::fold(events.iter()))
                 .map(|view| crate::client::progress_line(&view))
                 .unwrap_or_else(|| "waiting".into());
-            println!("\x1b[2K{task}  {line}");
+            outln!("\x1b[2K{task}  {line}");
         }
         self.drawn = true;
     }
@@ -529,9 +562,9 @@ async fn status(settings: &Settings, task_id: Uuid, json: bool) -> anyhow::Resul
     let client = ApiClient::from_settings(settings);
     let view = client.status(task_id).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        outln!("{}", serde_json::to_string_pretty(&view)?);
     } else {
-        print!("{}", render_status(&view));
+        out!("{}", render_status(&view));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -546,9 +579,9 @@ async fn tasks(
     let client = ApiClient::from_settings(settings);
     let page = client.tasks(state, limit, cursor.as_deref()).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&page)?);
+        outln!("{}", serde_json::to_string_pretty(&page)?);
     } else {
-        print!("{}", render_tasks(&page));
+        out!("{}", render_tasks(&page));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -559,9 +592,9 @@ async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<
         DlqAction::List { stage, json } => {
             let letters = dlq::list(&channel, &topology, stage).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&letters)?);
+                outln!("{}", serde_json::to_string_pretty(&letters)?);
             } else if letters.is_empty() {
-                println!("the {stage} dead-letter queue is empty");
+                outln!("the {stage} dead-letter queue is empty");
             }
             if !json {
                 for letter in &letters {
@@ -569,7 +602,7 @@ async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<
                         .task_id
                         .map(|t| t.to_string())
                         .unwrap_or_else(|| "(no task)".into());
-                    println!(
+                    outln!(
                         "{task}  {}  attempts {}  last {}  {}: {}",
                         letter.filenames.join(", "),
                         letter.attempts,
@@ -591,10 +624,10 @@ async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<
             };
             let report = dlq::replay(&channel, &topology, stage, &filter).await?;
             for task in &report.replayed {
-                println!("{task}  replayed to {stage}");
+                outln!("{task}  replayed to {stage}");
             }
             for (task, reason) in &report.skipped {
-                println!(
+                outln!(
                     "{}  skipped: {reason}",
                     task.map(|t| t.to_string()).unwrap_or_default()
                 );
@@ -609,7 +642,7 @@ async fn topology(settings: &Settings, action: TopologyAction) -> anyhow::Result
     match action {
         TopologyAction::Apply => {
             let (conn, _channel, topology) = broker::open(settings, "tenderflow-topology").await?;
-            println!(
+            outln!(
                 "declared {} exchanges, {} queues, {} bindings with prefix {}",
                 topology.exchanges.len(),
                 topology.queues.len(),
@@ -620,7 +653,7 @@ async fn topology(settings: &Settings, action: TopologyAction) -> anyhow::Result
         }
         TopologyAction::Export { vhost } => {
             let topology = Topology::from_settings(settings)?;
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&topology.export(&vhost))?
             );
@@ -634,9 +667,9 @@ fn parse_file(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let media_type = crate::parse::sniff::sniff(&bytes, &file_name(file))?;
     let doc = crate::parse::parse(&bytes, media_type, &crate::parse::ParseLimits::default())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        outln!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print!("{}", crate::parse::render_text(&doc));
+        out!("{}", crate::parse::render_text(&doc));
     }
     Ok(ExitCode::SUCCESS)
 }

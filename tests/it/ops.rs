@@ -736,6 +736,24 @@ fn the_exported_topology_is_a_definitions_file_for_every_stage() {
     );
 }
 
+#[test]
+fn output_into_a_closed_pipe_ends_the_command_quietly() {
+    // `tenderflow ... | head`: the reader is gone before anything is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tenderflow"))
+        .args(["topology", "export", "--vhost", "/"])
+        .env_remove("TENDERFLOW_CONFIG")
+        .env_remove("TENDERFLOW__TOPOLOGY__PREFIX")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 fn rabbitmqctl(args: &[&str]) -> std::process::Output {
     std::process::Command::new("rabbitmqctl")
         .args(args)
