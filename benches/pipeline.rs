@@ -49,12 +49,13 @@ const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Temporary folders of finished measurements, deleted when the bench ends.
 ///
 /// Deleting thousands of artifacts between measurements would tax the next
-/// one: ext4 without a journal skips inodes freed in the last 30 s or so
-/// when it allocates new ones, and that scan showed up as a third of the
-/// pipeline's CPU. The cleanup is the bench's cost, not the pipeline's.
+/// one: ext4 without a journal skips inodes freed in the last one to six
+/// minutes when it allocates new ones, and that scan showed up as a third
+/// of the pipeline's CPU. The cleanup is the bench's cost, not the
+/// pipeline's.
 static FINISHED: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
 
-/// Keeps `dir` until [`delete_finished`].
+/// Keeps `dir` until the bench ends (see [`DeleteFinished`]).
 fn keep_until_the_end(dir: tempfile::TempDir) {
     FINISHED.lock().unwrap().push(dir);
 }
@@ -78,6 +79,7 @@ impl Drop for DeleteFinished {
         }
     }
 }
+
 const PREFETCH: u16 = 64;
 
 #[derive(Debug, Clone, Copy)]
@@ -606,30 +608,11 @@ impl Pipeline {
     /// Waits until every stage's queue has its consumer, so that a paced
     /// run measures documents, not the workers connecting.
     async fn wait_consuming(&self) {
-        let topology = tenderflow::topology::Topology::from_settings(&self.settings).unwrap();
-        let conn = Connection::connect(URL, ConnectionProperties::default())
-            .await
-            .unwrap();
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
         for stage in Stage::ALL {
-            let queue = topology.stage_queue(stage);
-            loop {
-                // The queue may not be declared yet: a failed passive
-                // declare closes the channel, so each look has its own.
-                let look = conn.create_channel().await.unwrap();
-                let declared = look
-                    .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-                    .await;
-                if declared.is_ok_and(|q| q.consumer_count() > 0) {
-                    break;
-                }
+            while workload::stage_queue(&self.settings, stage).await.1 == 0 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        let _ = conn.close(200, "done".into()).await;
     }
 
     async fn delete(self) {

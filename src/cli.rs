@@ -37,12 +37,9 @@ macro_rules! out {
 
 /// `println!`, as [`out!`].
 macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(err) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            $crate::cli::stdout_failed(err);
-        }
-    }};
+    ($($arg:tt)*) => {
+        out!("{}\n", format_args!($($arg)*))
+    };
 }
 
 /// Ends the process when its output cannot be written: quietly (status 0)

@@ -29,7 +29,7 @@ use tenderflow::submit::{Submitter, Upload};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::procs::{Proc, settings_env};
+use super::procs::{Proc, rss_kib_of, settings_env};
 use super::{Figures, PREFETCH, figures, small_doc};
 
 /// The corpus, relative to the repository root.
@@ -87,6 +87,29 @@ fn corpus_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
 }
 
 // ---- Child processes ----
+
+/// `stage`'s queue in the pipeline `settings` describe (declared first, if
+/// need be): messages ready, and consumers.
+pub async fn stage_queue(settings: &Settings, stage: Stage) -> (u32, u32) {
+    let (conn, channel, topology) = broker::open(settings, "bench-depth")
+        .await
+        .expect("the broker answers");
+    let passive = QueueDeclareOptions {
+        passive: true,
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare(
+            topology.stage_queue(stage).as_str().into(),
+            passive,
+            FieldTable::default(),
+        )
+        .await
+        .expect("the stage queue exists");
+    let _ = conn.close(200, "done".into()).await;
+    (queue.message_count(), queue.consumer_count())
+}
 
 /// A loopback address with a port nobody listens on right now (a child
 /// process cannot report the port it got from port 0).
@@ -217,24 +240,7 @@ impl Rig {
 
     /// Messages waiting in `stage`'s queue, and its consumers.
     async fn queue(&self, stage: Stage) -> (u32, u32) {
-        let (conn, channel, topology) = broker::open(&self.settings, "bench-depth")
-            .await
-            .expect("the broker answers");
-        let passive = QueueDeclareOptions {
-            passive: true,
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        let queue = channel
-            .queue_declare(
-                topology.stage_queue(stage).as_str().into(),
-                passive,
-                FieldTable::default(),
-            )
-            .await
-            .expect("the stage queue exists");
-        let _ = conn.close(200, "done".into()).await;
-        (queue.message_count(), queue.consumer_count())
+        stage_queue(&self.settings, stage).await
     }
 
     /// Waits until `stage`'s queue has a consumer (a worker is up).
@@ -685,13 +691,7 @@ async fn worker_backlog_rss(backlog: usize) -> Backlog {
                 tokio::select! {
                     _ = &mut stopped => return peak,
                     _ = tick.tick() => {
-                        let status = std::fs::read_to_string(format!("/proc/{pid}/status"));
-                        let rss = status.ok().and_then(|s| {
-                            s.lines()
-                                .find_map(|l| l.strip_prefix("VmRSS:"))
-                                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                        });
-                        peak = peak.max(rss.unwrap_or(0));
+                        peak = peak.max(rss_kib_of(pid).unwrap_or(0));
                     }
                 }
             }

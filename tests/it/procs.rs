@@ -171,18 +171,24 @@ impl Proc {
         );
     }
 
-    /// Resident memory now, in KiB (VmRSS of /proc/PID/status).
+    /// Resident memory now, in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
+        rss_kib_of(self.pid())
     }
+}
+
+/// Resident memory of process `pid` now, in KiB (VmRSS of
+/// /proc/PID/status).
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Drop for Proc {

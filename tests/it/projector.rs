@@ -453,16 +453,10 @@ async fn a_stage_batches_its_events_into_few_entries_and_confirms_each_sender() 
     let sink = tenderflow::broker::EventSink::start(channel, &topology);
     // Forty tasks' events, each task's handed over on its own, one after
     // another, letting the sink run in between, as deliveries in hand would.
-    let events: Vec<Event> = (0..40).flat_map(task_events).collect();
-    let mut by_task: BTreeMap<Uuid, Vec<Event>> = BTreeMap::new();
-    for event in &events {
-        by_task
-            .entry(event.task_id)
-            .or_default()
-            .push(event.clone());
-    }
+    let tasks: Vec<Vec<Event>> = (0..40).map(task_events).collect();
+    let events = tasks.concat();
     let mut confirms = Vec::new();
-    for task in by_task.into_values() {
+    for task in tasks {
         confirms.push(sink.send(task).await);
         tokio::task::yield_now().await;
     }
