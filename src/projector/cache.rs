@@ -136,22 +136,12 @@ impl EventCache {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-
     use super::*;
-    use crate::envelope::Stage;
-    use crate::events::{EVENT_SCHEMA, EventKind};
+    use crate::events::EventKind;
+    use crate::projector::db::tests::event;
 
     fn started(task_id: Uuid) -> Event {
-        Event {
-            schema: EVENT_SCHEMA,
-            event_id: Uuid::now_v7(),
-            task_id,
-            stage: Stage::Ingest,
-            attempt: 1,
-            at: Utc::now(),
-            kind: EventKind::Started,
-        }
+        event(task_id, EventKind::Started)
     }
 
     fn held<'a>(cache: &'a mut EventCache, task: Uuid, fresh: &[&Event]) -> &'a [Event] {

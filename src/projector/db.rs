@@ -378,13 +378,14 @@ fn store_view(conn: &Connection, view: &TaskView) -> Result<bool, DbError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::Utc;
 
     use super::*;
     use crate::events::{EVENT_SCHEMA, EventKind};
 
-    fn event(task_id: Uuid, kind: EventKind) -> Event {
+    /// An event of `kind` about `task_id`'s first ingest attempt, now.
+    pub(crate) fn event(task_id: Uuid, kind: EventKind) -> Event {
         Event {
             schema: EVENT_SCHEMA,
             event_id: Uuid::now_v7(),
