@@ -107,6 +107,9 @@ enum Part {
     Overhead,
     /// Real documents, parse scaling and memory.
     Workload,
+    /// The ceiling and the in-process pipeline on classic work queues
+    /// only: the quick loop for profiling a change.
+    Classic,
 }
 
 fn args() -> Args {
@@ -128,7 +131,8 @@ fn args() -> Args {
             args.only = match raw.get(i + 1).map(String::as_str) {
                 Some("overhead") => Some(Part::Overhead),
                 Some("workload") => Some(Part::Workload),
-                other => panic!("--only takes overhead or workload, not {other:?}"),
+                Some("classic") => Some(Part::Classic),
+                other => panic!("--only takes overhead, workload or classic, not {other:?}"),
             };
             i += 2;
             continue;
@@ -841,9 +845,11 @@ async fn main() {
         let last = run + 1 == args.runs && args.breakdown;
         rows[0].1.push(ceiling_burst(args.docs).await);
         rows[1].1.push(ceiling_paced(args.rate, args.secs).await);
+        let classic_only = args.only == Some(Part::Classic);
         for (i, work_queues) in [WorkQueues::Classic, WorkQueues::Quorum]
             .into_iter()
             .enumerate()
+            .take(if classic_only { 1 } else { 2 })
         {
             rows[2 + 2 * i]
                 .1
@@ -855,7 +861,9 @@ async fn main() {
                 .1
                 .push(pipeline_paced(args.rate, args.secs, work_queues, last).await);
         }
-        rows[6].1.push(workload::processes_burst(args.docs).await);
+        if !classic_only {
+            rows[6].1.push(workload::processes_burst(args.docs).await);
+        }
         eprintln!("run {} of {} done", run + 1, args.runs);
     }
     let ceiling_burst = median(&rows[0].1);
@@ -866,7 +874,7 @@ async fn main() {
         args.runs
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (name, values) in &rows {
+    for (name, values) in rows.iter().filter(|(_, values)| !values.is_empty()) {
         let m = median(values);
         let reference = if name.contains("paced") {
             ceiling_paced
