@@ -232,10 +232,17 @@ fn stage_view(stage: Stage, events: &[&Event]) -> StageView {
         .map(|e| (stage_key(e, &replays).0, e.attempt))
         .collect::<std::collections::BTreeSet<_>>()
         .len() as u32;
+    // A quick attempt publishes no `started`: its `succeeded` says when it
+    // began, by its duration.
     let started_at = own
         .iter()
-        .filter(|e| matches!(e.kind, EventKind::Started))
-        .map(|e| e.at)
+        .filter_map(|e| match e.kind {
+            EventKind::Started => Some(e.at),
+            EventKind::Succeeded { duration_ms, .. } => {
+                Some(e.at - chrono::Duration::milliseconds(duration_ms as i64))
+            }
+            _ => None,
+        })
         .min();
     let mut view = StageView {
         stage,
@@ -527,6 +534,36 @@ pub(crate) mod tests {
         assert!(view.stages.iter().all(|s| s.duration_ms == Some(5)));
         assert_eq!(view.finished_at, Some(view.updated_at));
         assert!(view.last_error.is_none());
+    }
+
+    #[test]
+    fn a_quick_attempt_without_started_begins_its_duration_before_it_succeeded() {
+        let mut script = Script::new(0);
+        script.succeed(Stage::Ingest, 1);
+        // Parse ran 5 ms: the runtime published only `succeeded`.
+        script.push(
+            Stage::Parse,
+            1,
+            EventKind::Succeeded {
+                artifact: Some(artifact("parse")),
+                duration_ms: 5,
+            },
+        );
+        let finished = script.events.last().unwrap().at;
+        let view = script.view();
+        let parse = &view.stages[1];
+        assert_eq!(parse.state, StageState::Succeeded);
+        assert_eq!(parse.attempts, 1);
+        assert_eq!(parse.finished_at, Some(finished));
+        assert_eq!(
+            parse.started_at,
+            Some(finished - chrono::Duration::milliseconds(5))
+        );
+        assert_eq!(view.stages[2].state, StageState::Queued);
+        assert_eq!(view.state, TaskState::Running);
+        // An announced attempt starts at its `started`.
+        let ingest = &view.stages[0];
+        assert_eq!(ingest.started_at, Some(script.events[1].at));
     }
 
     #[test]

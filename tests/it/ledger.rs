@@ -104,8 +104,8 @@ pub struct TaskBook {
     pub summaries: BTreeSet<String>,
     /// `dead_lettered` events: (stage, error kind).
     pub dead_lettered: Vec<(Stage, String)>,
-    /// `started` events per stage (more than one per attempt means a
-    /// redelivery).
+    /// `started` events per stage: attempts that ran long enough to say so
+    /// (a quick one publishes only its outcome).
     pub started: BTreeMap<Stage, usize>,
     /// `succeeded` events per stage.
     pub succeeded: BTreeMap<Stage, usize>,
@@ -156,11 +156,14 @@ impl Tally {
         tasks.iter().filter(|t| self.book(t).completed > 0).count()
     }
 
-    /// Tasks of `tasks` that some stage started.
-    pub fn started(&self, tasks: &[Uuid]) -> usize {
+    /// Tasks of `tasks` that some stage started or finished.
+    pub fn handled(&self, tasks: &[Uuid]) -> usize {
         tasks
             .iter()
-            .filter(|t| !self.book(t).started.is_empty())
+            .filter(|t| {
+                let book = self.book(t);
+                !book.started.is_empty() || !book.succeeded.is_empty()
+            })
             .count()
     }
 
@@ -169,17 +172,20 @@ impl Tally {
         tasks.iter().filter(|t| self.book(t).ended()).count()
     }
 
-    /// Messages redelivered: `started` events beyond one per stage, task
-    /// and `succeeded` (a rough count of work done twice).
+    /// Messages handled again: per task and stage, attempts seen (the more
+    /// of its `started` and `succeeded` events) beyond the first (a rough
+    /// count of work done twice).
     pub fn redone(&self, tasks: &[Uuid]) -> usize {
         tasks
             .iter()
             .map(|t| {
                 let book = self.book(t);
-                book.started
+                Stage::ALL
                     .iter()
-                    .map(|(stage, n)| {
-                        n.saturating_sub(book.succeeded.get(stage).copied().unwrap_or(0).max(1))
+                    .map(|stage| {
+                        let started = book.started.get(stage).copied().unwrap_or(0);
+                        let succeeded = book.succeeded.get(stage).copied().unwrap_or(0);
+                        started.max(succeeded).saturating_sub(1)
                     })
                     .sum::<usize>()
             })
