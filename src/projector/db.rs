@@ -69,7 +69,21 @@ pub struct Page {
 pub struct ViewDb {
     writer: Arc<Mutex<Writer>>,
     reader: Arc<Mutex<Connection>>,
+    checkpoints: Arc<Checkpoints>,
 }
+
+/// Checkpoints (copying the WAL into the database file, with an fsync) are
+/// the projector's, off the commit path: SQLite's automatic checkpoint runs
+/// inside the commit that crosses 1000 pages, and that commit then waits for
+/// the disk, which showed as the tail of the time to the view.
+struct Checkpoints {
+    conn: Mutex<Connection>,
+    running: std::sync::atomic::AtomicBool,
+    last: Mutex<std::time::Instant>,
+}
+
+/// How often the projector checkpoints while it writes.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The writing connection and what it remembers between batches.
 struct Writer {
@@ -139,9 +153,13 @@ impl ViewDb {
         // Room for the pages batches keep revisiting (the recent tasks' rows
         // and index pages), instead of reading them again from the files.
         writer.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
+        // Checkpoints are `checkpoint`'s, not the commits'.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         refold_if_stale(&mut writer)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        let checkpointer = Connection::open(path)?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         let writer = Writer {
             conn: writer,
             cache: EventCache::new(capacity),
@@ -150,7 +168,45 @@ impl ViewDb {
         Ok(ViewDb {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
+            checkpoints: Arc::new(Checkpoints {
+                conn: Mutex::new(checkpointer),
+                running: Default::default(),
+                last: Mutex::new(std::time::Instant::now()),
+            }),
         })
+    }
+
+    /// Copies the WAL's committed pages into the database file (a passive
+    /// checkpoint: it never waits for the writer or the readers). Answers
+    /// the WAL's pages and how many of them are now in the database.
+    pub fn checkpoint(&self) -> Result<(i64, i64), DbError> {
+        let conn = lock(&self.checkpoints.conn);
+        Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })?)
+    }
+
+    /// Starts a [`checkpoint`](Self::checkpoint) on the blocking pool if the
+    /// last began [`CHECKPOINT_EVERY`] ago and none is running. Call from
+    /// the runtime after a commit.
+    pub fn checkpoint_when_due(&self) {
+        use std::sync::atomic::Ordering;
+        let checkpoints = &self.checkpoints;
+        {
+            let mut last = lock(&checkpoints.last);
+            if last.elapsed() < CHECKPOINT_EVERY || checkpoints.running.swap(true, Ordering::AcqRel)
+            {
+                return;
+            }
+            *last = std::time::Instant::now();
+        }
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = db.checkpoint() {
+                tracing::warn!(%error, "checkpointing the view database failed; trying again later");
+            }
+            db.checkpoints.running.store(false, Ordering::Release);
+        });
     }
 
     /// The offset of the last stream entry folded in, if any.
@@ -440,6 +496,28 @@ pub(crate) mod tests {
             reopened.task(task).unwrap().unwrap().state,
             TaskState::Running
         );
+    }
+
+    #[test]
+    fn commits_leave_checkpoints_to_the_checkpointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ViewDb::open(&dir.path().join("view.sqlite3")).unwrap();
+        for offset in 0..300 {
+            let batch = Batch {
+                events: vec![received(Uuid::now_v7())],
+                last_offset: offset,
+            };
+            db.apply(&batch).unwrap();
+        }
+        let (wal, copied) = db.checkpoint().unwrap();
+        // 300 commits of a few pages each: past SQLite's automatic
+        // checkpoint of 1000 pages, which would have emptied the WAL.
+        assert!(wal > 1000, "{wal} pages in the WAL");
+        assert_eq!(
+            copied, wal,
+            "a passive checkpoint with no reader copies all"
+        );
+        assert_eq!(db.count_by_state().unwrap(), vec![("queued".into(), 300)]);
     }
 
     #[test]

@@ -263,6 +263,7 @@ impl Consumer {
             .await
             .map_err(Lost::database)?
             .map_err(Lost::database)?;
+        self.db.checkpoint_when_due();
         self.progress.set_offset(last_offset);
         for view in changed {
             // Nobody watching is fine.
