@@ -75,7 +75,7 @@ impl Store {
                     .with_context(|| format!("creating store folder {}", root.display()))?;
                 let root = std::fs::canonicalize(root)
                     .with_context(|| format!("opening store folder {}", root.display()))?;
-                Backend::Folder(Arc::new(Folder { root }))
+                Backend::Folder(Arc::new(Folder::open(root)?))
             }
         };
         Ok(Store { backend })
@@ -121,7 +121,8 @@ impl Store {
         match &self.backend {
             Backend::Folder(folder) => {
                 let path = folder.path(&key)?;
-                let write = move || Folder::write(&path, &bytes);
+                let folder = Arc::clone(folder);
+                let write = move || folder.write(&path, &bytes);
                 if size <= INLINE_MAX {
                     write()
                 } else {
@@ -229,19 +230,49 @@ async fn blocking<T: Send + 'static>(
 #[derive(Debug)]
 struct Folder {
     root: PathBuf,
+    /// Where writes begin, apart from the objects: a writer killed
+    /// mid-write leaves its part here, never beside the objects.
+    staging: PathBuf,
 }
 
+/// Staged files older than this when a store opens are leftovers of a
+/// stopped writer, and are deleted.
+const STALE_STAGED: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Folder {
+    /// The store at `root`, cleaning up what stopped writers left staged.
+    fn open(root: PathBuf) -> anyhow::Result<Folder> {
+        let staging = root.join(".staging");
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("creating {}", staging.display()))?;
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&staging)?.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > STALE_STAGED);
+            if stale && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "deleted stale partial writes from the store");
+        }
+        Ok(Folder { root, staging })
+    }
+
     /// The file of `key`. Keys are the store's own (`originals/<sha256>`,
     /// `artifacts/<kind>/<sha256>.json`), but they arrive in messages, so
-    /// anything else (an empty or dot part, a character outside
-    /// `[A-Za-z0-9._-]`) names nothing rather than a path outside the folder.
+    /// anything else (an empty part, one that begins with a dot, a
+    /// character outside `[A-Za-z0-9._-]`) names nothing rather than a path
+    /// outside the objects.
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         let mut path = self.root.clone();
         for part in key.split('/') {
             let plain = !part.is_empty()
-                && part != "."
-                && part != ".."
+                && !part.starts_with('.')
                 && part
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -253,28 +284,25 @@ impl Folder {
         Ok(path)
     }
 
-    /// Writes `bytes` to `path` atomically: into a new file beside it, then
-    /// renamed over it, so a reader sees the old bytes or the new, never a
-    /// part. Creates the folder on first use.
-    fn write(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    /// Writes `bytes` to `path` atomically: into a new file in the staging
+    /// folder, then renamed into place, so a reader sees the old bytes or
+    /// the new, never a part. Creates the object's folder on first use.
+    fn write(&self, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         let dir = path.parent().expect("a store key has a folder");
         let name = path.file_name().expect("a store key has a name");
-        let temp = dir.join(format!(
-            ".{}.{}.tmp",
+        let temp = self.staging.join(format!(
+            "{}.{}",
             name.to_string_lossy(),
             uuid::Uuid::now_v7().simple()
         ));
-        let create = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create_new(&temp)?;
-            file.write_all(bytes)
-        };
-        let written = match create() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir).and_then(|()| create())
-            }
-            other => other,
-        }
-        .and_then(|()| std::fs::rename(&temp, path));
+        let written = std::fs::File::create_new(&temp)
+            .and_then(|mut file| file.write_all(bytes))
+            .and_then(|()| match std::fs::rename(&temp, path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(dir).and_then(|()| std::fs::rename(&temp, path))
+                }
+                other => other,
+            });
         if written.is_err() {
             let _ = std::fs::remove_file(&temp);
         }
@@ -341,6 +369,7 @@ mod tests {
             "/secret",
             "originals//x",
             "originals/./x",
+            ".staging/x",
             "originals/x y",
             "",
         ] {
@@ -359,11 +388,48 @@ mod tests {
         let stored = store.put_original(big.clone()).await.unwrap();
         assert_eq!(stored.size, big.len() as u64);
         assert_eq!(store.get_artifact(&stored).await.unwrap(), big);
-        // Nothing is left beside it: the temporary file was renamed.
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("originals"))
+        // Nothing is left beside it or in staging: the staged file was
+        // renamed into place.
+        let names = |folder: &str| -> Vec<_> {
+            std::fs::read_dir(dir.path().join(folder))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect()
+        };
+        assert_eq!(names("originals").len(), 1, "{:?}", names("originals"));
+        assert!(names(".staging").is_empty(), "{:?}", names(".staging"));
+    }
+
+    #[tokio::test]
+    async fn a_write_cut_short_leaves_nothing_beside_the_objects_and_is_cleaned_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = store(dir.path())
+            .put_json("summary", &serde_json::json!({"k": 1}))
+            .await
+            .unwrap();
+        // What a writer killed mid-write leaves, an hour and more ago.
+        let part = dir.path().join(".staging/abc.json.0123");
+        std::fs::write(&part, b"{\"k\"").unwrap();
+        let old = std::time::SystemTime::now() - STALE_STAGED * 2;
+        std::fs::File::options()
+            .write(true)
+            .open(&part)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let fresh = dir.path().join(".staging/def.json.4567");
+        std::fs::write(&fresh, b"{").unwrap();
+        let listed: Vec<_> = std::fs::read_dir(dir.path().join("artifacts/summary"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        // Opening the store again deletes the stale part, not a fresh one
+        // (another writer may be busy with it).
+        let store = store(dir.path());
+        assert!(!part.exists());
+        assert!(fresh.exists());
+        let back: serde_json::Value = store.get_json(&stored).await.unwrap();
+        assert_eq!(back["k"], 1);
     }
 }
