@@ -83,7 +83,10 @@ impl Store {
 
     /// Stores a document's original bytes under `originals/<sha256>`, unless
     /// they are there already (originals can be large: a look first is
-    /// cheaper than writing them again).
+    /// cheaper than writing them again). An original is the only copy of
+    /// what a user handed in, so in a local folder it is on disk (synced)
+    /// before this returns, as the broker's persistent messages are before
+    /// it confirms them.
     pub async fn put_original(&self, bytes: Bytes) -> Result<ArtifactRef, StoreError> {
         let sha256 = sha256_hex(&bytes);
         let key = format!("originals/{sha256}");
@@ -91,10 +94,12 @@ impl Store {
             let size = bytes.len() as u64;
             return Ok(ArtifactRef { key, sha256, size });
         }
-        self.put(key, sha256, bytes).await
+        self.put(key, sha256, bytes, Durability::Synced).await
     }
 
     /// Stores a JSON artifact of `kind` (`parsed`, `classified`, `summary`).
+    /// Artifacts are derived, so they are left to the page cache: one lost
+    /// in a power cut is made again by replaying the stage that made it.
     pub async fn put_json<T: serde::Serialize>(
         &self,
         kind: &str,
@@ -104,8 +109,8 @@ impl Store {
             serde_json::to_vec(value).map_err(|e| StoreError::Unavailable(e.to_string()))?,
         );
         let sha256 = sha256_hex(&bytes);
-        self.put(format!("artifacts/{kind}/{sha256}.json"), sha256, bytes)
-            .await
+        let key = format!("artifacts/{kind}/{sha256}.json");
+        self.put(key, sha256, bytes, Durability::Cached).await
     }
 
     async fn put(
@@ -113,6 +118,7 @@ impl Store {
         key: String,
         sha256: String,
         bytes: Bytes,
+        durability: Durability,
     ) -> Result<ArtifactRef, StoreError> {
         let size = bytes.len() as u64;
         // Content addressed: writing again replaces the bytes with the same
@@ -122,8 +128,9 @@ impl Store {
             Backend::Folder(folder) => {
                 let path = folder.path(&key)?;
                 let folder = Arc::clone(folder);
-                let write = move || folder.write(&path, &bytes);
-                if size <= INLINE_MAX {
+                let write = move || folder.write(&path, &bytes, durability);
+                // A sync waits for the disk: never on the calling task.
+                if size <= INLINE_MAX && durability == Durability::Cached {
                     write()
                 } else {
                     blocking(write).await
@@ -217,6 +224,15 @@ impl Store {
 /// thread.
 const INLINE_MAX: u64 = 64 * 1024;
 
+/// Whether a write waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Synced before the write returns.
+    Synced,
+    /// Left in the page cache for the kernel to write back.
+    Cached,
+}
+
 /// `work` on the blocking pool.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
@@ -287,7 +303,14 @@ impl Folder {
     /// Writes `bytes` to `path` atomically: into a new file in the staging
     /// folder, then renamed into place, so a reader sees the old bytes or
     /// the new, never a part. Creates the object's folder on first use.
-    fn write(&self, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    /// [`Durability::Synced`] syncs the file before the rename and the folder
+    /// after it, so the object survives a power cut once this returns.
+    fn write(
+        &self,
+        path: &std::path::Path,
+        bytes: &[u8],
+        durability: Durability,
+    ) -> std::io::Result<()> {
         let dir = path.parent().expect("a store key has a folder");
         let name = path.file_name().expect("a store key has a name");
         let temp = self.staging.join(format!(
@@ -295,13 +318,26 @@ impl Folder {
             name.to_string_lossy(),
             uuid::Uuid::now_v7().simple()
         ));
+        let durable = durability == Durability::Synced;
         let written = std::fs::File::create_new(&temp)
-            .and_then(|mut file| file.write_all(bytes))
+            .and_then(|mut file| {
+                file.write_all(bytes)?;
+                if durable {
+                    file.sync_all()?;
+                }
+                Ok(())
+            })
             .and_then(|()| match std::fs::rename(&temp, path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     std::fs::create_dir_all(dir).and_then(|()| std::fs::rename(&temp, path))
                 }
                 other => other,
+            })
+            .and_then(|()| {
+                if durable {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
             });
         if written.is_err() {
             let _ = std::fs::remove_file(&temp);
