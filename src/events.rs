@@ -110,6 +110,19 @@ impl Event {
         }
     }
 
+    /// When the attempt this event tells of began, if it says: a `started`
+    /// at its own time, a `succeeded` its duration earlier (a quick attempt
+    /// publishes no `started`; see [`crate::runtime::ANNOUNCE_AFTER`]).
+    pub fn attempt_began(&self) -> Option<DateTime<Utc>> {
+        match self.kind {
+            EventKind::Started => Some(self.at),
+            EventKind::Succeeded { duration_ms, .. } => {
+                Some(self.at - chrono::Duration::milliseconds(duration_ms as i64))
+            }
+            _ => None,
+        }
+    }
+
     /// The `received` event of a newly submitted task.
     pub fn received(envelope: &Envelope) -> Self {
         let documents = envelope

@@ -48,9 +48,9 @@ pub const RETURNS_HEADER: &str = "x-tf-returns";
 /// How long an attempt runs before its `started` event goes out. A quicker
 /// attempt that succeeds publishes only its `succeeded` event, whose
 /// duration says when it began: most small documents pass a stage in a
-/// few milliseconds, and one event less per stage is a fifth less for the
-/// events stream and the projector to carry. A quick failure still
-/// publishes both.
+/// few milliseconds, and those `started` events were four of a document's
+/// ten for the events stream and the projector to carry. A quick failure
+/// still publishes both.
 pub const ANNOUNCE_AFTER: Duration = Duration::from_millis(50);
 
 /// A stage's work: one attempt at one message.

@@ -187,8 +187,8 @@ impl ViewDb {
     }
 
     /// Starts a [`checkpoint`](Self::checkpoint) on the blocking pool if the
-    /// last began [`CHECKPOINT_EVERY`] ago and none is running. Call from
-    /// the runtime after a commit.
+    /// last began [`CHECKPOINT_EVERY`] ago and none is running. Call after a
+    /// commit, within the Tokio runtime.
     pub fn checkpoint_when_due(&self) {
         use std::sync::atomic::Ordering;
         let checkpoints = &self.checkpoints;

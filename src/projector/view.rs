@@ -232,18 +232,7 @@ fn stage_view(stage: Stage, events: &[&Event]) -> StageView {
         .map(|e| (stage_key(e, &replays).0, e.attempt))
         .collect::<std::collections::BTreeSet<_>>()
         .len() as u32;
-    // A quick attempt publishes no `started`: its `succeeded` says when it
-    // began, by its duration.
-    let started_at = own
-        .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::Started => Some(e.at),
-            EventKind::Succeeded { duration_ms, .. } => {
-                Some(e.at - chrono::Duration::milliseconds(duration_ms as i64))
-            }
-            _ => None,
-        })
-        .min();
+    let started_at = own.iter().filter_map(|e| e.attempt_began()).min();
     let mut view = StageView {
         stage,
         state: StageState::Pending,

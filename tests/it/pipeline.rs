@@ -127,18 +127,10 @@ async fn a_transient_failure_is_retried_after_the_tier_delay_then_succeeds() {
         200,
         "first tier is 200 ms"
     );
-    // When the second attempt began: its `started`, or, for an attempt too
-    // quick to announce itself, its `succeeded` less its duration.
     let second = events
         .iter()
         .filter(|e| e.stage == Stage::Parse && e.attempt == 2)
-        .find_map(|e| match e.kind {
-            EventKind::Started => Some(e.at),
-            EventKind::Succeeded { duration_ms, .. } => {
-                Some(e.at - chrono::Duration::milliseconds(duration_ms as i64))
-            }
-            _ => None,
-        })
+        .find_map(Event::attempt_began)
         .expect("parse ran a second attempt");
     let waited = (second - retry.at).num_milliseconds();
     assert!(
