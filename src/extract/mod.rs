@@ -11,9 +11,11 @@ pub mod amend;
 pub mod candidates;
 pub mod clauses;
 pub mod fields;
+pub mod forms;
 pub mod model;
 pub mod normalize;
 pub mod report;
+pub mod scoring;
 pub mod text;
 
 use std::path::PathBuf;
@@ -75,13 +77,13 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
     summary.warnings = warnings;
     for (i, doc) in docs.iter().enumerate() {
         summary.rejections.extend(clauses::rejections(doc, i));
-        summary.scoring.extend(clauses::scoring(doc, i));
-        summary.score_totals.extend(clauses::score_totals(doc, i));
+        summary.scoring.extend(scoring::scoring(doc, i));
+        summary.score_totals.extend(scoring::score_totals(doc, i));
         summary
             .requirements
             .extend(clauses::data_sheet_requirements(doc, i));
         summary.requirements.extend(clauses::requirements(doc, i));
-        summary.forms.extend(clauses::forms(doc, i));
+        summary.forms.extend(forms::forms(doc, i));
         summary.contacts.extend(clauses::contacts(doc, i));
     }
     summary
