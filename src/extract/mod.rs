@@ -10,6 +10,7 @@
 pub mod amend;
 pub mod candidates;
 pub mod clauses;
+pub mod english;
 pub mod fields;
 pub mod forms;
 pub mod model;
@@ -62,6 +63,7 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
         document: 0,
     };
     let (mut chosen, mut warnings) = choose(collect(&docs[0], ctx));
+    warnings.extend(english::warnings(&docs[0], ctx));
     for (i, doc) in docs.iter().enumerate().skip(1) {
         let ctx = Context {
             offset,
