@@ -118,6 +118,27 @@ static ENDS_CONDITIONS: LazyLock<Regex> = LazyLock::new(|| {
         .expect("ends regex")
 });
 
+static EXPLICIT_OFFSET: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:GMT|UTC)\s*[+-]\s*\d").expect("offset regex"));
+static RUPEES: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(?:\bRs\b\.?|\bINR\b|₹)\s*\d").expect("rupees regex"));
+static INDIA: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bindia(?:n)?\b").expect("india regex"));
+static OTHER_RUPEE_LANDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:pakistan|nepal|sri\s+lanka|mauritius|seychelles)\b").expect("lands regex")
+});
+
+/// Indian Standard Time for an Indian tender (rupee amounts, India named,
+/// no other rupee country) that states no offset of its own.
+pub fn indian_offset(text: &str) -> Option<chrono::FixedOffset> {
+    (!EXPLICIT_OFFSET.is_match(text)
+        && RUPEES.is_match(text)
+        && INDIA.is_match(text)
+        && !OTHER_RUPEE_LANDS.is_match(text))
+    .then(|| chrono::FixedOffset::east_opt(5 * 3600 + 1800))
+    .flatten()
+}
+
 /// A document is English when most of its letters are Latin.
 fn is_english(doc: &ClassifiedDocument) -> bool {
     let text = doc.plain_text();
@@ -249,8 +270,12 @@ impl Scan {
         let priority = if chunk.part == "data_sheet" { 3 } else { 2 };
         let clause = REFERENCE.is_match(label).then_some(label);
         let ev = evidence(chunk, clause, page, &row.join(" | "), self.ctx);
-        if clause.is_some() && label_value(content).is_none() {
-            self.sentence_row(content, &ev, priority);
+        if clause.is_some() {
+            match label_value(content) {
+                None => self.sentence_row(content, &ev, priority),
+                // "The deadline for bid submission is: 15/01/2024 15:00"
+                Some((l, v)) => self.dated(&l, &v, &ev, priority),
+            }
             return;
         }
         self.dated(label, content, &ev, priority);
@@ -604,6 +629,26 @@ mod tests {
             "# SCOPE OF WORK\n\nSealed tenders are invited by Harbour Port Trust for the repair of berth 4.\n",
         );
         assert_eq!(value(&c, "owner").as_deref(), Some("Harbour Port Trust"));
+    }
+
+    #[test]
+    fn data_sheet_deadline_with_a_numeric_date() {
+        let (c, _) = run(
+            "# Section II. Bid Data Sheet\n\n| ITB Reference | Particulars |\n| --- | --- |\n| ITB 22.1 | The deadline for bid submission is: Date: 17/04/2025 Time: 11:00 hours |\n",
+        );
+        assert_eq!(
+            c[&None]["deadline_bid"].normalized,
+            "2025-04-17T11:00:00+08:00"
+        );
+    }
+
+    #[test]
+    fn indian_tenders_are_in_indian_time() {
+        let ist = indian_offset("Bank of India, EMD Rs.5,000").unwrap();
+        assert_eq!(ist.local_minus_utc(), 19_800);
+        assert!(indian_offset("Bank of India, EMD Rs.5,000, times in GMT+4").is_none());
+        assert!(indian_offset("Lahore, Pakistan; Rs. 5,000; Indian ink").is_none());
+        assert!(indian_offset("S$30,000").is_none());
     }
 
     #[test]

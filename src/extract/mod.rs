@@ -81,6 +81,7 @@ impl ExtractError {
 /// The rule backend.
 pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
     let offset = normalize::document_offset(&docs[0].plain_text());
+    let offset = english::indian_offset(&docs[0].plain_text()).unwrap_or(offset);
     let mut summary = Summary {
         schema: SUMMARY_SCHEMA,
         ..Summary::default()
