@@ -320,6 +320,13 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
             Duration,
             &[],
         ),
+        spec(
+            "opening_place",
+            r"(?i)^(bid|tender)\s+opening\s+(shall|will)\s+take\s+place(\s+at)?$",
+            None,
+            Place,
+            &["opening_time"],
+        ),
     ]
 });
 
@@ -619,6 +626,10 @@ mod tests {
         assert_eq!(ids("Initial security deposit"), Vec::<&str>::new());
         assert_eq!(ids("Bid Submission End Date"), vec!["deadline_bid"]);
         assert_eq!(ids("Validity of tender"), vec!["validity"]);
+        assert_eq!(
+            ids("The bid opening shall take place at"),
+            vec!["opening_place"]
+        );
     }
 
     #[test]

@@ -571,7 +571,7 @@ pub fn stated_day_order(text: &str) -> DayOrder {
 }
 
 static DATE_DMY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(\d{1,2})([./-])(\d{1,2})([./-])(\d{4})\b(?:[\s,]*(?:at|before|by|upto|up\s+to|till|on|-)?[\s,]*\b(\d{1,2})\s*[:.]\s*(\d{2})(?:\s*:\s*(\d{2}))?(?:\s*(a\.?\s?m(?:\.|\b)|p\.?\s?m(?:\.|\b)|hrs\b\.?|hours\b|noon\b))?)?")
+    Regex::new(r"(?i)\b(\d{1,2})([./-])(\d{1,2})([./-])(\d{4})\b(?:[\s,]*(?:at|before|by|upto|up\s+to|till|on|-|time\s*:)?[\s,]*\b(\d{1,2})\s*[:.]\s*(\d{2})(?:\s*:\s*(\d{2}))?(?:\s*(a\.?\s?m(?:\.|\b)|p\.?\s?m(?:\.|\b)|hrs\b\.?|hours\b|noon\b))?)?")
         .expect("dmy regex")
 });
 
