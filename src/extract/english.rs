@@ -359,14 +359,17 @@ impl Scan {
             {
                 self.push("owner", &by, Value::Null, &e, 1);
             }
+            // "from eligible bidders" says nothing; "from contractors
+            // empanelled with X" does.
             if let Some(from) = c.name("from").map(|m| m.as_str().trim())
                 && ELIGIBLE.is_match(from)
+                && from.split_whitespace().count() >= 4
             {
                 let from = from.trim_end_matches(',').trim();
                 self.push("qualification", from, Value::Null, &e, 1);
             }
             let project = c["project"].trim().trim_end_matches(['.', ',']).trim();
-            if !self.invited && project.chars().count() >= 4 {
+            if !self.invited && project.chars().count() >= 4 && !NOT_A_PROJECT.is_match(project) {
                 self.invited = true;
                 self.push("project", project, Value::Null, &e, 1);
             }
@@ -460,11 +463,20 @@ static ELIGIBLE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("eligible regex")
 });
 
+/// What follows "invited for" without being the work: "for and on behalf
+/// of X", "for the following items:".
+static NOT_A_PROJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:and\s+)?on\s+behalf\b|^following\b|:").expect("not project regex")
+});
+
+/// The inviting party, unless it is an officer acting for another
+/// ("the Executive Engineer, on behalf of the Governor") or a pronoun.
 fn clean_party(by: &str) -> String {
     let by = by.trim().trim_end_matches(',').trim();
     let lower = by.to_lowercase();
     if ["the undersigned", "us", "me", "him", "undersigned"].contains(&lower.as_str())
         || lower.starts_with("the undersigned")
+        || lower.contains("on behalf of")
     {
         return String::new();
     }
@@ -649,6 +661,16 @@ mod tests {
         assert!(indian_offset("Bank of India, EMD Rs.5,000, times in GMT+4").is_none());
         assert!(indian_offset("Lahore, Pakistan; Rs. 5,000; Indian ink").is_none());
         assert!(indian_offset("S$30,000").is_none());
+    }
+
+    #[test]
+    fn invitations_that_name_no_work_or_an_officer() {
+        let (c, _) = run(
+            "# NOTICE INVITING TENDER\n\nOnline bids are invited by the Executive Engineer, on behalf of the Governor of the State, from eligible bidders for the following items: chairs and tables.\n",
+        );
+        assert!(value(&c, "owner").is_none());
+        assert!(value(&c, "project").is_none());
+        assert!(value(&c, "qualification").is_none());
     }
 
     #[test]
