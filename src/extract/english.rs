@@ -230,6 +230,14 @@ static SENTENCE_PAIR: LazyLock<Regex> = LazyLock::new(|| {
         .expect("sentence pair")
 });
 
+static UNIT_LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?P<base>.+?)\s*(?:\(\s*(?:in\s+)?(?P<unit>days|months|weeks|rs\.?|inr|₹)\s*\)|\bin\s+(?P<unit2>rs\.?|inr|₹))\s*$")
+        .expect("unit label regex")
+});
+static BARE_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\d{1,3}(?:,\d{2,3})*(?:\.\d+)?$|^\d+(?:\.\d+)?$").expect("number regex")
+});
+
 /// Kinds read from a numeric date.
 fn is_date_kind(kind: Kind) -> bool {
     matches!(kind, Kind::Date | Kind::DateOrText)
@@ -279,6 +287,31 @@ impl Scan {
             return;
         }
         self.dated(label, content, &ev, priority);
+        self.unit_in_label(label, content, &ev, priority);
+    }
+
+    /// Portal rows put the unit in the label: "Bid Validity(Days) | 120",
+    /// "EMD Amount in ₹ | 50,000".
+    fn unit_in_label(&mut self, label: &str, content: &str, ev: &Evidence, priority: u8) {
+        let Some(c) = UNIT_LABEL.captures(label.trim()) else {
+            return;
+        };
+        let number = content.trim().trim_end_matches("/-").trim();
+        if !BARE_NUMBER.is_match(number) {
+            return;
+        }
+        let unit = c
+            .name("unit")
+            .or(c.name("unit2"))
+            .map_or(String::new(), |m| m.as_str().to_lowercase());
+        let value = match unit.as_str() {
+            "days" | "months" | "weeks" => format!("{number} {unit}"),
+            _ => format!("Rs. {number}"),
+        };
+        let base = c["base"].trim();
+        if !fields_for_label(base).is_empty() {
+            content_candidates(base, &value, None, ev, priority, self.ctx, &mut self.out);
+        }
     }
 
     /// "The bid validity period shall be 90 days." read as the pair it says.
@@ -671,6 +704,20 @@ mod tests {
         assert!(value(&c, "owner").is_none());
         assert!(value(&c, "project").is_none());
         assert!(value(&c, "qualification").is_none());
+    }
+
+    #[test]
+    fn portal_rows_with_the_unit_in_the_label() {
+        let (c, _) = run(
+            "# Tender Details\n\n| Key | Value |\n| --- | --- |\n| Bid Validity(Days) | 120 |\n| EMD Amount in ₹ | 50,000 |\n| Bid Submission End Date | 21-Dec-2023 05:00 PM |\n",
+        );
+        assert_eq!(c[&None]["validity"].normalized["days"], 120.0);
+        assert_eq!(c[&None]["bond"].normalized["amount"], 50_000.0);
+        assert_eq!(c[&None]["bond"].normalized["currency"], "INR");
+        assert_eq!(
+            value(&c, "deadline_bid").as_deref(),
+            Some("21-Dec-2023 05:00 PM")
+        );
     }
 
     #[test]

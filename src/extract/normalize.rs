@@ -571,7 +571,7 @@ pub fn stated_day_order(text: &str) -> DayOrder {
 }
 
 static DATE_DMY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(\d{1,2})([./-])(\d{1,2})([./-])(\d{4})\b(?:[\s,]*(?:at|before|by|upto|up\s+to|till|on|-|time\s*:)?[\s,]*\b(\d{1,2})\s*[:.]\s*(\d{2})(?:\s*:\s*(\d{2}))?(?:\s*(a\.?\s?m(?:\.|\b)|p\.?\s?m(?:\.|\b)|hrs\b\.?|hours\b|noon\b))?)?")
+    Regex::new(r"(?i)\b(\d{1,2})([./-])(\d{1,2}|[a-z]{3,9})([./-])(\d{4})\b(?:[\s,]*(?:at|before|by|upto|up\s+to|till|on|-|time\s*:)?[\s,]*\b(\d{1,2})\s*[:.]\s*(\d{2})(?:\s*:\s*(\d{2}))?(?:\s*(a\.?\s?m(?:\.|\b)|p\.?\s?m(?:\.|\b)|hrs\b\.?|hours\b|noon\b))?)?")
         .expect("dmy regex")
 });
 
@@ -593,6 +593,14 @@ pub fn find_times_dmy(
             continue;
         }
         let (a, b, year) = (num(&c, 1), num(&c, 3), num(&c, 5) as i32);
+        // "15-Jan-2024": the month is named.
+        let named =
+            (!c[3].starts_with(|ch: char| ch.is_ascii_digit())).then(|| month_number(&c[3]));
+        let (a, b, order) = match named {
+            Some(Some(m)) => (a, m, DayOrder::DayFirst),
+            Some(None) => continue,
+            None => (a, b, order),
+        };
         let day_first = match order {
             DayOrder::DayFirst => true,
             DayOrder::MonthFirst => false,
@@ -770,6 +778,14 @@ mod tests {
         assert_eq!(stated_day_order("Date (dd-mm-yyyy)"), DayOrder::DayFirst);
         assert_eq!(stated_day_order("MM/DD/YYYY"), DayOrder::MonthFirst);
         assert_eq!(stated_day_order("no format"), DayOrder::Unstated);
+        // Portal pages name the month: "21-Dec-2023 05:00 PM".
+        let (read, _) = find_times_dmy("21-Dec-2023 05:00 PM", z, DayOrder::MonthFirst);
+        assert_eq!(read[0].normalized, "2023-12-21T17:00:00+08:00");
+        assert!(
+            find_times_dmy("12-Foo-2023", z, DayOrder::DayFirst)
+                .0
+                .is_empty()
+        );
         // Mixed separators are no date.
         assert!(
             find_times_dmy("12/05-2024", z, DayOrder::DayFirst)
