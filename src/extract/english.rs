@@ -709,9 +709,10 @@ mod tests {
     #[test]
     fn portal_rows_with_the_unit_in_the_label() {
         let (c, _) = run(
-            "# Tender Details\n\n| Key | Value |\n| --- | --- |\n| Bid Validity(Days) | 120 |\n| EMD Amount in ₹ | 50,000 |\n| Bid Submission End Date | 21-Dec-2023 05:00 PM |\n",
+            "# Tender Details\n\n| Key | Value |\n| --- | --- |\n| Bid Validity(Days) | 120 |\n| Period Of Work(Days) | 180 |\n| EMD Amount in ₹ | 50,000 |\n| Bid Submission End Date | 21-Dec-2023 05:00 PM |\n",
         );
         assert_eq!(c[&None]["validity"].normalized["days"], 120.0);
+        assert_eq!(c[&None]["duration"].normalized["days"], 180.0);
         assert_eq!(c[&None]["bond"].normalized["amount"], 50_000.0);
         assert_eq!(c[&None]["bond"].normalized["currency"], "INR");
         assert_eq!(

@@ -294,7 +294,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "duration",
-            r"(?i)^(date|period|time)\s+(of|for|allowed\s+for)\s+completion$|^completion\s+period$",
+            r"(?i)^(date|period|time)\s+(of|for|allowed\s+for)\s+completion$|^completion\s+period$|^period\s+of\s+work$",
             None,
             Duration,
             &[],
@@ -623,6 +623,7 @@ mod tests {
         assert_eq!(ids("开标时间和地点"), vec!["opening_time"]);
         assert_eq!(ids("Earnest money deposit"), vec!["bond"]);
         assert_eq!(ids("Date of completion"), vec!["duration"]);
+        assert_eq!(ids("Period Of Work"), vec!["duration"]);
         assert_eq!(ids("Initial security deposit"), Vec::<&str>::new());
         assert_eq!(ids("Bid Submission End Date"), vec!["deadline_bid"]);
         assert_eq!(ids("Validity of tender"), vec!["validity"]);
