@@ -78,7 +78,7 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
             sentence_candidates(chunk, lot.as_deref(), ctx, &mut out);
         }
     }
-    out.extend(super::english::candidates(doc, ctx));
+    super::english::add_candidates(doc, ctx, &mut out);
     out
 }
 

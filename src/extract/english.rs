@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::candidates::{Candidate, Context, content_candidates};
 use super::fields::{Kind, fields_for_label};
 use super::normalize::{
-    DayOrder, find_durations, find_times, find_times_dmy, stated_day_order, tidy,
+    DayOrder, compact, find_durations, find_times, find_times_dmy, stated_day_order, tidy,
 };
 use super::text::{clause_number, label_value, strip_numbering};
 use crate::document::Block;
@@ -34,9 +34,20 @@ fn reads(chunk: &Chunk) -> bool {
         )
 }
 
-/// The English candidates of `doc`.
-pub fn candidates(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
-    scan(doc, ctx).0
+/// Adds the English candidates of `doc` to `out`. A date-or-text field
+/// that the general rules kept as text ("16-01-2024 11:00:00") and that is
+/// read here as a date is the same value: the text copy goes.
+pub fn add_candidates(doc: &ClassifiedDocument, ctx: Context, out: &mut Vec<Candidate>) {
+    let mine = scan(doc, ctx).0;
+    out.retain(|c| {
+        !(c.normalized.is_null()
+            && mine.iter().any(|m| {
+                m.field == c.field
+                    && !m.normalized.is_null()
+                    && compact(&m.value) == compact(&c.value)
+            }))
+    });
+    out.extend(mine);
 }
 
 /// Warnings for values left out: numeric dates whose day and month the
@@ -121,7 +132,7 @@ static ENDS_CONDITIONS: LazyLock<Regex> = LazyLock::new(|| {
 static EXPLICIT_OFFSET: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:GMT|UTC)\s*[+-]\s*\d").expect("offset regex"));
 static RUPEES: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)(?:\bRs\b\.?|\bINR\b|₹)\s*\d").expect("rupees regex"));
+    LazyLock::new(|| Regex::new(r"(?i)(?:\bRs\b\.?|\bINR\b)\s*\d|₹").expect("rupees regex"));
 static INDIA: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bindia(?:n)?\b").expect("india regex"));
 static OTHER_RUPEE_LANDS: LazyLock<Regex> = LazyLock::new(|| {
@@ -303,10 +314,11 @@ impl Scan {
         let unit = c
             .name("unit")
             .or(c.name("unit2"))
-            .map_or(String::new(), |m| m.as_str().to_lowercase());
-        let value = match unit.as_str() {
+            .map_or("", |m| m.as_str());
+        // The unit as the label writes it, before or after the number.
+        let value = match unit.to_lowercase().as_str() {
             "days" | "months" | "weeks" => format!("{number} {unit}"),
-            _ => format!("Rs. {number}"),
+            _ => format!("{unit} {number}"),
         };
         let base = c["base"].trim();
         if !fields_for_label(base).is_empty() {
@@ -709,7 +721,7 @@ mod tests {
     #[test]
     fn portal_rows_with_the_unit_in_the_label() {
         let (c, _) = run(
-            "# Tender Details\n\n| Key | Value |\n| --- | --- |\n| Bid Validity(Days) | 120 |\n| Period Of Work(Days) | 180 |\n| EMD Amount in ₹ | 50,000 |\n| Bid Submission End Date | 21-Dec-2023 05:00 PM |\n",
+            "# Tender Details\n\n| Key | Value |\n| --- | --- |\n| Bid Validity(Days) | 120 |\n| Period Of Work(Days) | 180 |\n| EMD Amount in ₹ | 50,000 |\n| Bid Submission End Date | 21-Dec-2023 05:00 PM |\n| Bid Opening Date | 22-12-2023 11:00:00 |\n",
         );
         assert_eq!(c[&None]["validity"].normalized["days"], 120.0);
         assert_eq!(c[&None]["duration"].normalized["days"], 180.0);
@@ -718,6 +730,10 @@ mod tests {
         assert_eq!(
             value(&c, "deadline_bid").as_deref(),
             Some("21-Dec-2023 05:00 PM")
+        );
+        assert_eq!(
+            c[&None]["opening_time"].normalized,
+            "2023-12-22T11:00:00+08:00"
         );
     }
 
