@@ -2,7 +2,9 @@
 //!
 //! Headings come from paragraph styles and outline levels; automatic list
 //! numbering (numbering.xml) is rendered as text so clause numbers such as
-//! "8." and "（3）" survive; tables keep merged cells aligned to the grid;
+//! "8." and "（3）" survive; tables keep merged cells aligned to the grid
+//! (merged text once); content controls are read in place, check boxes and
+//! symbol-font glyphs become Unicode (☑ ☐ □ √), fields keep their results;
 //! text boxes become blocks of their own after the paragraph that anchors
 //! them; headers and footers go to `meta.furniture`, not the body.
 
