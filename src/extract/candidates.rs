@@ -334,12 +334,24 @@ pub(crate) fn content_candidates(
         .flat_map(|s| std::iter::once(s.id).chain(s.family.iter().copied()))
         .collect();
     let mut found: Vec<&str> = Vec::new();
-    let pieces = split_outside_brackets(content, &['；', ';']);
+    // A cell's lines (" / ") are pieces too: "（1）是否接受联合体投标：■否 □是
+    // / （2）是否需要提交样品：■否 □是".
+    let pieces: Vec<String> = split_outside_brackets(content, &['；', ';'])
+        .into_iter()
+        .flat_map(|p| {
+            p.split(" / ")
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let mut has_pairs = false;
     for piece in &pieces {
         let Some((sub_label, sub_value)) = label_value(piece) else {
             continue;
         };
+        let sub_label = strip_numbering(&sub_label);
         has_pairs = true;
         if let Some(sub_lot) = lot_only(&sub_label) {
             // "包1：2万元；包2：1.3万元": the row's own fields, per lot.
@@ -422,6 +434,16 @@ fn is_text_kind(spec: &Spec) -> bool {
 
 // ---------------------------------------------------------------- paragraphs
 
+/// A table-of-contents line ("二、资格条件\t2", "第三章 评标办法……12") names
+/// a section and its page, and states no value.
+static TOC_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\t|…{2,}|\.{4,}|·{4,})\s*\d{1,4}\s*$").expect("toc regex")
+});
+
+pub(crate) fn is_toc_line(text: &str) -> bool {
+    TOC_LINE.is_match(text)
+}
+
 fn paragraph_candidates(
     chunk: &Chunk,
     text: &str,
@@ -430,6 +452,9 @@ fn paragraph_candidates(
     ctx: Context,
     out: &mut Vec<Candidate>,
 ) {
+    if is_toc_line(text) {
+        return;
+    }
     let clause = clause_number(text);
     for seg in split_outside_brackets(text, &['。', '；', ';']) {
         // Full-width spaces separate "招标人：X　联系人：Y" on one line.
@@ -490,6 +515,14 @@ static CN_PROJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"本(?:招标|采购)项目(?P<project>[^，。；]{2,60}?)(?:已由|已经|经)")
         .expect("cn project")
 });
+/// "X受Y（采购人）委托，…": the agency X runs the tender for the owner Y.
+static CN_ENTRUSTED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?P<agency>[\p{Han}（）()]{4,40}?(?:公司|中心|机构|集团|事务所|院))(?:受|接受)(?P<owner>[\p{Han}（）()]{4,40}?(?:公司|中心|局|委员会|院|校|学|厅|办公室|集团|银行|政府|所))(?:[（(][^）)]{0,10}[）)])?(?:的)?(?:委托)")
+        .expect("entrusted regex")
+});
+/// A statement on joint bids: "本项目不允许联合体参选".
+static CONSORTIUM_WORDS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"联合体|联合响应|联合投标|联合参选").expect("consortium words"));
 static EN_CLOSING: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)closing\s+(date|time)|deadline\s+for\s+(the\s+)?(submission|receipt)|tenders?\s+(must|shall)\s+be\s+(submitted|received|deposited)|submitted\s+(no\s+later\s+than|before)")
         .expect("closing regex")
@@ -547,6 +580,9 @@ fn sentence_candidates(chunk: &Chunk, lot: Option<&str>, ctx: Context, out: &mut
                 *page,
             ),
         };
+        if is_toc_line(&text) {
+            continue;
+        }
         let clause = clause_number(&text);
         for sentence in sentences(&text)
             .into_iter()
@@ -582,6 +618,21 @@ fn sentence_patterns(
     if let Some(c) = CN_INVITES.captures(s) {
         push(out, "owner", lot, &c["owner"], Value::Null, ev, 1);
         push(out, "project", lot, &c["project"], Value::Null, ev, 1);
+    }
+    if let Some(c) = CN_ENTRUSTED.captures(s) {
+        push(out, "agency", lot, &c["agency"], Value::Null, ev, 1);
+        push(out, "owner", lot, &c["owner"], Value::Null, ev, 1);
+    }
+    let first = fields::first_clause(s);
+    let first = split_outside_brackets(&first, &['，', ','])
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    if CONSORTIUM_WORDS.is_match(&first)
+        && first.chars().count() <= 30
+        && let Some((v, n)) = read_value(Kind::Bool, &first, ctx.offset)
+    {
+        push(out, "consortium", lot, &v, n, ev, 1);
     }
     if let Some(c) = CN_PROJECT.captures(s) {
         push(out, "project", lot, &c["project"], Value::Null, ev, 1);
@@ -670,11 +721,30 @@ pub fn choose(candidates: Vec<Candidate>) -> (Chosen, Vec<Warning>) {
                 normalized: c.normalized.clone(),
                 evidence: c.evidence.clone(),
                 superseded: Vec::new(),
+                source: source_of(c).to_string(),
             },
         );
     }
     resolve_same_as_deadline(&mut chosen);
     (chosen, warnings)
+}
+
+static NOTICE_SECTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)公告|邀请|邀请书|invitation|notice").expect("notice section")
+});
+
+/// The kind of source a candidate came from, for the reader to judge it.
+pub(crate) fn source_of(c: &Candidate) -> &'static str {
+    if c.evidence.document > 0 {
+        return "amendment";
+    }
+    match c.priority {
+        3.. => "front_table",
+        2 if NOTICE_SECTION.is_match(&c.evidence.section) => "notice",
+        2 if c.evidence.quote.contains(" | ") => "table",
+        2 => "labelled_line",
+        _ => "sentence",
+    }
 }
 
 /// "开标时间：同投标截止时间" takes the deadline's normal form.
