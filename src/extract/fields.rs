@@ -108,14 +108,14 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "opening_time",
-            r"(?i)开标时间|开启时间|开标日期|(tender|bid)\s+opening\s+(date|time)|opening\s+(date|time)",
+            r"(?i)开标时间|开启时间|开标日期|^(谈判|磋商|协商)(时间|日期)$|(tender|bid)\s+opening\s+(date|time)|opening\s+(date|time)",
             None,
             DateOrText,
             &["opening_place"],
         ),
         spec(
             "opening_place",
-            r"(?i)开标地点|开启地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
+            r"(?i)开标地点|开启地点|(谈判|磋商|协商|解密)地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
             None,
             Place,
             &["opening_time"],
@@ -408,10 +408,7 @@ pub fn read_value(kind: Kind, content: &str, offset: FixedOffset) -> Option<(Str
         Kind::Code => read_code(content),
         Kind::Cert => read_cert(content),
         Kind::Grade => read_grade(&first),
-        Kind::Place if find_times(content, offset).is_empty() && !first.contains("时间") => {
-            short_text(&first, 60).map(|t| (t, Value::Null))
-        }
-        Kind::Place => None,
+        Kind::Place => read_place(&first, offset),
         Kind::Text => short_text(&first, 120).map(|t| (t, Value::Null)),
     }
 }
@@ -427,6 +424,20 @@ fn read_none(first: &str) -> Option<(String, Value)> {
     let t = first.trim().trim_end_matches(['。', '.']).trim();
     (t.chars().count() <= 30 && NONE_STATED.is_match(t))
         .then(|| (t.to_string(), json!({"none": true})))
+}
+
+/// A place, up to a time stated after it ("X会议室，时间为 2025年3月19日
+/// 13:30"): the place is the part before the comma that leads to the time.
+fn read_place(first: &str, offset: FixedOffset) -> Option<(String, Value)> {
+    let mut place = first;
+    if let Some(t) = find_times(first, offset).first()
+        && let Some(cut) = first[..t.start].rfind(['，', ','])
+    {
+        place = &first[..cut];
+    }
+    (find_times(place, offset).is_empty() && !place.contains("时间"))
+        .then(|| short_text(place, 60).map(|t| (t, Value::Null)))
+        .flatten()
 }
 
 fn pair(f: Found) -> (String, Value) {
@@ -451,7 +462,29 @@ static POINTER: LazyLock<Regex> = LazyLock::new(|| {
 fn short_text(t: &str, max: usize) -> Option<String> {
     let t = t.trim().trim_end_matches(['.', '。']).trim();
     let n = t.chars().count();
-    (n >= 1 && n <= max && !t.contains("____") && !POINTER.is_match(t)).then(|| t.to_string())
+    // A bare small number ("2") beside a heading is a page or item number
+    // (a table-of-contents line), not a text value.
+    let page_number = n <= 4 && t.chars().all(|c| c.is_ascii_digit());
+    // "项目名称：\t招标编号：" is a blank form line: its "value" is the
+    // next label, still to be filled in.
+    let next_label = t.ends_with(['：', ':']);
+    (n >= 1
+        && n <= max
+        && !page_number
+        && !next_label
+        && !is_blank_template(t)
+        && !POINTER.is_match(t))
+    .then(|| t.to_string())
+}
+
+/// Text of a blank form to be filled in: underscores, "（盖单位章）", an
+/// empty date "年 月 日", "（项目名称）".
+pub fn is_blank_template(t: &str) -> bool {
+    static BLANK: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"_{2,}|＿{2,}|[（(]\s*盖[^）)]{0,6}章\s*[）)]|(^|[^\d\s])\s*年\s+月\s+日|[（(](项目名称|招标人名称|采购人名称|供应商名称|投标人名称|单位名称|采购项目名称)[）)]")
+            .expect("blank regex")
+    });
+    BLANK.is_match(t)
 }
 
 /// The option a checkbox answer marks: "■否  □是" -> "否", "☑ 不允许 □
@@ -520,7 +553,12 @@ fn read_party(content: &str) -> Option<(String, Value)> {
     };
     let name = t[..end].trim();
     let n = name.chars().count();
-    if !(2..=60).contains(&n) || name.contains("____") || name.starts_with(['见', '详']) {
+    if !(2..=60).contains(&n)
+        || name.contains("____")
+        || is_blank_template(name)
+        || name.ends_with(['：', ':'])
+        || name.starts_with(['见', '详'])
+    {
         return None;
     }
     Some((name.to_string(), Value::Null))
@@ -675,8 +713,19 @@ mod tests {
             Some("综合评估法")
         );
         assert_eq!(v(Kind::Place, "同投标截止时间"), None);
+        assert_eq!(
+            v(Kind::Place, "某市某路1号5楼会议室，时间为  2025年3月19日13:30。").as_deref(),
+            Some("某市某路1号5楼会议室")
+        );
+        assert_eq!(ids("谈判地点"), vec!["opening_place"]);
         assert_eq!(v(Kind::Grade, "详见第二章投标人须知"), None);
         assert_eq!(v(Kind::Text, "See Section 6"), None);
+        assert_eq!(v(Kind::Grade, "2"), None, "a page number of a contents line");
+        assert_eq!(v(Kind::Text, "招标编号："), None, "a blank form line");
+        assert_eq!(v(Kind::Party, "（盖单位章）"), None);
+        assert_eq!(v(Kind::DateOrText, "年 月 日 时 分"), None);
+        assert_eq!(v(Kind::Text, "（项目名称）"), None);
+        assert!(!is_blank_template("2025年8月6日"));
         assert_eq!(
             v(Kind::Bool, "本项目不接受联合体投标").as_deref(),
             Some("本项目不接受联合体投标")

@@ -566,15 +566,40 @@ static COPIES_EN: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The number of originals and copies a bid must be submitted in.
+/// "一式伍份（壹份正本、肆份副本）": the total, then originals and copies.
+static COPIES_SET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"一式\s*([0-9一二三四五六七八九十壹贰叁肆伍陆柒捌玖拾]+)\s*份\s*[（(]\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份\s*正本\s*[、，,；;]\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份\s*副本\s*[）)]")
+        .expect("copies set regex")
+});
+
+/// An electronic copy stated with the paper ones: "，电子版1份".
+static COPIES_ELECTRONIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*[，,、]\s*电子(?:版|文档|档|文件)\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份")
+        .expect("electronic copies regex")
+});
+
 pub fn find_copies(text: &str) -> Option<Found> {
-    let (c, whole) = if let Some(c) = COPIES_CN.captures(text) {
-        let w = c.get(0)?;
-        (c, w)
-    } else {
-        let c = COPIES_EN.captures(text)?;
-        let w = c.get(0)?;
-        (c, w)
-    };
+    if let Some(c) = COPIES_SET.captures(text) {
+        let whole = c.get(0)?;
+        return Some(Found {
+            text: whole.as_str().to_string(),
+            start: whole.start(),
+            normalized: json!({"originals": parse_count(&c[2])?, "copies": parse_count(&c[3])?}),
+        });
+    }
+    if let Some(c) = COPIES_CN.captures(text) {
+        let whole = c.get(0)?;
+        let end = COPIES_ELECTRONIC
+            .find(&text[whole.end()..])
+            .map_or(whole.end(), |m| whole.end() + m.end());
+        return Some(Found {
+            text: text[whole.start()..end].to_string(),
+            start: whole.start(),
+            normalized: json!({"originals": parse_count(&c[1])?, "copies": parse_count(&c[2])?}),
+        });
+    }
+    let c = COPIES_EN.captures(text)?;
+    let whole = c.get(0)?;
     let originals = parse_count(&c[1])?;
     let copies = parse_count(&c[2])?;
     Some(Found {
@@ -650,14 +675,46 @@ mod tests {
     }
 
     #[test]
+    fn values_keep_what_is_written_with_them() {
+        let m = find_money("预算：923680元/年。");
+        assert_eq!(m[0].text, "923680元/年");
+        assert_eq!(m[0].normalized["per"], json!("年"));
+        assert_eq!(find_money("控制价：12.55元/条")[0].text, "12.55元/条");
+        assert_eq!(find_money("保证金：5000元人民币")[0].text, "5000元人民币");
+        assert_eq!(find_money("500元 / 投标人")[0].text, "500元");
+        assert_eq!(
+            find_durations("投标有效期：自投标截止日起120日")[0].text,
+            "自投标截止日起120日"
+        );
+        assert_eq!(
+            find_durations("服务期限为供应商与采购人签订合同之日起至三年")[0].text,
+            "供应商与采购人签订合同之日起至三年"
+        );
+        let t = find_times("2025年08月27日下午14:30整", default_offset());
+        assert_eq!(t[0].text, "2025年08月27日下午14:30整");
+    }
+
+    #[test]
     fn percent_and_copies() {
-        assert_eq!(find_percent("中标合同金额的10%")[0].text, "10%");
+        // The base is part of the value: 10% of what.
+        assert_eq!(
+            find_percent("履约担保的金额：中标合同金额的10%")[0].text,
+            "中标合同金额的10%"
+        );
+        assert_eq!(
+            find_percent("履约保证金的金额为项目预估成交总额的5%。")[0].text,
+            "项目预估成交总额的5%"
+        );
+        assert_eq!(find_percent("下浮10%")[0].text, "10%");
         assert_eq!(
             find_percent("5% of the Contract Sum")[0].text,
             "5% of the Contract Sum"
         );
         let c = find_copies("正本1份，副本4份，电子版1份").unwrap();
-        assert_eq!(c.text, "正本1份，副本4份");
+        assert_eq!(c.text, "正本1份，副本4份，电子版1份");
+        let c = find_copies("响应文件一式伍份（壹份正本、肆份副本），每份").unwrap();
+        assert_eq!(c.text, "一式伍份（壹份正本、肆份副本）");
+        assert_eq!(c.normalized, json!({"originals": 1.0, "copies": 4.0}));
         let e = find_copies("One original and two copies").unwrap();
         assert_eq!(e.normalized, json!({"originals": 1.0, "copies": 2.0}));
     }

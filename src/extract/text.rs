@@ -126,10 +126,9 @@ pub fn label_value(segment: &str) -> Option<(String, String)> {
             '）' | ')' | '”' | '》' => depth = (depth - 1).max(0),
             '：' | ':' if depth == 0 => {
                 let label = &segment[..i];
-                // "10:00" is a time, not a pair.
-                if c == ':'
-                    && label.ends_with(|ch: char| ch.is_ascii_digit())
-                    && segment[i + 1..].starts_with(|ch: char| ch.is_ascii_digit())
+                // "10:00" and "10：00" are times, not pairs.
+                if label.ends_with(|ch: char| ch.is_ascii_digit())
+                    && segment[i + c.len_utf8()..].starts_with(|ch: char| ch.is_ascii_digit())
                 {
                     continue;
                 }
