@@ -351,7 +351,6 @@ pub(crate) fn content_candidates(
         let Some((sub_label, sub_value)) = label_value(piece) else {
             continue;
         };
-        let sub_label = strip_numbering(&sub_label);
         has_pairs = true;
         if let Some(sub_lot) = lot_only(&sub_label) {
             // "包1：2万元；包2：1.3万元": the row's own fields, per lot.

@@ -572,9 +572,9 @@ static CODE: LazyLock<Regex> = LazyLock::new(|| {
 fn read_code(content: &str) -> Option<(String, Value)> {
     let content = content.trim();
     let m = CODE.find(content)?;
-    // "2025-066期", "〔2025〕12号": the issue mark is part of the number.
+    // "2025-066期": the issue mark is part of the number.
     let end = match content[m.end()..].chars().next() {
-        Some(c @ ('期' | '号')) => m.end() + c.len_utf8(),
+        Some('期') => m.end() + '期'.len_utf8(),
         _ => m.end(),
     };
     let code = &content[m.start()..end];
