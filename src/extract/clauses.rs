@@ -102,19 +102,19 @@ fn marker_style(text: &str) -> Option<(u8, String)> {
     static STYLES: LazyLock<Vec<(u8, Regex)>> = LazyLock::new(|| {
         let r = |rank, re: &str| (rank, Regex::new(re).expect("style regex"));
         vec![
-            r(1, r"^\s*[一二三四五六七八九十]+\s*[、.．]"),
-            r(2, r"^\s*[（(]\s*[一二三四五六七八九十]+\s*[）)]"),
-            r(4, r"^\s*[（(]\s*\d+\s*[）)]"),
-            r(5, r"^\s*\d+\s*[）)]"),
-            r(3, r"^\s*\d+\s*[、．]"),
-            r(6, r"^\s*[①-⑳]"),
-            r(7, r"^\s*[（(]?[a-zA-Z][）)]"),
-            r(8, r"^\s*[•·●▪\-–■]"),
+            r(10, r"^\s*[一二三四五六七八九十]+\s*[、.．]"),
+            r(20, r"^\s*[（(]\s*[一二三四五六七八九十]+\s*[）)]"),
+            r(40, r"^\s*[（(]\s*\d+\s*[）)]"),
+            r(50, r"^\s*\d+\s*[）)]"),
+            r(30, r"^\s*\d+\s*[、．]"),
+            r(60, r"^\s*[①-⑳]"),
+            r(70, r"^\s*[（(]?[a-zA-Z][）)]"),
+            r(80, r"^\s*[•·●▪\-–■]"),
         ]
     });
     if let Some(c) = SUB_NUMBER.captures(text) {
         let depth = c[1].matches('.').count() as u8;
-        return Some((3 + depth, format!("n{depth}")));
+        return Some((30 + depth, format!("n{depth}")));
     }
     STYLES
         .iter()
@@ -523,6 +523,17 @@ fn table_rejections(
         }
         // A label that is a lead-in: "如发现下列情况之一的，其投标文件将可能
         // 被拒绝 | （1）…；（2）…".
+        if is_lead(label) && content.lines().count() < 2 && inline_items(content.trim()).len() >= 2
+        {
+            let ev = evidence(chunk, clause.clone(), page, &row.join(" | "), document);
+            push_rejection(out, strip_item(label), "explicit", ev);
+            for (marker, item) in inline_items(content.trim()) {
+                let c = format!("{} {marker}", clause.clone().unwrap_or_default());
+                let ev = evidence(chunk, Some(c.trim().to_string()), page, content, document);
+                push_rejection(out, item, "listed", ev);
+            }
+            continue;
+        }
         if is_lead(label) && content.lines().count() >= 2 {
             let ev = evidence(chunk, clause.clone(), page, &row.join(" | "), document);
             push_rejection(out, strip_item(label), "explicit", ev);
@@ -603,8 +614,9 @@ fn starred_row(
         h.iter()
             .enumerate()
             .skip(star + 1)
-            .find(|(_, c)| REQ.is_match(c))
+            .filter(|(i, c)| REQ.is_match(c) && *i < row.len())
             .map(|(i, _)| i)
+            .max_by_key(|i| row[*i].chars().count())
     });
     let col = by_header
         .filter(|i| *i < row.len())
