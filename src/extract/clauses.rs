@@ -907,4 +907,147 @@ mod tests {
         assert_eq!(item.evidence.section, "第二章 须知 4 2）");
         assert!(!kinds.iter().any(|(_, t)| t.contains("其他说明")));
     }
+
+    fn texts(md: &str) -> Vec<String> {
+        rejections(&classified(md), 0)
+            .into_iter()
+            .map(|r| r.text)
+            .collect()
+    }
+
+    #[test]
+    fn rows_of_a_rejection_table_are_each_a_clause() {
+        let t = texts(
+            "# 第三章 评标办法\n投标人存在下表所列情形的，其投标将被否决。\n\n| 序号 | 评审内容 | 否决情形 |\n|---|---|---|\n| 1 | 形式评审 | 投标函未盖章的。（以原件为准） |\n| 2 | 资格评审 | 不符合实质性要求的。 |\n| 3 | 响应评审 | 不符合实质性要求的。 |\n",
+        );
+        assert!(t.contains(&"投标函未盖章的".to_string()), "{t:?}");
+        // The same words on two rows are two clauses; a bracketed note is none.
+        assert_eq!(t.iter().filter(|x| *x == "不符合实质性要求的").count(), 2);
+        assert!(!t.iter().any(|x| x.contains("以原件为准")));
+    }
+
+    #[test]
+    fn items_numbered_under_the_lead_in_clause() {
+        let t = texts(
+            "# 第五章 评审\n3.审查中发现属于下列情况之一的，应按照无效响应文件处理：\n\n3.1响应文件份数不足的；\n\n3.2有效期不满足要求的；\n\n4.磋商小组可以要求澄清。\n",
+        );
+        assert!(t.contains(&"响应文件份数不足的".to_string()), "{t:?}");
+        assert!(t.contains(&"有效期不满足要求的".to_string()));
+        assert!(!t.iter().any(|x| x.contains("澄清")));
+    }
+
+    #[test]
+    fn parenthesised_items_under_a_decimal_clause() {
+        let t = texts(
+            "# 第二章 须知\n21.8 如发现下列情况之一的，其磋商将被否决：\n\n（1） 未按规定密封的；\n\n（2） 报价低于成本的；\n",
+        );
+        assert!(t.contains(&"未按规定密封的".to_string()), "{t:?}");
+        assert!(t.contains(&"报价低于成本的".to_string()));
+    }
+
+    #[test]
+    fn inline_items_after_a_lead_in() {
+        let t = texts(
+            "# 第二章 须知\n有下列情形之一的，其投标将被否决：（1）未盖公章的；（2）报价超过限价的。\n",
+        );
+        assert!(t.contains(&"未盖公章的".to_string()), "{t:?}");
+        assert!(t.contains(&"报价超过限价的".to_string()));
+    }
+
+    #[test]
+    fn a_lead_in_row_lists_the_rows_below_it() {
+        let t = texts(
+            "# 须知前附表\n| 序号 | 内容 |\n|---|---|\n| 1 | 投标有效期：90天 |\n\n| 不符合下列要求的响应将被拒绝： |  |\n|---|---|\n| 响应文件须胶装成册。 |  |\n| 满足“*”号条款 |  |\n",
+        );
+        assert!(
+            t.contains(&"不符合下列要求的响应将被拒绝：".to_string()),
+            "{t:?}"
+        );
+        assert!(t.contains(&"响应文件须胶装成册".to_string()));
+        assert!(t.contains(&"满足“*”号条款".to_string()));
+    }
+
+    #[test]
+    fn a_lead_in_label_lists_the_lines_of_its_cell() {
+        let doc = ClassifiedDocument {
+            schema: crate::filter::CLASSIFIED_SCHEMA,
+            format: "docx".into(),
+            chunks: vec![Chunk {
+                section: "须知前附表".into(),
+                part: "data_sheet".into(),
+                category: "basic_info".into(),
+                score: 0.9,
+                reason: String::new(),
+                keep: true,
+                blocks: vec![Block::Table {
+                    rows: vec![vec![
+                        "14".into(),
+                        "19.6".into(),
+                        "如发现下列情况之一的，其投标文件将被拒绝".into(),
+                        "（1） 未交保证金的；\n■ 不满足“*”条款的。\n□ 不满足所有条款的。".into(),
+                    ]],
+                    header_rows: 0,
+                    page: None,
+                }],
+            }],
+        };
+        let t: Vec<String> = rejections(&doc, 0).into_iter().map(|r| r.text).collect();
+        assert!(t.contains(&"未交保证金的".to_string()), "{t:?}");
+        assert!(t.contains(&"不满足“*”条款的".to_string()));
+        // The unticked option does not apply.
+        assert!(!t.iter().any(|x| x.contains("所有条款")));
+    }
+
+    #[test]
+    fn starred_requirement_rows_but_not_pointers() {
+        let t = texts(
+            "# 第三章 采购需求\n| 序号 | 重要性 | 指标项 | 指标要求 |\n|---|---|---|---|\n| 1 | ★ | 并发数 | 支持100qps并发； |\n| 2 | ★ | 付款 | 详见第六节 |\n| 3 |  | 界面 | 简洁美观 |\n",
+        );
+        assert!(t.contains(&"并发数：支持100qps并发".to_string()), "{t:?}");
+        assert!(!t.iter().any(|x| x.contains("详见") || x.contains("付款")));
+        assert!(!t.iter().any(|x| x.contains("简洁")));
+    }
+
+    #[test]
+    fn wording_of_invalidity_and_refusal() {
+        let t = texts(
+            "# 第五章 磋商程序\n供应商报价单应当加盖公章，否则无效。逾期送达的响应文件恕不接收。未领取文件的供应商均无资格参加本次磋商。价格文件不足3家的项目不予开标。用户明确表示拒绝的，不得再发送短信。磋商小组不得拒绝。招标人有权接受或拒绝任何投标。\n",
+        );
+        assert!(
+            t.contains(&"供应商报价单应当加盖公章，否则无效".to_string()),
+            "{t:?}"
+        );
+        assert!(t.contains(&"逾期送达的响应文件恕不接收".to_string()));
+        assert!(t.contains(&"未领取文件的供应商均无资格参加本次磋商".to_string()));
+        assert!(t.contains(&"价格文件不足3家的项目不予开标".to_string()));
+        assert_eq!(t.len(), 4, "{t:?}");
+    }
+
+    #[test]
+    fn data_sheet_answers_and_declarations_are_not_clauses() {
+        let t = texts(
+            "# 须知前附表\n| 条款号 | 条款名称 | 编列内容 |\n|---|---|---|\n| 1.4.2 | 联合体 | 是否接受联合体投标：不接受 |\n| 3.6 | 备选方案 | 不允许 |\n| 1.11 | 保证金 | 详见投标人须知前附表之附表一 |\n\n# 第六章 投标文件格式\n如我方违反承诺，我方同意被取消中标资格。\n",
+        );
+        assert!(t.is_empty(), "{t:?}");
+    }
+
+    #[test]
+    fn english_rejection_wording() {
+        let t = texts(
+            "# Instructions to Tenderers\nFailing which their Tender will be summarily rejected. The tender may be liable for rejection. EMD in any other form will not be accepted. No tender shall be considered unless the EMD is deposited. The works shall not be considered complete until inspected.\n",
+        );
+        assert_eq!(t.len(), 4, "{t:?}");
+        assert!(!t.iter().any(|x| x.contains("works")));
+    }
+
+    #[test]
+    fn a_broken_english_line_is_one_sentence() {
+        let t = texts(
+            "# Instructions\nThe tender will be\n\nrejected if the rates are not in words.\n",
+        );
+        assert!(
+            t.contains(&"The tender will be rejected if the rates are not in words.".to_string()),
+            "{t:?}"
+        );
+    }
 }

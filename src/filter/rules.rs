@@ -229,6 +229,11 @@ mod tests {
             Some("instructions")
         );
         assert_eq!(part(&["更正公告"]), Some("amendment"));
+        assert_eq!(part(&["商务、技术要求及合同条款偏离表"]), Some("forms"));
+        assert_eq!(
+            part(&["第四章 合同条款及格式", "合同条款偏离表"]),
+            Some("contract")
+        );
     }
 
     #[test]
