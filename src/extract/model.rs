@@ -11,10 +11,9 @@ use super::amend;
 use super::candidates::{Candidate, Chosen, Context, choose};
 use super::fields::{SPECS, read_value, spec_of};
 use super::normalize::{compact, document_offset};
-use crate::config::LlmSettings;
 use crate::filter::ClassifiedDocument;
 use crate::llm::{ChatClient, estimate_tokens};
-use crate::stages::StageError;
+use crate::llm::{LlmError, LlmSettings};
 use crate::summary::{
     Evidence, FormItem, Rejection, SUMMARY_SCHEMA, ScoringItem, Summary, Warning,
 };
@@ -31,7 +30,7 @@ conditions. Answer JSON only: {\"fields\": {\"<field id>\": {\"value\": \"...\",
 pub async fn summarize(
     docs: &[ClassifiedDocument],
     llm: &LlmSettings,
-) -> Result<Summary, StageError> {
+) -> Result<Summary, LlmError> {
     let offset = document_offset(&docs[0].plain_text());
     let mut summary = Summary {
         schema: SUMMARY_SCHEMA,
