@@ -200,6 +200,42 @@ static MONEY_CN: LazyLock<Regex> = LazyLock::new(|| {
         .expect("cn money regex")
 });
 
+/// What a written amount carries after its unit and is part of it: the
+/// thing it is counted per ("12.55元/条", "923680元/年") or the currency
+/// named after it ("5000元人民币").
+static MONEY_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[/／](人次|平方米|立方米|小时|公里|千瓦时|人|年|月|日|天|周|次|条|件|台|套|米|吨|份|项|户|个|张|页|kWh|m2|m²)|\s*人民币)").expect("money suffix")
+});
+
+/// The start of the base a value is stated on, written just before it:
+/// "中标金额的" before "10%", "自投标截止日起" before "120日". `before`
+/// is the text up to the value; the base runs back from the value to the
+/// nearest 为, colon or punctuation and must match `base`.
+fn base_start(before: &str, base: &Regex) -> Option<usize> {
+    let from = before
+        .char_indices()
+        .rev()
+        .take(28)
+        .find(|(_, c)| "为：:，,。；;（(）)按是 \t".contains(*c))
+        .map_or_else(
+            || {
+                let n = before.chars().count();
+                (n <= 27).then_some(0)
+            },
+            |(i, c)| Some(i + c.len_utf8()),
+        )?;
+    let tail = &before[from..];
+    (!tail.is_empty() && base.is_match(tail)).then_some(from)
+}
+
+static PERCENT_BASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\p{Han}{0,16}(额|价|款|合同|费)\p{Han}{0,4}的\s*$").expect("percent base")
+});
+
+static DURATION_BASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(自|从)?[^\d]{0,24}?(之日|日|时)起(至|计)?\s*$").expect("duration base")
+});
+
 fn currency_code(sign: &str) -> &'static str {
     match sign.to_ascii_uppercase().as_str() {
         "S$" | "SGD" => "SGD",
@@ -240,10 +276,20 @@ pub fn find_money(text: &str) -> Vec<Found> {
         if sign.is_none() && matches!(unit.as_deref(), Some("million") | Some("m")) {
             continue;
         }
+        let mut text_end = whole.start() + whole.as_str().trim_end().len();
+        let mut normalized = json!({"amount": round2(amount), "currency": currency});
+        if unit.is_some()
+            && let Some(s) = MONEY_SUFFIX.captures(&text[text_end..])
+        {
+            if let Some(per) = s.get(1) {
+                normalized["per"] = json!(per.as_str());
+            }
+            text_end += s.get(0).expect("match").end();
+        }
         out.push(Found {
-            text: whole.as_str().trim().to_string(),
+            text: text[whole.start()..text_end].trim().to_string(),
             start: whole.start(),
-            normalized: json!({"amount": round2(amount), "currency": currency}),
+            normalized,
         });
     }
     for c in MONEY_CN.captures_iter(text) {
@@ -289,9 +335,11 @@ pub fn find_percent(text: &str) -> Vec<Found> {
         .filter_map(|c| {
             let whole = c.get(0)?;
             let n: f64 = c[1].parse().ok()?;
+            let start = base_start(&text[..whole.start()], &PERCENT_BASE)
+                .unwrap_or(whole.start());
             Some(Found {
-                text: whole.as_str().trim().to_string(),
-                start: whole.start(),
+                text: text[start..whole.end()].trim().to_string(),
+                start,
                 normalized: json!({"percent": n}),
             })
         })
@@ -337,9 +385,10 @@ pub fn find_durations(text: &str) -> Vec<Found> {
             u if u == "年" || u.starts_with("year") => json!({"months": n * 12.0}),
             _ => json!({"days": n}),
         };
+        let start = base_start(before, &DURATION_BASE).unwrap_or(whole.start());
         out.push(Found {
-            text: whole.as_str().to_string(),
-            start: whole.start(),
+            text: text[start..whole.end()].to_string(),
+            start,
             normalized,
         });
     }
@@ -349,7 +398,7 @@ pub fn find_durations(text: &str) -> Vec<Found> {
 // ---------------------------------------------------------------- times
 
 static DATE_CN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号](?:\s*[（(][^）)]{1,4}[）)])?(?:\s*(上午|下午|晚上|中午)?\s*(\d{1,2})\s*(?:[:：]\s*(\d{2})|时\s*(?:(\d{1,2})\s*分|整|半)?|点\s*(?:(\d{1,2})\s*分|整|半)?))?")
+    Regex::new(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号](?:\s*[（(][^）)]{1,4}[）)])?(?:\s*(上午|下午|晚上|中午)?\s*(\d{1,2})\s*(?:[:：]\s*(\d{2})(?:\s*整)?|时\s*(?:(\d{1,2})\s*分|整|半)?|点\s*(?:(\d{1,2})\s*分|整|半)?))?")
         .expect("cn date regex")
 });
 
@@ -639,15 +688,40 @@ static COPIES_EN: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The number of originals and copies a bid must be submitted in.
+/// "一式伍份（壹份正本、肆份副本）": the total, then originals and copies.
+static COPIES_SET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"一式\s*([0-9一二三四五六七八九十壹贰叁肆伍陆柒捌玖拾]+)\s*份\s*[（(]\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份\s*正本\s*[、，,；;]\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份\s*副本\s*[）)]")
+        .expect("copies set regex")
+});
+
+/// An electronic copy stated with the paper ones: "，电子版1份".
+static COPIES_ELECTRONIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*[，,、]\s*电子(?:版|文档|档|文件)\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份")
+        .expect("electronic copies regex")
+});
+
 pub fn find_copies(text: &str) -> Option<Found> {
-    let (c, whole) = if let Some(c) = COPIES_CN.captures(text) {
-        let w = c.get(0)?;
-        (c, w)
-    } else {
-        let c = COPIES_EN.captures(text)?;
-        let w = c.get(0)?;
-        (c, w)
-    };
+    if let Some(c) = COPIES_SET.captures(text) {
+        let whole = c.get(0)?;
+        return Some(Found {
+            text: whole.as_str().to_string(),
+            start: whole.start(),
+            normalized: json!({"originals": parse_count(&c[2])?, "copies": parse_count(&c[3])?}),
+        });
+    }
+    if let Some(c) = COPIES_CN.captures(text) {
+        let whole = c.get(0)?;
+        let end = COPIES_ELECTRONIC
+            .find(&text[whole.end()..])
+            .map_or(whole.end(), |m| whole.end() + m.end());
+        return Some(Found {
+            text: text[whole.start()..end].to_string(),
+            start: whole.start(),
+            normalized: json!({"originals": parse_count(&c[1])?, "copies": parse_count(&c[2])?}),
+        });
+    }
+    let c = COPIES_EN.captures(text)?;
+    let whole = c.get(0)?;
     let originals = parse_count(&c[1])?;
     let copies = parse_count(&c[2])?;
     Some(Found {
@@ -723,14 +797,46 @@ mod tests {
     }
 
     #[test]
+    fn values_keep_what_is_written_with_them() {
+        let m = find_money("预算：923680元/年。");
+        assert_eq!(m[0].text, "923680元/年");
+        assert_eq!(m[0].normalized["per"], json!("年"));
+        assert_eq!(find_money("控制价：12.55元/条")[0].text, "12.55元/条");
+        assert_eq!(find_money("保证金：5000元人民币")[0].text, "5000元人民币");
+        assert_eq!(find_money("500元 / 投标人")[0].text, "500元");
+        assert_eq!(
+            find_durations("投标有效期：自投标截止日起120日")[0].text,
+            "自投标截止日起120日"
+        );
+        assert_eq!(
+            find_durations("服务期限为供应商与采购人签订合同之日起至三年")[0].text,
+            "供应商与采购人签订合同之日起至三年"
+        );
+        let t = find_times("2025年08月27日下午14:30整", default_offset());
+        assert_eq!(t[0].text, "2025年08月27日下午14:30整");
+    }
+
+    #[test]
     fn percent_and_copies() {
-        assert_eq!(find_percent("中标合同金额的10%")[0].text, "10%");
+        // The base is part of the value: 10% of what.
+        assert_eq!(
+            find_percent("履约担保的金额：中标合同金额的10%")[0].text,
+            "中标合同金额的10%"
+        );
+        assert_eq!(
+            find_percent("履约保证金的金额为项目预估成交总额的5%。")[0].text,
+            "项目预估成交总额的5%"
+        );
+        assert_eq!(find_percent("下浮10%")[0].text, "10%");
         assert_eq!(
             find_percent("5% of the Contract Sum")[0].text,
             "5% of the Contract Sum"
         );
         let c = find_copies("正本1份，副本4份，电子版1份").unwrap();
-        assert_eq!(c.text, "正本1份，副本4份");
+        assert_eq!(c.text, "正本1份，副本4份，电子版1份");
+        let c = find_copies("响应文件一式伍份（壹份正本、肆份副本），每份").unwrap();
+        assert_eq!(c.text, "一式伍份（壹份正本、肆份副本）");
+        assert_eq!(c.normalized, json!({"originals": 1.0, "copies": 4.0}));
         let e = find_copies("One original and two copies").unwrap();
         assert_eq!(e.normalized, json!({"originals": 1.0, "copies": 2.0}));
     }
