@@ -68,8 +68,12 @@ pub struct ScoringItem {
     pub name: String,
     /// Points or weight as written ("5分", "20", "60%").
     pub points: String,
-    /// Points or weight as a number.
+    /// Points or weight as a number; for a range, its top.
     pub points_value: Option<f64>,
+    /// The low and high end when the document gives a range ("0-25",
+    /// "-30-0分"), else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_range: Option<[f64; 2]>,
     /// The scoring factor the item belongs to, where the table names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,

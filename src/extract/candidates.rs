@@ -78,6 +78,7 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
             sentence_candidates(chunk, lot.as_deref(), ctx, &mut out);
         }
     }
+    super::english::add_candidates(doc, ctx, &mut out);
     out
 }
 

@@ -283,6 +283,50 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
             Copies,
             &[],
         ),
+        // English labels of Indian and Commonwealth tenders (appendix rows,
+        // portal key-value pages).
+        spec(
+            "bond",
+            r"(?i)^earnest\s+money(\s+deposit)?(\s*\(\s*E\.?M\.?D\.?\s*\))?$|^E\.?M\.?D\.?(\s+amount)?$",
+            None,
+            Money,
+            &[],
+        ),
+        spec(
+            "duration",
+            r"(?i)^(date|period|time)\s+(of|for|allowed\s+for)\s+completion$|^completion\s+period$|^period\s+of\s+work$",
+            None,
+            Duration,
+            &[],
+        ),
+        spec(
+            "performance_bond",
+            r"(?i)^(total\s+)?security\s+deposit$",
+            None,
+            PercentOrMoney,
+            &[],
+        ),
+        spec(
+            "deadline_bid",
+            r"(?i)^(bid|tender|offer)\s+submission\s+(end|closing|last)\s+date(\s+and\s+time)?$|^last\s+date\s+(and\s+time\s+)?(of|for)\s+(receipt|submission)(\s+of\s+(tenders?|bids?|offers?))?$",
+            None,
+            Date,
+            &[],
+        ),
+        spec(
+            "validity",
+            r"(?i)^validity\s+of\s+(the\s+)?(tenders?|bids?|offers?)$",
+            None,
+            Duration,
+            &[],
+        ),
+        spec(
+            "opening_place",
+            r"(?i)^(bid|tender)\s+opening\s+(shall|will)\s+take\s+place(\s+at)?$",
+            None,
+            Place,
+            &["opening_time"],
+        ),
     ]
 });
 
@@ -705,6 +749,16 @@ mod tests {
         assert_eq!(ids("Completion Time"), vec!["duration"]);
         assert_eq!(ids("Tender Security"), vec!["bond"]);
         assert_eq!(ids("开标时间和地点"), vec!["opening_time"]);
+        assert_eq!(ids("Earnest money deposit"), vec!["bond"]);
+        assert_eq!(ids("Date of completion"), vec!["duration"]);
+        assert_eq!(ids("Period Of Work"), vec!["duration"]);
+        assert_eq!(ids("Initial security deposit"), Vec::<&str>::new());
+        assert_eq!(ids("Bid Submission End Date"), vec!["deadline_bid"]);
+        assert_eq!(ids("Validity of tender"), vec!["validity"]);
+        assert_eq!(
+            ids("The bid opening shall take place at"),
+            vec!["opening_place"]
+        );
     }
 
     #[test]

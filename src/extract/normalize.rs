@@ -312,6 +312,7 @@ pub fn find_money(text: &str) -> Vec<Found> {
             normalized: json!({"amount": round2(amount), "currency": "CNY"}),
         });
     }
+    out.extend(find_money_inr(text));
     out.sort_by_key(|f| f.start);
     out
 }
@@ -552,6 +553,127 @@ pub fn document_offset(text: &str) -> FixedOffset {
     default_offset()
 }
 
+// ---------------------------------------------------------------- rupees
+
+static MONEY_INR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:\bRs\b\.?|\bINR\b\.?|₹)\s*(\d{1,3}(?:,\d{2,3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?:\s*/-)?(?:\s*(lakhs?|lacs?|crores?)\b)?")
+        .expect("inr regex")
+});
+
+/// Rupee amounts of Indian tenders: "Rs.10,000.00", "Rs. 5,00,000/-"
+/// (lakh grouping), "INR 2 lakhs".
+pub fn find_money_inr(text: &str) -> Vec<Found> {
+    MONEY_INR
+        .captures_iter(text)
+        .filter_map(|c| {
+            let whole = c.get(0)?;
+            let mut amount: f64 = c[1].replace(',', "").parse().ok()?;
+            amount *= match c.get(2).map(|m| m.as_str().to_lowercase()) {
+                Some(u) if u.starts_with("la") => 100_000.0,
+                Some(u) if u.starts_with("cr") => 10_000_000.0,
+                _ => 1.0,
+            };
+            Some(Found {
+                text: whole.as_str().trim().to_string(),
+                start: whole.start(),
+                normalized: json!({"amount": round2(amount), "currency": "INR"}),
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- day-month-year
+
+/// Which number of "05/06/2024" is the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayOrder {
+    /// The document does not say.
+    Unstated,
+    /// dd-mm-yyyy, as the document states.
+    DayFirst,
+    /// mm-dd-yyyy, as the document states.
+    MonthFirst,
+}
+
+static STATED_ORDER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(dd|mm)\s*[-/.]\s*(dd|mm)\s*[-/.]\s*(?:yyyy|yy)\b").expect("order regex")
+});
+
+/// The date order a document states ("dd-mm-yyyy", "(DD/MM/YYYY)"); unstated
+/// when it states none or both.
+pub fn stated_day_order(text: &str) -> DayOrder {
+    let mut day_first = false;
+    let mut month_first = false;
+    for c in STATED_ORDER.captures_iter(text) {
+        match (c[1].to_lowercase().as_str(), c[2].to_lowercase().as_str()) {
+            ("dd", "mm") => day_first = true,
+            ("mm", "dd") => month_first = true,
+            _ => {}
+        }
+    }
+    match (day_first, month_first) {
+        (true, false) => DayOrder::DayFirst,
+        (false, true) => DayOrder::MonthFirst,
+        _ => DayOrder::Unstated,
+    }
+}
+
+static DATE_DMY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(\d{1,2})([./-])(\d{1,2}|[a-z]{3,9})([./-])(\d{4})\b(?:[\s,]*(?:at|before|by|upto|up\s+to|till|on|-|time\s*:)?[\s,]*\b(\d{1,2})\s*[:.]\s*(\d{2})(?:\s*:\s*(\d{2}))?(?:\s*(a\.?\s?m(?:\.|\b)|p\.?\s?m(?:\.|\b)|hrs\b\.?|hours\b|noon\b))?)?")
+        .expect("dmy regex")
+});
+
+/// Dates written with numbers only, day and month in either order:
+/// "22/12/2023 BEFORE 3:00 P.M.", "15-01-2024 15:00:00". A date is read
+/// when `order` says which number is the day, when one number is over 12,
+/// or when both are equal; otherwise its text is returned as ambiguous.
+/// Returns (read, ambiguous).
+pub fn find_times_dmy(
+    text: &str,
+    offset: FixedOffset,
+    order: DayOrder,
+) -> (Vec<Found>, Vec<Found>) {
+    let mut read = Vec::new();
+    let mut ambiguous = Vec::new();
+    for c in DATE_DMY.captures_iter(text) {
+        let whole = c.get(0).expect("match");
+        if c[2] != c[4] {
+            continue;
+        }
+        let (a, b, year) = (num(&c, 1), num(&c, 3), num(&c, 5) as i32);
+        // "15-Jan-2024": the month is named.
+        let named =
+            (!c[3].starts_with(|ch: char| ch.is_ascii_digit())).then(|| month_number(&c[3]));
+        let (a, b, order) = match named {
+            Some(Some(m)) => (a, m, DayOrder::DayFirst),
+            Some(None) => continue,
+            None => (a, b, order),
+        };
+        let day_first = match order {
+            DayOrder::DayFirst => true,
+            DayOrder::MonthFirst => false,
+            DayOrder::Unstated if a > 12 || a == b => true,
+            DayOrder::Unstated if b > 12 => false,
+            DayOrder::Unstated => {
+                ambiguous.push(Found {
+                    text: whole.as_str().trim().to_string(),
+                    start: whole.start(),
+                    normalized: Value::Null,
+                });
+                continue;
+            }
+        };
+        let (day, month) = if day_first { (a, b) } else { (b, a) };
+        let hm = c.get(6).map(|h| {
+            let marker = c.get(9).map(|m| m.as_str().replace(' ', ""));
+            let hour = h.as_str().parse().unwrap_or(0);
+            (twelve_hour(hour, marker.as_deref()), num(&c, 7))
+        });
+        push_time(&mut read, whole, (year, month, day), hm, offset);
+    }
+    (read, ambiguous)
+}
+
 // ---------------------------------------------------------------- copies
 
 static COPIES_CN: LazyLock<Regex> = LazyLock::new(|| {
@@ -724,5 +846,58 @@ mod tests {
     fn compact_folds_width_and_space() {
         assert_eq!(compact("５４０ 日历天"), "540日历天");
         assert_eq!(tidy("540 日历 天 and  x"), "540 日历天 and x");
+    }
+
+    #[test]
+    fn rupee_amounts() {
+        let f = find_money("EMD of Rs.10,000.00 (Rs. Ten thousand) and Rs. 5,00,000/-");
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].text, "Rs.10,000.00");
+        assert_eq!(f[0].normalized["amount"], 10_000.0);
+        assert_eq!(f[0].normalized["currency"], "INR");
+        assert_eq!(f[1].normalized["amount"], 500_000.0);
+        assert_eq!(
+            find_money_inr("INR 2 lakhs")[0].normalized["amount"],
+            200_000.0
+        );
+        assert!(find_money("Rs. One Thousand only").is_empty());
+    }
+
+    #[test]
+    fn day_month_year_times() {
+        let z = default_offset();
+        let (read, amb) = find_times_dmy(
+            "SUBMISSION BY - 22/12/2023 BEFORE 3:00 P.M. sharp",
+            z,
+            DayOrder::Unstated,
+        );
+        assert!(amb.is_empty());
+        assert_eq!(read[0].text, "22/12/2023 BEFORE 3:00 P.M.");
+        assert_eq!(read[0].normalized, "2023-12-22T15:00:00+08:00");
+        let (read, _) = find_times_dmy("15-01-2024 15:00:00", z, DayOrder::Unstated);
+        assert_eq!(read[0].normalized, "2024-01-15T15:00:00+08:00");
+        // 05-06-2024 is 5 June or May 6: read only when the order is stated.
+        let (read, amb) = find_times_dmy("05-06-2024 11:00", z, DayOrder::Unstated);
+        assert!(read.is_empty());
+        assert_eq!(amb[0].text, "05-06-2024 11:00");
+        let (read, _) = find_times_dmy("05-06-2024 11:00", z, DayOrder::DayFirst);
+        assert_eq!(read[0].normalized, "2024-06-05T11:00:00+08:00");
+        assert_eq!(stated_day_order("Date (dd-mm-yyyy)"), DayOrder::DayFirst);
+        assert_eq!(stated_day_order("MM/DD/YYYY"), DayOrder::MonthFirst);
+        assert_eq!(stated_day_order("no format"), DayOrder::Unstated);
+        // Portal pages name the month: "21-Dec-2023 05:00 PM".
+        let (read, _) = find_times_dmy("21-Dec-2023 05:00 PM", z, DayOrder::MonthFirst);
+        assert_eq!(read[0].normalized, "2023-12-21T17:00:00+08:00");
+        assert!(
+            find_times_dmy("12-Foo-2023", z, DayOrder::DayFirst)
+                .0
+                .is_empty()
+        );
+        // Mixed separators are no date.
+        assert!(
+            find_times_dmy("12/05-2024", z, DayOrder::DayFirst)
+                .0
+                .is_empty()
+        );
     }
 }

@@ -98,6 +98,15 @@ static CONTRACT_WORDS: LazyLock<Regex> = LazyLock::new(|| {
 /// nothing under a contract chapter is a tender term; otherwise the innermost
 /// heading that names a part.
 pub fn part_of(path: &[String]) -> Option<(&'static str, String)> {
+    // "商务、技术要求及合同条款偏离表" is a form the bidder fills in.
+    static DEVIATION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"偏离表|应答表").expect("deviation regex"));
+    if let Some(last) = path.last()
+        && DEVIATION.is_match(last)
+        && !path.iter().any(|h| h != last && PARTS[0].1.is_match(h))
+    {
+        return Some(("forms", last.clone()));
+    }
     for heading in path {
         if PARTS[0].1.is_match(heading) {
             return Some(("contract", heading.clone()));
@@ -227,6 +236,11 @@ mod tests {
         assert_eq!(
             part(&["第二章 采购须知", "六、合同签订、履行和项目验收"]),
             Some("instructions")
+        );
+        assert_eq!(part(&["商务、技术要求及合同条款偏离表"]), Some("forms"));
+        assert_eq!(
+            part(&["第四章 合同条款及格式", "合同条款偏离表"]),
+            Some("contract")
         );
     }
 
