@@ -229,14 +229,14 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "price_cap",
-            r"(?i)最高投标限价|招标控制价|最高限价|控制价|最高报价|拦标价|限价|ceiling\s+price|maximum\s+(price|bid|tender\s+sum)",
+            r"(?i)最高投标限价|招标控制价|最高限价|控制价|最高报价|拦标价|限价|预算上限|ceiling\s+price|maximum\s+(price|bid|tender\s+sum)",
             Some(r"文件"),
             Money,
             &[],
         ),
         spec(
             "budget",
-            r"(?i)预算金额|采购预算|项目预算|^预算$|预算价|(estimated|approved)\s+(contract\s+)?(value|budget)|^budget$",
+            r"(?i)预算金额|采购预算|项目预算|^预算$|预算价|预算上限|(estimated|approved)\s+(contract\s+)?(value|budget)|^budget$",
             Some(r"控制价|限价"),
             Money,
             &[],
@@ -432,7 +432,11 @@ pub fn read_value(kind: Kind, content: &str, offset: FixedOffset) -> Option<(Str
             .map(pair)
             .or_else(|| read_none(&first)),
         Kind::Date => find_times(content, offset).into_iter().next().map(pair),
-        Kind::Duration => find_durations(content).into_iter().next().map(pair),
+        Kind::Duration => find_durations(content)
+            .into_iter()
+            .next()
+            .map(pair)
+            .or_else(|| read_term_until(&first, offset)),
         Kind::PercentOrMoney => {
             let mut all = find_percent(content);
             all.extend(find_money(content));
@@ -468,6 +472,34 @@ fn read_none(first: &str) -> Option<(String, Value)> {
     let t = first.trim().trim_end_matches(['。', '.']).trim();
     (t.chars().count() <= 30 && NONE_STATED.is_match(t))
         .then(|| (t.to_string(), json!({"none": true})))
+}
+
+/// A term written as its start and end date: "合同签署生效之日起至2026年9月
+/// 30日". Kept as written; there is no length to normalise.
+fn read_term_until(first: &str, offset: FixedOffset) -> Option<(String, Value)> {
+    static TERM: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(自|从)?[^\d，,；;。]{2,30}?(之日|日)起\s*至\s*$").expect("term regex")
+    });
+    // The end date as written, even one that is no calendar day ("9月31日"
+    // stands in real documents): the text is kept, the normal form only
+    // when the day exists.
+    static DAY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*[日号]").expect("day regex")
+    });
+    let end = DAY.find(first)?;
+    let head = first[..end.start()].trim();
+    let head = head.rsplit(['为', '：', ':']).next().unwrap_or(head).trim();
+    TERM.is_match(head).then(|| {
+        let start = first.find(head).unwrap_or(0);
+        let until = find_times(end.as_str(), offset)
+            .into_iter()
+            .next()
+            .map_or(Value::Null, |t| t.normalized);
+        (
+            first[start..end.end()].trim().to_string(),
+            json!({"until": until}),
+        )
+    })
 }
 
 /// A place, up to a time stated after it ("X会议室，时间为 2025年3月19日
@@ -535,15 +567,19 @@ pub fn is_blank_template(t: &str) -> bool {
 /// 允许" -> "不允许". `None` when the content is no checkbox answer or
 /// marks not exactly one option.
 pub fn checked_option(content: &str) -> Option<String> {
-    static OPTION: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"([■☑√✓✔☒▣])\s*([^■☑√✓✔☒▣□☐○●/／]+)").expect("option regex")
-    });
+    static OPTION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"([■☑√✓✔☒▣])\s*([^■☑√✓✔☒▣□☐○●/／]+)").expect("option regex"));
     if !content.contains(['□', '☐']) {
         return None;
     }
     let marked: Vec<String> = OPTION
         .captures_iter(content)
-        .map(|c| c[2].trim().trim_end_matches(['，', ',', '；', ';']).trim().to_string())
+        .map(|c| {
+            c[2].trim()
+                .trim_end_matches(['，', ',', '；', ';'])
+                .trim()
+                .to_string()
+        })
         .filter(|o| !o.is_empty())
         .collect();
     match marked.as_slice() {
@@ -768,13 +804,32 @@ mod tests {
         );
         assert_eq!(v(Kind::Place, "同投标截止时间"), None);
         assert_eq!(
-            v(Kind::Place, "某市某路1号5楼会议室，时间为  2025年3月19日13:30。").as_deref(),
+            v(
+                Kind::Place,
+                "某市某路1号5楼会议室，时间为  2025年3月19日13:30。"
+            )
+            .as_deref(),
             Some("某市某路1号5楼会议室")
         );
         assert_eq!(ids("谈判地点"), vec!["opening_place"]);
+        assert_eq!(
+            v(Kind::Duration, "合同签署生效之日起至2026年9月30日。").as_deref(),
+            Some("合同签署生效之日起至2026年9月30日")
+        );
+        assert_eq!(v(Kind::Duration, "2026年9月30日"), None);
+        assert_eq!(
+            v(Kind::Duration, "自合同签订之日起至2026年9月31日").as_deref(),
+            Some("自合同签订之日起至2026年9月31日"),
+            "kept as written"
+        );
+        assert_eq!(ids("预算上限"), vec!["price_cap", "budget"]);
         assert_eq!(v(Kind::Grade, "详见第二章投标人须知"), None);
         assert_eq!(v(Kind::Text, "See Section 6"), None);
-        assert_eq!(v(Kind::Grade, "2"), None, "a page number of a contents line");
+        assert_eq!(
+            v(Kind::Grade, "2"),
+            None,
+            "a page number of a contents line"
+        );
         assert_eq!(v(Kind::Text, "招标编号："), None, "a blank form line");
         assert_eq!(v(Kind::Party, "（盖单位章）"), None);
         assert_eq!(v(Kind::DateOrText, "年 月 日 时 分"), None);

@@ -90,7 +90,7 @@ static TOPICS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
 
 /// Words of contract conditions, for sections whose headings say nothing.
 static CONTRACT_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)发包人|承包人|监理人应|委托人|违约金|索赔|the\s+contractor\s+shall|superintending\s+officer|liquidated\s+damages|the\s+employer\s+shall")
+    Regex::new(r"(?i)发包人|承包人|监理人应|委托人|甲方|乙方|违约金|索赔|the\s+contractor\s+shall|superintending\s+officer|liquidated\s+damages|the\s+employer\s+shall")
         .expect("contract words")
 });
 
