@@ -42,12 +42,18 @@ pub struct Row {
     pub missing: usize,
     /// Rejection clauses found, of the gold total.
     pub rejections: (usize, usize),
+    /// Reported rejection clauses that hold none of the gold's texts: a
+    /// watch on precision, not a failure (gold files do not list every
+    /// clause).
+    pub extra_rejections: usize,
     /// Scoring items found, of the gold total.
     pub scores: (usize, usize),
     /// Forms found, of the gold total.
     pub forms: (usize, usize),
     /// Each miss and wrong value, for `-v`.
     pub misses: Vec<String>,
+    /// Each extra rejection, for `-v`.
+    pub extras: Vec<String>,
 }
 
 impl Row {
@@ -82,7 +88,7 @@ impl EvalReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<18} {:<8} {:>6} {:>6} {:>6} {:>7} {:>8} {:>11} {:>8} {:>7}",
+            "{:<18} {:<8} {:>6} {:>6} {:>6} {:>7} {:>8} {:>11} {:>6} {:>8} {:>7}",
             "document",
             "variant",
             "fields",
@@ -91,6 +97,7 @@ impl EvalReport {
             "decoys",
             "missing",
             "rejections",
+            "extra",
             "scoring",
             "forms"
         );
@@ -101,7 +108,7 @@ impl EvalReport {
             }
             let _ = writeln!(
                 out,
-                "{:<18} {:<8} {:>6} {:>6} {:>6} {:>7} {:>8} {:>11} {:>8} {:>7}",
+                "{:<18} {:<8} {:>6} {:>6} {:>6} {:>7} {:>8} {:>11} {:>6} {:>8} {:>7}",
                 r.document,
                 r.variant,
                 r.fields,
@@ -110,11 +117,12 @@ impl EvalReport {
                 r.decoys,
                 r.missing,
                 format!("{}/{}", r.rejections.0, r.rejections.1),
+                r.extra_rejections,
                 format!("{}/{}", r.scores.0, r.scores.1),
                 format!("{}/{}", r.forms.0, r.forms.1),
             );
             if self.verbose {
-                for m in &r.misses {
+                for m in r.misses.iter().chain(&r.extras) {
                     let _ = writeln!(out, "    {m}");
                 }
             }
@@ -289,12 +297,22 @@ fn score_lists(gold: &Value, summary: &Summary, row: &mut Row) {
         .collect();
     let gold_rej = gold["rejections"].as_array().cloned().unwrap_or_default();
     row.rejections.1 = gold_rej.len();
-    for g in &gold_rej {
+    let gold_texts: Vec<String> = gold_rej
+        .iter()
+        .map(|g| rejection_key(g["text"].as_str().or(g.as_str()).unwrap_or_default()))
+        .collect();
+    for (g, key) in gold_rej.iter().zip(&gold_texts) {
         let text = g["text"].as_str().or(g.as_str()).unwrap_or_default();
-        if rejections.iter().any(|r| r.contains(&compact(text))) {
+        if rejections.iter().any(|r| r.contains(key.as_str())) {
             row.rejections.0 += 1;
         } else {
             row.misses.push(format!("rejection not found: {text}"));
+        }
+    }
+    for (r, reported) in summary.rejections.iter().zip(&rejections) {
+        if !gold_texts.iter().any(|k| reported.contains(k.as_str())) {
+            row.extra_rejections += 1;
+            row.extras.push(format!("extra rejection: {}", r.text));
         }
     }
     let gold_scores = gold["scores"].as_array().cloned().unwrap_or_default();
@@ -345,6 +363,15 @@ fn score_lists(gold: &Value, summary: &Summary, row: &mut Row) {
     }
 }
 
+/// The folded form of a gold rejection text that a reported clause must
+/// contain. The separator a gold text may end with ("…不足的；", "…的。")
+/// belongs to the list, not to the clause.
+fn rejection_key(text: &str) -> String {
+    compact(text)
+        .trim_end_matches(['；', ';', '。', '.', '，', ',', '：', ':'])
+        .to_string()
+}
+
 /// A search for typed values in a text.
 type Finder<'a> = dyn Fn(&str) -> Vec<Found> + 'a;
 
@@ -388,6 +415,49 @@ mod tests {
         assert!(!same_value("540日历天", "28天"));
         assert!(!same_value("10%", "10天"));
         assert!(same_value("正本1份，副本4份", "正本1份、副本4份"));
+    }
+
+    #[test]
+    fn rejections_found_and_extra() {
+        let gold = serde_json::json!({
+            "rejections": [
+                {"text": "逾期送达的投标文件将被拒收"},
+                {"text": "投标有效期不足的；"},
+                {"text": "未提交投标保证金的"}
+            ]
+        });
+        let reject = |t: &str| crate::summary::Rejection {
+            text: t.to_string(),
+            kind: "explicit".into(),
+            evidence: crate::summary::Evidence {
+                section: String::new(),
+                page: None,
+                quote: t.to_string(),
+                document: 0,
+            },
+        };
+        let summary = Summary {
+            rejections: vec![
+                reject("逾期送达的投标文件，将被拒收"),
+                reject("逾期送达的投标文件将被拒收"),
+                reject("投标有效期不足的"),
+                reject("是否接受联合体：不接受"),
+            ],
+            ..Summary::default()
+        };
+        let mut row = Row::default();
+        score_lists(&gold, &summary, &mut row);
+        assert_eq!(row.rejections, (2, 3));
+        // The comma variant and the data-sheet answer hold no gold text.
+        assert_eq!(row.extra_rejections, 2);
+        assert_eq!(row.extras.len(), 2);
+        let mut passed = Row {
+            rejections: (3, 3),
+            extra_rejections: 5,
+            ..Row::default()
+        };
+        passed.fields = 0;
+        assert!(passed.passed(), "extras do not fail a row");
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub struct FieldValue {
     /// evidence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub superseded: Vec<FieldValue>,
+    /// The kind of source the value came from, so that a reader can judge
+    /// it: `front_table` (a row of the bid data sheet), `notice` (a
+    /// "label：value" line of the tender notice), `labelled_line` (such a
+    /// line elsewhere), `table` (a table row outside the data sheet),
+    /// `sentence` (a sentence pattern) or `amendment`. Empty in summaries
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 /// One clause that gets a bid rejected, refused or declared invalid.
