@@ -61,6 +61,17 @@ static EN_CONTAINS: LazyLock<Regex> = LazyLock::new(|| {
         .expect("en contains")
 });
 
+/// Whether a name ends as the name of a document does ("…表", "…函",
+/// "…证明材料"), and is not a sentence of a form's text ("我方承诺…").
+fn names_a_form(name: &str) -> bool {
+    static FORM_NOUN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(表|函|书|证明|文件|材料|资料|报告|声明|承诺|方案|计划|复印件|扫描件|证书|执照|保函|凭证|清单|封皮|说明|简介|截图|协议|格式|偏离表|查询|业绩|案例)$")
+            .expect("form noun")
+    });
+    let t = name.trim();
+    FORM_NOUN.is_match(t) && !t.starts_with(['我', '本', '贵']) && !t.starts_with("不准")
+}
+
 /// Whether a line is an item of a list.
 fn list_item(text: &str) -> bool {
     is_enumerated(text)
@@ -117,8 +128,15 @@ pub fn form_name(raw: &str) -> String {
     }
     // "供应商必须是…的企业，提供营业执照副本复印件": the thing to provide.
     if name.chars().count() > 30
-        && let Some(i) = name.rfind("提供")
-        && name[..i].contains('须')
+        && let Some(i) = name
+            .find("，提供")
+            .map(|i| i + "，".len())
+            .or_else(|| {
+                name.match_indices("提供")
+                    .map(|(i, _)| i)
+                    .find(|&i| name[..i].contains('须'))
+            })
+            .filter(|&i| name[..i].contains('须'))
     {
         name = name[i + "提供".len()..].to_string();
         if name.chars().count() > 40
@@ -165,7 +183,7 @@ impl<'a> Forms<'a> {
         let rest = raw.find(['。', '；']).map_or("", |i| &raw[i..]);
         for c in BY_FORMAT.captures_iter(rest) {
             let n = tidy(strip_marks(&c[1]).trim_start_matches(['等', '及']));
-            if !compact(&name).contains(&compact(&n)) {
+            if !compact(&name).contains(&compact(&n)) && names_a_form(&n) {
                 push_form(&mut self.out, &n, ev.clone());
             }
         }
@@ -263,6 +281,8 @@ pub fn forms(doc: &ClassifiedDocument, document: usize) -> Vec<FormItem> {
                     if chunk.part == "forms"
                         && is_enumerated(&sentence)
                         && sentence.chars().count() <= 24
+                        && !sentence.contains(['：', ':'])
+                        && names_a_form(&form_name(&sentence))
                     {
                         f.push(&sentence, page, &sentence);
                     }
@@ -470,6 +490,14 @@ mod tests {
             got,
             vec!["投标函格式", "投标保证金银行保函格式", "报价明细表"]
         );
+    }
+
+    #[test]
+    fn forms_chapter_lines_must_name_documents() {
+        let got = names(
+            "# 第六章 投标文件格式\n一、投标函\n1.我方承诺在期限内完成工作。\n（1）不准串通投标。\n二、保险险种：投标保证保险\n三、资格证明文件\n",
+        );
+        assert_eq!(got, vec!["投标函", "资格证明文件"]);
     }
 
     #[test]

@@ -159,15 +159,16 @@ fn name_only(text: &str) -> Option<String> {
     .then_some(t)
 }
 
+/// Where an item is read: its chunk, page and document.
+type Site<'a> = (&'a Chunk, Option<u32>, usize);
+
 fn push_item(
     out: &mut Vec<ScoringItem>,
-    chunk: &Chunk,
+    (chunk, page, document): Site<'_>,
     name: &str,
     points: &str,
     group: Option<String>,
     quote: &str,
-    page: Option<u32>,
-    document: usize,
 ) {
     let name = tidy(name);
     let Some(p) = parse_points(points) else {
@@ -208,13 +209,13 @@ fn scan_piece(
     let first = t.lines().next().unwrap_or("").trim();
     if let Some(c) = SCORE_LINE_CN.captures(first) {
         let pts = format!("{}分", c["pts"].trim());
-        push_item(out, chunk, &c["name"], &pts, None, t, page, document);
+        push_item(out, (chunk, page, document), &c["name"], &pts, None, t);
         *pending = None;
         return;
     }
     if let Some(c) = SCORE_LINE_EN.captures(first) {
         let p = format!("{}{}", &c["pts"], if &c["unit"] == "%" { "%" } else { "" });
-        push_item(out, chunk, &c["name"], &p, None, t, page, document);
+        push_item(out, (chunk, page, document), &c["name"], &p, None, t);
         *pending = None;
         return;
     }
@@ -224,7 +225,7 @@ fn scan_piece(
                 .trim_matches(['（', '(', '）', ')'])
                 .trim()
                 .to_string();
-            push_item(out, chunk, &name, &pts, None, t, page, document);
+            push_item(out, (chunk, page, document), &name, &pts, None, t);
         }
         return;
     }
@@ -240,13 +241,13 @@ fn scan_piece(
         .collect();
     if pairs.len() >= 2 {
         for (name, pts) in pairs {
-            push_item(out, chunk, &name, &pts, None, t, page, document);
+            push_item(out, (chunk, page, document), &name, &pts, None, t);
             found = true;
         }
     }
     for c in PRICE_SENTENCE.captures_iter(t) {
         let pts = format!("{}分", &c["pts"]);
-        push_item(out, chunk, &c["name"], &pts, None, t, page, document);
+        push_item(out, (chunk, page, document), &c["name"], &pts, None, t);
         found = true;
     }
     *pending = if found { None } else { name_only(first) };
@@ -408,7 +409,7 @@ fn scoring_table(
             continue;
         }
         let group = group.filter(|g| *g != name);
-        push_item(out, chunk, &name, &points, group, &quote, page, document);
+        push_item(out, (chunk, page, document), &name, &points, group, &quote);
     }
     true
 }
@@ -541,7 +542,8 @@ mod tests {
         let doc = classified(
             "# 第三章 评审办法\n| 评审内容 | 评分细项 | 评分说明 | 分值（由需求方填写） |\n|---|---|---|---|\n| 商务部分（20分） | 企业资质 | 每提供一个证书得2分，最多得6分。 | 0-6 |\n|  | 类似业绩 | 每个案例得2分。 | 0-14 |\n| 价格部分 |  | 报价得分 | 40分 |\n| 总计 |  |  | 100 |\n",
         );
-        let got: Vec<(String, String, Option<[f64; 2]>, Option<String>)> = scoring(&doc, 0)
+        type Row = (String, String, Option<[f64; 2]>, Option<String>);
+        let got: Vec<Row> = scoring(&doc, 0)
             .into_iter()
             .map(|i| (i.name, i.points, i.points_range, i.group))
             .collect();
