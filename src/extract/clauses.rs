@@ -168,12 +168,22 @@ struct Listing {
 }
 
 impl Listing {
-    fn new(lead: String, lead_text: &str, loose: bool) -> Self {
+    /// A list in one table cell or table, where any line may be an item.
+    fn cell(lead: String) -> Self {
+        Listing {
+            lead,
+            lead_style: None,
+            item_style: None,
+            loose: true,
+        }
+    }
+
+    fn new(lead: String, lead_text: &str) -> Self {
         Listing {
             lead,
             lead_style: marker_style(lead_text),
             item_style: None,
-            loose,
+            loose: false,
         }
     }
 
@@ -227,15 +237,20 @@ pub fn rejections(doc: &ClassifiedDocument, document: usize) -> Vec<Rejection> {
             match block {
                 Block::Paragraph { text, page } | Block::ListItem { text, page, .. } => {
                     // "本条款不适用" under a table row withdraws that row.
-                    if run.is_some() && NOT_APPLICABLE.is_match(text.trim()) {
-                        if let Some(last) = out.last()
-                            && last.kind == "table"
-                        {
+                    if let Some((_, _, n)) = run.as_mut()
+                        && NOT_APPLICABLE.is_match(text.trim())
+                    {
+                        if *n > 0 {
                             out.pop();
+                            *n -= 1;
                         }
                         continue;
                     }
                     lines(chunk, text, *page, document, &mut listing, &mut out);
+                    // Only the row right above can be withdrawn.
+                    if let Some(r) = run.as_mut() {
+                        r.2 = 0;
+                    }
                     last_text = text.clone();
                 }
                 Block::Table { rows, page, .. } => {
@@ -346,11 +361,7 @@ fn lines(
             let ev = evidence(chunk, clause.clone(), page, &sentence, document);
             push_rejection(out, strip_item(&piece), kind, ev);
             if kind == "explicit" && piece.trim_end().ends_with(['：', ':']) && is_lead(&piece) {
-                *listing = Some(Listing::new(
-                    clause.clone().unwrap_or_default(),
-                    text,
-                    false,
-                ));
+                *listing = Some(Listing::new(clause.clone().unwrap_or_default(), text));
             }
         }
     }
@@ -463,7 +474,7 @@ fn rejection_table(
                 &row.join(" | "),
                 document,
             );
-            if push_rejection(out, strip_item(s), "table", ev) {
+            if push_rejection(out, strip_item(s), "listed", ev) {
                 count += 1;
             }
         }
@@ -537,20 +548,13 @@ fn table_rejections(
         if is_lead(label) && content.lines().count() >= 2 {
             let ev = evidence(chunk, clause.clone(), page, &row.join(" | "), document);
             push_rejection(out, strip_item(label), "explicit", ev);
-            let mut list = Some(Listing::new(
-                clause.clone().unwrap_or_default(),
-                label,
-                true,
-            ));
-            list.as_mut().map(|l| l.lead_style = None);
+            let lead = clause.clone().unwrap_or_default();
+            let mut list: Option<Listing> = None;
             for line in content.lines().filter(|l| !l.trim().is_empty()) {
-                let mut cell_chunk_listing = list.take();
-                lines(chunk, line, page, document, &mut cell_chunk_listing, out);
-                list = cell_chunk_listing.or_else(|| {
-                    let mut l = Listing::new(clause.clone().unwrap_or_default(), label, true);
-                    l.lead_style = None;
-                    Some(l)
-                });
+                if list.is_none() {
+                    list = Some(Listing::cell(lead.clone()));
+                }
+                lines(chunk, line, page, document, &mut list, out);
             }
             continue;
         }
@@ -580,9 +584,7 @@ fn table_rejections(
                 let ev = evidence(chunk, clause.clone(), page, &row.join(" | "), document);
                 push_rejection(out, text, kind, ev);
                 if kind == "explicit" && seg.trim_end().ends_with(['：', ':']) && is_lead(&seg) {
-                    let mut l = Listing::new(clause.clone().unwrap_or_default(), &seg, true);
-                    l.lead_style = None;
-                    cell_listing = Some(l);
+                    cell_listing = Some(Listing::cell(clause.clone().unwrap_or_default()));
                 }
             }
         }
