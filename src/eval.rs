@@ -328,11 +328,17 @@ fn score_lists(gold: &Value, summary: &Summary, row: &mut Row) {
                 g["score"].as_str().unwrap_or(""),
             ),
         };
-        let want: Option<f64> = points.trim_end_matches(['分', '%']).trim().parse().ok();
-        let hit = summary.scoring.iter().any(|s| {
-            compact(&s.name).contains(&compact(name))
-                && s.points_value.is_some()
-                && s.points_value == want
+        // A range ("0-25", "-30-0分") must be the item's range; a number
+        // its number, and the item no range.
+        let want = crate::extract::scoring::parse_points(points);
+        let hit = want.is_some_and(|want| {
+            summary.scoring.iter().any(|s| {
+                compact(&s.name).contains(&compact(name))
+                    && match want.range {
+                        Some(r) => s.points_range == Some(r),
+                        None => s.points_range.is_none() && s.points_value == Some(want.value),
+                    }
+            })
         });
         if hit {
             row.scores.0 += 1;
@@ -452,5 +458,38 @@ mod tests {
         };
         passed.fields = 0;
         assert!(passed.passed(), "extras do not fail a row");
+    }
+
+    #[test]
+    fn ranges_score_as_ranges() {
+        let item = |name: &str, points: &str| {
+            let p = crate::extract::scoring::parse_points(points).unwrap();
+            crate::summary::ScoringItem {
+                name: name.into(),
+                points: points.into(),
+                points_value: Some(p.value),
+                points_range: p.range,
+                group: None,
+                evidence: crate::summary::Evidence {
+                    section: String::new(),
+                    page: None,
+                    quote: String::new(),
+                    document: 0,
+                },
+            }
+        };
+        let summary = Summary {
+            scoring: vec![item("项目案例", "0-25"), item("报价分", "40分")],
+            ..Summary::default()
+        };
+        let gold = serde_json::json!({"scores": [
+            {"name": "项目案例", "score": "0-25"},
+            {"name": "报价分", "score": "40"},
+            {"name": "项目案例", "score": "25"},
+            {"name": "报价分", "score": "0-40"}
+        ]});
+        let mut row = Row::default();
+        score_lists(&gold, &summary, &mut row);
+        assert_eq!(row.scores, (2, 4));
     }
 }

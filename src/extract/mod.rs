@@ -10,6 +10,7 @@
 pub mod amend;
 pub mod candidates;
 pub mod clauses;
+pub mod english;
 pub mod fields;
 pub mod forms;
 pub mod model;
@@ -80,6 +81,7 @@ impl ExtractError {
 /// The rule backend.
 pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
     let offset = normalize::document_offset(&docs[0].plain_text());
+    let offset = english::indian_offset(&docs[0].plain_text()).unwrap_or(offset);
     let mut summary = Summary {
         schema: SUMMARY_SCHEMA,
         ..Summary::default()
@@ -89,6 +91,7 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
         document: 0,
     };
     let (mut chosen, mut warnings) = choose(collect(&docs[0], ctx));
+    warnings.extend(english::warnings(&docs[0], ctx));
     for (i, doc) in docs.iter().enumerate().skip(1) {
         let ctx = Context {
             offset,

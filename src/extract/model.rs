@@ -185,11 +185,13 @@ fn verified_lists(answer: &Value, source: &str, document: usize, summary: &mut S
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| s["points"].to_string());
-            let points_value = points.trim_end_matches(['分', '%']).trim().parse().ok();
+            let (points_value, points_range) = super::scoring::parse_points(&points)
+                .map_or((None, None), |p| (Some(p.value), p.range));
             summary.scoring.push(ScoringItem {
                 name: name.to_string(),
                 points,
                 points_value,
+                points_range,
                 group: None,
                 evidence: ev(quote),
             });
