@@ -184,7 +184,7 @@ fn joined_paragraphs(blocks: &[Block]) -> Vec<(String, Option<u32>)> {
             continue;
         }
         match out.last_mut() {
-            Some((last, _)) if open && last.len() < 2000 => {
+            Some((last, _)) if open && last.len() < 2000 && !STARTS_ITEM.is_match(&text) => {
                 last.push(' ');
                 last.push_str(&text);
             }
@@ -196,6 +196,15 @@ fn joined_paragraphs(blocks: &[Block]) -> Vec<(String, Option<u32>)> {
     }
     out
 }
+
+/// A block that starts an item of its own, never a wrapped line: a clause
+/// reference ("ITB 18.1", "4.2") or an enumeration ("(a)", "2.", "b)").
+static STARTS_ITEM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(?:(?:ITB|ITT|ITC|BDS|GCC|SCC|PCC)\s*\d|\d+(?:\.\d+)+\s|\(?[a-z0-9]{1,3}[.)]\s)",
+    )
+    .expect("item regex")
+});
 
 struct Scan {
     ctx: Context,
@@ -380,13 +389,20 @@ impl Scan {
         let clause = clause_number(text);
         let ev = |quote: &str, ctx| evidence(chunk, clause.as_deref(), page, quote, ctx);
         let ctx = self.ctx;
+        let body = strip_reference(text);
         if chunk.part == "data_sheet" {
-            let body = strip_reference(text);
-            if body.len() < text.len() || label_value(&body).is_none() {
-                self.sentence_row(&body, &ev(text, ctx), 3);
+            match label_value(&body) {
+                // "ITB 1.1 The name of the Employer is: X": the reference
+                // hides the label from the general rules.
+                Some((l, v)) if body.len() < text.len() => {
+                    let e = ev(text, ctx);
+                    content_candidates(&l, &v, None, &e, 3, ctx, &mut self.out);
+                }
+                Some(_) => {}
+                None => self.sentence_row(&body, &ev(text, ctx), 3),
             }
         }
-        if let Some((label, value)) = label_value(&strip_numbering(text)) {
+        if let Some((label, value)) = label_value(&strip_numbering(&body)) {
             self.dated(&label, &value, &ev(text, ctx), 2);
         }
         self.invited(chunk, text, page);
@@ -734,6 +750,23 @@ mod tests {
         assert_eq!(
             c[&None]["opening_time"].normalized,
             "2023-12-22T11:00:00+08:00"
+        );
+    }
+
+    #[test]
+    fn data_sheet_paragraphs_led_by_references() {
+        let (c, _) = run(
+            "# Section II. Bid Data Sheet\n\nITB 1.1 The name of the Employer is: Ministry of Roads\n\nITB 18.1 The bid validity period shall be 90 days.\n\nITB 22.1 The deadline for bid submission is: Date: 17/04/2025 Time: 11:00 hours\n\nITB 25.1 The bid opening shall take place at: Room 12, Main Street\n",
+        );
+        assert_eq!(value(&c, "owner").as_deref(), Some("Ministry of Roads"));
+        assert_eq!(c[&None]["validity"].normalized["days"], 90.0);
+        assert_eq!(
+            c[&None]["deadline_bid"].normalized,
+            "2025-04-17T11:00:00+08:00"
+        );
+        assert_eq!(
+            value(&c, "opening_place").as_deref(),
+            Some("Room 12, Main Street")
         );
     }
 
