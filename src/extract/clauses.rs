@@ -26,7 +26,7 @@ static REJECT_EN: LazyLock<Regex> = LazyLock::new(|| {
 /// buyer's rights, evidence that counts for nothing, the bidder's own
 /// declarations in a form.
 static NOT_REJECTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)否决所有|否決|拒绝所有|接受或拒绝|接受和拒绝|拒绝任何或所有|接受和否决|视为已获同意|视为认可|无效(案例|业绩)|证明无效|我方|我公司|我单位|我司|我们|贵方|贵公司|reject\s+any\s+or\s+all|right\s+to\s+reject|rejection\s+of\s+any")
+    Regex::new(r"(?i)否决所有|所有投标.{0,3}否决|否決|拒绝所有|接受或拒绝|接受和拒绝|拒绝任何或所有|接受和否决|视为已获同意|视为认可|无效(案例|业绩)|证明无效|我方|我公司|我单位|我司|我们|贵方|贵公司|reject\s+any\s+or\s+all|right\s+to\s+reject|rejection\s+of\s+any")
         .expect("not rejection")
 });
 static MANDATORY: LazyLock<Regex> = LazyLock::new(|| {
@@ -168,12 +168,22 @@ struct Listing {
 }
 
 impl Listing {
-    fn new(lead: String, lead_text: &str, loose: bool) -> Self {
+    /// A list in one table cell or table, where any line may be an item.
+    fn cell(lead: String) -> Self {
+        Listing {
+            lead,
+            lead_style: None,
+            item_style: None,
+            loose: true,
+        }
+    }
+
+    fn new(lead: String, lead_text: &str) -> Self {
         Listing {
             lead,
             lead_style: marker_style(lead_text),
             item_style: None,
-            loose,
+            loose: false,
         }
     }
 
@@ -227,15 +237,20 @@ pub fn rejections(doc: &ClassifiedDocument, document: usize) -> Vec<Rejection> {
             match block {
                 Block::Paragraph { text, page } | Block::ListItem { text, page, .. } => {
                     // "本条款不适用" under a table row withdraws that row.
-                    if run.is_some() && NOT_APPLICABLE.is_match(text.trim()) {
-                        if let Some(last) = out.last()
-                            && last.kind == "table"
-                        {
+                    if let Some((_, _, n)) = run.as_mut()
+                        && NOT_APPLICABLE.is_match(text.trim())
+                    {
+                        if *n > 0 {
                             out.pop();
+                            *n -= 1;
                         }
                         continue;
                     }
                     lines(chunk, text, *page, document, &mut listing, &mut out);
+                    // Only the row right above can be withdrawn.
+                    if let Some(r) = run.as_mut() {
+                        r.2 = 0;
+                    }
                     last_text = text.clone();
                 }
                 Block::Table { rows, page, .. } => {
@@ -346,11 +361,7 @@ fn lines(
             let ev = evidence(chunk, clause.clone(), page, &sentence, document);
             push_rejection(out, strip_item(&piece), kind, ev);
             if kind == "explicit" && piece.trim_end().ends_with(['：', ':']) && is_lead(&piece) {
-                *listing = Some(Listing::new(
-                    clause.clone().unwrap_or_default(),
-                    text,
-                    false,
-                ));
+                *listing = Some(Listing::new(clause.clone().unwrap_or_default(), text));
             }
         }
     }
@@ -451,9 +462,14 @@ fn rejection_table(
             continue;
         };
         let clause = row[0].trim().to_string();
-        for sentence in split_outside_brackets(content, &['。']) {
+        for (k, sentence) in split_outside_brackets(content, &['。']).iter().enumerate() {
             let s = sentence.trim();
             if s.starts_with(['（', '(']) && s.ends_with(['）', ')']) {
+                continue;
+            }
+            // After the first, a sentence is a situation ("…的") or a
+            // rejection clause, not a remark ("同时…进行后续处理").
+            if k > 0 && !s.ends_with('的') && !is_rejection(s) {
                 continue;
             }
             let ev = evidence(
@@ -463,7 +479,7 @@ fn rejection_table(
                 &row.join(" | "),
                 document,
             );
-            if push_rejection(out, strip_item(s), "table", ev) {
+            if push_rejection(out, strip_item(s), "listed", ev) {
                 count += 1;
             }
         }
@@ -537,20 +553,13 @@ fn table_rejections(
         if is_lead(label) && content.lines().count() >= 2 {
             let ev = evidence(chunk, clause.clone(), page, &row.join(" | "), document);
             push_rejection(out, strip_item(label), "explicit", ev);
-            let mut list = Some(Listing::new(
-                clause.clone().unwrap_or_default(),
-                label,
-                true,
-            ));
-            list.as_mut().map(|l| l.lead_style = None);
+            let lead = clause.clone().unwrap_or_default();
+            let mut list: Option<Listing> = None;
             for line in content.lines().filter(|l| !l.trim().is_empty()) {
-                let mut cell_chunk_listing = list.take();
-                lines(chunk, line, page, document, &mut cell_chunk_listing, out);
-                list = cell_chunk_listing.or_else(|| {
-                    let mut l = Listing::new(clause.clone().unwrap_or_default(), label, true);
-                    l.lead_style = None;
-                    Some(l)
-                });
+                if list.is_none() {
+                    list = Some(Listing::cell(lead.clone()));
+                }
+                lines(chunk, line, page, document, &mut list, out);
             }
             continue;
         }
@@ -580,9 +589,7 @@ fn table_rejections(
                 let ev = evidence(chunk, clause.clone(), page, &row.join(" | "), document);
                 push_rejection(out, text, kind, ev);
                 if kind == "explicit" && seg.trim_end().ends_with(['：', ':']) && is_lead(&seg) {
-                    let mut l = Listing::new(clause.clone().unwrap_or_default(), &seg, true);
-                    l.lead_style = None;
-                    cell_listing = Some(l);
+                    cell_listing = Some(Listing::cell(clause.clone().unwrap_or_default()));
                 }
             }
         }
@@ -918,12 +925,15 @@ mod tests {
     #[test]
     fn rows_of_a_rejection_table_are_each_a_clause() {
         let t = texts(
-            "# 第三章 评标办法\n投标人存在下表所列情形的，其投标将被否决。\n\n| 序号 | 评审内容 | 否决情形 |\n|---|---|---|\n| 1 | 形式评审 | 投标函未盖章的。（以原件为准） |\n| 2 | 资格评审 | 不符合实质性要求的。 |\n| 3 | 响应评审 | 不符合实质性要求的。 |\n",
+            "# 第三章 评标办法\n投标人存在下表所列情形的，其投标将被否决。\n\n| 序号 | 评审内容 | 否决情形 |\n|---|---|---|\n| 1 | 形式评审 | 投标函未盖章的。（以原件为准）。同时上报主管部门。 |\n| 2 | 资格评审 | 不符合实质性要求的。 |\n| 3 | 响应评审 | 不符合实质性要求的。 |\n",
         );
         assert!(t.contains(&"投标函未盖章的".to_string()), "{t:?}");
         // The same words on two rows are two clauses; a bracketed note is none.
         assert_eq!(t.iter().filter(|x| *x == "不符合实质性要求的").count(), 2);
-        assert!(!t.iter().any(|x| x.contains("以原件为准")));
+        assert!(
+            !t.iter()
+                .any(|x| x.contains("以原件为准") || x.contains("上报"))
+        );
     }
 
     #[test]
@@ -1011,7 +1021,7 @@ mod tests {
     #[test]
     fn wording_of_invalidity_and_refusal() {
         let t = texts(
-            "# 第五章 磋商程序\n供应商报价单应当加盖公章，否则无效。逾期送达的响应文件恕不接收。未领取文件的供应商均无资格参加本次磋商。价格文件不足3家的项目不予开标。用户明确表示拒绝的，不得再发送短信。磋商小组不得拒绝。招标人有权接受或拒绝任何投标。\n",
+            "# 第五章 磋商程序\n供应商报价单应当加盖公章，否则无效。逾期送达的响应文件恕不接收。未领取文件的供应商均无资格参加本次磋商。价格文件不足3家的项目不予开标。用户明确表示拒绝的，不得再发送短信。磋商小组不得拒绝。招标人有权接受或拒绝任何投标。所有投标被否决的，重新招标。\n",
         );
         assert!(
             t.contains(&"供应商报价单应当加盖公章，否则无效".to_string()),
