@@ -171,8 +171,14 @@ fn running_furniture(pages: &[Page]) -> Furniture {
 fn margin_flags(lines: &[Vec<&Glyph>], page: &Page) -> Vec<bool> {
     let mut flags = vec![false; lines.len()];
     let y = |i: usize| lines[i][0].y;
-    let size = |i: usize| lines[i][0].size.max(1.0);
-    let parted = |a: usize, b: usize| y(b) - y(a) > 1.8 * size(a).max(size(b));
+    let sizes: Vec<f64> = lines.iter().map(|l| line_size(l, 1.0).max(1.0)).collect();
+    let size = |i: usize| sizes[i];
+    // Set apart by a gap wider than body line spacing, or by a clearly
+    // smaller size (a Word footer may sit right under the last body line).
+    let parted = |a: usize, b: usize| {
+        let (big, small) = (size(a).max(size(b)), size(a).min(size(b)));
+        y(b) - y(a) > 1.8 * big || small < big * 0.8
+    };
     let top = (0..lines.len())
         .take_while(|i| y(*i) < page.height * TOP_ZONE)
         .count();
@@ -186,6 +192,14 @@ fn margin_flags(lines: &[Vec<&Glyph>], page: &Page) -> Vec<bool> {
     let first = lines.len() - bottom;
     if bottom > 0 && (first == 0 || parted(first - 1, first)) {
         flags[first..].iter_mut().for_each(|f| *f = true);
+    } else if let Some(f) = (first.max(1)..lines.len())
+        .rev()
+        .find(|f| size(*f) < size(f - 1) * 0.8)
+        && (f..lines.len()).all(|i| size(i) < size(f - 1) * 0.8)
+    {
+        // Body text may run low into the zone: then only a foot set
+        // smaller than the body above it is furniture.
+        flags[f..].iter_mut().for_each(|f| *f = true);
     }
     flags
 }
