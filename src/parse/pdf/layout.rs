@@ -991,7 +991,7 @@ fn continues_paragraph(prev: &Line, next: &Line, pitch: f64) -> bool {
     // Wrapped lines start at the paragraph's left edge, or under the text
     // of a numbered or bulleted first line (a hanging indent).
     let indent_ok = next.x0 <= prev.x0 + size * 0.5
-        || (prev.text_x0 > prev.x0 && (next.x0 - prev.text_x0).abs() <= size * 0.5);
+        || (prev.text_x0 > prev.x0 && (next.x0 - prev.text_x0).abs() <= size);
     // Word documents mix sizes within a paragraph (11 and 12 points): a
     // tenth of the size apart is the same text; headings differ more.
     if (prev.size - next.size).abs() > prev.size.max(next.size) * 0.1 || !indent_ok {
@@ -1426,7 +1426,7 @@ mod tests {
                 72.0,
                 "1. Tender documents may be bought from the Zonal Office of the",
             ),
-            (84.0, "Bank, against a demand draft for the fee."),
+            (88.0, "Bank, against a demand draft for the fee."),
             (
                 72.0,
                 "2. The Contractor can also download the Tender Document from.",
