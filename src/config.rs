@@ -5,30 +5,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// A value that must not appear in logs or debug output.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::llm::LlmSettings;
+pub use crate::secret::Secret;
 
 /// All settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -174,24 +154,6 @@ pub struct MetricsSettings {
     pub addr: Option<String>,
     /// How often queue depths are polled (passive declares), in ms.
     pub poll_interval_ms: u64,
-}
-
-/// An OpenAI-compatible chat-completions server.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LlmSettings {
-    /// Base URL, such as `http://127.0.0.1:8000/v1`; unset means no model
-    /// server is configured and tasks asking for one fail permanently.
-    pub base_url: Option<String>,
-    /// API key sent as a bearer token.
-    pub api_key: Option<Secret>,
-    /// Model name.
-    pub model: String,
-    /// Timeout of one request, in ms.
-    pub timeout_ms: u64,
-    /// Retries on 429 and 5xx answers.
-    pub max_retries: u32,
-    /// Most tokens one document may spend (prompt and completion).
-    pub token_budget: u64,
 }
 
 /// A list, or a single value standing for a list of one: the environment

@@ -42,12 +42,18 @@ pub struct Row {
     pub missing: usize,
     /// Rejection clauses found, of the gold total.
     pub rejections: (usize, usize),
+    /// Reported rejection clauses that hold none of the gold's texts: a
+    /// watch on precision, not a failure (gold files do not list every
+    /// clause).
+    pub extra_rejections: usize,
     /// Scoring items found, of the gold total.
     pub scores: (usize, usize),
     /// Forms found, of the gold total.
     pub forms: (usize, usize),
     /// Each miss and wrong value, for `-v`.
     pub misses: Vec<String>,
+    /// Each extra rejection, for `-v`.
+    pub extras: Vec<String>,
 }
 
 impl Row {
@@ -82,7 +88,7 @@ impl EvalReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<18} {:<8} {:>6} {:>6} {:>6} {:>7} {:>8} {:>11} {:>8} {:>7}",
+            "{:<18} {:<8} {:>6} {:>6} {:>6} {:>7} {:>8} {:>11} {:>6} {:>8} {:>7}",
             "document",
             "variant",
             "fields",
@@ -91,6 +97,7 @@ impl EvalReport {
             "decoys",
             "missing",
             "rejections",
+            "extra",
             "scoring",
             "forms"
         );
@@ -101,7 +108,7 @@ impl EvalReport {
             }
             let _ = writeln!(
                 out,
-                "{:<18} {:<8} {:>6} {:>6} {:>6} {:>7} {:>8} {:>11} {:>8} {:>7}",
+                "{:<18} {:<8} {:>6} {:>6} {:>6} {:>7} {:>8} {:>11} {:>6} {:>8} {:>7}",
                 r.document,
                 r.variant,
                 r.fields,
@@ -110,11 +117,12 @@ impl EvalReport {
                 r.decoys,
                 r.missing,
                 format!("{}/{}", r.rejections.0, r.rejections.1),
+                r.extra_rejections,
                 format!("{}/{}", r.scores.0, r.scores.1),
                 format!("{}/{}", r.forms.0, r.forms.1),
             );
             if self.verbose {
-                for m in &r.misses {
+                for m in r.misses.iter().chain(&r.extras) {
                     let _ = writeln!(out, "    {m}");
                 }
             }
@@ -289,12 +297,22 @@ fn score_lists(gold: &Value, summary: &Summary, row: &mut Row) {
         .collect();
     let gold_rej = gold["rejections"].as_array().cloned().unwrap_or_default();
     row.rejections.1 = gold_rej.len();
-    for g in &gold_rej {
+    let gold_texts: Vec<String> = gold_rej
+        .iter()
+        .map(|g| rejection_key(g["text"].as_str().or(g.as_str()).unwrap_or_default()))
+        .collect();
+    for (g, key) in gold_rej.iter().zip(&gold_texts) {
         let text = g["text"].as_str().or(g.as_str()).unwrap_or_default();
-        if rejections.iter().any(|r| r.contains(&compact(text))) {
+        if rejections.iter().any(|r| r.contains(key.as_str())) {
             row.rejections.0 += 1;
         } else {
             row.misses.push(format!("rejection not found: {text}"));
+        }
+    }
+    for (r, reported) in summary.rejections.iter().zip(&rejections) {
+        if !gold_texts.iter().any(|k| reported.contains(k.as_str())) {
+            row.extra_rejections += 1;
+            row.extras.push(format!("extra rejection: {}", r.text));
         }
     }
     let gold_scores = gold["scores"].as_array().cloned().unwrap_or_default();
@@ -310,11 +328,17 @@ fn score_lists(gold: &Value, summary: &Summary, row: &mut Row) {
                 g["score"].as_str().unwrap_or(""),
             ),
         };
-        let want: Option<f64> = points.trim_end_matches(['分', '%']).trim().parse().ok();
-        let hit = summary.scoring.iter().any(|s| {
-            compact(&s.name).contains(&compact(name))
-                && s.points_value.is_some()
-                && s.points_value == want
+        // A range ("0-25", "-30-0分") must be the item's range; a number
+        // its number, and the item no range.
+        let want = crate::extract::scoring::parse_points(points);
+        let hit = want.is_some_and(|want| {
+            summary.scoring.iter().any(|s| {
+                compact(&s.name).contains(&compact(name))
+                    && match want.range {
+                        Some(r) => s.points_range == Some(r),
+                        None => s.points_range.is_none() && s.points_value == Some(want.value),
+                    }
+            })
         });
         if hit {
             row.scores.0 += 1;
@@ -337,6 +361,15 @@ fn score_lists(gold: &Value, summary: &Summary, row: &mut Row) {
             row.misses.push(format!("form not found: {name}"));
         }
     }
+}
+
+/// The folded form of a gold rejection text that a reported clause must
+/// contain. The separator a gold text may end with ("…不足的；", "…的。")
+/// belongs to the list, not to the clause.
+fn rejection_key(text: &str) -> String {
+    compact(text)
+        .trim_end_matches(['；', ';', '。', '.', '，', ',', '：', ':'])
+        .to_string()
 }
 
 /// A search for typed values in a text.
@@ -382,5 +415,81 @@ mod tests {
         assert!(!same_value("540日历天", "28天"));
         assert!(!same_value("10%", "10天"));
         assert!(same_value("正本1份，副本4份", "正本1份、副本4份"));
+    }
+
+    #[test]
+    fn rejections_found_and_extra() {
+        let gold = serde_json::json!({
+            "rejections": [
+                {"text": "逾期送达的投标文件将被拒收"},
+                {"text": "投标有效期不足的；"},
+                {"text": "未提交投标保证金的"}
+            ]
+        });
+        let reject = |t: &str| crate::summary::Rejection {
+            text: t.to_string(),
+            kind: "explicit".into(),
+            evidence: crate::summary::Evidence {
+                section: String::new(),
+                page: None,
+                quote: t.to_string(),
+                document: 0,
+            },
+        };
+        let summary = Summary {
+            rejections: vec![
+                reject("逾期送达的投标文件，将被拒收"),
+                reject("逾期送达的投标文件将被拒收"),
+                reject("投标有效期不足的"),
+                reject("是否接受联合体：不接受"),
+            ],
+            ..Summary::default()
+        };
+        let mut row = Row::default();
+        score_lists(&gold, &summary, &mut row);
+        assert_eq!(row.rejections, (2, 3));
+        // The comma variant and the data-sheet answer hold no gold text.
+        assert_eq!(row.extra_rejections, 2);
+        assert_eq!(row.extras.len(), 2);
+        let mut passed = Row {
+            rejections: (3, 3),
+            extra_rejections: 5,
+            ..Row::default()
+        };
+        passed.fields = 0;
+        assert!(passed.passed(), "extras do not fail a row");
+    }
+
+    #[test]
+    fn ranges_score_as_ranges() {
+        let item = |name: &str, points: &str| {
+            let p = crate::extract::scoring::parse_points(points).unwrap();
+            crate::summary::ScoringItem {
+                name: name.into(),
+                points: points.into(),
+                points_value: Some(p.value),
+                points_range: p.range,
+                group: None,
+                evidence: crate::summary::Evidence {
+                    section: String::new(),
+                    page: None,
+                    quote: String::new(),
+                    document: 0,
+                },
+            }
+        };
+        let summary = Summary {
+            scoring: vec![item("项目案例", "0-25"), item("报价分", "40分")],
+            ..Summary::default()
+        };
+        let gold = serde_json::json!({"scores": [
+            {"name": "项目案例", "score": "0-25"},
+            {"name": "报价分", "score": "40"},
+            {"name": "项目案例", "score": "25"},
+            {"name": "报价分", "score": "0-40"}
+        ]});
+        let mut row = Row::default();
+        score_lists(&gold, &summary, &mut row);
+        assert_eq!(row.scores, (2, 4));
     }
 }

@@ -1,5 +1,12 @@
 //! tenderflow: tender documents into sourced summaries, over RabbitMQ.
 #![forbid(unsafe_code)]
+//!
+//! Two layers. The document logic (`parse`, `filter`, `extract`, `llm`,
+//! `document`, `summary`, `eval`) turns bytes into a summary and depends on
+//! nothing of the pipeline: each has its own error type that says whether
+//! a retry can help. The pipeline (`stages`, `runtime`, `broker`,
+//! `topology`, `store`, `projector`, `http`...) moves documents through
+//! RabbitMQ and maps those errors onto retries and dead letters.
 
 pub mod broker;
 pub mod cli;
@@ -18,6 +25,7 @@ pub mod metrics;
 pub mod parse;
 pub mod projector;
 pub mod runtime;
+pub mod secret;
 pub mod stages;
 pub mod store;
 pub mod submit;

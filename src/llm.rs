@@ -12,8 +12,66 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::config::LlmSettings;
-use crate::stages::StageError;
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// Why the model server gave no usable answer, and whether a later try can
+/// help.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The server was unreachable or overloaded (429, 5xx) past the
+    /// retries: a later attempt may succeed.
+    #[error("{0}")]
+    Transient(String),
+    /// Will fail the same way again: no server configured, a refused
+    /// request, an answer that is not the JSON asked for, a spent budget.
+    #[error("{kind}: {message}")]
+    Permanent {
+        /// Stable machine-readable kind, such as `llm_garbage`.
+        kind: &'static str,
+        /// What is wrong, for people.
+        message: String,
+    },
+}
+
+impl LlmError {
+    /// A permanent error of `kind`.
+    pub fn permanent(kind: &'static str, message: impl Into<String>) -> Self {
+        LlmError::Permanent {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A transient error.
+    pub fn transient(message: impl Into<String>) -> Self {
+        LlmError::Transient(message.into())
+    }
+
+    /// Whether retrying could help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LlmError::Transient(_))
+    }
+}
+
+/// An OpenAI-compatible chat-completions server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LlmSettings {
+    /// Base URL, such as `http://127.0.0.1:8000/v1`; unset means no model
+    /// server is configured and tasks asking for one fail permanently.
+    pub base_url: Option<String>,
+    /// API key sent as a bearer token.
+    pub api_key: Option<Secret>,
+    /// Model name.
+    pub model: String,
+    /// Timeout of one request, in ms.
+    pub timeout_ms: u64,
+    /// Retries on 429 and 5xx answers.
+    pub max_retries: u32,
+    /// Most tokens one document may spend (prompt and completion).
+    pub token_budget: u64,
+}
 
 /// A chat-completions client bound to one document's token budget.
 #[derive(Debug)]
@@ -37,13 +95,13 @@ pub fn estimate_tokens(text: &str) -> u64 {
 
 impl ChatClient {
     /// A client for `settings`; fails permanently when no server is set.
-    pub fn new(settings: &LlmSettings) -> Result<Self, StageError> {
+    pub fn new(settings: &LlmSettings) -> Result<Self, LlmError> {
         let Some(base) = settings
             .base_url
             .as_deref()
             .filter(|b| !b.trim().is_empty())
         else {
-            return Err(StageError::permanent(
+            return Err(LlmError::permanent(
                 "llm_not_configured",
                 "the task asks for the openai backend but llm.base_url is not set",
             ));
@@ -55,7 +113,7 @@ impl ChatClient {
         {
             // This build carries no TLS stack: say so once instead of
             // retrying a request that can never be sent.
-            return Err(StageError::permanent(
+            return Err(LlmError::permanent(
                 "llm_not_configured",
                 "llm.base_url is https, but this build speaks plain http to model servers; \
                  put a TLS-terminating proxy on the model host or use an http URL",
@@ -64,7 +122,7 @@ impl ChatClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
             .build()
-            .map_err(|e| StageError::permanent("llm_not_configured", e.to_string()))?;
+            .map_err(|e| LlmError::permanent("llm_not_configured", e.to_string()))?;
         Ok(ChatClient {
             http,
             endpoint: format!("{}/chat/completions", base.trim_end_matches('/')),
@@ -90,10 +148,10 @@ impl ChatClient {
 
     /// Sends one system and one user message and returns the answer parsed
     /// as a JSON object.
-    pub async fn complete_json(&self, system: &str, user: &str) -> Result<Value, StageError> {
+    pub async fn complete_json(&self, system: &str, user: &str) -> Result<Value, LlmError> {
         let estimate = estimate_tokens(system) + estimate_tokens(user);
         if estimate > self.tokens_left() {
-            return Err(StageError::permanent(
+            return Err(LlmError::permanent(
                 "token_budget",
                 format!(
                     "the prompt needs about {estimate} tokens but only {} are left in the document's budget",
@@ -120,7 +178,7 @@ impl ChatClient {
         parse_json_content(content)
     }
 
-    async fn post_with_retries(&self, body: &Value) -> Result<Value, StageError> {
+    async fn post_with_retries(&self, body: &Value) -> Result<Value, LlmError> {
         let mut attempt = 0;
         loop {
             match self.post_once(body).await {
@@ -131,7 +189,7 @@ impl ChatClient {
                     attempt += 1;
                 }
                 Err(Failure::Retryable(msg)) => {
-                    return Err(StageError::transient(format!(
+                    return Err(LlmError::transient(format!(
                         "model server failed after {} attempts: {msg}",
                         attempt + 1
                     )));
@@ -156,7 +214,7 @@ impl ChatClient {
         }
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            return Err(Failure::Fatal(StageError::permanent(
+            return Err(Failure::Fatal(LlmError::permanent(
                 "llm_rejected",
                 format!(
                     "server answered {status}: {}",
@@ -173,16 +231,16 @@ impl ChatClient {
 
 enum Failure {
     Retryable(String),
-    Fatal(StageError),
+    Fatal(LlmError),
 }
 
-fn garbage(message: impl Into<String>) -> StageError {
-    StageError::permanent("llm_garbage", message)
+fn garbage(message: impl Into<String>) -> LlmError {
+    LlmError::permanent("llm_garbage", message)
 }
 
 /// Parses a model's message content as a JSON object, tolerating a Markdown
 /// code fence around it.
-pub fn parse_json_content(content: &str) -> Result<Value, StageError> {
+pub fn parse_json_content(content: &str) -> Result<Value, LlmError> {
     let trimmed = content.trim();
     let inner = trimmed
         .strip_prefix("```json")
@@ -211,7 +269,7 @@ pub(crate) mod testing {
     use axum::{Json, Router};
     use serde_json::{Value, json};
 
-    use crate::config::LlmSettings;
+    use super::LlmSettings;
 
     /// What the fake server answers: a status for each failing call first,
     /// then a chat answer built by `reply` from the request.
@@ -274,7 +332,7 @@ pub(crate) mod testing {
     pub fn settings(base_url: Option<String>) -> LlmSettings {
         LlmSettings {
             base_url,
-            api_key: Some(crate::config::Secret::new("test-key")),
+            api_key: Some(crate::secret::Secret::new("test-key")),
             model: "test-model".into(),
             timeout_ms: 5_000,
             max_retries: 2,
@@ -291,7 +349,7 @@ mod tests {
     use super::testing::{Script, settings, start};
     use super::*;
 
-    fn client(base: Option<String>) -> Result<ChatClient, StageError> {
+    fn client(base: Option<String>) -> Result<ChatClient, LlmError> {
         Ok(ChatClient::new(&settings(base))?.with_retry_base(Duration::from_millis(5)))
     }
 
@@ -350,7 +408,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             e,
-            StageError::Permanent {
+            LlmError::Permanent {
                 kind: "llm_garbage",
                 ..
             }
@@ -365,7 +423,7 @@ mod tests {
         let e = c.complete_json("s", &"招标".repeat(50)).await.unwrap_err();
         assert!(matches!(
             e,
-            StageError::Permanent {
+            LlmError::Permanent {
                 kind: "token_budget",
                 ..
             }

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -38,6 +37,7 @@ use crate::config::Settings;
 use crate::envelope::{Envelope, Stage};
 use crate::events::{ErrorInfo, Event, EventKind};
 use crate::metrics::{self, Settled};
+pub use crate::stages::Handler;
 use crate::stages::{StageError, StageOutput};
 use crate::telemetry::{self, TraceParent};
 use crate::topology::Topology;
@@ -52,12 +52,6 @@ pub const RETURNS_HEADER: &str = "x-tf-returns";
 /// ten for the events stream and the projector to carry. A quick failure
 /// still publishes both.
 pub const ANNOUNCE_AFTER: Duration = Duration::from_millis(50);
-
-/// A stage's work: one attempt at one message.
-pub trait Handler: Send + Sync + 'static {
-    /// Handles one message. Runs in its own task, so a panic is contained.
-    fn handle(&self, envelope: Envelope) -> BoxFuture<'static, Result<StageOutput, StageError>>;
-}
 
 /// How one stage worker runs.
 #[derive(Debug, Clone)]

@@ -37,6 +37,14 @@ pub struct FieldValue {
     /// evidence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub superseded: Vec<FieldValue>,
+    /// The kind of source the value came from, so that a reader can judge
+    /// it: `front_table` (a row of the bid data sheet), `notice` (a
+    /// "label：value" line of the tender notice), `labelled_line` (such a
+    /// line elsewhere), `table` (a table row outside the data sheet),
+    /// `sentence` (a sentence pattern) or `amendment`. Empty in summaries
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 /// One clause that gets a bid rejected, refused or declared invalid.
@@ -60,8 +68,12 @@ pub struct ScoringItem {
     pub name: String,
     /// Points or weight as written ("5分", "20", "60%").
     pub points: String,
-    /// Points or weight as a number.
+    /// Points or weight as a number; for a range, its top.
     pub points_value: Option<f64>,
+    /// The low and high end when the document gives a range ("0-25",
+    /// "-30-0分"), else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_range: Option<[f64; 2]>,
     /// The scoring factor the item belongs to, where the table names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,

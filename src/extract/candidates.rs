@@ -78,6 +78,7 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
             sentence_candidates(chunk, lot.as_deref(), ctx, &mut out);
         }
     }
+    super::english::add_candidates(doc, ctx, &mut out);
     out
 }
 
@@ -334,7 +335,18 @@ pub(crate) fn content_candidates(
         .flat_map(|s| std::iter::once(s.id).chain(s.family.iter().copied()))
         .collect();
     let mut found: Vec<&str> = Vec::new();
-    let pieces = split_outside_brackets(content, &['；', ';']);
+    // A cell's lines (" / ") are pieces too: "（1）是否接受联合体投标：■否 □是
+    // / （2）是否需要提交样品：■否 □是".
+    let pieces: Vec<String> = split_outside_brackets(content, &['；', ';'])
+        .into_iter()
+        .flat_map(|p| {
+            p.split(" / ")
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let mut has_pairs = false;
     for piece in &pieces {
         let Some((sub_label, sub_value)) = label_value(piece) else {
@@ -422,6 +434,16 @@ fn is_text_kind(spec: &Spec) -> bool {
 
 // ---------------------------------------------------------------- paragraphs
 
+/// A table-of-contents line ("二、资格条件\t2", "第三章 评标办法……12") names
+/// a section and its page, and states no value.
+static TOC_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\t|…{2,}|\.{4,}|·{4,})\s*\d{1,4}\s*$").expect("toc regex")
+});
+
+pub(crate) fn is_toc_line(text: &str) -> bool {
+    TOC_LINE.is_match(text)
+}
+
 fn paragraph_candidates(
     chunk: &Chunk,
     text: &str,
@@ -430,6 +452,9 @@ fn paragraph_candidates(
     ctx: Context,
     out: &mut Vec<Candidate>,
 ) {
+    if is_toc_line(text) {
+        return;
+    }
     let clause = clause_number(text);
     for seg in split_outside_brackets(text, &['。', '；', ';']) {
         // Full-width spaces separate "招标人：X　联系人：Y" on one line.
@@ -439,14 +464,23 @@ fn paragraph_candidates(
             .filter(|p| !p.is_empty())
         {
             let ev = evidence(chunk, clause.as_deref(), page, piece, ctx);
-            let rest = match label_value(piece) {
+            // "接收响应文件的截止时间为A，递交地点为: B": when the text before
+            // the first colon holds a comma, it is no label but statements.
+            let (head, rest) = match label_value(piece) {
                 Some((label, value)) => {
                     content_candidates(&label, &value, lot, &ev, 2, ctx, out);
-                    value
+                    let head = piece
+                        .find(label.as_str())
+                        .map_or("", |i| &piece[..i])
+                        .to_string();
+                    (head, value)
                 }
-                None => piece.to_string(),
+                None => (String::new(), piece.to_string()),
             };
-            for part in split_outside_brackets(&rest, &['，', ',']) {
+            let parts = split_outside_brackets(&head, &['，', ','])
+                .into_iter()
+                .chain(split_outside_brackets(&rest, &['，', ',']));
+            for part in parts {
                 if let Some((label, value)) = split_wei(&part) {
                     let specs = fields_for_label(&label);
                     for spec in specs {
@@ -490,6 +524,21 @@ static CN_PROJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"本(?:招标|采购)项目(?P<project>[^，。；]{2,60}?)(?:已由|已经|经)")
         .expect("cn project")
 });
+/// Words that show a "X对Y进行招标" sentence is a rule about tenders in
+/// general ("投标人或者其他利害关系人对依法必须进行招标的项目…"), not the
+/// invitation.
+static INVITES_NOT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"投标人|供应商|利害关系人|依法|必须|应当|任何|其他").expect("invites not")
+});
+
+/// "X受Y（采购人）委托，…": the agency X runs the tender for the owner Y.
+static CN_ENTRUSTED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?P<agency>[\p{Han}（）()]{4,40}?(?:公司|中心|机构|集团|事务所|院))(?:受|接受)(?P<owner>[\p{Han}（）()]{4,40}?(?:公司|中心|局|委员会|院|校|学|厅|办公室|集团|银行|政府|所))(?:[（(][^）)]{0,10}[）)])?(?:的)?(?:委托)")
+        .expect("entrusted regex")
+});
+/// A statement on joint bids: "本项目不允许联合体参选".
+static CONSORTIUM_WORDS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"联合体|联合响应|联合投标|联合参选").expect("consortium words"));
 static EN_CLOSING: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)closing\s+(date|time)|deadline\s+for\s+(the\s+)?(submission|receipt)|tenders?\s+(must|shall)\s+be\s+(submitted|received|deposited)|submitted\s+(no\s+later\s+than|before)")
         .expect("closing regex")
@@ -547,6 +596,9 @@ fn sentence_candidates(chunk: &Chunk, lot: Option<&str>, ctx: Context, out: &mut
                 *page,
             ),
         };
+        if is_toc_line(&text) {
+            continue;
+        }
         let clause = clause_number(&text);
         for sentence in sentences(&text)
             .into_iter()
@@ -579,9 +631,33 @@ fn sentence_patterns(
         push(out, "owner", lot, c["owner"].trim(), Value::Null, ev, 1);
         push(out, "project", lot, c["project"].trim(), Value::Null, ev, 1);
     }
-    if let Some(c) = CN_INVITES.captures(s) {
+    if let Some(c) = CN_INVITES.captures(s)
+        && !INVITES_NOT.is_match(&c["owner"])
+        && !INVITES_NOT.is_match(&c["project"])
+    {
         push(out, "owner", lot, &c["owner"], Value::Null, ev, 1);
         push(out, "project", lot, &c["project"], Value::Null, ev, 1);
+    }
+    if let Some(c) = CN_ENTRUSTED.captures(s) {
+        push(out, "agency", lot, &c["agency"], Value::Null, ev, 1);
+        push(out, "owner", lot, &c["owner"], Value::Null, ev, 1);
+    }
+    let first = fields::first_clause(s);
+    let first = split_outside_brackets(&first, &['，', ','])
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    if s.contains("正本")
+        && s.contains("副本")
+        && let Some(f) = super::normalize::find_copies(s)
+    {
+        push(out, "copies", lot, &f.text, f.normalized, ev, 1);
+    }
+    if CONSORTIUM_WORDS.is_match(&first)
+        && first.chars().count() <= 30
+        && let Some((v, n)) = read_value(Kind::Bool, &first, ctx.offset)
+    {
+        push(out, "consortium", lot, &v, n, ev, 1);
     }
     if let Some(c) = CN_PROJECT.captures(s) {
         push(out, "project", lot, &c["project"], Value::Null, ev, 1);
@@ -670,11 +746,30 @@ pub fn choose(candidates: Vec<Candidate>) -> (Chosen, Vec<Warning>) {
                 normalized: c.normalized.clone(),
                 evidence: c.evidence.clone(),
                 superseded: Vec::new(),
+                source: source_of(c).to_string(),
             },
         );
     }
     resolve_same_as_deadline(&mut chosen);
     (chosen, warnings)
+}
+
+static NOTICE_SECTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)公告|邀请|邀请书|invitation|notice").expect("notice section")
+});
+
+/// The kind of source a candidate came from, for the reader to judge it.
+pub(crate) fn source_of(c: &Candidate) -> &'static str {
+    if c.evidence.document > 0 {
+        return "amendment";
+    }
+    match c.priority {
+        3.. => "front_table",
+        2 if NOTICE_SECTION.is_match(&c.evidence.section) => "notice",
+        2 if c.evidence.quote.contains(" | ") => "table",
+        2 => "labelled_line",
+        _ => "sentence",
+    }
 }
 
 /// "开标时间：同投标截止时间" takes the deadline's normal form.
@@ -703,6 +798,38 @@ mod tests {
             document: 0,
         };
         choose(collect(&doc, ctx)).0
+    }
+
+    #[test]
+    fn entrusted_agency_and_consortium_sentences() {
+        let c = chosen(
+            "# 采购公告\n甲乙招标代理有限公司受丙丁市某某管理中心（即采购人）委托，对某服务项目进行竞争性磋商。\n（七）本项目不允许联合体参选。\n",
+        );
+        assert_eq!(c[&None]["agency"].value, "甲乙招标代理有限公司");
+        assert_eq!(c[&None]["owner"].value, "丙丁市某某管理中心");
+        assert_eq!(c[&None]["consortium"].value, "本项目不允许联合体参选");
+        assert_eq!(c[&None]["consortium"].source, "sentence");
+    }
+
+    #[test]
+    fn statements_before_a_colon_and_general_rules() {
+        let c = chosen(
+            "# 供应商须知\n## 二、响应文件的递交\n1.接收响应文件的截止时间为2025年3月19日13:30前，递交地点为: 某市某路5楼会议室。\n投标人或者其他利害关系人对依法必须进行招标的项目的评标结果有异议的，应当提出。\n",
+        );
+        assert_eq!(c[&None]["deadline_bid"].value, "2025年3月19日13:30");
+        assert!(!c[&None].contains_key("project"));
+        assert!(!c[&None].contains_key("owner"));
+    }
+
+    #[test]
+    fn contents_lines_and_checkbox_cells() {
+        assert!(is_toc_line("二、供应商应具备以下资格条件\t2"));
+        assert!(!is_toc_line("投标有效期：90天"));
+        let c = chosen(
+            "# 第二章 投标人须知\n## 投标人须知前附表\n| 序号 | 内容 |\n|---|---|\n| 20 | （1）是否接受联合体投标：■否  □是 / （2）是否需要提交样品：■否  □是 |\n",
+        );
+        assert_eq!(c[&None]["consortium"].value, "否");
+        assert_eq!(c[&None]["consortium"].source, "front_table");
     }
 
     #[test]

@@ -108,14 +108,14 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "opening_time",
-            r"(?i)开标时间|开启时间|开标日期|(tender|bid)\s+opening\s+(date|time)|opening\s+(date|time)",
+            r"(?i)开标时间|开启时间|开标日期|^(谈判|磋商|协商)(时间|日期)$|(tender|bid)\s+opening\s+(date|time)|opening\s+(date|time)",
             None,
             DateOrText,
             &["opening_place"],
         ),
         spec(
             "opening_place",
-            r"(?i)开标地点|开启地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
+            r"(?i)开标地点|开启地点|(谈判|磋商|协商|解密)地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
             None,
             Place,
             &["opening_time"],
@@ -201,7 +201,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "consortium",
-            r"(?i)联合体|joint\s+ventures?|consorti(um|a)",
+            r"(?i)联合体|联合响应|联合投标|联合参选|joint\s+ventures?|consorti(um|a)",
             Some(r"协议"),
             Bool,
             &[],
@@ -283,6 +283,50 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
             Copies,
             &[],
         ),
+        // English labels of Indian and Commonwealth tenders (appendix rows,
+        // portal key-value pages).
+        spec(
+            "bond",
+            r"(?i)^earnest\s+money(\s+deposit)?(\s*\(\s*E\.?M\.?D\.?\s*\))?$|^E\.?M\.?D\.?(\s+amount)?$",
+            None,
+            Money,
+            &[],
+        ),
+        spec(
+            "duration",
+            r"(?i)^(date|period|time)\s+(of|for|allowed\s+for)\s+completion$|^completion\s+period$|^period\s+of\s+work$",
+            None,
+            Duration,
+            &[],
+        ),
+        spec(
+            "performance_bond",
+            r"(?i)^(total\s+)?security\s+deposit$",
+            None,
+            PercentOrMoney,
+            &[],
+        ),
+        spec(
+            "deadline_bid",
+            r"(?i)^(bid|tender|offer)\s+submission\s+(end|closing|last)\s+date(\s+and\s+time)?$|^last\s+date\s+(and\s+time\s+)?(of|for)\s+(receipt|submission)(\s+of\s+(tenders?|bids?|offers?))?$",
+            None,
+            Date,
+            &[],
+        ),
+        spec(
+            "validity",
+            r"(?i)^validity\s+of\s+(the\s+)?(tenders?|bids?|offers?)$",
+            None,
+            Duration,
+            &[],
+        ),
+        spec(
+            "opening_place",
+            r"(?i)^(bid|tender)\s+opening\s+(shall|will)\s+take\s+place(\s+at)?$",
+            None,
+            Place,
+            &["opening_time"],
+        ),
     ]
 });
 
@@ -355,7 +399,7 @@ pub fn spec_of(id: &str) -> Option<&'static Spec> {
 }
 
 static METHOD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)综合评估法|综合评分法|经评审的最低投标价法|最低评标价法|最低投标价法|合理低价法|综合评议法|最低价法|性价比法|price[- ]quality\s+method|lowest\s+(evaluated\s+)?price(\s+method)?|most\s+economically\s+advantageous\s+tender|quality\s+and\s+cost\s+based\s+selection|least\s+cost\s+selection|lowest\s+evaluated\s+(substantially\s+responsive\s+)?(bid|tender)")
+    Regex::new(r"(?i)综合评估法|综合评分法|综合评价法|综合评标法|综合比选法?|最低价成交法?|经评审的最低投标价法|最低评标价法|最低投标价法|合理低价法|综合评议法|最低价法|性价比法|price[- ]quality\s+method|lowest\s+(evaluated\s+)?price(\s+method)?|most\s+economically\s+advantageous\s+tender|quality\s+and\s+cost\s+based\s+selection|least\s+cost\s+selection|lowest\s+evaluated\s+(substantially\s+responsive\s+)?(bid|tender)")
         .expect("method regex")
 });
 
@@ -382,13 +426,20 @@ pub fn read_value(kind: Kind, content: &str, offset: FixedOffset) -> Option<(Str
     let content = content.trim();
     let first = first_clause(content);
     match kind {
-        Kind::Money => find_money(content).into_iter().next().map(pair),
+        Kind::Money => find_money(content)
+            .into_iter()
+            .next()
+            .map(pair)
+            .or_else(|| read_none(&first)),
         Kind::Date => find_times(content, offset).into_iter().next().map(pair),
         Kind::Duration => find_durations(content).into_iter().next().map(pair),
         Kind::PercentOrMoney => {
             let mut all = find_percent(content);
             all.extend(find_money(content));
-            all.into_iter().min_by_key(|f| f.start).map(pair)
+            all.into_iter()
+                .min_by_key(|f| f.start)
+                .map(pair)
+                .or_else(|| read_none(&first))
         }
         Kind::Copies => find_copies(content).map(pair),
         Kind::Method => find_method(content).map(pair),
@@ -401,12 +452,36 @@ pub fn read_value(kind: Kind, content: &str, offset: FixedOffset) -> Option<(Str
         Kind::Code => read_code(content),
         Kind::Cert => read_cert(content),
         Kind::Grade => read_grade(&first),
-        Kind::Place if find_times(content, offset).is_empty() && !first.contains("时间") => {
-            short_text(&first, 60).map(|t| (t, Value::Null))
-        }
-        Kind::Place => None,
+        Kind::Place => read_place(&first, offset),
         Kind::Text => short_text(&first, 120).map(|t| (t, Value::Null)),
     }
+}
+
+/// An amount field the document says there is none of: "无", "本项目不收取
+/// 磋商保证金", "不适用". Kept as written.
+static NONE_STATED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(本项目|本次(采购|招标)(活动|项目)?)?(不收取|免收|无需|不需|不需要|不要求|不设|不适用|无$|无。?$|不缴纳|无须)")
+        .expect("none regex")
+});
+
+fn read_none(first: &str) -> Option<(String, Value)> {
+    let t = first.trim().trim_end_matches(['。', '.']).trim();
+    (t.chars().count() <= 30 && NONE_STATED.is_match(t))
+        .then(|| (t.to_string(), json!({"none": true})))
+}
+
+/// A place, up to a time stated after it ("X会议室，时间为 2025年3月19日
+/// 13:30"): the place is the part before the comma that leads to the time.
+fn read_place(first: &str, offset: FixedOffset) -> Option<(String, Value)> {
+    let mut place = first;
+    if let Some(t) = find_times(first, offset).first()
+        && let Some(cut) = first[..t.start].rfind(['，', ','])
+    {
+        place = &first[..cut];
+    }
+    (find_times(place, offset).is_empty() && !place.contains("时间"))
+        .then(|| short_text(place, 60).map(|t| (t, Value::Null)))
+        .flatten()
 }
 
 fn pair(f: Found) -> (String, Value) {
@@ -431,22 +506,72 @@ static POINTER: LazyLock<Regex> = LazyLock::new(|| {
 fn short_text(t: &str, max: usize) -> Option<String> {
     let t = t.trim().trim_end_matches(['.', '。']).trim();
     let n = t.chars().count();
-    (n >= 1 && n <= max && !t.contains("____") && !POINTER.is_match(t)).then(|| t.to_string())
+    // A bare small number ("2") beside a heading is a page or item number
+    // (a table-of-contents line), not a text value.
+    let page_number = n <= 4 && t.chars().all(|c| c.is_ascii_digit());
+    // "项目名称：\t招标编号：" is a blank form line: its "value" is the
+    // next label, still to be filled in.
+    let next_label = t.ends_with(['：', ':']);
+    (n >= 1
+        && n <= max
+        && !page_number
+        && !next_label
+        && !is_blank_template(t)
+        && !POINTER.is_match(t))
+    .then(|| t.to_string())
 }
 
+/// Text of a blank form to be filled in: underscores, "（盖单位章）", an
+/// empty date "年 月 日", "（项目名称）".
+pub fn is_blank_template(t: &str) -> bool {
+    static BLANK: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"_{2,}|＿{2,}|[（(]\s*盖[^）)]{0,6}章\s*[）)]|(^|[^\d\s])\s*年\s+月\s+日|[（(](项目名称|招标人名称|采购人名称|供应商名称|投标人名称|单位名称|采购项目名称)[）)]")
+            .expect("blank regex")
+    });
+    BLANK.is_match(t)
+}
+
+/// The option a checkbox answer marks: "■否  □是" -> "否", "☑ 不允许 □
+/// 允许" -> "不允许". `None` when the content is no checkbox answer or
+/// marks not exactly one option.
+pub fn checked_option(content: &str) -> Option<String> {
+    static OPTION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"([■☑√✓✔☒▣])\s*([^■☑√✓✔☒▣□☐○●/／]+)").expect("option regex")
+    });
+    if !content.contains(['□', '☐']) {
+        return None;
+    }
+    let marked: Vec<String> = OPTION
+        .captures_iter(content)
+        .map(|c| c[2].trim().trim_end_matches(['，', ',', '；', ';']).trim().to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    match marked.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// Subjects a yes/no statement opens with that are not part of the answer
+/// ("本次采购活动不接受联合体应答" answers "不接受联合体应答").
+static BOOL_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(本次(采购|招标|比选|磋商|谈判|询价)(活动|项目)?|本(采购|招标|比选|磋商|谈判|询价)(项目|活动)|本标段)")
+        .expect("bool subject")
+});
+
 fn read_bool(first: &str) -> Option<(String, Value)> {
+    if let Some(option) = checked_option(first) {
+        return read_bool(&option);
+    }
     let word = split_outside_brackets(first, &['，', ','])
         .into_iter()
         .next()?;
-    let word = word
-        .trim_start_matches("本项目")
-        .trim_start_matches("本次招标")
-        .trim_start_matches("本招标项目")
-        .trim()
-        .to_string();
-    let normalized = if NO.is_match(&word) {
+    let word = BOOL_SUBJECT.replace(word.trim(), "");
+    let bare = word.trim_start_matches("本项目").trim();
+    let word = word.trim().trim_end_matches(['。', '.']).to_string();
+    let normalized = if NO.is_match(bare) {
         json!(false)
-    } else if YES.is_match(&word) {
+    } else if YES.is_match(bare) {
         json!(true)
     } else {
         return None;
@@ -472,7 +597,12 @@ fn read_party(content: &str) -> Option<(String, Value)> {
     };
     let name = t[..end].trim();
     let n = name.chars().count();
-    if !(2..=60).contains(&n) || name.contains("____") || name.starts_with(['见', '详']) {
+    if !(2..=60).contains(&n)
+        || name.contains("____")
+        || is_blank_template(name)
+        || name.ends_with(['：', ':'])
+        || name.starts_with(['见', '详'])
+    {
         return None;
     }
     Some((name.to_string(), Value::Null))
@@ -484,8 +614,14 @@ static CODE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn read_code(content: &str) -> Option<(String, Value)> {
-    let m = CODE.find(content.trim())?;
-    let code = m.as_str();
+    let content = content.trim();
+    let m = CODE.find(content)?;
+    // "2025-066期": the issue mark is part of the number.
+    let end = match content[m.end()..].chars().next() {
+        Some('期') => m.end() + '期'.len_utf8(),
+        _ => m.end(),
+    };
+    let code = &content[m.start()..end];
     code.chars()
         .any(|c| c.is_ascii_digit())
         .then(|| (code.to_string(), Value::Null))
@@ -577,6 +713,16 @@ mod tests {
         assert_eq!(ids("Completion Time"), vec!["duration"]);
         assert_eq!(ids("Tender Security"), vec!["bond"]);
         assert_eq!(ids("开标时间和地点"), vec!["opening_time"]);
+        assert_eq!(ids("Earnest money deposit"), vec!["bond"]);
+        assert_eq!(ids("Date of completion"), vec!["duration"]);
+        assert_eq!(ids("Period Of Work"), vec!["duration"]);
+        assert_eq!(ids("Initial security deposit"), Vec::<&str>::new());
+        assert_eq!(ids("Bid Submission End Date"), vec!["deadline_bid"]);
+        assert_eq!(ids("Validity of tender"), vec!["validity"]);
+        assert_eq!(
+            ids("The bid opening shall take place at"),
+            vec!["opening_place"]
+        );
     }
 
     #[test]
@@ -621,11 +767,37 @@ mod tests {
             Some("综合评估法")
         );
         assert_eq!(v(Kind::Place, "同投标截止时间"), None);
+        assert_eq!(
+            v(Kind::Place, "某市某路1号5楼会议室，时间为  2025年3月19日13:30。").as_deref(),
+            Some("某市某路1号5楼会议室")
+        );
+        assert_eq!(ids("谈判地点"), vec!["opening_place"]);
         assert_eq!(v(Kind::Grade, "详见第二章投标人须知"), None);
         assert_eq!(v(Kind::Text, "See Section 6"), None);
+        assert_eq!(v(Kind::Grade, "2"), None, "a page number of a contents line");
+        assert_eq!(v(Kind::Text, "招标编号："), None, "a blank form line");
+        assert_eq!(v(Kind::Party, "（盖单位章）"), None);
+        assert_eq!(v(Kind::DateOrText, "年 月 日 时 分"), None);
+        assert_eq!(v(Kind::Text, "（项目名称）"), None);
+        assert!(!is_blank_template("2025年8月6日"));
         assert_eq!(
             v(Kind::Bool, "本项目不接受联合体投标").as_deref(),
-            Some("不接受联合体投标")
+            Some("本项目不接受联合体投标")
         );
+        assert_eq!(
+            v(Kind::Bool, "本次采购活动不接受联合体应答，也不允许分包").as_deref(),
+            Some("不接受联合体应答")
+        );
+        assert_eq!(v(Kind::Bool, "■否  □是").as_deref(), Some("否"));
+        assert_eq!(
+            v(Kind::Money, "本项目不收取磋商保证金。").as_deref(),
+            Some("本项目不收取磋商保证金")
+        );
+        assert_eq!(v(Kind::PercentOrMoney, "无").as_deref(), Some("无"));
+        assert_eq!(v(Kind::Money, "按规定缴纳"), None);
+        assert_eq!(v(Kind::Bool, "☑ 不允许 □ 允许").as_deref(), Some("不允许"));
+        assert_eq!(v(Kind::Bool, "□否  □是"), None, "nothing marked");
+        assert_eq!(ids("是否接受联合体投标"), vec!["consortium"]);
+        assert_eq!(ids("联合响应"), vec!["consortium"]);
     }
 }

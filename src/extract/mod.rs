@@ -10,6 +10,7 @@
 pub mod amend;
 pub mod candidates;
 pub mod clauses;
+pub mod english;
 pub mod fields;
 pub mod forms;
 pub mod model;
@@ -24,9 +25,8 @@ use anyhow::Context as _;
 
 pub use report::render_report;
 
-use crate::config::LlmSettings;
 use crate::filter::ClassifiedDocument;
-use crate::stages::StageError;
+use crate::llm::{LlmError, LlmSettings};
 use crate::summary::{SUMMARY_SCHEMA, Summary};
 use candidates::{Chosen, Context, choose, collect};
 
@@ -36,23 +36,52 @@ pub async fn run(
     model: &str,
     docs: &[ClassifiedDocument],
     llm: &LlmSettings,
-) -> Result<Summary, StageError> {
+) -> Result<Summary, ExtractError> {
     if docs.is_empty() {
-        return Err(StageError::permanent("no_document", "nothing to summarise"));
+        return Err(ExtractError::NoDocument);
     }
     match model {
         "" | "rules" => Ok(summarize(docs)),
-        "openai" => model::summarize(docs, llm).await,
-        other => Err(StageError::permanent(
-            "unknown_model",
-            format!("extract_model {other:?} is neither \"rules\" nor \"openai\""),
-        )),
+        "openai" => Ok(model::summarize(docs, llm).await?),
+        other => Err(ExtractError::UnknownModel(other.to_string())),
+    }
+}
+
+/// Why a summary could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// No document was handed over: permanent.
+    #[error("nothing to summarise")]
+    NoDocument,
+    /// The task names a backend that does not exist: permanent.
+    #[error("extract_model {0:?} is neither \"rules\" nor \"openai\"")]
+    UnknownModel(String),
+    /// The model backend failed; [`LlmError`] says whether a retry helps.
+    #[error(transparent)]
+    Model(#[from] LlmError),
+}
+
+impl ExtractError {
+    /// Whether retrying could help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ExtractError::Model(e) if e.is_transient())
+    }
+
+    /// A stable machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExtractError::NoDocument => "no_document",
+            ExtractError::UnknownModel(_) => "unknown_model",
+            ExtractError::Model(LlmError::Transient(_)) => "transient",
+            ExtractError::Model(LlmError::Permanent { kind, .. }) => kind,
+        }
     }
 }
 
 /// The rule backend.
 pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
     let offset = normalize::document_offset(&docs[0].plain_text());
+    let offset = english::indian_offset(&docs[0].plain_text()).unwrap_or(offset);
     let mut summary = Summary {
         schema: SUMMARY_SCHEMA,
         ..Summary::default()
@@ -62,6 +91,7 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
         document: 0,
     };
     let (mut chosen, mut warnings) = choose(collect(&docs[0], ctx));
+    warnings.extend(english::warnings(&docs[0], ctx));
     for (i, doc) in docs.iter().enumerate().skip(1) {
         let ctx = Context {
             offset,

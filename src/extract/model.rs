@@ -11,10 +11,9 @@ use super::amend;
 use super::candidates::{Candidate, Chosen, Context, choose};
 use super::fields::{SPECS, read_value, spec_of};
 use super::normalize::{compact, document_offset};
-use crate::config::LlmSettings;
 use crate::filter::ClassifiedDocument;
 use crate::llm::{ChatClient, estimate_tokens};
-use crate::stages::StageError;
+use crate::llm::{LlmError, LlmSettings};
 use crate::summary::{
     Evidence, FormItem, Rejection, SUMMARY_SCHEMA, ScoringItem, Summary, Warning,
 };
@@ -31,7 +30,7 @@ conditions. Answer JSON only: {\"fields\": {\"<field id>\": {\"value\": \"...\",
 pub async fn summarize(
     docs: &[ClassifiedDocument],
     llm: &LlmSettings,
-) -> Result<Summary, StageError> {
+) -> Result<Summary, LlmError> {
     let offset = document_offset(&docs[0].plain_text());
     let mut summary = Summary {
         schema: SUMMARY_SCHEMA,
@@ -186,11 +185,13 @@ fn verified_lists(answer: &Value, source: &str, document: usize, summary: &mut S
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| s["points"].to_string());
-            let points_value = points.trim_end_matches(['分', '%']).trim().parse().ok();
+            let (points_value, points_range) = super::scoring::parse_points(&points)
+                .map_or((None, None), |p| (Some(p.value), p.range));
             summary.scoring.push(ScoringItem {
                 name: name.to_string(),
                 points,
                 points_value,
+                points_range,
                 group: None,
                 evidence: ev(quote),
             });

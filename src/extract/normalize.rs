@@ -200,6 +200,42 @@ static MONEY_CN: LazyLock<Regex> = LazyLock::new(|| {
         .expect("cn money regex")
 });
 
+/// What a written amount carries after its unit and is part of it: the
+/// thing it is counted per ("12.55元/条", "923680元/年") or the currency
+/// named after it ("5000元人民币").
+static MONEY_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[/／](人次|平方米|立方米|小时|公里|千瓦时|人|年|月|日|天|周|次|条|件|台|套|米|吨|份|项|户|个|张|页|kWh|m2|m²)|\s*人民币)").expect("money suffix")
+});
+
+/// The start of the base a value is stated on, written just before it:
+/// "中标金额的" before "10%", "自投标截止日起" before "120日". `before`
+/// is the text up to the value; the base runs back from the value to the
+/// nearest 为, colon or punctuation and must match `base`.
+fn base_start(before: &str, base: &Regex) -> Option<usize> {
+    let from = before
+        .char_indices()
+        .rev()
+        .take(28)
+        .find(|(_, c)| "为：:，,。；;（(）)按是 \t".contains(*c))
+        .map_or_else(
+            || {
+                let n = before.chars().count();
+                (n <= 27).then_some(0)
+            },
+            |(i, c)| Some(i + c.len_utf8()),
+        )?;
+    let tail = &before[from..];
+    (!tail.is_empty() && base.is_match(tail)).then_some(from)
+}
+
+static PERCENT_BASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\p{Han}{0,16}(额|价|款|合同|费)\p{Han}{0,4}的\s*$").expect("percent base")
+});
+
+static DURATION_BASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(自|从)?[^\d]{0,24}?(之日|日|时)起(至|计)?\s*$").expect("duration base")
+});
+
 fn currency_code(sign: &str) -> &'static str {
     match sign.to_ascii_uppercase().as_str() {
         "S$" | "SGD" => "SGD",
@@ -240,10 +276,20 @@ pub fn find_money(text: &str) -> Vec<Found> {
         if sign.is_none() && matches!(unit.as_deref(), Some("million") | Some("m")) {
             continue;
         }
+        let mut text_end = whole.start() + whole.as_str().trim_end().len();
+        let mut normalized = json!({"amount": round2(amount), "currency": currency});
+        if unit.is_some()
+            && let Some(s) = MONEY_SUFFIX.captures(&text[text_end..])
+        {
+            if let Some(per) = s.get(1) {
+                normalized["per"] = json!(per.as_str());
+            }
+            text_end += s.get(0).expect("match").end();
+        }
         out.push(Found {
-            text: whole.as_str().trim().to_string(),
+            text: text[whole.start()..text_end].trim().to_string(),
             start: whole.start(),
-            normalized: json!({"amount": round2(amount), "currency": currency}),
+            normalized,
         });
     }
     for c in MONEY_CN.captures_iter(text) {
@@ -266,6 +312,7 @@ pub fn find_money(text: &str) -> Vec<Found> {
             normalized: json!({"amount": round2(amount), "currency": "CNY"}),
         });
     }
+    out.extend(find_money_inr(text));
     out.sort_by_key(|f| f.start);
     out
 }
@@ -288,9 +335,11 @@ pub fn find_percent(text: &str) -> Vec<Found> {
         .filter_map(|c| {
             let whole = c.get(0)?;
             let n: f64 = c[1].parse().ok()?;
+            let start = base_start(&text[..whole.start()], &PERCENT_BASE)
+                .unwrap_or(whole.start());
             Some(Found {
-                text: whole.as_str().trim().to_string(),
-                start: whole.start(),
+                text: text[start..whole.end()].trim().to_string(),
+                start,
                 normalized: json!({"percent": n}),
             })
         })
@@ -336,9 +385,10 @@ pub fn find_durations(text: &str) -> Vec<Found> {
             u if u == "年" || u.starts_with("year") => json!({"months": n * 12.0}),
             _ => json!({"days": n}),
         };
+        let start = base_start(before, &DURATION_BASE).unwrap_or(whole.start());
         out.push(Found {
-            text: whole.as_str().to_string(),
-            start: whole.start(),
+            text: text[start..whole.end()].to_string(),
+            start,
             normalized,
         });
     }
@@ -348,7 +398,7 @@ pub fn find_durations(text: &str) -> Vec<Found> {
 // ---------------------------------------------------------------- times
 
 static DATE_CN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号](?:\s*[（(][^）)]{1,4}[）)])?(?:\s*(上午|下午|晚上|中午)?\s*(\d{1,2})\s*(?:[:：]\s*(\d{2})|时\s*(?:(\d{1,2})\s*分|整|半)?|点\s*(?:(\d{1,2})\s*分|整|半)?))?")
+    Regex::new(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号](?:\s*[（(][^）)]{1,4}[）)])?(?:\s*(上午|下午|晚上|中午)?\s*(\d{1,2})\s*(?:[:：]\s*(\d{2})(?:\s*整)?|时\s*(?:(\d{1,2})\s*分|整|半)?|点\s*(?:(\d{1,2})\s*分|整|半)?))?")
         .expect("cn date regex")
 });
 
@@ -504,6 +554,127 @@ pub fn document_offset(text: &str) -> FixedOffset {
     default_offset()
 }
 
+// ---------------------------------------------------------------- rupees
+
+static MONEY_INR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:\bRs\b\.?|\bINR\b\.?|₹)\s*(\d{1,3}(?:,\d{2,3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?:\s*/-)?(?:\s*(lakhs?|lacs?|crores?)\b)?")
+        .expect("inr regex")
+});
+
+/// Rupee amounts of Indian tenders: "Rs.10,000.00", "Rs. 5,00,000/-"
+/// (lakh grouping), "INR 2 lakhs".
+pub fn find_money_inr(text: &str) -> Vec<Found> {
+    MONEY_INR
+        .captures_iter(text)
+        .filter_map(|c| {
+            let whole = c.get(0)?;
+            let mut amount: f64 = c[1].replace(',', "").parse().ok()?;
+            amount *= match c.get(2).map(|m| m.as_str().to_lowercase()) {
+                Some(u) if u.starts_with("la") => 100_000.0,
+                Some(u) if u.starts_with("cr") => 10_000_000.0,
+                _ => 1.0,
+            };
+            Some(Found {
+                text: whole.as_str().trim().to_string(),
+                start: whole.start(),
+                normalized: json!({"amount": round2(amount), "currency": "INR"}),
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- day-month-year
+
+/// Which number of "05/06/2024" is the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayOrder {
+    /// The document does not say.
+    Unstated,
+    /// dd-mm-yyyy, as the document states.
+    DayFirst,
+    /// mm-dd-yyyy, as the document states.
+    MonthFirst,
+}
+
+static STATED_ORDER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(dd|mm)\s*[-/.]\s*(dd|mm)\s*[-/.]\s*(?:yyyy|yy)\b").expect("order regex")
+});
+
+/// The date order a document states ("dd-mm-yyyy", "(DD/MM/YYYY)"); unstated
+/// when it states none or both.
+pub fn stated_day_order(text: &str) -> DayOrder {
+    let mut day_first = false;
+    let mut month_first = false;
+    for c in STATED_ORDER.captures_iter(text) {
+        match (c[1].to_lowercase().as_str(), c[2].to_lowercase().as_str()) {
+            ("dd", "mm") => day_first = true,
+            ("mm", "dd") => month_first = true,
+            _ => {}
+        }
+    }
+    match (day_first, month_first) {
+        (true, false) => DayOrder::DayFirst,
+        (false, true) => DayOrder::MonthFirst,
+        _ => DayOrder::Unstated,
+    }
+}
+
+static DATE_DMY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(\d{1,2})([./-])(\d{1,2}|[a-z]{3,9})([./-])(\d{4})\b(?:[\s,]*(?:at|before|by|upto|up\s+to|till|on|-|time\s*:)?[\s,]*\b(\d{1,2})\s*[:.]\s*(\d{2})(?:\s*:\s*(\d{2}))?(?:\s*(a\.?\s?m(?:\.|\b)|p\.?\s?m(?:\.|\b)|hrs\b\.?|hours\b|noon\b))?)?")
+        .expect("dmy regex")
+});
+
+/// Dates written with numbers only, day and month in either order:
+/// "22/12/2023 BEFORE 3:00 P.M.", "15-01-2024 15:00:00". A date is read
+/// when `order` says which number is the day, when one number is over 12,
+/// or when both are equal; otherwise its text is returned as ambiguous.
+/// Returns (read, ambiguous).
+pub fn find_times_dmy(
+    text: &str,
+    offset: FixedOffset,
+    order: DayOrder,
+) -> (Vec<Found>, Vec<Found>) {
+    let mut read = Vec::new();
+    let mut ambiguous = Vec::new();
+    for c in DATE_DMY.captures_iter(text) {
+        let whole = c.get(0).expect("match");
+        if c[2] != c[4] {
+            continue;
+        }
+        let (a, b, year) = (num(&c, 1), num(&c, 3), num(&c, 5) as i32);
+        // "15-Jan-2024": the month is named.
+        let named =
+            (!c[3].starts_with(|ch: char| ch.is_ascii_digit())).then(|| month_number(&c[3]));
+        let (a, b, order) = match named {
+            Some(Some(m)) => (a, m, DayOrder::DayFirst),
+            Some(None) => continue,
+            None => (a, b, order),
+        };
+        let day_first = match order {
+            DayOrder::DayFirst => true,
+            DayOrder::MonthFirst => false,
+            DayOrder::Unstated if a > 12 || a == b => true,
+            DayOrder::Unstated if b > 12 => false,
+            DayOrder::Unstated => {
+                ambiguous.push(Found {
+                    text: whole.as_str().trim().to_string(),
+                    start: whole.start(),
+                    normalized: Value::Null,
+                });
+                continue;
+            }
+        };
+        let (day, month) = if day_first { (a, b) } else { (b, a) };
+        let hm = c.get(6).map(|h| {
+            let marker = c.get(9).map(|m| m.as_str().replace(' ', ""));
+            let hour = h.as_str().parse().unwrap_or(0);
+            (twelve_hour(hour, marker.as_deref()), num(&c, 7))
+        });
+        push_time(&mut read, whole, (year, month, day), hm, offset);
+    }
+    (read, ambiguous)
+}
+
 // ---------------------------------------------------------------- copies
 
 static COPIES_CN: LazyLock<Regex> = LazyLock::new(|| {
@@ -517,15 +688,40 @@ static COPIES_EN: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The number of originals and copies a bid must be submitted in.
+/// "一式伍份（壹份正本、肆份副本）": the total, then originals and copies.
+static COPIES_SET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"一式\s*([0-9一二三四五六七八九十壹贰叁肆伍陆柒捌玖拾]+)\s*份\s*[（(]\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份\s*正本\s*[、，,；;]\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份\s*副本\s*[）)]")
+        .expect("copies set regex")
+});
+
+/// An electronic copy stated with the paper ones: "，电子版1份".
+static COPIES_ELECTRONIC: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*[，,、]\s*电子(?:版|文档|档|文件)\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份")
+        .expect("electronic copies regex")
+});
+
 pub fn find_copies(text: &str) -> Option<Found> {
-    let (c, whole) = if let Some(c) = COPIES_CN.captures(text) {
-        let w = c.get(0)?;
-        (c, w)
-    } else {
-        let c = COPIES_EN.captures(text)?;
-        let w = c.get(0)?;
-        (c, w)
-    };
+    if let Some(c) = COPIES_SET.captures(text) {
+        let whole = c.get(0)?;
+        return Some(Found {
+            text: whole.as_str().to_string(),
+            start: whole.start(),
+            normalized: json!({"originals": parse_count(&c[2])?, "copies": parse_count(&c[3])?}),
+        });
+    }
+    if let Some(c) = COPIES_CN.captures(text) {
+        let whole = c.get(0)?;
+        let end = COPIES_ELECTRONIC
+            .find(&text[whole.end()..])
+            .map_or(whole.end(), |m| whole.end() + m.end());
+        return Some(Found {
+            text: text[whole.start()..end].to_string(),
+            start: whole.start(),
+            normalized: json!({"originals": parse_count(&c[1])?, "copies": parse_count(&c[2])?}),
+        });
+    }
+    let c = COPIES_EN.captures(text)?;
+    let whole = c.get(0)?;
     let originals = parse_count(&c[1])?;
     let copies = parse_count(&c[2])?;
     Some(Found {
@@ -601,14 +797,46 @@ mod tests {
     }
 
     #[test]
+    fn values_keep_what_is_written_with_them() {
+        let m = find_money("预算：923680元/年。");
+        assert_eq!(m[0].text, "923680元/年");
+        assert_eq!(m[0].normalized["per"], json!("年"));
+        assert_eq!(find_money("控制价：12.55元/条")[0].text, "12.55元/条");
+        assert_eq!(find_money("保证金：5000元人民币")[0].text, "5000元人民币");
+        assert_eq!(find_money("500元 / 投标人")[0].text, "500元");
+        assert_eq!(
+            find_durations("投标有效期：自投标截止日起120日")[0].text,
+            "自投标截止日起120日"
+        );
+        assert_eq!(
+            find_durations("服务期限为供应商与采购人签订合同之日起至三年")[0].text,
+            "供应商与采购人签订合同之日起至三年"
+        );
+        let t = find_times("2025年08月27日下午14:30整", default_offset());
+        assert_eq!(t[0].text, "2025年08月27日下午14:30整");
+    }
+
+    #[test]
     fn percent_and_copies() {
-        assert_eq!(find_percent("中标合同金额的10%")[0].text, "10%");
+        // The base is part of the value: 10% of what.
+        assert_eq!(
+            find_percent("履约担保的金额：中标合同金额的10%")[0].text,
+            "中标合同金额的10%"
+        );
+        assert_eq!(
+            find_percent("履约保证金的金额为项目预估成交总额的5%。")[0].text,
+            "项目预估成交总额的5%"
+        );
+        assert_eq!(find_percent("下浮10%")[0].text, "10%");
         assert_eq!(
             find_percent("5% of the Contract Sum")[0].text,
             "5% of the Contract Sum"
         );
         let c = find_copies("正本1份，副本4份，电子版1份").unwrap();
-        assert_eq!(c.text, "正本1份，副本4份");
+        assert_eq!(c.text, "正本1份，副本4份，电子版1份");
+        let c = find_copies("响应文件一式伍份（壹份正本、肆份副本），每份").unwrap();
+        assert_eq!(c.text, "一式伍份（壹份正本、肆份副本）");
+        assert_eq!(c.normalized, json!({"originals": 1.0, "copies": 4.0}));
         let e = find_copies("One original and two copies").unwrap();
         assert_eq!(e.normalized, json!({"originals": 1.0, "copies": 2.0}));
     }
@@ -617,5 +845,58 @@ mod tests {
     fn compact_folds_width_and_space() {
         assert_eq!(compact("５４０ 日历天"), "540日历天");
         assert_eq!(tidy("540 日历 天 and  x"), "540 日历天 and x");
+    }
+
+    #[test]
+    fn rupee_amounts() {
+        let f = find_money("EMD of Rs.10,000.00 (Rs. Ten thousand) and Rs. 5,00,000/-");
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].text, "Rs.10,000.00");
+        assert_eq!(f[0].normalized["amount"], 10_000.0);
+        assert_eq!(f[0].normalized["currency"], "INR");
+        assert_eq!(f[1].normalized["amount"], 500_000.0);
+        assert_eq!(
+            find_money_inr("INR 2 lakhs")[0].normalized["amount"],
+            200_000.0
+        );
+        assert!(find_money("Rs. One Thousand only").is_empty());
+    }
+
+    #[test]
+    fn day_month_year_times() {
+        let z = default_offset();
+        let (read, amb) = find_times_dmy(
+            "SUBMISSION BY - 22/12/2023 BEFORE 3:00 P.M. sharp",
+            z,
+            DayOrder::Unstated,
+        );
+        assert!(amb.is_empty());
+        assert_eq!(read[0].text, "22/12/2023 BEFORE 3:00 P.M.");
+        assert_eq!(read[0].normalized, "2023-12-22T15:00:00+08:00");
+        let (read, _) = find_times_dmy("15-01-2024 15:00:00", z, DayOrder::Unstated);
+        assert_eq!(read[0].normalized, "2024-01-15T15:00:00+08:00");
+        // 05-06-2024 is 5 June or May 6: read only when the order is stated.
+        let (read, amb) = find_times_dmy("05-06-2024 11:00", z, DayOrder::Unstated);
+        assert!(read.is_empty());
+        assert_eq!(amb[0].text, "05-06-2024 11:00");
+        let (read, _) = find_times_dmy("05-06-2024 11:00", z, DayOrder::DayFirst);
+        assert_eq!(read[0].normalized, "2024-06-05T11:00:00+08:00");
+        assert_eq!(stated_day_order("Date (dd-mm-yyyy)"), DayOrder::DayFirst);
+        assert_eq!(stated_day_order("MM/DD/YYYY"), DayOrder::MonthFirst);
+        assert_eq!(stated_day_order("no format"), DayOrder::Unstated);
+        // Portal pages name the month: "21-Dec-2023 05:00 PM".
+        let (read, _) = find_times_dmy("21-Dec-2023 05:00 PM", z, DayOrder::MonthFirst);
+        assert_eq!(read[0].normalized, "2023-12-21T17:00:00+08:00");
+        assert!(
+            find_times_dmy("12-Foo-2023", z, DayOrder::DayFirst)
+                .0
+                .is_empty()
+        );
+        // Mixed separators are no date.
+        assert!(
+            find_times_dmy("12/05-2024", z, DayOrder::DayFirst)
+                .0
+                .is_empty()
+        );
     }
 }

@@ -57,7 +57,17 @@ fn field_line(out: &mut String, id: &str, f: &FieldValue) {
         format!("  ({})", f.normalized)
     };
     let _ = writeln!(out, "  {id:<17} {}{normalized}", f.value);
-    let _ = writeln!(out, "  {:<17} [{}]", "", cite(&f.evidence));
+    if f.source.is_empty() {
+        let _ = writeln!(out, "  {:<17} [{}]", "", cite(&f.evidence));
+    } else {
+        let _ = writeln!(
+            out,
+            "  {:<17} [{}] ({})",
+            "",
+            cite(&f.evidence),
+            f.source
+        );
+    }
     for old in &f.superseded {
         let _ = writeln!(
             out,

@@ -118,6 +118,14 @@ pub fn is_enumerated(text: &str) -> bool {
 /// Splits "label：value" (or "label: value") at the first colon outside
 /// brackets. The label keeps only its last comma-separated part, so
 /// "项目已具备条件，招标编号：X" gives ("招标编号", "X").
+/// Whether `label` ends in an hour written after a day ("8月6日 14",
+/// "下午2"), so that a full-width colon after it is a time's ("14：30"),
+/// not a pair's ("包1：2万元").
+fn after_a_day(label: &str) -> bool {
+    let head = label.trim_end_matches(|ch: char| ch.is_ascii_digit()).trim_end();
+    head.ends_with(['日', '号', '午', '上', '晚'])
+}
+
 pub fn label_value(segment: &str) -> Option<(String, String)> {
     let mut depth: i32 = 0;
     for (i, c) in segment.char_indices() {
@@ -126,10 +134,10 @@ pub fn label_value(segment: &str) -> Option<(String, String)> {
             '）' | ')' | '”' | '》' => depth = (depth - 1).max(0),
             '：' | ':' if depth == 0 => {
                 let label = &segment[..i];
-                // "10:00" is a time, not a pair.
-                if c == ':'
-                    && label.ends_with(|ch: char| ch.is_ascii_digit())
-                    && segment[i + 1..].starts_with(|ch: char| ch.is_ascii_digit())
+                // "10:00" and "10：00" are times, not pairs.
+                if label.ends_with(|ch: char| ch.is_ascii_digit())
+                    && segment[i + c.len_utf8()..].starts_with(|ch: char| ch.is_ascii_digit())
+                    && (c == ':' || after_a_day(label))
                 {
                     continue;
                 }
@@ -154,6 +162,16 @@ mod tests {
     fn splits_respect_brackets() {
         let parts = split_outside_brackets("截止时间（投标截止时间，下同）为X，地点为Y", &['，']);
         assert_eq!(parts, vec!["截止时间（投标截止时间，下同）为X", "地点为Y"]);
+    }
+
+    #[test]
+    fn colons_of_times_are_no_pairs() {
+        assert_eq!(label_value("开标时间为2025年8月6日 14：30"), None);
+        assert_eq!(label_value("截止时间为8月6日13:30前"), None);
+        assert_eq!(
+            label_value("包1：2万元"),
+            Some(("包1".to_string(), "2万元".to_string()))
+        );
     }
 
     #[test]

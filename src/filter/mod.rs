@@ -12,10 +12,9 @@ pub mod structure;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::LlmSettings;
 use crate::document::{Block, ParsedDocument};
 use crate::llm::ChatClient;
-use crate::stages::StageError;
+use crate::llm::{LlmError, LlmSettings};
 
 /// Version of the classified-document layout.
 pub const CLASSIFIED_SCHEMA: u32 = 2;
@@ -88,14 +87,38 @@ pub async fn run(
     model: &str,
     doc: &ParsedDocument,
     llm: &LlmSettings,
-) -> Result<ClassifiedDocument, StageError> {
+) -> Result<ClassifiedDocument, FilterError> {
     match model {
         "" | "rules" => Ok(classify(doc)),
-        "openai" => classify_with_model(doc, llm).await,
-        other => Err(StageError::permanent(
-            "unknown_model",
-            format!("filter_model {other:?} is neither \"rules\" nor \"openai\""),
-        )),
+        "openai" => Ok(classify_with_model(doc, llm).await?),
+        other => Err(FilterError::UnknownModel(other.to_string())),
+    }
+}
+
+/// Why a document could not be classified.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// The task names a backend that does not exist: permanent.
+    #[error("filter_model {0:?} is neither \"rules\" nor \"openai\"")]
+    UnknownModel(String),
+    /// The model backend failed; [`LlmError`] says whether a retry helps.
+    #[error(transparent)]
+    Model(#[from] LlmError),
+}
+
+impl FilterError {
+    /// Whether retrying could help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, FilterError::Model(e) if e.is_transient())
+    }
+
+    /// A stable machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FilterError::UnknownModel(_) => "unknown_model",
+            FilterError::Model(LlmError::Transient(_)) => "transient",
+            FilterError::Model(LlmError::Permanent { kind, .. }) => kind,
+        }
     }
 }
 
@@ -137,7 +160,7 @@ Answer JSON only: {\"chunks\":[{\"index\":0,\"category\":\"...\",\"keep\":true,\
 async fn classify_with_model(
     doc: &ParsedDocument,
     llm: &LlmSettings,
-) -> Result<ClassifiedDocument, StageError> {
+) -> Result<ClassifiedDocument, LlmError> {
     let client = ChatClient::new(llm)?;
     let mut classified = classify(doc);
     let listing: Vec<serde_json::Value> = classified
@@ -162,18 +185,18 @@ async fn classify_with_model(
         .await?;
     let items = answer["chunks"]
         .as_array()
-        .ok_or_else(|| StageError::permanent("llm_garbage", "the answer has no \"chunks\" list"))?;
+        .ok_or_else(|| LlmError::permanent("llm_garbage", "the answer has no \"chunks\" list"))?;
     for item in items {
         let index = item["index"].as_u64().map(|i| i as usize);
         let category = item["category"].as_str();
         let (Some(index), Some(category)) = (index, category) else {
-            return Err(StageError::permanent(
+            return Err(LlmError::permanent(
                 "llm_garbage",
                 "a chunk verdict lacks an index or a category",
             ));
         };
         if !CATEGORIES.contains(&category) {
-            return Err(StageError::permanent(
+            return Err(LlmError::permanent(
                 "llm_garbage",
                 format!("unknown category {category:?}"),
             ));

@@ -28,7 +28,7 @@ static PARTS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
     vec![
         p(
             "contract",
-            r"(?i)合同条款|通用条款|专用条款|合同通用|合同专用|合同主要条款|合同格式|合同文本|合同协议书|conditions\s+of\s+(the\s+)?contract|general\s+conditions|special\s+conditions|particular\s+conditions|contract\s+conditions|form\s+of\s+contract",
+            r"(?i)合同条款|通用条款|专用条款|合同通用|合同专用|合同主要条款|合同格式|合同文本|合同协议书|合同草案|合同书$|合同(范本|样本|模板|示范文本)|^第.{1,3}(章|部分)\s*(采购|服务|货物|施工)?合同$|conditions\s+of\s+(the\s+)?contract|general\s+conditions|special\s+conditions|particular\s+conditions|contract\s+conditions|form\s+of\s+contract",
         ),
         p(
             "evaluation",
@@ -36,7 +36,7 @@ static PARTS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
         ),
         p(
             "forms",
-            r"(?i)投标文件格式|响应文件格式|申请文件格式|报价文件格式|投标文件的组成|响应文件的组成|申请文件的组成|文件格式$|forms?\s+of\s+(tender|bid)|tender\s+forms|bidding\s+forms|returnable\s+(documents|schedules)",
+            r"(?i)投标文件格式|响应文件格式|申请文件格式|报价文件格式|投标文件的组成|响应文件的组成|申请文件的组成|文件格式$|(确认书|承诺书|承诺函|声明函|声明书|授权书|委托书|投标函|响应函|报价函|偏离表|证明书)([（(][^）)]{0,8}[）)])?$|forms?\s+of\s+(tender|bid)|tender\s+forms|bidding\s+forms|returnable\s+(documents|schedules)",
         ),
         p(
             "data_sheet",
@@ -98,6 +98,15 @@ static CONTRACT_WORDS: LazyLock<Regex> = LazyLock::new(|| {
 /// nothing under a contract chapter is a tender term; otherwise the innermost
 /// heading that names a part.
 pub fn part_of(path: &[String]) -> Option<(&'static str, String)> {
+    // "商务、技术要求及合同条款偏离表" is a form the bidder fills in.
+    static DEVIATION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"偏离表|应答表").expect("deviation regex"));
+    if let Some(last) = path.last()
+        && DEVIATION.is_match(last)
+        && !path.iter().any(|h| h != last && PARTS[0].1.is_match(h))
+    {
+        return Some(("forms", last.clone()));
+    }
     for heading in path {
         if PARTS[0].1.is_match(heading) {
             return Some(("contract", heading.clone()));
@@ -220,6 +229,19 @@ mod tests {
             Some("instructions")
         );
         assert_eq!(part(&["更正公告"]), Some("amendment"));
+        assert_eq!(part(&["第三章：合同草案"]), Some("contract"));
+        assert_eq!(part(&["第一部分 合同书"]), Some("contract"));
+        assert_eq!(part(&["磋商规则知晓确认书"]), Some("forms"));
+        assert_eq!(part(&["法定代表人授权书（参考格式）"]), Some("forms"));
+        assert_eq!(
+            part(&["第二章 采购须知", "六、合同签订、履行和项目验收"]),
+            Some("instructions")
+        );
+        assert_eq!(part(&["商务、技术要求及合同条款偏离表"]), Some("forms"));
+        assert_eq!(
+            part(&["第四章 合同条款及格式", "合同条款偏离表"]),
+            Some("contract")
+        );
     }
 
     #[test]

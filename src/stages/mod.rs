@@ -14,7 +14,10 @@ use futures_util::future::BoxFuture;
 use crate::config::Settings;
 use crate::envelope::{ArtifactRef, Artifacts, Envelope, Stage};
 use crate::events::ErrorInfo;
-use crate::runtime::Handler;
+use crate::extract::ExtractError;
+use crate::filter::FilterError;
+use crate::llm::LlmError;
+use crate::parse::ParseError;
 use crate::store::{Store, StoreError};
 
 /// Why a stage could not finish an attempt, and so what happens next.
@@ -68,6 +71,14 @@ impl StageError {
     }
 }
 
+/// A stage's work: one attempt at one message. The runtime
+/// ([`crate::runtime`]) calls it; the stages implement it, so the contract
+/// lives here and the runtime depends on the stages, not both ways.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one message. Runs in its own task, so a panic is contained.
+    fn handle(&self, envelope: Envelope) -> BoxFuture<'static, Result<StageOutput, StageError>>;
+}
+
 /// What a stage produced: the task's artifacts after this stage, and the one
 /// artifact it added (reported in its `succeeded` event).
 #[derive(Debug, Clone)]
@@ -84,6 +95,42 @@ impl From<StoreError> for StageError {
                 format!("the document store has nothing at {key}"),
             ),
             StoreError::Unavailable(message) => StageError::transient(message),
+        }
+    }
+}
+
+// The document logic has errors of its own, which say whether a retry can
+// help; these map them onto what the runtime does next.
+
+impl From<ParseError> for StageError {
+    fn from(err: ParseError) -> Self {
+        StageError::permanent(err.kind, err.message)
+    }
+}
+
+impl From<LlmError> for StageError {
+    fn from(err: LlmError) -> Self {
+        match err {
+            LlmError::Transient(message) => StageError::Transient(message),
+            LlmError::Permanent { kind, message } => StageError::Permanent { kind, message },
+        }
+    }
+}
+
+impl From<FilterError> for StageError {
+    fn from(err: FilterError) -> Self {
+        match err {
+            FilterError::Model(e) => e.into(),
+            other => StageError::permanent(other.kind(), other.to_string()),
+        }
+    }
+}
+
+impl From<ExtractError> for StageError {
+    fn from(err: ExtractError) -> Self {
+        match err {
+            ExtractError::Model(e) => e.into(),
+            other => StageError::permanent(other.kind(), other.to_string()),
         }
     }
 }
@@ -111,5 +158,28 @@ impl Handler for StageHandler {
             Stage::Filter => async move { filter::handle(&context, &envelope).await }.boxed(),
             Stage::Extract => async move { extract::handle(&context, &envelope).await }.boxed(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_errors_keep_whether_a_retry_helps() {
+        let down: StageError = FilterError::from(LlmError::transient("503")).into();
+        assert!(down.is_transient());
+        let unknown: StageError = FilterError::UnknownModel("gpt".into()).into();
+        assert_eq!(unknown.info().kind, "unknown_model");
+        assert!(!unknown.is_transient());
+        let garbage: StageError =
+            ExtractError::from(LlmError::permanent("llm_garbage", "not JSON")).into();
+        assert_eq!(garbage.info().kind, "llm_garbage");
+        assert_eq!(garbage.info().message, "not JSON");
+        let none: StageError = ExtractError::NoDocument.into();
+        assert_eq!(none.info().kind, "no_document");
+        let corrupt: StageError = ParseError::corrupt("bad xref").into();
+        assert_eq!(corrupt.info().kind, "corrupt");
+        assert!(!corrupt.is_transient());
     }
 }

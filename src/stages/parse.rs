@@ -52,7 +52,7 @@ async fn parse_blocking(
     .await;
     match parsed {
         Ok(Ok(doc)) => Ok(doc),
-        Ok(Err(err)) => Err(StageError::permanent(err.kind, err.message)),
+        Ok(Err(err)) => Err(err.into()),
         Err(join) if join.is_panic() => Err(StageError::permanent("panic", "the parser panicked")),
         Err(join) => Err(StageError::transient(join.to_string())),
     }

@@ -37,6 +37,7 @@ impl Handler for KnownSummary {
                     document: 0,
                 },
                 superseded: Vec::new(),
+                source: String::new(),
             };
             let summary = Summary {
                 schema: SUMMARY_SCHEMA,
