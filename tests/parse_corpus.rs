@@ -3,6 +3,12 @@
 //! body line of the source verbatim; values that
 //! stand in a pipe table of the source come out in a table row with the same
 //! first cell; every block from a PDF knows its page.
+//!
+//! The real documents (`real/`, published as DOCX, PDF or text) have no
+//! Markdown source: there every gold string (field values, rejection texts,
+//! score names, forms) must be in the parsed text as written; in a PDF,
+//! white space is ignored, since the text layer itself breaks values
+//! ("12 层" for "12层", a cell wrapped mid-word).
 
 use std::path::PathBuf;
 
@@ -11,6 +17,9 @@ use tenderflow::document::{Block, ParsedDocument};
 use tenderflow::parse::{ParseLimits, parse, render_text, sniff::sniff};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/dev");
+const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/real");
+/// The variants a real document may be published in.
+const REAL_VARIANTS: [&str; 3] = ["docx", "pdf", "txt"];
 const DOCUMENTS: [&str; 3] = ["cn_construction", "cn_selection", "en_itt"];
 const VARIANTS: [&str; 5] = ["md", "docx", "pdf", "html", "gbk.txt"];
 
@@ -71,8 +80,13 @@ fn table_expectations(document: &str, gold: &[String]) -> Vec<(String, String)> 
 }
 
 fn parse_variant(file: &str) -> Option<ParsedDocument> {
-    let path = corpus_file(file);
-    let bytes = std::fs::read(&path).ok()?;
+    parse_file(&corpus_file(file))
+}
+
+fn parse_file(path: &std::path::Path) -> Option<ParsedDocument> {
+    let bytes = std::fs::read(path).ok()?;
+    let file = path.display().to_string();
+    let file = file.as_str();
     let media_type = sniff(&bytes, file).unwrap_or_else(|e| panic!("{file}: sniff: {e}"));
     Some(
         parse(&bytes, media_type, &ParseLimits::default())
@@ -183,6 +197,93 @@ fn every_variant_keeps_the_gold_text_and_tables() {
             check_variant(document, variant, &mut failures);
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every gold string of a real document, in both gold formats: field
+/// values (`value` or `expect`), rejection texts, score names and forms.
+fn real_gold_strings(gold: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let text = |v: &Value, keys: &[&str]| -> Option<String> {
+        v.as_str()
+            .or_else(|| keys.iter().find_map(|k| v[*k].as_str()))
+            .map(String::from)
+    };
+    match &gold["fields"] {
+        Value::Object(fields) => out.extend(fields.values().filter_map(|f| text(f, &["value"]))),
+        Value::Array(fields) => out.extend(fields.iter().filter_map(|f| text(f, &["expect"]))),
+        _ => {}
+    }
+    for key in ["rejections", "forms"] {
+        let items = gold[key].as_array().into_iter().flatten();
+        out.extend(items.filter_map(|r| text(r, &["text", "name"])));
+    }
+    for score in gold["scores"].as_array().into_iter().flatten() {
+        // `{"name", "score"}` or a `[name, points]` pair.
+        out.extend(text(score, &["name"]).or_else(|| text(&score[0], &[])));
+    }
+    out.retain(|s| !s.trim().is_empty());
+    out
+}
+
+fn without_white_space(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+#[test]
+fn every_real_document_keeps_its_gold_strings() {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(REAL)
+        .expect("real corpus beside the repository")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".gold.json"))
+        .collect();
+    entries.sort();
+    assert!(!entries.is_empty(), "no gold files in {REAL}");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for gold_path in entries {
+        let gold: Value =
+            serde_json::from_slice(&std::fs::read(&gold_path).expect("gold file")).expect("JSON");
+        let strings = real_gold_strings(&gold);
+        let stem = gold_path
+            .to_string_lossy()
+            .trim_end_matches(".gold.json")
+            .to_string();
+        for variant in REAL_VARIANTS {
+            let path = PathBuf::from(format!("{stem}.{variant}"));
+            let Some(doc) = parse_file(&path) else {
+                continue; // not published in this format
+            };
+            checked += 1;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.unwrap_or_default();
+            let text = doc.plain_text();
+            let (text, loose) = if variant == "pdf" {
+                (without_white_space(&text), true)
+            } else {
+                (text, false)
+            };
+            for value in &strings {
+                let wanted = if loose {
+                    without_white_space(value)
+                } else {
+                    value.clone()
+                };
+                if !text.contains(&wanted) {
+                    failures.push(format!("{name}: text lacks {value:?}"));
+                }
+            }
+            if variant == "pdf" {
+                check_pages(&name, &doc, &mut failures);
+            }
+        }
+    }
+    assert!(checked > 0, "no real document variant was parsed");
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

@@ -503,6 +503,30 @@ fn check_text_layer(pages: &[Page]) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// A glyph's text, with the private-use codes of symbol fonts (Wingdings,
+/// Wingdings 2, Symbol) that office suites draw checkboxes, ticks and
+/// bullets with, and give no Unicode for, mapped to the characters they
+/// show: "☑ 适用" and "□ 不适用" must stay tellable apart.
+fn symbol_text(text: &str) -> String {
+    let mapped = |c: char| match c as u32 {
+        0xF0A3 | 0xF0A8 | 0xF06F | 0xF071 => '□', // Wingdings 2 / Wingdings boxes
+        0xF052 | 0xF0FE => '☑',                   // boxes with a tick
+        0xF053 | 0xF054 | 0xF0FD => '☒',          // boxes with a cross
+        0xF050 | 0xF0FC => '√',                   // ticks
+        0xF06E | 0xF0A7 => '■',                   // filled squares
+        0xF06C => '●',
+        0xF0B7 => '•', // the Symbol font's bullet
+        0xF0D8 => '➢',
+        0xF075 => '◆',
+        _ => c,
+    };
+    if text.chars().any(|c| ('\u{F000}'..='\u{F0FF}').contains(&c)) {
+        text.chars().map(mapped).collect()
+    } else {
+        text.to_string()
+    }
+}
+
 /// Receives pdf-extract's drawing calls.
 #[derive(Default)]
 struct Collector {
@@ -673,7 +697,7 @@ impl OutputDev for Collector {
                 y: position.m32,
                 width: width * size,
                 size,
-                text: text.to_string(),
+                text: symbol_text(text),
             });
         }
         Ok(())
@@ -711,5 +735,18 @@ impl OutputDev for Collector {
     ) -> Result<(), OutputError> {
         self.add_rules(ctm, path);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::symbol_text;
+
+    #[test]
+    fn symbol_font_checkboxes_become_their_characters() {
+        assert_eq!(symbol_text("\u{F0A3}"), "□");
+        assert_eq!(symbol_text("\u{F052}"), "☑");
+        assert_eq!(symbol_text("\u{F0B7}"), "•");
+        assert_eq!(symbol_text("招标"), "招标");
     }
 }

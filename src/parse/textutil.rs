@@ -13,7 +13,7 @@ static CLAUSE_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
           | (?P<cnlist>[一二三四五六七八九十]+[、.．])
           | (?P<paren>[（(][一二三四五六七八九十\d]+[)）])
           | (?P<dotted>\d{1,3}(?:[.．]\d{1,3})*[.．]?)(?:\s|[^\d.．%％年月日万元\-/:：,，]|$)
-          | (?P<en>(?i:section|part|chapter|article|clause|appendix|annex|schedule)\s+[0-9IVXLA-Z]+(?:\.\d+)*)
+          | (?P<en>(?i:section|part|chapter|article|clause|appendix|annex|schedule|itb|gcc|scc|bds)\s+[0-9IVXLA-Z]+(?:\.\d+)*)
         )",
     )
     .expect("clause-number pattern is valid")
@@ -143,6 +143,10 @@ mod tests {
         assert_eq!(
             clause_number("Section 4 Conditions").as_deref(),
             Some("Section 4")
+        );
+        assert_eq!(
+            clause_number("ITB 12.1 Bid prices").as_deref(),
+            Some("ITB 12.1")
         );
         assert_eq!(clause_number("2026年计划"), None);
         assert_eq!(chapter_heading_level("第三章 评标办法"), Some(1));

@@ -29,8 +29,11 @@ use crate::parse::textutil::{clause_number, is_cjk, join_wrapped};
 
 /// Rules this close (points) touch.
 const SNAP: f64 = 2.0;
-/// Share of the page height at top and bottom where running heads live.
-const MARGIN_ZONE: f64 = 0.1;
+/// Share of the page height at the top where running heads live.
+const TOP_ZONE: f64 = 0.1;
+/// Share at the bottom where running feet live: Word's footers often sit
+/// an inch and a half up from the edge.
+const BOTTOM_ZONE: f64 = 0.15;
 
 /// Builds the document from the pages.
 pub fn build_document(pages: &[Page]) -> ParsedDocument {
@@ -69,6 +72,13 @@ struct Line {
     column_right: f64,
     /// First body line of its page.
     page_start: bool,
+    /// Width of the line's first word (its first character in CJK text):
+    /// had it fitted at the end of the line above, the writer's program
+    /// would have set it there.
+    first_word: f64,
+    /// Left edge of the text after a leading clause number or list marker
+    /// ("1. ", "（一）", "•"): where a hanging indent puts the wrapped lines.
+    text_x0: f64,
 }
 
 /// A table cut from one page.
@@ -153,11 +163,6 @@ fn running_furniture(pages: &[Page]) -> Furniture {
     furniture
 }
 
-fn in_margin(line: &[&Glyph], page: &Page) -> bool {
-    let y = line.first().map_or(0.0, |g| g.y);
-    page.height > 0.0 && (y < page.height * MARGIN_ZONE || y > page.height * (1.0 - MARGIN_ZONE))
-}
-
 /// Which of a page's lines (top to bottom) are running heads or feet: the
 /// lines in the top or bottom margin zone, when a gap wider than body line
 /// spacing parts them from the rest. A body line that happens to end a page
@@ -166,21 +171,35 @@ fn in_margin(line: &[&Glyph], page: &Page) -> bool {
 fn margin_flags(lines: &[Vec<&Glyph>], page: &Page) -> Vec<bool> {
     let mut flags = vec![false; lines.len()];
     let y = |i: usize| lines[i][0].y;
-    let size = |i: usize| lines[i][0].size.max(1.0);
-    let parted = |a: usize, b: usize| y(b) - y(a) > 1.8 * size(a).max(size(b));
+    let sizes: Vec<f64> = lines.iter().map(|l| line_size(l, 1.0).max(1.0)).collect();
+    let size = |i: usize| sizes[i];
+    // Set apart by a gap wider than body line spacing, or by a clearly
+    // smaller size (a Word footer may sit right under the last body line).
+    let parted = |a: usize, b: usize| {
+        let (big, small) = (size(a).max(size(b)), size(a).min(size(b)));
+        y(b) - y(a) > 1.8 * big || small < big * 0.8
+    };
     let top = (0..lines.len())
-        .take_while(|i| y(*i) < page.height * MARGIN_ZONE)
+        .take_while(|i| y(*i) < page.height * TOP_ZONE)
         .count();
     if top > 0 && (top == lines.len() || parted(top - 1, top)) {
         flags[..top].iter_mut().for_each(|f| *f = true);
     }
     let bottom = (0..lines.len())
         .rev()
-        .take_while(|i| y(*i) > page.height * (1.0 - MARGIN_ZONE))
+        .take_while(|i| y(*i) > page.height * (1.0 - BOTTOM_ZONE))
         .count();
     let first = lines.len() - bottom;
     if bottom > 0 && (first == 0 || parted(first - 1, first)) {
         flags[first..].iter_mut().for_each(|f| *f = true);
+    } else if let Some(f) = (first.max(1)..lines.len())
+        .rev()
+        .find(|f| size(*f) < size(f - 1) * 0.8)
+        && (f..lines.len()).all(|i| size(i) < size(f - 1) * 0.8)
+    {
+        // Body text may run low into the zone: then only a foot set
+        // smaller than the body above it is furniture.
+        flags[f..].iter_mut().for_each(|f| *f = true);
     }
     flags
 }
@@ -217,10 +236,16 @@ fn column_right(pages: &[Page]) -> f64 {
     let mut edges: Vec<f64> = pages
         .iter()
         .filter_map(|page| {
-            raw_lines(&page.glyphs)
+            let lines: Vec<Vec<&Glyph>> = raw_lines(&page.glyphs)
+                .into_iter()
+                .filter(|l| !line_text(l).trim().is_empty())
+                .collect();
+            let flags = margin_flags(&lines, page);
+            lines
                 .iter()
-                .filter(|l| !in_margin(l, page))
-                .map(|l| line_right(l))
+                .zip(flags)
+                .filter(|(_, margin)| !margin)
+                .map(|(l, _)| line_right(l))
                 .reduce(f64::max)
         })
         .collect();
@@ -265,17 +290,21 @@ fn page_items(page: &Page, furniture: &[String], body_size: f64, column_right: f
     for line in lines {
         let text = line_text(&line);
         let size = line_size(&line, body_size);
+        let text = text.trim().to_string();
+        let text_x0 = text_start(&line, &text);
         items.push((
             line[0].y,
             Item::Line(Line {
                 page: page.number,
-                text: text.trim().to_string(),
                 x0: line[0].x,
                 x1: line_right(&line),
                 y: line[0].y,
                 size,
                 column_right,
                 page_start: false,
+                first_word: first_word_width(&line),
+                text_x0,
+                text,
             }),
         ));
     }
@@ -285,6 +314,103 @@ fn page_items(page: &Page, furniture: &[String], body_size: f64, column_right: f
         first.page_start = true;
     }
     items
+}
+
+/// Width of a line's first word: its visible glyphs up to a space, a wide
+/// gap or a CJK character (one CJK character is a word).
+fn first_word_width(line: &[&Glyph]) -> f64 {
+    let mut visible = line
+        .iter()
+        .skip_while(|g| g.text.trim().is_empty())
+        .peekable();
+    let Some(first) = visible.peek() else {
+        return 0.0;
+    };
+    let left = first.x;
+    let mut right = left;
+    // Line breaking keeps an opening bracket with what follows, a run of
+    // Latin letters or digits together, and closing punctuation with what
+    // precedes: "〔2026〕112号" does not break before "号".
+    let mut ideograph = false;
+    for g in visible {
+        if g.text.trim().is_empty() || (right > left && g.x - right > g.size * 0.2) {
+            break;
+        }
+        let c = g.text.chars().next().unwrap_or(' ');
+        let is_ideograph = is_cjk(c) && !is_cjk_punctuation(c);
+        if ideograph && !is_closing(c) {
+            break;
+        }
+        if is_ideograph && right > left && !is_opening_run(line, left, right) {
+            break;
+        }
+        ideograph |= is_ideograph;
+        right = g.x + g.width;
+    }
+    right - left
+}
+
+/// CJK punctuation and full-width forms other than letters and digits.
+fn is_cjk_punctuation(c: char) -> bool {
+    matches!(c as u32, 0x3000..=0x303F | 0xFE30..=0xFE4F)
+        || (matches!(c as u32, 0xFF00..=0xFFEF) && !c.is_alphanumeric())
+}
+
+fn is_closing(c: char) -> bool {
+    "，。、；：！？）】》〕」』”’,.;:!?)]%％".contains(c)
+}
+
+/// Whether the glyphs from `left` to `right` are all opening brackets.
+fn is_opening_run(line: &[&Glyph], left: f64, right: f64) -> bool {
+    line.iter()
+        .filter(|g| g.x >= left && g.x + g.width <= right + 0.01)
+        .all(|g| g.text.chars().all(|c| "（【《〔「『“‘([".contains(c)))
+}
+
+/// Left edge of the text after the line's leading marker: a clause number
+/// or a bullet and the spaces after it; the line's own left edge when it
+/// has none.
+fn text_start(line: &[&Glyph], text: &str) -> f64 {
+    let x0 = line.first().map_or(0.0, |g| g.x);
+    let marker = clause_number(text)
+        .map(|n| n.chars().count())
+        .or_else(|| text.chars().next().filter(|c| is_bullet(*c)).map(|_| 1));
+    let Some(marker) = marker else {
+        return x0;
+    };
+    let mut seen = 0;
+    let mut glyphs = line.iter().skip_while(|g| g.text.trim().is_empty());
+    for g in glyphs.by_ref() {
+        seen += g.text.chars().count();
+        if seen >= marker {
+            break;
+        }
+    }
+    glyphs
+        .find(|g| !g.text.trim().is_empty())
+        .map_or(x0, |g| g.x)
+}
+
+/// Bullet and checkbox glyphs that open a list item or an option.
+fn is_bullet(c: char) -> bool {
+    matches!(
+        c,
+        '•' | '●'
+            | '○'
+            | '▪'
+            | '■'
+            | '□'
+            | '☐'
+            | '☑'
+            | '☒'
+            | '√'
+            | '◆'
+            | '◇'
+            | '➢'
+            | '►'
+            | '-'
+            | '–'
+    )
 }
 
 /// A gap this many font sizes wide inside a line separates table columns
@@ -477,7 +603,11 @@ fn line_text(line: &[&Glyph]) -> String {
                 out.push(' ');
             }
         }
-        out.push_str(&g.text);
+        // Justified Word text draws its spaces as runs of space glyphs.
+        let blank = g.text.chars().all(|c| c == ' ');
+        if !(blank && out.ends_with(' ')) {
+            out.push_str(&g.text);
+        }
         prev = Some(g);
     }
     out
@@ -488,6 +618,9 @@ fn line_text(line: &[&Glyph]) -> String {
 struct GridFrame {
     xs: Vec<f64>,
     ys: Vec<f64>,
+    /// The vertical rules (x, top, bottom): which column boundaries a row
+    /// really has, so a cell merged across columns stays one cell.
+    verticals: Vec<(f64, f64, f64)>,
 }
 
 impl GridFrame {
@@ -507,6 +640,7 @@ impl GridFrame {
     fn fill(&self, page: u32, glyphs: &[&Glyph]) -> Option<Grid> {
         let cols = self.xs.len() - 1;
         let rows = self.ys.len() - 1;
+        let open = self.merged_boundaries();
         let mut buckets: Vec<Vec<Vec<&Glyph>>> = vec![vec![Vec::new(); cols]; rows];
         for g in glyphs {
             let cx = g.x + g.width / 2.0;
@@ -523,6 +657,11 @@ impl GridFrame {
                 .rposition(|y| *y <= cy)
                 .unwrap_or(0)
                 .min(rows - 1);
+            // A glyph in a merged cell belongs to the cell's first column.
+            let mut c = c;
+            while c > 0 && open[r][c] {
+                c -= 1;
+            }
             buckets[r][c].push(g);
         }
         let rows: Vec<Vec<String>> = buckets
@@ -536,6 +675,31 @@ impl GridFrame {
             rows,
             top: self.ys[0],
         })
+    }
+}
+
+impl GridFrame {
+    /// For each row, which inner column boundaries no vertical rule
+    /// crosses there (`open[row][col]`: the cell left of column `col`
+    /// runs on into it). Rows x boundaries x rules: a table's few dozen.
+    fn merged_boundaries(&self) -> Vec<Vec<bool>> {
+        let rows = self.ys.len() - 1;
+        let cols = self.xs.len() - 1;
+        (0..rows)
+            .map(|r| {
+                let mid = (self.ys[r] + self.ys[r + 1]) / 2.0;
+                (0..cols)
+                    .map(|c| {
+                        c > 0
+                            && !self.verticals.iter().any(|(x, y0, y1)| {
+                                (x - self.xs[c]).abs() <= 3.0
+                                    && *y0 - SNAP <= mid
+                                    && mid <= *y1 + SNAP
+                            })
+                    })
+                    .collect()
+            })
+            .collect()
     }
 }
 
@@ -593,7 +757,12 @@ fn touches(a: &Rule, b: &Rule) -> bool {
 fn frame_of(rules: Vec<Rule>) -> Option<GridFrame> {
     let xs = boundaries(rules.iter().filter(|r| !r.is_horizontal()).map(|r| r.x0));
     let ys = boundaries(rules.iter().filter(|r| r.is_horizontal()).map(|r| r.y0));
-    (xs.len() >= 3 && ys.len() >= 2).then_some(GridFrame { xs, ys })
+    let verticals = rules
+        .iter()
+        .filter(|r| !r.is_horizontal())
+        .map(|r| (r.x0, r.y0, r.y1))
+        .collect();
+    (xs.len() >= 3 && ys.len() >= 2).then_some(GridFrame { xs, ys, verticals })
 }
 
 /// Sorted positions, those closer than a few points merged.
@@ -637,6 +806,10 @@ fn assemble(items: Vec<Item>, body: f64, pitch: f64, heading_sizes: &[f64]) -> V
     let mut blocks: Vec<Block> = Vec::new();
     let mut open: Option<Line> = None; // last line of the open paragraph
     let mut table: Option<(Grid, u32)> = None; // (table, header rows)
+    // One-line paragraphs that open with a heading-shaped clause number:
+    // (block index, level). Office suites set such headings in bold at body
+    // size, so their size says nothing; the numbering and standing alone do.
+    let mut numbered: Vec<(usize, u8)> = Vec::new();
     for item in items {
         match item {
             Item::Table(grid) => {
@@ -672,12 +845,22 @@ fn assemble(items: Vec<Item>, body: f64, pitch: f64, heading_sizes: &[f64]) -> V
                     .is_some_and(|prev| continues_paragraph(prev, &line, pitch));
                 match (joins, blocks.last_mut()) {
                     (true, Some(Block::Paragraph { text, .. })) => {
-                        *text = join_wrapped(text, &line.text)
+                        *text = join_wrapped(text, &line.text);
+                        if numbered.last().is_some_and(|(i, _)| *i + 1 == blocks.len()) {
+                            numbered.pop();
+                        }
                     }
-                    _ => blocks.push(Block::Paragraph {
-                        text: line.text.clone(),
-                        page: Some(line.page),
-                    }),
+                    _ => {
+                        // A heading stands short of the right margin.
+                        let short = line.x1 < line.column_right - line.size * 4.0;
+                        if let Some(level) = numbered_heading_level(&line.text).filter(|_| short) {
+                            numbered.push((blocks.len(), level));
+                        }
+                        blocks.push(Block::Paragraph {
+                            text: line.text.clone(),
+                            page: Some(line.page),
+                        })
+                    }
                 }
                 open = Some(line);
             }
@@ -686,7 +869,81 @@ fn assemble(items: Vec<Item>, body: f64, pitch: f64, heading_sizes: &[f64]) -> V
     if let Some(t) = table.take() {
         blocks.push(table_block(t));
     }
+    for (i, level) in numbered {
+        if let Block::Paragraph { text, page } = &blocks[i] {
+            blocks[i] = Block::Heading {
+                level,
+                number: clause_number(text),
+                text: text.clone(),
+                page: *page,
+            };
+        }
+    }
     blocks
+}
+
+/// The heading level a line of body size earns by its clause number alone:
+/// 第一章/第一部分 1, 第一节 and 一、 2, "3." and （三） 3, "3.1" 4 and
+/// deeper 5; Section/Part/Chapter 1, Article/Clause 2, "ITB 12.1" 3. Only
+/// a short line with no sentence punctuation qualifies: "1. 投标人须具有
+/// …的能力。" is a list item, "（1）" and bare "1" number items, not
+/// headings, and a table-of-contents entry is neither.
+fn numbered_heading_level(text: &str) -> Option<u8> {
+    let text = text.trim();
+    let number = clause_number(text)?;
+    let rest = text[number.len()..].trim();
+    let chars = text.chars().count();
+    let limit = if text.chars().any(is_cjk) { 40 } else { 90 };
+    let toc = text.contains("....") || text.contains("……") || text.contains("···");
+    // A colon may end a heading ("一、项目名称："), but a value after it
+    // makes a "label：value" line ("（三）服务期：三年").
+    let labelled = rest
+        .find(['：', ':'])
+        .is_some_and(|at| !rest[at..].trim_start_matches(['：', ':']).trim().is_empty());
+    let sentence = text.contains(['。', '，', '；'])
+        || labelled
+        || text.ends_with(['、', ';', ',', '.'])
+        || rest.chars().count() < 2
+        || rest.starts_with(|c: char| c.is_ascii_digit() || "%％年月日".contains(c));
+    if chars > limit || toc || sentence {
+        return None;
+    }
+    let lower = number.to_lowercase();
+    if number.starts_with('第') {
+        return match number.chars().last() {
+            Some('节' | '条') => Some(2),
+            _ => Some(1),
+        };
+    }
+    if ["section", "part", "chapter"]
+        .iter()
+        .any(|w| lower.starts_with(w))
+    {
+        return Some(1);
+    }
+    if ["article", "clause"].iter().any(|w| lower.starts_with(w)) {
+        return Some(2);
+    }
+    if lower.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Some(3); // ITB 12.1, GCC 4, appendix A
+    }
+    if number.ends_with(['、', '.', '．']) && !number.starts_with(|c: char| c.is_ascii_digit()) {
+        return Some(2); // 一、
+    }
+    if number.starts_with(['（', '(']) {
+        let cn = number.chars().any(|c| "一二三四五六七八九十".contains(c));
+        return cn.then_some(3);
+    }
+    let depth = number
+        .trim_end_matches(['.', '．'])
+        .split(['.', '．'])
+        .count();
+    match depth {
+        1 if number.ends_with(['.', '．']) => Some(3),
+        1 => None,
+        2 => Some(4),
+        _ => Some(5),
+    }
 }
 
 fn close_paragraph(open: &mut Option<Line>) {
@@ -731,17 +988,57 @@ fn heading_level(line: &Line, body: f64, heading_sizes: &[f64]) -> Option<u8> {
 /// closed a sentence and `next` opens its page.
 fn continues_paragraph(prev: &Line, next: &Line, pitch: f64) -> bool {
     let size = prev.size.max(1.0);
-    if (prev.size - next.size).abs() > 0.6 || next.x0 > prev.x0 + size * 0.5 {
+    // Wrapped lines start at the paragraph's left edge, or under the text
+    // of a numbered or bulleted first line (a hanging indent).
+    let indent_ok = next.x0 <= prev.x0 + size * 0.5
+        || (prev.text_x0 > prev.x0 && (next.x0 - prev.text_x0).abs() <= size);
+    // Word documents mix sizes within a paragraph (11 and 12 points): a
+    // tenth of the size apart is the same text; headings differ more.
+    if (prev.size - next.size).abs() > prev.size.max(next.size) * 0.1 || !indent_ok {
         return false;
     }
     let short = prev.x1 < prev.column_right - size * 4.0;
     let closed = ends_sentence(&prev.text);
+    // The next line's first word would have fitted on this one: the writer
+    // broke the line, so the paragraph (or the "label：value" line) ended.
+    let room = prev.column_right - prev.x1;
+    let broken = room > next.first_word + size * 2.0;
     if next.page != prev.page {
-        return next.page == prev.page + 1 && next.page_start && !short && !closed;
+        return next.page == prev.page + 1 && next.page_start && !short && !closed && !broken;
     }
     let gap = (next.y - prev.y) / size;
-    let ended = short && (closed || clause_number(&next.text).is_some());
-    gap > 0.0 && gap <= pitch * 1.25 && !ended
+    let new_item = clause_number(&next.text).is_some() || starts_with_label(&next.text);
+    let ended =
+        broken || (short && (closed || new_item)) || (closed && starts_with_label(&next.text));
+    // A full line that has not closed its sentence goes on even where the
+    // writer's line spacing is looser than the document's usual pitch.
+    let open_sentence = !short && !closed && !new_item;
+    let near = gap <= pitch * 1.25 || (open_sentence && gap <= 2.2);
+    gap > 0.0 && near && !ended
+}
+
+/// A line that opens with a short label and a colon ("地 址：", "开户名：",
+/// "Date:"): a "label：value" line of its own. A colon after a digit is a
+/// clock time, not a label.
+fn starts_with_label(text: &str) -> bool {
+    let Some((at, colon)) = text
+        .char_indices()
+        .take(14)
+        .find(|(_, c)| matches!(c, '：' | ':'))
+    else {
+        return false;
+    };
+    let label = text[..at].trim();
+    let before = label.chars().last();
+    !label.is_empty()
+        && before.is_some_and(|c| !c.is_ascii_digit())
+        && !(colon == ':' && text[at + 1..].starts_with("//"))
+        && !label.chars().any(|c| {
+            matches!(
+                c,
+                '。' | '，' | '；' | '、' | ',' | ';' | '.' | '（' | '(' | '“' | '"'
+            )
+        })
 }
 
 /// Whether text ends with sentence-closing punctuation.
@@ -1039,5 +1336,159 @@ mod tests {
             doc.plain_text()
                 .contains("delay, up to 2 per cent of the Contract Sum.")
         );
+    }
+
+    /// A page of 10-point lines `(x, text)` from y = 100, 16 points apart.
+    fn lines_page(lines: &[(f64, &str)]) -> Page {
+        let mut g = Vec::new();
+        for (i, (x, text)) in lines.iter().enumerate() {
+            g.extend(glyphs(text, *x, 100.0 + 16.0 * i as f64, 10.0, 0.0));
+        }
+        Page {
+            number: 1,
+            width: 595.0,
+            height: 842.0,
+            glyphs: g,
+            rules: Vec::new(),
+        }
+    }
+
+    /// Forty CJK characters: a line that fills a 400-point column.
+    const FULL: &str =
+        "一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十";
+
+    #[test]
+    fn label_value_lines_stay_lines_of_their_own() {
+        let closed = format!("{}。", &FULL[..FULL.len() - 3]);
+        let page = lines_page(&[
+            (72.0, closed.as_str()),
+            (72.0, "采购人名称：某某市某某有限公司"),
+            (72.0, "地 址：某某市某某路1号"),
+            (72.0, "联系人：张工"),
+        ]);
+        let text = build_document(&[page]).plain_text();
+        assert!(
+            text.contains("\n采购人名称：某某市某某有限公司\n地 址：某某市某某路1号\n联系人：张工"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bracketed_number_that_did_not_fit_continues_the_line() {
+        // The first line stops 50 points short: "〔2026〕112号" is one unit
+        // for line breaking and did not fit there.
+        let first = "一二三四五六七八九十一二三四五六七八九十一二三四五六七八九十一二三四五";
+        let page = lines_page(&[(72.0, FULL), (72.0, first), (72.0, "〔2026〕112号批准。")]);
+        let text = build_document(&[page]).plain_text();
+        assert!(
+            text.contains(&format!("{first}〔2026〕112号批准。")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn numbered_lines_at_body_size_are_headings() {
+        let page = lines_page(&[
+            (72.0, "第一部分 招标公告"),
+            (72.0, "一、项目名称："),
+            (72.0, "某某数据采购项目"),
+            (72.0, "（三）服务期：三年"),
+            (72.0, "4. 投标人有下列情形之一的，其投标将被拒绝："),
+            (72.0, "5. 投标保证金"),
+            (72.0, FULL),
+        ]);
+        let doc = build_document(&[page]);
+        let headings: Vec<(u8, String)> = doc
+            .blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Heading { level, text, .. } => Some((*level, text.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            headings,
+            vec![
+                (1, "第一部分 招标公告".to_string()),
+                (2, "一、项目名称：".to_string()),
+                (3, "5. 投标保证金".to_string()),
+            ],
+            "{:?}",
+            doc.blocks
+        );
+        assert!(doc.plain_text().contains("\n（三）服务期：三年\n"));
+    }
+
+    #[test]
+    fn a_hanging_indent_continues_the_numbered_item() {
+        let page = lines_page(&[
+            (
+                72.0,
+                "1. Tender documents may be bought from the Zonal Office of the",
+            ),
+            (88.0, "Bank, against a demand draft for the fee."),
+            (
+                72.0,
+                "2. The Contractor can also download the Tender Document from.",
+            ),
+        ]);
+        let text = build_document(&[page]).plain_text();
+        assert!(text.contains("of the Bank, against"), "{text}");
+    }
+
+    #[test]
+    fn a_merged_row_of_a_ruled_table_is_one_cell() {
+        let rule = |x0, y0, x1, y1| Rule { x0, y0, x1, y1 };
+        let mut rules = vec![
+            rule(0.0, 100.0, 300.0, 100.0),
+            rule(0.0, 120.0, 300.0, 120.0),
+            rule(0.0, 140.0, 300.0, 140.0),
+            rule(0.0, 100.0, 0.0, 140.0),
+            rule(300.0, 100.0, 300.0, 140.0),
+        ];
+        // Inner column lines cross the first row only.
+        rules.push(rule(100.0, 100.0, 100.0, 120.0));
+        rules.push(rule(200.0, 100.0, 200.0, 120.0));
+        let mut g = glyphs("序号", 5.0, 115.0, 10.0, 0.0);
+        g.extend(glyphs("名称", 105.0, 115.0, 10.0, 0.0));
+        g.extend(glyphs("内容", 205.0, 115.0, 10.0, 0.0));
+        g.extend(glyphs(
+            "响应文件必须胶装成册并按要求密封。",
+            5.0,
+            135.0,
+            10.0,
+            4.0,
+        ));
+        let page = Page {
+            number: 1,
+            width: 595.0,
+            height: 842.0,
+            glyphs: g,
+            rules,
+        };
+        let doc = build_document(&[page]);
+        let Block::Table { rows, .. } = &doc.blocks[0] else {
+            panic!("expected a table: {:?}", doc.blocks);
+        };
+        assert_eq!(rows[1][0], "响应文件必须胶装成册并按要求密封。");
+    }
+
+    #[test]
+    fn a_footer_an_inch_and_a_half_up_is_furniture() {
+        let pages: Vec<Page> = (1..=3)
+            .map(|n| {
+                let mut page = lines_page(&[(72.0, FULL), (72.0, FULL), (72.0, "正文。")]);
+                page.number = n;
+                page.glyphs
+                    .extend(glyphs("Classification: Internal", 60.0, 745.0, 8.5, 0.0));
+                page
+            })
+            .collect();
+        let doc = build_document(&pages);
+        assert_eq!(
+            doc.meta.furniture,
+            vec!["Classification: Internal".to_string()]
+        );
+        assert!(!doc.plain_text().contains("Classification"));
     }
 }
