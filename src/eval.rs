@@ -83,6 +83,45 @@ impl EvalReport {
         !self.rows.is_empty() && self.rows.iter().all(Row::passed)
     }
 
+    /// One line over every scored variant: fields right of all gold fields
+    /// (with the share), wrong and missing, and rejections, scoring items
+    /// and forms found of all listed, with the extra rejections.
+    pub fn overall(&self) -> String {
+        let scored: Vec<&Row> = self.rows.iter().filter(|r| r.error.is_none()).collect();
+        let sum = |f: &dyn Fn(&Row) -> usize| scored.iter().map(|r| f(r)).sum::<usize>();
+        let pct = |a: usize, b: usize| {
+            if b == 0 {
+                100.0
+            } else {
+                100.0 * a as f64 / b as f64
+            }
+        };
+        let (fields, right) = (sum(&|r| r.fields), sum(&|r| r.right));
+        let rej = (sum(&|r| r.rejections.0), sum(&|r| r.rejections.1));
+        let sco = (sum(&|r| r.scores.0), sum(&|r| r.scores.1));
+        let frm = (sum(&|r| r.forms.0), sum(&|r| r.forms.1));
+        format!(
+            "overall: fields {right}/{fields} right ({:.1} %), {} wrong, {} missing; \
+             rejections {}/{} ({:.1} %), {} extra; scoring {}/{} ({:.1} %); forms {}/{} ({:.1} %); \
+             {} of {} variants scored",
+            pct(right, fields),
+            sum(&|r| r.wrong),
+            sum(&|r| r.missing),
+            rej.0,
+            rej.1,
+            pct(rej.0, rej.1),
+            sum(&|r| r.extra_rejections),
+            sco.0,
+            sco.1,
+            pct(sco.0, sco.1),
+            frm.0,
+            frm.1,
+            pct(frm.0, frm.1),
+            scored.len(),
+            self.rows.len(),
+        )
+    }
+
     /// The results as a table, with each miss listed when verbose.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -127,6 +166,7 @@ impl EvalReport {
                 }
             }
         }
+        let _ = writeln!(out, "{}", self.overall());
         let passed = self.rows.iter().filter(|r| r.passed()).count();
         let _ = writeln!(out, "{passed} of {} variants passed", self.rows.len());
         out
@@ -458,6 +498,37 @@ mod tests {
         };
         passed.fields = 0;
         assert!(passed.passed(), "extras do not fail a row");
+    }
+
+    #[test]
+    fn the_overall_line_adds_up_every_scored_variant() {
+        let row = |right, wrong, rejections| Row {
+            fields: 10,
+            right,
+            wrong,
+            missing: 10 - right - wrong,
+            rejections,
+            extra_rejections: 1,
+            ..Row::default()
+        };
+        let report = EvalReport {
+            rows: vec![
+                row(9, 0, (4, 5)),
+                row(8, 1, (5, 5)),
+                Row {
+                    error: Some("corrupt".into()),
+                    ..Row::default()
+                },
+            ],
+            verbose: false,
+        };
+        let line = report.overall();
+        assert!(
+            line.contains("fields 17/20 right (85.0 %), 1 wrong, 2 missing"),
+            "{line}"
+        );
+        assert!(line.contains("rejections 9/10 (90.0 %), 2 extra"), "{line}");
+        assert!(line.contains("2 of 3 variants scored"), "{line}");
     }
 
     #[test]
