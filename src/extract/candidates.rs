@@ -436,9 +436,8 @@ fn is_text_kind(spec: &Spec) -> bool {
 
 /// A table-of-contents line ("二、资格条件\t2", "第三章 评标办法……12") names
 /// a section and its page, and states no value.
-static TOC_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(\t|…{2,}|\.{4,}|·{4,})\s*\d{1,4}\s*$").expect("toc regex")
-});
+static TOC_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(\t|…{2,}|\.{4,}|·{4,})\s*\d{1,4}\s*$").expect("toc regex"));
 
 pub(crate) fn is_toc_line(text: &str) -> bool {
     TOC_LINE.is_match(text)

@@ -535,15 +535,19 @@ pub fn is_blank_template(t: &str) -> bool {
 /// 允许" -> "不允许". `None` when the content is no checkbox answer or
 /// marks not exactly one option.
 pub fn checked_option(content: &str) -> Option<String> {
-    static OPTION: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"([■☑√✓✔☒▣])\s*([^■☑√✓✔☒▣□☐○●/／]+)").expect("option regex")
-    });
+    static OPTION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"([■☑√✓✔☒▣])\s*([^■☑√✓✔☒▣□☐○●/／]+)").expect("option regex"));
     if !content.contains(['□', '☐']) {
         return None;
     }
     let marked: Vec<String> = OPTION
         .captures_iter(content)
-        .map(|c| c[2].trim().trim_end_matches(['，', ',', '；', ';']).trim().to_string())
+        .map(|c| {
+            c[2].trim()
+                .trim_end_matches(['，', ',', '；', ';'])
+                .trim()
+                .to_string()
+        })
         .filter(|o| !o.is_empty())
         .collect();
     match marked.as_slice() {
@@ -768,13 +772,21 @@ mod tests {
         );
         assert_eq!(v(Kind::Place, "同投标截止时间"), None);
         assert_eq!(
-            v(Kind::Place, "某市某路1号5楼会议室，时间为  2025年3月19日13:30。").as_deref(),
+            v(
+                Kind::Place,
+                "某市某路1号5楼会议室，时间为  2025年3月19日13:30。"
+            )
+            .as_deref(),
             Some("某市某路1号5楼会议室")
         );
         assert_eq!(ids("谈判地点"), vec!["opening_place"]);
         assert_eq!(v(Kind::Grade, "详见第二章投标人须知"), None);
         assert_eq!(v(Kind::Text, "See Section 6"), None);
-        assert_eq!(v(Kind::Grade, "2"), None, "a page number of a contents line");
+        assert_eq!(
+            v(Kind::Grade, "2"),
+            None,
+            "a page number of a contents line"
+        );
         assert_eq!(v(Kind::Text, "招标编号："), None, "a blank form line");
         assert_eq!(v(Kind::Party, "（盖单位章）"), None);
         assert_eq!(v(Kind::DateOrText, "年 月 日 时 分"), None);

@@ -335,8 +335,7 @@ pub fn find_percent(text: &str) -> Vec<Found> {
         .filter_map(|c| {
             let whole = c.get(0)?;
             let n: f64 = c[1].parse().ok()?;
-            let start = base_start(&text[..whole.start()], &PERCENT_BASE)
-                .unwrap_or(whole.start());
+            let start = base_start(&text[..whole.start()], &PERCENT_BASE).unwrap_or(whole.start());
             Some(Found {
                 text: text[start..whole.end()].trim().to_string(),
                 start,
@@ -696,8 +695,10 @@ static COPIES_SET: LazyLock<Regex> = LazyLock::new(|| {
 
 /// An electronic copy stated with the paper ones: "，电子版1份".
 static COPIES_ELECTRONIC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*[，,、]\s*电子(?:版|文档|档|文件)\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份")
-        .expect("electronic copies regex")
+    Regex::new(
+        r"^\s*[，,、]\s*电子(?:版|文档|档|文件)\s*([0-9一二三四五六七八九十壹贰叁肆伍]+)\s*份",
+    )
+    .expect("electronic copies regex")
 });
 
 pub fn find_copies(text: &str) -> Option<Found> {

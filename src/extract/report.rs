@@ -60,13 +60,7 @@ fn field_line(out: &mut String, id: &str, f: &FieldValue) {
     if f.source.is_empty() {
         let _ = writeln!(out, "  {:<17} [{}]", "", cite(&f.evidence));
     } else {
-        let _ = writeln!(
-            out,
-            "  {:<17} [{}] ({})",
-            "",
-            cite(&f.evidence),
-            f.source
-        );
+        let _ = writeln!(out, "  {:<17} [{}] ({})", "", cite(&f.evidence), f.source);
     }
     for old in &f.superseded {
         let _ = writeln!(

@@ -122,7 +122,9 @@ pub fn is_enumerated(text: &str) -> bool {
 /// "下午2"), so that a full-width colon after it is a time's ("14：30"),
 /// not a pair's ("包1：2万元").
 fn after_a_day(label: &str) -> bool {
-    let head = label.trim_end_matches(|ch: char| ch.is_ascii_digit()).trim_end();
+    let head = label
+        .trim_end_matches(|ch: char| ch.is_ascii_digit())
+        .trim_end();
     head.ends_with(['日', '号', '午', '上', '晚'])
 }
 
