@@ -1039,7 +1039,7 @@ fn starts_with_label(text: &str) -> bool {
     let before = label.chars().last();
     !label.is_empty()
         && before.is_some_and(|c| !c.is_ascii_digit())
-        && !(colon == ':' && text[at + 1..].starts_with("//"))
+        && (colon != ':' || !text[at + 1..].starts_with("//"))
         && !label.chars().any(|c| {
             matches!(
                 c,
