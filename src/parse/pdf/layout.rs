@@ -971,7 +971,7 @@ fn push_heading(blocks: &mut Vec<Block>, level: u8, line: &Line, wraps: bool) {
 
 /// A line set larger than the body text, not too long, is a heading.
 fn heading_level(line: &Line, body: f64, heading_sizes: &[f64]) -> Option<u8> {
-    if line.size <= body * 1.1 || line.text.chars().count() > 80 {
+    if line.size <= body * 1.1 || line.text.chars().count() > 80 || is_label_value(&line.text) {
         return None;
     }
     let level = heading_sizes
@@ -1017,6 +1017,13 @@ fn continues_paragraph(prev: &Line, next: &Line, pitch: f64) -> bool {
     gap > 0.0 && near && !ended
 }
 
+/// A "label：value" line without a clause number ("招标编号：GXTC-001"): a
+/// fact, even where a cover page sets it large, not a heading.
+fn is_label_value(text: &str) -> bool {
+    let value = text.split_once(['：', ':']).map_or("", |(_, v)| v.trim());
+    starts_with_label(text) && !value.is_empty() && clause_number(text).is_none()
+}
+
 /// A line that opens with a short label and a colon ("地 址：", "开户名：",
 /// "Date:"): a "label：value" line of its own. A colon after a digit is a
 /// clock time, not a label.
@@ -1032,7 +1039,7 @@ fn starts_with_label(text: &str) -> bool {
     let before = label.chars().last();
     !label.is_empty()
         && before.is_some_and(|c| !c.is_ascii_digit())
-        && !(colon == ':' && text[at + 1..].starts_with("//"))
+        && (colon != ':' || !text[at + 1..].starts_with("//"))
         && !label.chars().any(|c| {
             matches!(
                 c,
@@ -1417,6 +1424,9 @@ mod tests {
             doc.blocks
         );
         assert!(doc.plain_text().contains("\n（三）服务期：三年\n"));
+        assert!(is_label_value("招标编号：GXTC-C-001"));
+        assert!(!is_label_value("第一章：招标公告"));
+        assert!(!is_label_value("一、项目名称："));
     }
 
     #[test]
