@@ -40,6 +40,42 @@ fn corpus_variants_are_right_and_complete() {
     }
 }
 
+/// The real public tenders beside the development set.
+fn real_corpus() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/real");
+    dir.is_dir().then_some(dir)
+}
+
+/// On real documents nothing reported may be wrong, and the lists must be
+/// found at the 90 %. Fields are not yet at 90 % on every document
+/// (the README's table says which are missing); this holds what is reached
+/// so that a rule change cannot lose it unnoticed.
+#[test]
+fn real_documents_have_no_wrong_value() {
+    let Some(dir) = real_corpus() else {
+        eprintln!("real corpus not found; skipped");
+        return;
+    };
+    let report = tenderflow::eval::run(&dir, true).unwrap();
+    println!("{}", report.render());
+    assert!(
+        report.rows.len() >= 8,
+        "every real document variant is scored"
+    );
+    let at_least = |(found, total): (usize, usize), share: f64| {
+        total == 0 || found as f64 >= share * total as f64
+    };
+    for row in &report.rows {
+        let name = format!("{} {}", row.document, row.variant);
+        assert!(row.error.is_none(), "{name}: {:?}", row.error);
+        assert_eq!(row.wrong, 0, "{name}: wrong values\n{}", report.render());
+        assert!(at_least((row.right, row.fields), 0.5), "{name}: fields");
+        assert!(at_least(row.rejections, 0.85), "{name}: rejections");
+        assert!(at_least(row.scores, 0.9), "{name}: scoring");
+        assert!(at_least(row.forms, 0.9), "{name}: forms");
+    }
+}
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
