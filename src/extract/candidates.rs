@@ -463,6 +463,13 @@ fn paragraph_candidates(
             .filter(|p| !p.is_empty())
         {
             let ev = evidence(chunk, clause.as_deref(), page, piece, ctx);
+            // "本合同服务期为[…]" is the contract form's wording: the
+            // requirements stated for the tender prevail over it.
+            let wei_priority = if strip_numbering(piece).starts_with("本合同") {
+                1
+            } else {
+                2
+            };
             // "接收响应文件的截止时间为A，递交地点为: B": when the text before
             // the first colon holds a comma, it is no label but statements.
             let (head, rest) = match label_value(piece) {
@@ -490,7 +497,7 @@ fn paragraph_candidates(
                                 value: v,
                                 normalized: n,
                                 evidence: ev.clone(),
-                                priority: 2,
+                                priority: wei_priority,
                             });
                         }
                     }
@@ -703,6 +710,11 @@ pub fn choose(candidates: Vec<Candidate>) -> (Chosen, Vec<Warning>) {
     let mut chosen: Chosen = BTreeMap::new();
     let mut warnings = Vec::new();
     for ((lot, field), mut group) in groups {
+        // "总价限价X元，短信单价限价为0.033元/条": a rate per unit is no
+        // rival of the total; it only stands when no total is given.
+        if group.iter().any(|c| !is_unit_rate(&c.value)) {
+            group.retain(|c| !is_unit_rate(&c.value));
+        }
         group.sort_by_key(|c| std::cmp::Reverse(c.priority));
         let top = group[0].priority;
         let best: Vec<&Candidate> = group.iter().filter(|c| c.priority == top).collect();
@@ -751,6 +763,14 @@ pub fn choose(candidates: Vec<Candidate>) -> (Chosen, Vec<Warning>) {
     }
     resolve_same_as_deadline(&mut chosen);
     (chosen, warnings)
+}
+
+/// A money amount per unit: "0.033元/条", "5元每次".
+static UNIT_RATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[元¥￥]\s*(/|每)\s*[^\s\d]").expect("unit rate"));
+
+fn is_unit_rate(value: &str) -> bool {
+    UNIT_RATE.is_match(value)
 }
 
 static NOTICE_SECTION: LazyLock<Regex> = LazyLock::new(|| {
@@ -841,6 +861,17 @@ mod tests {
             c[&None]["validity"].evidence.section,
             "第二章 投标人须知 > 前附表 1"
         );
+    }
+
+    #[test]
+    fn unit_rates_yield_to_a_total_and_contract_wording_to_requirements() {
+        let c = chosen(
+            "# 商务要求\n\n1.服务期限：合同签署生效之日起一年。\n\n2.预算上限：总价限价1000元，短信服务单价限价为0.03元/条。\n\n本合同服务期为[合同签署生效之日起两年]。\n",
+        );
+        assert_eq!(c[&None]["price_cap"].value, "1000元");
+        assert_eq!(c[&None]["duration"].value, "合同签署生效之日起一年");
+        let only_rate = chosen("# 商务要求\n\n短信服务单价限价为0.03元/条。\n");
+        assert_eq!(only_rate[&None]["price_cap"].value, "0.03元/条");
     }
 
     #[test]
