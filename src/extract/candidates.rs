@@ -77,9 +77,34 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
         if chunk.keep && chunk.part != "forms" && chunk.part != "technical" {
             sentence_candidates(chunk, lot.as_deref(), ctx, &mut out);
         }
+        if chunk.keep && chunk.part == "technical" {
+            technical_candidates(chunk, lot.as_deref(), ctx, &mut out);
+        }
     }
     super::english::add_candidates(doc, ctx, &mut out);
     out
+}
+
+/// Fields a requirements chapter (采购需求) states for the whole tender:
+/// a service's term ("服务期限：一年") and joint bids ("本采购项目不接受联合
+/// 响应"). They count as the least trusted source, so the notice and the
+/// instructions prevail.
+const TECHNICAL_FIELDS: &[&str] = &["duration", "consortium"];
+
+fn technical_candidates(chunk: &Chunk, lot: Option<&str>, ctx: Context, out: &mut Vec<Candidate>) {
+    let mut found = Vec::new();
+    for block in &chunk.blocks {
+        if let Block::Paragraph { text, page } | Block::ListItem { text, page, .. } = block {
+            paragraph_candidates(chunk, text, *page, lot, ctx, &mut found);
+        }
+    }
+    sentence_candidates(chunk, lot, ctx, &mut found);
+    out.extend(
+        found
+            .into_iter()
+            .filter(|c| TECHNICAL_FIELDS.contains(&c.field))
+            .map(|c| Candidate { priority: 1, ..c }),
+    );
 }
 
 pub(crate) static ROLE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
@@ -872,6 +897,20 @@ mod tests {
         assert_eq!(c[&None]["duration"].value, "合同签署生效之日起一年");
         let only_rate = chosen("# 商务要求\n\n短信服务单价限价为0.03元/条。\n");
         assert_eq!(only_rate[&None]["price_cap"].value, "0.03元/条");
+    }
+
+    #[test]
+    fn requirements_chapter_gives_term_and_joint_bids_only() {
+        let c = chosen(
+            "# 第三章 采购需求\n\n1.服务期限：一年，自供应商启动服务之日起算。\n\n2.本采购项目不接受联合响应。\n\n3.投标保证金：5万元。\n",
+        );
+        assert_eq!(c[&None]["duration"].value, "一年");
+        assert_eq!(c[&None]["consortium"].value, "不接受联合响应");
+        assert!(!c[&None].contains_key("bond"));
+        let notice = chosen(
+            "# 第一章 采购公告\n\n服务期限：两年。\n\n# 第三章 采购需求\n\n服务期限：一年。\n",
+        );
+        assert_eq!(notice[&None]["duration"].value, "两年");
     }
 
     #[test]
