@@ -189,7 +189,32 @@ fn table_candidates(
     }
     let priority = if chunk.part == "data_sheet" { 3 } else { 2 };
     let named = rows.first().and_then(|h| named_columns(h));
+    // "| 11 | 磋商有效期 |" then "|  | 磋商有效期：180个日历日 |": a row of a
+    // number and a title, whose content follows in a row of its own.
+    let mut titled: Option<(String, String)> = None;
     for (i, row) in rows.iter().enumerate() {
+        let title = titled.take();
+        if named.is_none() {
+            let cells: Vec<&str> = row
+                .iter()
+                .map(|c| c.trim())
+                .filter(|c| !c.is_empty())
+                .collect();
+            match (cells.as_slice(), title) {
+                ([number, t], _)
+                    if REFERENCE.is_match(number) && !fields_for_label(t).is_empty() =>
+                {
+                    titled = Some((number.to_string(), t.to_string()));
+                }
+                ([content], Some((number, t))) => {
+                    let quote = format!("{number} | {t} | {content}");
+                    let ev = evidence(chunk, Some(&number), page, &quote, ctx);
+                    content_candidates(&t, content, lot, &ev, priority, ctx, out);
+                    continue;
+                }
+                _ => {}
+            }
+        }
         let (label, content, clause) = match named {
             Some(_) if i == 0 => continue,
             Some((l, c)) => {
@@ -911,6 +936,18 @@ mod tests {
             "# 第一章 采购公告\n\n服务期限：两年。\n\n# 第三章 采购需求\n\n服务期限：一年。\n",
         );
         assert_eq!(notice[&None]["duration"].value, "两年");
+    }
+
+    #[test]
+    fn a_titled_row_takes_the_content_of_the_row_below() {
+        let c = chosen(
+            "# 供应商须知前附表\n| 序号 | 内容 |\n|---|---|\n| 10 | 磋商货币 |\n|  | 磋商货币：人民币 |\n| 11 | 磋商有效期 |\n|  | 磋商有效期：90个日历日 |\n",
+        );
+        assert_eq!(c[&None]["validity"].value, "90个日历日");
+        assert_eq!(
+            c[&None]["validity"].evidence.quote,
+            "11 | 磋商有效期 | 磋商有效期：90个日历日"
+        );
     }
 
     #[test]

@@ -243,7 +243,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "validity",
-            r"(?i)投标有效期|响应文件有效期|申请有效期|报价有效期|^有效期$|(tender|bid|offer)\s+validity|validity\s+period",
+            r"(?i)投标有效期|响应文件有效期|申请有效期|报价有效期|磋商有效期|谈判有效期|比选有效期|询价有效期|^有效期$|(tender|bid|offer)\s+validity|validity\s+period",
             Some(r"营业执照|证书|保函|许可证|保证金"),
             Duration,
             &[],
@@ -733,6 +733,7 @@ mod tests {
         assert_eq!(ids("招标控制价"), vec!["price_cap"]);
         assert_eq!(ids("最高投标限价"), vec!["price_cap"]);
         assert_eq!(ids("预算金额"), vec!["budget"]);
+        assert_eq!(ids("磋商有效期"), vec!["validity"]);
         assert_eq!(ids("磋商保证金"), vec!["bond"]);
         assert_eq!(ids("Performance Bond"), vec!["performance_bond"]);
         assert_eq!(ids("Tender Deposit"), vec!["bond"]);
