@@ -522,6 +522,7 @@ fn paragraph_candidates(
             };
             // "接收响应文件的截止时间为A，递交地点为: B": when the text before
             // the first colon holds a comma, it is no label but statements.
+            let main_label = label_value(piece).map(|(l, _)| l).unwrap_or_default();
             let (head, rest) = match label_value(piece) {
                 Some((label, value)) => {
                     content_candidates(&label, &value, lot, &ev, 2, ctx, out);
@@ -533,11 +534,26 @@ fn paragraph_candidates(
                 }
                 None => (String::new(), piece.to_string()),
             };
-            let parts = split_outside_brackets(&head, &['，', ','])
-                .into_iter()
-                .chain(split_outside_brackets(&rest, &['，', ',']));
-            for part in parts {
+            let head_parts = split_outside_brackets(&head, &['，', ',']);
+            let rest_parts = split_outside_brackets(&rest, &['，', ',']);
+            // "采购预算：27.5万元，各供应商最高响应限价：13.75万元": a later
+            // part with a label of its own is a pair of its own.
+            for part in rest_parts.iter().skip(1) {
+                if let Some((label, value)) = label_value(part) {
+                    content_candidates(&label, &value, lot, &ev, 2, ctx, out);
+                }
+            }
+            for part in head_parts.into_iter().chain(rest_parts) {
                 if let Some((label, value)) = split_wei(&part) {
+                    // "谈判地点：X，时间为Y": the bare time is the time of
+                    // what the place is for.
+                    let label = match main_label.strip_suffix("地点") {
+                        Some(what) if !what.is_empty() && (label == "时间" || label == "日期") =>
+                        {
+                            format!("{what}{label}")
+                        }
+                        _ => label,
+                    };
                     let specs = fields_for_label(&label);
                     for spec in specs {
                         if let Some((v, n)) = read_value(spec.kind, &value, ctx.offset) {
@@ -948,6 +964,17 @@ mod tests {
             c[&None]["validity"].evidence.quote,
             "11 | 磋商有效期 | 磋商有效期：90个日历日"
         );
+    }
+
+    #[test]
+    fn pairs_after_a_comma_and_the_time_of_a_place() {
+        let c = chosen(
+            "# 采购公告\n\n7、采购预算：20万元，各供应商最高响应限价：10万元。\n\n3.谈判地点：某市某路1号会议室，时间为2025年3月19日13:30。\n",
+        );
+        assert_eq!(c[&None]["budget"].value, "20万元");
+        assert_eq!(c[&None]["price_cap"].value, "10万元");
+        assert_eq!(c[&None]["opening_place"].value, "某市某路1号会议室");
+        assert_eq!(c[&None]["opening_time"].value, "2025年3月19日13:30");
     }
 
     #[test]
