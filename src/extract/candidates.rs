@@ -399,6 +399,7 @@ pub(crate) fn content_candidates(
         .collect();
     let mut has_pairs = false;
     for piece in &pieces {
+        glued_duration_candidates(piece, lot.as_deref(), ev, priority, out);
         let Some((sub_label, sub_value)) = label_value(piece) else {
             continue;
         };
@@ -456,6 +457,28 @@ pub(crate) fn content_candidates(
                 evidence: ev.clone(),
                 priority,
             });
+        }
+    }
+}
+
+/// "服务周期12个月": a term label with its duration glued on, no colon.
+static GLUED_DURATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:服务周期|服务期限|服务期|合同期限|履约期限)(?:为)?\s*((?:\d+|[一二三四五六七八九十两]+)\s*(?:个月|个日历月|年|日历天|个日历日|天))[。.]?$")
+        .expect("glued duration")
+});
+
+fn glued_duration_candidates(
+    text: &str,
+    lot: Option<&str>,
+    ev: &Evidence,
+    priority: u8,
+    out: &mut Vec<Candidate>,
+) {
+    for part in split_outside_brackets(text, &['，', ',', '：', ':']) {
+        if let Some(c) = GLUED_DURATION.captures(part.trim())
+            && let Some(f) = super::normalize::find_durations(&c[1]).into_iter().next()
+        {
+            push(out, "duration", lot, &f.text, f.normalized, ev, priority);
         }
     }
 }
@@ -544,6 +567,7 @@ fn paragraph_candidates(
                 }
             }
             for part in head_parts.into_iter().chain(rest_parts) {
+                glued_duration_candidates(&part, lot, &ev, wei_priority, out);
                 if let Some((label, value)) = split_wei(&part) {
                     // "谈判地点：X，时间为Y": the bare time is the time of
                     // what the place is for.
@@ -975,6 +999,15 @@ mod tests {
         assert_eq!(c[&None]["price_cap"].value, "10万元");
         assert_eq!(c[&None]["opening_place"].value, "某市某路1号会议室");
         assert_eq!(c[&None]["opening_time"].value, "2025年3月19日13:30");
+    }
+
+    #[test]
+    fn a_term_glued_to_its_label() {
+        let c =
+            chosen("# 采购公告\n\n采购内容：2个供应商，每个供应商5万次查询，服务周期12个月。\n");
+        assert_eq!(c[&None]["duration"].value, "12个月");
+        let none = chosen("# 采购公告\n\n服务周期内每12个月结算一次。\n");
+        assert!(none.get(&None).is_none_or(|f| !f.contains_key("duration")));
     }
 
     #[test]
