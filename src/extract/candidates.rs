@@ -385,12 +385,13 @@ pub(crate) fn content_candidates(
         .flat_map(|s| std::iter::once(s.id).chain(s.family.iter().copied()))
         .collect();
     let mut found: Vec<&str> = Vec::new();
-    // A cell's lines (" / ") are pieces too: "（1）是否接受联合体投标：■否 □是
+    // A cell's lines (" / " or a line break) are pieces too: "（1）是否接受联合体投标：■否 □是
     // / （2）是否需要提交样品：■否 □是".
     let pieces: Vec<String> = split_outside_brackets(content, &['；', ';'])
         .into_iter()
         .flat_map(|p| {
             p.split(" / ")
+                .flat_map(|x| x.split('\n'))
                 .map(str::trim)
                 .filter(|x| !x.is_empty())
                 .map(str::to_string)
@@ -1008,6 +1009,33 @@ mod tests {
         assert_eq!(c[&None]["duration"].value, "12个月");
         let none = chosen("# 采购公告\n\n服务周期内每12个月结算一次。\n");
         assert!(none.get(&None).is_none_or(|f| !f.contains_key("duration")));
+    }
+
+    #[test]
+    fn each_line_of_a_cell_is_a_piece() {
+        let ctx = Context {
+            offset: default_offset(),
+            document: 0,
+        };
+        let ev = Evidence {
+            section: String::new(),
+            page: None,
+            quote: String::new(),
+            document: 0,
+        };
+        let mut out = Vec::new();
+        content_candidates(
+            "---",
+            "（1） 是否接受联合体投标：■否  □是\n（2） 是否需要提交样品：■否  □是",
+            None,
+            &ev,
+            3,
+            ctx,
+            &mut out,
+        );
+        let c: Vec<_> = out.iter().filter(|c| c.field == "consortium").collect();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].value, "否");
     }
 
     #[test]
