@@ -61,16 +61,43 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
         let lot = chunk_lot(chunk);
         if is_field_source(chunk) {
             let mut role: Option<String> = None;
+            // "## 一、项目名称：" then the name as the next paragraph.
+            let mut heading_label: Option<String> = None;
             for block in &chunk.blocks {
+                let pending = heading_label.take();
                 match block {
                     Block::Table { rows, page, .. } => {
                         table_candidates(chunk, rows, *page, lot.as_deref(), ctx, &mut out)
                     }
                     Block::Paragraph { text, page } | Block::ListItem { text, page, .. } => {
-                        let text = with_role(text, &mut role);
+                        // A heading that opens a list ("资质要求如下：" then
+                        // "1.…") names no single value.
+                        let text = match pending {
+                            Some(label)
+                                if label_value(text).is_none()
+                                    && strip_numbering(text) == text.trim()
+                                    && !label.contains("如下")
+                                    && !label.contains("以下") =>
+                            {
+                                format!("{label}：{}", text.trim())
+                            }
+                            _ => with_role(text, &mut role),
+                        };
                         paragraph_candidates(chunk, &text, *page, lot.as_deref(), ctx, &mut out)
                     }
-                    Block::Heading { .. } => role = None,
+                    Block::Heading { text, page, .. } => {
+                        role = None;
+                        let stripped = strip_numbering(text);
+                        if let Some(label) = stripped
+                            .strip_suffix(['：', ':'])
+                            .filter(|l| !fields_for_label(l).is_empty())
+                        {
+                            heading_label = Some(label.trim().to_string());
+                        } else if label_value(&stripped).is_some() {
+                            // "## 八、开标地点：X": a heading that is a pair.
+                            paragraph_candidates(chunk, text, *page, lot.as_deref(), ctx, &mut out)
+                        }
+                    }
                 }
             }
         }
@@ -1036,6 +1063,24 @@ mod tests {
         let c: Vec<_> = out.iter().filter(|c| c.field == "consortium").collect();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].value, "否");
+    }
+
+    #[test]
+    fn labels_in_headings() {
+        let c = chosen(
+            "# 第一部分 招标公告\n\n## 一、 项目名称：\n\n某公司2025年数据采购项目\n\n## 七、 开标时间：\n\n开标及递交投标文件截止时间：2025年08月27日下午14:30整。\n\n## 八、 开标及递交投标文件地点：某市某路1号6层\n",
+        );
+        assert_eq!(c[&None]["project"].value, "某公司2025年数据采购项目");
+        assert_eq!(c[&None]["opening_time"].value, "2025年08月27日下午14:30整");
+        assert_eq!(c[&None]["deadline_bid"].value, "2025年08月27日下午14:30整");
+        assert_eq!(c[&None]["opening_place"].value, "某市某路1号6层");
+        let list = chosen(
+            "# 招标公告\n\n## （一）投标人的资质要求如下：\n\n1.投标人须具有独立承担民事责任的能力。\n\n## 资格要求：\n\n1.具备独立承担民事责任的能力。\n",
+        );
+        assert!(
+            list.get(&None)
+                .is_none_or(|f| !f.contains_key("qualification"))
+        );
     }
 
     #[test]
