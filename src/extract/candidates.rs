@@ -419,6 +419,7 @@ pub(crate) fn content_candidates(
         .flat_map(|p| {
             p.split(" / ")
                 .flat_map(|x| x.split('\n'))
+                .flat_map(split_after_options)
                 .map(str::trim)
                 .filter(|x| !x.is_empty())
                 .map(str::to_string)
@@ -509,6 +510,27 @@ fn glued_duration_candidates(
             push(out, "duration", lot, &f.text, f.normalized, ev, priority);
         }
     }
+}
+
+/// "…：■否 □是（2）是否需要提交样品：■否 □是": checkbox questions run
+/// together (PDF text); a numbered question after an option starts anew.
+static OPTION_THEN_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[□■☑☐√][\p{Han}]{1,4}\s*[（(]\d{1,2}[）)]").expect("option then number")
+});
+
+fn split_after_options(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for m in OPTION_THEN_NUMBER.find_iter(text) {
+        let cut = m
+            .as_str()
+            .rfind(['（', '('])
+            .map_or(m.end(), |i| m.start() + i);
+        out.push(&text[from..cut]);
+        from = cut;
+    }
+    out.push(&text[from..]);
+    out
 }
 
 /// The lot a label consists of alone ("包1", "第二标段", "Lot 2").
@@ -1061,6 +1083,22 @@ mod tests {
             &mut out,
         );
         let c: Vec<_> = out.iter().filter(|c| c.field == "consortium").collect();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].value, "否");
+        let mut run_together = Vec::new();
+        content_candidates(
+            "---",
+            "（1）是否接受联合体投标：■否 □是（2）是否需要提交样品：■否 □是",
+            None,
+            &ev,
+            3,
+            ctx,
+            &mut run_together,
+        );
+        let c: Vec<_> = run_together
+            .iter()
+            .filter(|c| c.field == "consortium")
+            .collect();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].value, "否");
     }
