@@ -61,25 +61,77 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
         let lot = chunk_lot(chunk);
         if is_field_source(chunk) {
             let mut role: Option<String> = None;
+            // "## 一、项目名称：" then the name as the next paragraph.
+            let mut heading_label: Option<String> = None;
             for block in &chunk.blocks {
+                let pending = heading_label.take();
                 match block {
                     Block::Table { rows, page, .. } => {
                         table_candidates(chunk, rows, *page, lot.as_deref(), ctx, &mut out)
                     }
                     Block::Paragraph { text, page } | Block::ListItem { text, page, .. } => {
-                        let text = with_role(text, &mut role);
+                        // A heading that opens a list ("资质要求如下：" then
+                        // "1.…") names no single value.
+                        let text = match pending {
+                            Some(label)
+                                if label_value(text).is_none()
+                                    && strip_numbering(text) == text.trim()
+                                    && !label.contains("如下")
+                                    && !label.contains("以下") =>
+                            {
+                                format!("{label}：{}", text.trim())
+                            }
+                            _ => with_role(text, &mut role),
+                        };
                         paragraph_candidates(chunk, &text, *page, lot.as_deref(), ctx, &mut out)
                     }
-                    Block::Heading { .. } => role = None,
+                    Block::Heading { text, page, .. } => {
+                        role = None;
+                        let stripped = strip_numbering(text);
+                        if let Some(label) = stripped
+                            .strip_suffix(['：', ':'])
+                            .filter(|l| !fields_for_label(l).is_empty())
+                        {
+                            heading_label = Some(label.trim().to_string());
+                        } else if label_value(&stripped).is_some() {
+                            // "## 八、开标地点：X": a heading that is a pair.
+                            paragraph_candidates(chunk, text, *page, lot.as_deref(), ctx, &mut out)
+                        }
+                    }
                 }
             }
         }
         if chunk.keep && chunk.part != "forms" && chunk.part != "technical" {
             sentence_candidates(chunk, lot.as_deref(), ctx, &mut out);
         }
+        if chunk.keep && chunk.part == "technical" {
+            technical_candidates(chunk, lot.as_deref(), ctx, &mut out);
+        }
     }
     super::english::add_candidates(doc, ctx, &mut out);
     out
+}
+
+/// Fields a requirements chapter (采购需求) states for the whole tender:
+/// a service's term ("服务期限：一年") and joint bids ("本采购项目不接受联合
+/// 响应"). They count as the least trusted source, so the notice and the
+/// instructions prevail.
+const TECHNICAL_FIELDS: &[&str] = &["duration", "consortium"];
+
+fn technical_candidates(chunk: &Chunk, lot: Option<&str>, ctx: Context, out: &mut Vec<Candidate>) {
+    let mut found = Vec::new();
+    for block in &chunk.blocks {
+        if let Block::Paragraph { text, page } | Block::ListItem { text, page, .. } = block {
+            paragraph_candidates(chunk, text, *page, lot, ctx, &mut found);
+        }
+    }
+    sentence_candidates(chunk, lot, ctx, &mut found);
+    out.extend(
+        found
+            .into_iter()
+            .filter(|c| TECHNICAL_FIELDS.contains(&c.field))
+            .map(|c| Candidate { priority: 1, ..c }),
+    );
 }
 
 pub(crate) static ROLE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
@@ -164,7 +216,32 @@ fn table_candidates(
     }
     let priority = if chunk.part == "data_sheet" { 3 } else { 2 };
     let named = rows.first().and_then(|h| named_columns(h));
+    // "| 11 | 磋商有效期 |" then "|  | 磋商有效期：180个日历日 |": a row of a
+    // number and a title, whose content follows in a row of its own.
+    let mut titled: Option<(String, String)> = None;
     for (i, row) in rows.iter().enumerate() {
+        let title = titled.take();
+        if named.is_none() {
+            let cells: Vec<&str> = row
+                .iter()
+                .map(|c| c.trim())
+                .filter(|c| !c.is_empty())
+                .collect();
+            match (cells.as_slice(), title) {
+                ([number, t], _)
+                    if REFERENCE.is_match(number) && !fields_for_label(t).is_empty() =>
+                {
+                    titled = Some((number.to_string(), t.to_string()));
+                }
+                ([content], Some((number, t))) => {
+                    let quote = format!("{number} | {t} | {content}");
+                    let ev = evidence(chunk, Some(&number), page, &quote, ctx);
+                    content_candidates(&t, content, lot, &ev, priority, ctx, out);
+                    continue;
+                }
+                _ => {}
+            }
+        }
         let (label, content, clause) = match named {
             Some(_) if i == 0 => continue,
             Some((l, c)) => {
@@ -335,12 +412,14 @@ pub(crate) fn content_candidates(
         .flat_map(|s| std::iter::once(s.id).chain(s.family.iter().copied()))
         .collect();
     let mut found: Vec<&str> = Vec::new();
-    // A cell's lines (" / ") are pieces too: "（1）是否接受联合体投标：■否 □是
+    // A cell's lines (" / " or a line break) are pieces too: "（1）是否接受联合体投标：■否 □是
     // / （2）是否需要提交样品：■否 □是".
     let pieces: Vec<String> = split_outside_brackets(content, &['；', ';'])
         .into_iter()
         .flat_map(|p| {
             p.split(" / ")
+                .flat_map(|x| x.split('\n'))
+                .flat_map(split_after_options)
                 .map(str::trim)
                 .filter(|x| !x.is_empty())
                 .map(str::to_string)
@@ -349,6 +428,7 @@ pub(crate) fn content_candidates(
         .collect();
     let mut has_pairs = false;
     for piece in &pieces {
+        glued_duration_candidates(piece, lot.as_deref(), ev, priority, out);
         let Some((sub_label, sub_value)) = label_value(piece) else {
             continue;
         };
@@ -410,6 +490,49 @@ pub(crate) fn content_candidates(
     }
 }
 
+/// "服务周期12个月": a term label with its duration glued on, no colon.
+static GLUED_DURATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:服务周期|服务期限|服务期|合同期限|履约期限)(?:为)?\s*((?:\d+|[一二三四五六七八九十两]+)\s*(?:个月|个日历月|年|日历天|个日历日|天))[。.]?$")
+        .expect("glued duration")
+});
+
+fn glued_duration_candidates(
+    text: &str,
+    lot: Option<&str>,
+    ev: &Evidence,
+    priority: u8,
+    out: &mut Vec<Candidate>,
+) {
+    for part in split_outside_brackets(text, &['，', ',', '：', ':']) {
+        if let Some(c) = GLUED_DURATION.captures(part.trim())
+            && let Some(f) = super::normalize::find_durations(&c[1]).into_iter().next()
+        {
+            push(out, "duration", lot, &f.text, f.normalized, ev, priority);
+        }
+    }
+}
+
+/// "…：■否 □是（2）是否需要提交样品：■否 □是": checkbox questions run
+/// together (PDF text); a numbered question after an option starts anew.
+static OPTION_THEN_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[□■☑☐√][\p{Han}]{1,4}\s*[（(]\d{1,2}[）)]").expect("option then number")
+});
+
+fn split_after_options(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for m in OPTION_THEN_NUMBER.find_iter(text) {
+        let cut = m
+            .as_str()
+            .rfind(['（', '('])
+            .map_or(m.end(), |i| m.start() + i);
+        out.push(&text[from..cut]);
+        from = cut;
+    }
+    out.push(&text[from..]);
+    out
+}
+
 /// The lot a label consists of alone ("包1", "第二标段", "Lot 2").
 fn lot_only(label: &str) -> Option<String> {
     let lot = lot_of(label)?;
@@ -463,8 +586,16 @@ fn paragraph_candidates(
             .filter(|p| !p.is_empty())
         {
             let ev = evidence(chunk, clause.as_deref(), page, piece, ctx);
+            // "本合同服务期为[…]" is the contract form's wording: the
+            // requirements stated for the tender prevail over it.
+            let wei_priority = if strip_numbering(piece).starts_with("本合同") {
+                1
+            } else {
+                2
+            };
             // "接收响应文件的截止时间为A，递交地点为: B": when the text before
             // the first colon holds a comma, it is no label but statements.
+            let main_label = label_value(piece).map(|(l, _)| l).unwrap_or_default();
             let (head, rest) = match label_value(piece) {
                 Some((label, value)) => {
                     content_candidates(&label, &value, lot, &ev, 2, ctx, out);
@@ -476,11 +607,27 @@ fn paragraph_candidates(
                 }
                 None => (String::new(), piece.to_string()),
             };
-            let parts = split_outside_brackets(&head, &['，', ','])
-                .into_iter()
-                .chain(split_outside_brackets(&rest, &['，', ',']));
-            for part in parts {
+            let head_parts = split_outside_brackets(&head, &['，', ',']);
+            let rest_parts = split_outside_brackets(&rest, &['，', ',']);
+            // "采购预算：27.5万元，各供应商最高响应限价：13.75万元": a later
+            // part with a label of its own is a pair of its own.
+            for part in rest_parts.iter().skip(1) {
+                if let Some((label, value)) = label_value(part) {
+                    content_candidates(&label, &value, lot, &ev, 2, ctx, out);
+                }
+            }
+            for part in head_parts.into_iter().chain(rest_parts) {
+                glued_duration_candidates(&part, lot, &ev, wei_priority, out);
                 if let Some((label, value)) = split_wei(&part) {
+                    // "谈判地点：X，时间为Y": the bare time is the time of
+                    // what the place is for.
+                    let label = match main_label.strip_suffix("地点") {
+                        Some(what) if !what.is_empty() && (label == "时间" || label == "日期") =>
+                        {
+                            format!("{what}{label}")
+                        }
+                        _ => label,
+                    };
                     let specs = fields_for_label(&label);
                     for spec in specs {
                         if let Some((v, n)) = read_value(spec.kind, &value, ctx.offset) {
@@ -490,7 +637,7 @@ fn paragraph_candidates(
                                 value: v,
                                 normalized: n,
                                 evidence: ev.clone(),
-                                priority: 2,
+                                priority: wei_priority,
                             });
                         }
                     }
@@ -703,6 +850,11 @@ pub fn choose(candidates: Vec<Candidate>) -> (Chosen, Vec<Warning>) {
     let mut chosen: Chosen = BTreeMap::new();
     let mut warnings = Vec::new();
     for ((lot, field), mut group) in groups {
+        // "总价限价X元，短信单价限价为0.033元/条": a rate per unit is no
+        // rival of the total; it only stands when no total is given.
+        if group.iter().any(|c| !is_unit_rate(&c.value)) {
+            group.retain(|c| !is_unit_rate(&c.value));
+        }
         group.sort_by_key(|c| std::cmp::Reverse(c.priority));
         let top = group[0].priority;
         let best: Vec<&Candidate> = group.iter().filter(|c| c.priority == top).collect();
@@ -751,6 +903,14 @@ pub fn choose(candidates: Vec<Candidate>) -> (Chosen, Vec<Warning>) {
     }
     resolve_same_as_deadline(&mut chosen);
     (chosen, warnings)
+}
+
+/// A money amount per unit: "0.033元/条", "5元每次".
+static UNIT_RATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[元¥￥]\s*(/|每)\s*[^\s\d]").expect("unit rate"));
+
+fn is_unit_rate(value: &str) -> bool {
+    UNIT_RATE.is_match(value)
 }
 
 static NOTICE_SECTION: LazyLock<Regex> = LazyLock::new(|| {
@@ -840,6 +1000,124 @@ mod tests {
         assert_eq!(
             c[&None]["validity"].evidence.section,
             "第二章 投标人须知 > 前附表 1"
+        );
+    }
+
+    #[test]
+    fn unit_rates_yield_to_a_total_and_contract_wording_to_requirements() {
+        let c = chosen(
+            "# 商务要求\n\n1.服务期限：合同签署生效之日起一年。\n\n2.预算上限：总价限价1000元，短信服务单价限价为0.03元/条。\n\n本合同服务期为[合同签署生效之日起两年]。\n",
+        );
+        assert_eq!(c[&None]["price_cap"].value, "1000元");
+        assert_eq!(c[&None]["duration"].value, "合同签署生效之日起一年");
+        let only_rate = chosen("# 商务要求\n\n短信服务单价限价为0.03元/条。\n");
+        assert_eq!(only_rate[&None]["price_cap"].value, "0.03元/条");
+    }
+
+    #[test]
+    fn requirements_chapter_gives_term_and_joint_bids_only() {
+        let c = chosen(
+            "# 第三章 采购需求\n\n1.服务期限：一年，自供应商启动服务之日起算。\n\n2.本采购项目不接受联合响应。\n\n3.投标保证金：5万元。\n",
+        );
+        assert_eq!(c[&None]["duration"].value, "一年");
+        assert_eq!(c[&None]["consortium"].value, "不接受联合响应");
+        assert!(!c[&None].contains_key("bond"));
+        let notice = chosen(
+            "# 第一章 采购公告\n\n服务期限：两年。\n\n# 第三章 采购需求\n\n服务期限：一年。\n",
+        );
+        assert_eq!(notice[&None]["duration"].value, "两年");
+    }
+
+    #[test]
+    fn a_titled_row_takes_the_content_of_the_row_below() {
+        let c = chosen(
+            "# 供应商须知前附表\n| 序号 | 内容 |\n|---|---|\n| 10 | 磋商货币 |\n|  | 磋商货币：人民币 |\n| 11 | 磋商有效期 |\n|  | 磋商有效期：90个日历日 |\n",
+        );
+        assert_eq!(c[&None]["validity"].value, "90个日历日");
+        assert_eq!(
+            c[&None]["validity"].evidence.quote,
+            "11 | 磋商有效期 | 磋商有效期：90个日历日"
+        );
+    }
+
+    #[test]
+    fn pairs_after_a_comma_and_the_time_of_a_place() {
+        let c = chosen(
+            "# 采购公告\n\n7、采购预算：20万元，各供应商最高响应限价：10万元。\n\n3.谈判地点：某市某路1号会议室，时间为2025年3月19日13:30。\n",
+        );
+        assert_eq!(c[&None]["budget"].value, "20万元");
+        assert_eq!(c[&None]["price_cap"].value, "10万元");
+        assert_eq!(c[&None]["opening_place"].value, "某市某路1号会议室");
+        assert_eq!(c[&None]["opening_time"].value, "2025年3月19日13:30");
+    }
+
+    #[test]
+    fn a_term_glued_to_its_label() {
+        let c =
+            chosen("# 采购公告\n\n采购内容：2个供应商，每个供应商5万次查询，服务周期12个月。\n");
+        assert_eq!(c[&None]["duration"].value, "12个月");
+        let none = chosen("# 采购公告\n\n服务周期内每12个月结算一次。\n");
+        assert!(none.get(&None).is_none_or(|f| !f.contains_key("duration")));
+    }
+
+    #[test]
+    fn each_line_of_a_cell_is_a_piece() {
+        let ctx = Context {
+            offset: default_offset(),
+            document: 0,
+        };
+        let ev = Evidence {
+            section: String::new(),
+            page: None,
+            quote: String::new(),
+            document: 0,
+        };
+        let mut out = Vec::new();
+        content_candidates(
+            "---",
+            "（1） 是否接受联合体投标：■否  □是\n（2） 是否需要提交样品：■否  □是",
+            None,
+            &ev,
+            3,
+            ctx,
+            &mut out,
+        );
+        let c: Vec<_> = out.iter().filter(|c| c.field == "consortium").collect();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].value, "否");
+        let mut run_together = Vec::new();
+        content_candidates(
+            "---",
+            "（1）是否接受联合体投标：■否 □是（2）是否需要提交样品：■否 □是",
+            None,
+            &ev,
+            3,
+            ctx,
+            &mut run_together,
+        );
+        let c: Vec<_> = run_together
+            .iter()
+            .filter(|c| c.field == "consortium")
+            .collect();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].value, "否");
+    }
+
+    #[test]
+    fn labels_in_headings() {
+        let c = chosen(
+            "# 第一部分 招标公告\n\n## 一、 项目名称：\n\n某公司2025年数据采购项目\n\n## 七、 开标时间：\n\n开标及递交投标文件截止时间：2025年08月27日下午14:30整。\n\n## 八、 开标及递交投标文件地点：某市某路1号6层\n",
+        );
+        assert_eq!(c[&None]["project"].value, "某公司2025年数据采购项目");
+        assert_eq!(c[&None]["opening_time"].value, "2025年08月27日下午14:30整");
+        assert_eq!(c[&None]["deadline_bid"].value, "2025年08月27日下午14:30整");
+        assert_eq!(c[&None]["opening_place"].value, "某市某路1号6层");
+        let list = chosen(
+            "# 招标公告\n\n## （一）投标人的资质要求如下：\n\n1.投标人须具有独立承担民事责任的能力。\n\n## 资格要求：\n\n1.具备独立承担民事责任的能力。\n",
+        );
+        assert!(
+            list.get(&None)
+                .is_none_or(|f| !f.contains_key("qualification"))
         );
     }
 

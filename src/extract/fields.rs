@@ -108,14 +108,14 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "opening_time",
-            r"(?i)开标时间|开启时间|开标日期|^(谈判|磋商|协商)(时间|日期)$|(tender|bid)\s+opening\s+(date|time)|opening\s+(date|time)",
+            r"(?i)开标时间|开启时间|开标日期|^开标及.{0,12}时间$|^(谈判|磋商|协商)(时间|日期)$|(tender|bid)\s+opening\s+(date|time)|opening\s+(date|time)",
             None,
             DateOrText,
             &["opening_place"],
         ),
         spec(
             "opening_place",
-            r"(?i)开标地点|开启地点|(谈判|磋商|协商|解密)地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
+            r"(?i)开标地点|开启地点|^开标及.{0,12}地点$|(谈判|磋商|协商|解密)地点|opening\s+(place|venue|location)|place\s+of\s+(tender\s+)?opening",
             None,
             Place,
             &["opening_time"],
@@ -243,7 +243,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
         ),
         spec(
             "validity",
-            r"(?i)投标有效期|响应文件有效期|申请有效期|报价有效期|^有效期$|(tender|bid|offer)\s+validity|validity\s+period",
+            r"(?i)投标有效期|响应文件有效期|申请有效期|报价有效期|磋商有效期|谈判有效期|比选有效期|询价有效期|^有效期$|(tender|bid|offer)\s+validity|validity\s+period",
             Some(r"营业执照|证书|保函|许可证|保证金"),
             Duration,
             &[],
@@ -733,6 +733,12 @@ mod tests {
         assert_eq!(ids("招标控制价"), vec!["price_cap"]);
         assert_eq!(ids("最高投标限价"), vec!["price_cap"]);
         assert_eq!(ids("预算金额"), vec!["budget"]);
+        assert_eq!(ids("磋商有效期"), vec!["validity"]);
+        assert_eq!(
+            ids("开标及递交投标文件截止时间"),
+            vec!["deadline_bid", "opening_time"]
+        );
+        assert_eq!(ids("开标及递交投标文件地点"), vec!["opening_place"]);
         assert_eq!(ids("磋商保证金"), vec!["bond"]);
         assert_eq!(ids("Performance Bond"), vec!["performance_bond"]);
         assert_eq!(ids("Tender Deposit"), vec!["bond"]);

@@ -348,7 +348,7 @@ pub fn find_percent(text: &str) -> Vec<Found> {
 // ---------------------------------------------------------------- durations
 
 static DURATION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(\d+|[零一二三四五六七八九十百两]+|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|eighteen|twenty)\b)\s*(个\s*日历月|个\s*月|个\s*工作日|日历天|日历日|工作日|天|日|周|星期|年|calendar\s+days?\b|working\s+days?\b|business\s+days?\b|days?\b|months?\b|weeks?\b|years?\b)")
+    Regex::new(r"(?i)(\d+|[零一二三四五六七八九十百两]+|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|eighteen|twenty)\b)\s*(个\s*日历月|个\s*月|个\s*工作日|个\s*日历[日天]|日历天|日历日|工作日|天|日|周|星期|年|calendar\s+days?\b|working\s+days?\b|business\s+days?\b|days?\b|months?\b|weeks?\b|years?\b)")
         .expect("duration regex")
 });
 
@@ -786,6 +786,9 @@ mod tests {
 
     #[test]
     fn durations_not_dates() {
+        let counted = find_durations("有效期：90个日历日");
+        assert_eq!(counted[0].text, "90个日历日");
+        assert_eq!(counted[0].normalized, json!({"days": 90.0}));
         let d = find_durations("2026年11月3日起540日历天，缺陷责任期24个月");
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].normalized, json!({"days": 540.0}));

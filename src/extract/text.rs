@@ -6,7 +6,11 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 static CLAUSE_NO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(\d+(?:\.\d+){0,4}(?:\(\d+\))?)(?:[.、．]|\s)\s*").expect("clause regex")
+    // "2.1.3本采购项目…": a number of three levels or more is a clause
+    // number even when glued to the text (Word numbering flattened); a
+    // one-dot number may be an amount ("13.75万元").
+    Regex::new(r"^\s*(?:(\d+\.\d+\.\d+(?:\.\d+){0,2}(?:\(\d+\))?)(?:[.、．]|\s)?|(\d+(?:\.\d+)?(?:\(\d+\))?)(?:[.、．]|\s))\s*")
+        .expect("clause regex")
 });
 static ENUMERATOR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*(?:[（(]\s*[0-9一二三四五六七八九十]+\s*[）)]|[0-9]+\s*[）)]|[一二三四五六七八九十]+\s*[、.．]|[0-9]+\s*[、．]|\(?[a-z]\)|[•·●▪\-–])\s*")
@@ -85,7 +89,10 @@ fn ends_with_abbreviation(s: &str) -> bool {
 
 /// The clause number a text starts with ("3.1.2", "10.3"), if any.
 pub fn clause_number(text: &str) -> Option<String> {
-    CLAUSE_NO.captures(text).map(|c| c[1].to_string())
+    CLAUSE_NO
+        .captures(text)
+        .and_then(|c| c.get(1).or_else(|| c.get(2)))
+        .map(|m| m.as_str().to_string())
 }
 
 /// The text without a leading clause number or list marker.
@@ -194,6 +201,11 @@ mod tests {
         assert_eq!(strip_numbering("一、比选申请人资格"), "比选申请人资格");
         assert_eq!(strip_numbering("（3）投标保证金"), "投标保证金");
         assert_eq!(strip_numbering("2026年1月"), "2026年1月");
+        assert_eq!(
+            strip_numbering("2.1.3本项目不接受联合体"),
+            "本项目不接受联合体"
+        );
+        assert_eq!(clause_number("2.1.3本项目").as_deref(), Some("2.1.3"));
         assert_eq!(
             label_value("项目已具备招标条件，招标编号：LJZB-1"),
             Some(("招标编号".into(), "LJZB-1".into()))
