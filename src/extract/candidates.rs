@@ -56,6 +56,15 @@ fn is_field_source(chunk: &Chunk) -> bool {
 
 /// Every candidate value in `doc`.
 pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
+    collect_with_warnings(doc, ctx).0
+}
+
+/// Every candidate value in `doc`, and the warnings for values its rules
+/// saw but left out.
+pub fn collect_with_warnings(
+    doc: &ClassifiedDocument,
+    ctx: Context,
+) -> (Vec<Candidate>, Vec<Warning>) {
     let mut out = Vec::new();
     for chunk in &doc.chunks {
         let lot = chunk_lot(chunk);
@@ -108,8 +117,8 @@ pub fn collect(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
             technical_candidates(chunk, lot.as_deref(), ctx, &mut out);
         }
     }
-    super::english::add_candidates(doc, ctx, &mut out);
-    out
+    let warnings = super::english::add_candidates(doc, ctx, &mut out);
+    (out, warnings)
 }
 
 /// Fields a requirements chapter (采购需求) states for the whole tender:

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use super::candidates::{Candidate, Context, content_candidates};
 use super::fields::{Kind, fields_for_label};
 use super::normalize::{
-    DayOrder, compact, find_durations, find_times, find_times_dmy, stated_day_order, tidy,
+    DayOrder, STATED_OFFSET, compact, find_durations, find_times, find_times_dmy, stated_day_order,
+    tidy,
 };
 use super::text::{clause_number, label_value, strip_numbering};
 use crate::document::Block;
@@ -34,11 +35,17 @@ fn reads(chunk: &Chunk) -> bool {
         )
 }
 
-/// Adds the English candidates of `doc` to `out`. A date-or-text field
-/// that the general rules kept as text ("16-01-2024 11:00:00") and that is
-/// read here as a date is the same value: the text copy goes.
-pub fn add_candidates(doc: &ClassifiedDocument, ctx: Context, out: &mut Vec<Candidate>) {
-    let mine = scan(doc, ctx).0;
+/// Adds the English candidates of `doc` to `out` and returns the warnings
+/// for values left out (numeric dates whose day and month the document
+/// does not let us tell apart). A date-or-text field that the general
+/// rules kept as text ("16-01-2024 11:00:00") and that is read here as a
+/// date is the same value: the text copy goes.
+pub fn add_candidates(
+    doc: &ClassifiedDocument,
+    ctx: Context,
+    out: &mut Vec<Candidate>,
+) -> Vec<Warning> {
+    let (mine, warnings) = scan(doc, ctx);
     out.retain(|c| {
         !(c.normalized.is_null()
             && mine.iter().any(|m| {
@@ -48,25 +55,21 @@ pub fn add_candidates(doc: &ClassifiedDocument, ctx: Context, out: &mut Vec<Cand
             }))
     });
     out.extend(mine);
-}
-
-/// Warnings for values left out: numeric dates whose day and month the
-/// document does not let us tell apart.
-pub fn warnings(doc: &ClassifiedDocument, ctx: Context) -> Vec<Warning> {
-    scan(doc, ctx).1
+    warnings
 }
 
 fn scan(doc: &ClassifiedDocument, ctx: Context) -> (Vec<Candidate>, Vec<Warning>) {
+    let text = doc.plain_text();
+    if !is_english(&text) {
+        return (Vec::new(), Vec::new());
+    }
     let mut s = Scan {
         ctx,
-        order: stated_day_order(&doc.plain_text()),
+        order: stated_day_order(&text),
         out: Vec::new(),
         warnings: Vec::new(),
         invited: false,
     };
-    if !is_english(doc) {
-        return (s.out, s.warnings);
-    }
     let mut conditions = false;
     for chunk in &doc.chunks {
         let own = chunk.section.rsplit(" > ").next().unwrap_or("");
@@ -129,8 +132,6 @@ static ENDS_CONDITIONS: LazyLock<Regex> = LazyLock::new(|| {
         .expect("ends regex")
 });
 
-static EXPLICIT_OFFSET: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:GMT|UTC)\s*[+-]\s*\d").expect("offset regex"));
 static RUPEES: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)(?:\bRs\b\.?|\bINR\b)\s*\d|₹").expect("rupees regex"));
 static INDIA: LazyLock<Regex> =
@@ -142,7 +143,7 @@ static OTHER_RUPEE_LANDS: LazyLock<Regex> = LazyLock::new(|| {
 /// Indian Standard Time for an Indian tender (rupee amounts, India named,
 /// no other rupee country) that states no offset of its own.
 pub fn indian_offset(text: &str) -> Option<chrono::FixedOffset> {
-    (!EXPLICIT_OFFSET.is_match(text)
+    (!STATED_OFFSET.is_match(text)
         && RUPEES.is_match(text)
         && INDIA.is_match(text)
         && !OTHER_RUPEE_LANDS.is_match(text))
@@ -151,8 +152,7 @@ pub fn indian_offset(text: &str) -> Option<chrono::FixedOffset> {
 }
 
 /// A document is English when most of its letters are Latin.
-fn is_english(doc: &ClassifiedDocument) -> bool {
-    let text = doc.plain_text();
+fn is_english(text: &str) -> bool {
     let latin = text.chars().filter(|c| c.is_ascii_alphabetic()).count();
     let cjk = text
         .chars()
@@ -605,8 +605,9 @@ mod tests {
             offset: default_offset(),
             document: 0,
         };
-        let (chosen, mut w) = choose(super::super::candidates::collect(&doc, ctx));
-        w.extend(warnings(&doc, ctx));
+        let (candidates, english) = super::super::candidates::collect_with_warnings(&doc, ctx);
+        let (chosen, mut w) = choose(candidates);
+        w.extend(english);
         (chosen, w)
     }
 

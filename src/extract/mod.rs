@@ -28,7 +28,7 @@ pub use report::render_report;
 use crate::filter::ClassifiedDocument;
 use crate::llm::{LlmError, LlmSettings};
 use crate::summary::{SUMMARY_SCHEMA, Summary};
-use candidates::{Chosen, Context, choose, collect};
+use candidates::{Chosen, Context, choose, collect_with_warnings};
 
 /// Summarises a main document (`docs[0]`) and its amendments (`docs[1..]`,
 /// in order) with the backend `model` names: `rules` or `openai`.
@@ -81,7 +81,6 @@ impl ExtractError {
 /// The rule backend.
 pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
     let offset = normalize::document_offset(&docs[0].plain_text());
-    let offset = english::indian_offset(&docs[0].plain_text()).unwrap_or(offset);
     let mut summary = Summary {
         schema: SUMMARY_SCHEMA,
         ..Summary::default()
@@ -90,8 +89,9 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
         offset,
         document: 0,
     };
-    let (mut chosen, mut warnings) = choose(collect(&docs[0], ctx));
-    warnings.extend(english::warnings(&docs[0], ctx));
+    let (candidates, unsure) = collect_with_warnings(&docs[0], ctx);
+    let (mut chosen, mut warnings) = choose(candidates);
+    warnings.extend(unsure);
     for (i, doc) in docs.iter().enumerate().skip(1) {
         let ctx = Context {
             offset,

@@ -537,12 +537,10 @@ fn num(c: &regex::Captures<'_>, i: usize) -> u32 {
 }
 
 /// The offset a document states for its times ("GMT+8", "UTC+07:00",
-/// "Singapore time"), or Asia/Shanghai's.
+/// "Singapore time"); India's for an Indian tender that states none
+/// ([`super::english::indian_offset`]); otherwise Asia/Shanghai's.
 pub fn document_offset(text: &str) -> FixedOffset {
-    static EXPLICIT: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?").expect("offset regex")
-    });
-    if let Some(c) = EXPLICIT.captures(text) {
+    if let Some(c) = STATED_OFFSET.captures(text) {
         let hours: i32 = c[2].parse().unwrap_or(8);
         let minutes: i32 = c.get(3).and_then(|m| m.as_str().parse().ok()).unwrap_or(0);
         let sign = if &c[1] == "-" { -1 } else { 1 };
@@ -550,8 +548,13 @@ pub fn document_offset(text: &str) -> FixedOffset {
             return offset;
         }
     }
-    default_offset()
+    super::english::indian_offset(text).unwrap_or_else(default_offset)
 }
+
+/// An offset the document states: "GMT+3", "UTC + 05:30".
+pub(crate) static STATED_OFFSET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:GMT|UTC)\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?").expect("offset regex")
+});
 
 // ---------------------------------------------------------------- rupees
 
