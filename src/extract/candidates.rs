@@ -16,6 +16,7 @@ use super::fields::{self, Kind, Spec, fields_for_label, lot_of, read_value};
 use super::normalize::{compact, find_times, tidy};
 use super::text::{clause_number, label_value, sentences, split_outside_brackets, strip_numbering};
 use crate::document::Block;
+use crate::filter::structure::is_toc_line;
 use crate::filter::{Chunk, ClassifiedDocument};
 use crate::summary::{Evidence, FieldValue, Warning};
 
@@ -172,7 +173,7 @@ fn chunk_lot(chunk: &Chunk) -> Option<String> {
         .find_map(|h| (h.chars().count() <= 40).then(|| lot_of(h)).flatten())
 }
 
-fn evidence(
+pub(super) fn evidence(
     chunk: &Chunk,
     clause: Option<&str>,
     page: Option<u32>,
@@ -565,15 +566,6 @@ fn is_text_kind(spec: &Spec) -> bool {
 }
 
 // ---------------------------------------------------------------- paragraphs
-
-/// A table-of-contents line ("二、资格条件\t2", "第三章 评标办法……12") names
-/// a section and its page, and states no value.
-static TOC_LINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(\t|…{2,}|\.{4,}|·{4,})\s*\d{1,4}\s*$").expect("toc regex"));
-
-pub(crate) fn is_toc_line(text: &str) -> bool {
-    TOC_LINE.is_match(text)
-}
 
 fn paragraph_candidates(
     chunk: &Chunk,

@@ -223,17 +223,7 @@ fn evidence(
     quote: &str,
     ctx: Context,
 ) -> Evidence {
-    let section = match clause {
-        Some(c) if !c.is_empty() && !chunk.section.is_empty() => format!("{} {c}", chunk.section),
-        Some(c) if !c.is_empty() => c.to_string(),
-        _ => chunk.section.clone(),
-    };
-    Evidence {
-        section,
-        page,
-        quote: tidy(quote),
-        document: ctx.document,
-    }
+    super::candidates::evidence(chunk, clause, page, &tidy(quote), ctx)
 }
 
 /// A clause reference in a label cell: "ITB 18.1", "BDS 4.1", "18.1".

@@ -18,7 +18,7 @@ static EN_SECTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?i:SECTION|PART|CHAPTER|VOLUME)\s+[\dIVXivx]+[.:]?\s+\S").expect("en regex")
 });
 static TOC_LINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(\.{4,}|…{2,}|·{4,})\s*\d+\s*$").expect("toc regex"));
+    LazyLock::new(|| Regex::new(r"(\t|…{2,}|\.{4,}|·{4,})\s*\d{1,4}\s*$").expect("toc regex"));
 static DATA_SHEET_TITLE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)前附表$|^bid\s+data\s+sheet$|^tender\s+data\s+sheet$")
         .expect("data sheet title")
@@ -35,7 +35,9 @@ pub struct Section {
     pub blocks: Vec<Block>,
 }
 
-/// Whether a line is a table-of-contents entry (dot leaders, page number).
+/// Whether a line is a table-of-contents entry ("二、资格条件\t2",
+/// "第三章 评标办法……12"): it names a section and its page, and states no
+/// value.
 pub fn is_toc_line(text: &str) -> bool {
     TOC_LINE.is_match(text)
 }
