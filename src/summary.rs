@@ -41,7 +41,8 @@ pub struct FieldValue {
     /// it: `front_table` (a row of the bid data sheet), `notice` (a
     /// "label：value" line of the tender notice), `labelled_line` (such a
     /// line elsewhere), `table` (a table row outside the data sheet),
-    /// `sentence` (a sentence pattern) or `amendment`. Empty in summaries
+    /// `sentence` (a sentence pattern), `cover` (the title on the cover) or
+    /// `amendment`. Empty in summaries
     /// written before it existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,

@@ -33,7 +33,8 @@ pub struct Candidate {
     pub normalized: Value,
     /// Where it is.
     pub evidence: Evidence,
-    /// Trust in the source: 3 data sheet, 2 labelled pair, 1 sentence.
+    /// Trust in the source: 3 data sheet, 2 labelled pair, 1 sentence,
+    /// 0 a cover's title.
     pub priority: u8,
 }
 
@@ -118,15 +119,80 @@ pub fn collect_with_warnings(
             technical_candidates(chunk, lot.as_deref(), ctx, &mut out);
         }
     }
+    cover_candidates(doc, ctx, &mut out);
     let warnings = super::english::add_candidates(doc, ctx, &mut out);
     (out, warnings)
 }
 
+/// Trust in a cover's title: below every sentence of the body.
+const COVER_PRIORITY: u8 = 0;
+
+/// How many blocks from the start a cover page may take.
+const COVER_BLOCKS: usize = 12;
+
+/// A cover names the project on the line above the document's kind:
+/// "某某公司2025年某某服务采购项目" then "招标文件". It is the least trusted
+/// source of the project's name: any labelled name prevails.
+fn cover_candidates(doc: &ClassifiedDocument, ctx: Context, out: &mut Vec<Candidate>) {
+    static KIND_LINE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(公开|邀请)?(招标|采购|竞争性磋商|竞争性谈判|磋商|谈判|询价|比选|单一来源采购|采购需求)(文件|书)$")
+            .expect("document kind line")
+    });
+    let Some(chunk) = doc.chunks.first() else {
+        return;
+    };
+    let lines: Vec<(&str, Option<u32>)> = doc
+        .chunks
+        .iter()
+        .flat_map(|c| c.blocks.iter())
+        .take(COVER_BLOCKS)
+        .filter_map(|b| match b {
+            Block::Heading { text, page, .. } | Block::Paragraph { text, page } => {
+                Some((text.trim(), *page))
+            }
+            _ => None,
+        })
+        .filter(|(t, _)| !t.is_empty())
+        .collect();
+    for pair in lines.windows(2) {
+        let ((title, page), (kind, _)) = (pair[0], pair[1]);
+        if !KIND_LINE.is_match(&compact(kind)) || !is_cover_title(title) {
+            continue;
+        }
+        let ev = Evidence {
+            section: "封面".to_string(),
+            ..evidence(chunk, None, page, &format!("{title} {kind}"), ctx)
+        };
+        push(
+            out,
+            "project",
+            None,
+            title,
+            Value::Null,
+            &ev,
+            COVER_PRIORITY,
+        );
+        return;
+    }
+}
+
+/// A title line: short, one line, no label, nothing to fill in, not the
+/// buyer's or agency's name alone.
+fn is_cover_title(t: &str) -> bool {
+    let n = t.chars().count();
+    (6..=80).contains(&n)
+        && !t.contains(['：', ':', '\n'])
+        && !fields::is_blank_template(t)
+        && !t.ends_with("公司")
+        && !t.ends_with("中心")
+        && !t.is_ascii()
+}
+
 /// Fields a requirements chapter (采购需求) states for the whole tender:
-/// a service's term ("服务期限：一年") and joint bids ("本采购项目不接受联合
-/// 响应"). They count as the least trusted source, so the notice and the
-/// instructions prevail.
-const TECHNICAL_FIELDS: &[&str] = &["duration", "consortium"];
+/// a service's term ("服务期限：一年"), joint bids ("本采购项目不接受联合
+/// 响应") and who leads the team ("团队负责人资质及经验要求：…"). They count
+/// as the least trusted source, so the notice and the instructions prevail.
+const TECHNICAL_FIELDS: &[&str] = &["duration", "consortium", "pm"];
 
 fn technical_candidates(chunk: &Chunk, lot: Option<&str>, ctx: Context, out: &mut Vec<Candidate>) {
     let mut found = Vec::new();
@@ -480,11 +546,33 @@ pub(crate) fn content_candidates(
     // Content that names lots ("第一标段…，第二标段…") but was not split
     // by lot above is not one value for the whole tender: leave it.
     let names_lots = lot.is_none() && fields::LOT.is_match(content);
+    // "1.基本要求：A。 / 2.具体要求见合同条款。": the general requirement is
+    // the row's value.
+    let general = pieces
+        .first()
+        .and_then(|p| label_value(p))
+        .filter(|(sub, _)| {
+            fields_for_label(sub).is_empty() && GENERAL_REQUIREMENT.is_match(&strip_numbering(sub))
+        });
     for spec in specs {
-        if found.contains(&spec.id)
-            || names_lots
-            || (has_pairs && is_text_kind(spec) && label_value(&pieces[0]).is_some())
-        {
+        if found.contains(&spec.id) || names_lots {
+            continue;
+        }
+        if let Some((_, sub_value)) = general.as_ref().filter(|_| is_text_kind(spec)) {
+            if let Some((value, normalized)) = read_value(spec.kind, sub_value, ctx.offset) {
+                push(
+                    out,
+                    spec.id,
+                    lot.as_deref(),
+                    &value,
+                    normalized,
+                    ev,
+                    priority,
+                );
+            }
+            continue;
+        }
+        if has_pairs && is_text_kind(spec) && label_value(&pieces[0]).is_some() {
             continue;
         }
         if let Some((value, normalized)) = read_value(spec.kind, content, ctx.offset) {
@@ -499,6 +587,12 @@ pub(crate) fn content_candidates(
         }
     }
 }
+
+/// The sub-label of a cell's general requirement, before the particular
+/// ones.
+static GENERAL_REQUIREMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(基本|总体|一般|总|通用)(要求|规定)$").expect("general requirement")
+});
 
 /// "服务周期12个月": a term label with its duration glued on, no colon.
 static GLUED_DURATION: LazyLock<Regex> = LazyLock::new(|| {
@@ -556,6 +650,7 @@ fn is_text_kind(spec: &Spec) -> bool {
     matches!(
         spec.kind,
         Kind::Text
+            | Kind::Standard
             | Kind::Party
             | Kind::Grade
             | Kind::Cert
@@ -928,7 +1023,33 @@ pub(crate) fn source_of(c: &Candidate) -> &'static str {
         2 if NOTICE_SECTION.is_match(&c.evidence.section) => "notice",
         2 if c.evidence.quote.contains(" | ") => "table",
         2 => "labelled_line",
-        _ => "sentence",
+        1 => "sentence",
+        _ => "cover",
+    }
+}
+
+/// Where bids are handed in is where they are opened when the document
+/// names no other place: consultations and negotiations (磋商, 谈判) often
+/// state only "响应文件递交地点", and suppliers attend there. The
+/// submission place is never a field of its own; when an opening place is
+/// stated, it is dropped.
+pub(crate) fn submission_place_as_opening(chosen: &mut Chosen, warnings: &mut Vec<Warning>) {
+    for fields in chosen.values_mut() {
+        let Some(place) = fields.remove("submission_place") else {
+            continue;
+        };
+        if fields.contains_key("opening_place") {
+            continue;
+        }
+        warnings.push(Warning {
+            field: Some("opening_place".to_string()),
+            message: format!(
+                "opening_place is the place where bids are submitted (\"{}\"): the document names no other opening place",
+                place.value
+            ),
+            evidence: vec![place.evidence.clone()],
+        });
+        fields.insert("opening_place".to_string(), place);
     }
 }
 
@@ -958,6 +1079,82 @@ mod tests {
             document: 0,
         };
         choose(collect(&doc, ctx)).0
+    }
+
+    #[test]
+    fn a_cells_general_requirement_and_a_quality_statements_lead_clause() {
+        let c = chosen(
+            "# 投标人须知前附表\n| 条款号 | 条款名称 | 编列内容 |\n|---|---|---|\n| 1.3.3 | 质量标准 | 1.基本要求：严格执行国家、行业和某某集团有关工程建设质量管理的法律、法规和规章制度，贯彻国家及行业现行规范，保证工程满足验收规范的要求。 / 2.具体要求见合同条款。 |\n",
+        );
+        assert_eq!(
+            c[&None]["quality"].value,
+            "严格执行国家、行业和某某集团有关工程建设质量管理的法律、法规和规章制度"
+        );
+        let c = chosen("# 招标公告\n质量要求：合格，符合国家现行验收规范。\n");
+        assert_eq!(
+            c[&None]["quality"].value, "合格，符合国家现行验收规范",
+            "short: whole"
+        );
+    }
+
+    #[test]
+    fn the_cover_title_names_the_project_when_nothing_else_does() {
+        let c = chosen(
+            "招标编号：AB-2025-01\n\n某某公司2025年某某服务公开招标采购\n\n招标文件\n\n# 第一章 招标公告\n本项目采用公开招标方式。\n",
+        );
+        assert_eq!(
+            c[&None]["project"].value,
+            "某某公司2025年某某服务公开招标采购"
+        );
+        assert_eq!(c[&None]["project"].source, "cover");
+        let c = chosen(
+            "某某服务采购项目\n\n招标文件\n\n# 第一章 招标公告\n项目名称：某某服务采购项目（二期）\n",
+        );
+        assert_eq!(
+            c[&None]["project"].value, "某某服务采购项目（二期）",
+            "a label prevails"
+        );
+        let c = chosen("某某有限公司\n\n招标文件\n");
+        assert!(
+            c.get(&None).is_none_or(|f| !f.contains_key("project")),
+            "a buyer's name is no title"
+        );
+    }
+
+    #[test]
+    fn a_requirements_chapter_states_the_team_leader() {
+        let c = chosen(
+            "# 第五部分 采购需求书\n2、项目服务团队负责人资质及经验要求：供应商团队负责人具备10年以上的相关行业从业经验。\n",
+        );
+        assert_eq!(
+            c[&None]["pm"].value,
+            "供应商团队负责人具备10年以上的相关行业从业经验"
+        );
+        assert_eq!(c[&None]["pm"].source, "sentence");
+    }
+
+    #[test]
+    fn the_submission_place_stands_in_for_an_unnamed_opening_place() {
+        let mut only = chosen(
+            "# 竞争性磋商公告\n（2）递交地点。\n\n纸质版响应文件递交地点：某市某区某路3号某大厦B座7层。供应商须派代表当面递交。\n",
+        );
+        let mut warnings = Vec::new();
+        submission_place_as_opening(&mut only, &mut warnings);
+        assert_eq!(
+            only[&None]["opening_place"].value,
+            "某市某区某路3号某大厦B座7层"
+        );
+        assert!(!only[&None].contains_key("submission_place"));
+        assert_eq!(warnings.len(), 1);
+
+        let mut both = chosen(
+            "# 招标公告\n投标文件递交地点：某市某路1号收发室\n\n开标地点：某市某路1号6楼会议室\n",
+        );
+        let mut warnings = Vec::new();
+        submission_place_as_opening(&mut both, &mut warnings);
+        assert_eq!(both[&None]["opening_place"].value, "某市某路1号6楼会议室");
+        assert!(!both[&None].contains_key("submission_place"));
+        assert!(warnings.is_empty());
     }
 
     #[test]

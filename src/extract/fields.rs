@@ -44,6 +44,9 @@ pub enum Kind {
     Grade,
     /// A place.
     Place,
+    /// A quality standard: its lead clause ("合格"; the first clause of a
+    /// long statement of the rules to follow).
+    Standard,
 }
 
 /// One field's rule.
@@ -92,7 +95,7 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
     vec![
         spec(
             "deadline_query",
-            r"(?i)(澄清|提问|答疑|质疑|疑问|问题).{0,12}(截止|时间|期限)|^(答疑|澄清|质疑|提问)$|(clarification|queries|enquiries|questions).{0,24}(deadline|closing|date|by|later\s+than|before)|deadline\s+for\s+(clarification|queries|enquiries|questions)",
+            r"(?i)(澄清|提问|答疑|质疑|疑问|问题).{0,12}(截止|时间|期限)|^(答疑|澄清|质疑|提问)$|要求澄清|(clarification|queries|enquiries|questions).{0,24}(deadline|closing|date|by|later\s+than|before)|deadline\s+for\s+(clarification|queries|enquiries|questions)",
             Some(r"招标人.{0,6}澄清|书面澄清的时间|发出|答复"),
             Date,
             &[],
@@ -119,6 +122,16 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
             None,
             Place,
             &["opening_time"],
+        ),
+        // Where bids are handed in. Not a summary field of its own: it
+        // stands in for the opening place when the document names none
+        // (`candidates::submission_place_as_opening`).
+        spec(
+            "submission_place",
+            r"(递交|提交|接收|送达)[^，,。；;：:\s]{0,8}(地点|地址)",
+            Some(r"开标|开启|解密|磋商|谈判|邮箱|截止"),
+            Place,
+            &[],
         ),
         spec(
             "project",
@@ -168,12 +181,12 @@ pub static SPECS: LazyLock<Vec<Spec>> = LazyLock::new(|| {
             "quality",
             r"(?i)质量要求|质量标准|质量目标|^工程质量$|quality\s+(standard|requirement)",
             Some(r"保证金|体系|措施|保证期"),
-            Text,
+            Standard,
             &[],
         ),
         spec(
             "pm",
-            r"(?i)项目经理|项目负责人|总监理工程师|^总监|project\s+manager|site\s+manager|project\s+director|resident\s+engineer",
+            r"(?i)项目经理|项目负责人|(项目|服务)?团队负责人|总监理工程师|^总监|project\s+manager|site\s+manager|project\s+director|resident\s+engineer",
             Some(r"(?i)业绩|得分|评分|更换|身份证|驻场|track"),
             Cert,
             &[],
@@ -431,7 +444,11 @@ pub fn read_value(kind: Kind, content: &str, offset: FixedOffset) -> Option<(Str
             .next()
             .map(pair)
             .or_else(|| read_none(&first)),
-        Kind::Date => find_times(content, offset).into_iter().next().map(pair),
+        Kind::Date => find_times(content, offset)
+            .into_iter()
+            .next()
+            .map(pair)
+            .or_else(|| read_relative_time(&first)),
         Kind::Duration => find_durations(content)
             .into_iter()
             .next()
@@ -458,7 +475,24 @@ pub fn read_value(kind: Kind, content: &str, offset: FixedOffset) -> Option<(Str
         Kind::Grade => read_grade(&first),
         Kind::Place => read_place(&first, offset),
         Kind::Text => short_text(&first, 120).map(|t| (t, Value::Null)),
+        Kind::Standard => short_text(&lead_clause(&first), 120).map(|t| (t, Value::Null)),
     }
+}
+
+/// Characters past which a statement runs on beyond its lead clause.
+const LONG_STATEMENT: usize = 40;
+
+/// "严格执行国家、行业有关工程建设质量管理的法律、法规和规章制度，贯彻…，
+/// 保证…" stands for its lead clause; a short statement stands whole.
+fn lead_clause(first: &str) -> String {
+    if first.chars().count() <= LONG_STATEMENT {
+        return first.to_string();
+    }
+    split_outside_brackets(first, &['，', ','])
+        .into_iter()
+        .next()
+        .filter(|lead| lead.chars().count() >= 8)
+        .unwrap_or_else(|| first.to_string())
 }
 
 /// An amount field the document says there is none of: "无", "本项目不收取
@@ -500,6 +534,38 @@ fn read_term_until(first: &str, offset: FixedOffset) -> Option<(String, Value)> 
             json!({"until": until}),
         )
     })
+}
+
+/// A time stated as a span before another one: "投标截止时间15日前",
+/// "开标前3个工作日". Kept as written; the normal form names the reference
+/// and the span, since the day itself is the other field's.
+fn read_relative_time(first: &str) -> Option<(String, Value)> {
+    static RELATIVE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(
+            r"((?:投标|响应文件|应答文件|递交|提交|开标|磋商|谈判)[^，,。；;\d]{0,8}?(?:截止)?(?:时间|日期|之日)?(?:前|之前)?)\s*(?:至少)?\s*(\d{1,3})\s*个?\s*(日|天|工作日|小时)\s*(前|以前|之前)?",
+        )
+        .expect("relative time regex")
+    });
+    let m = RELATIVE.captures(first)?;
+    // "前" before the span ("开标前3个工作日") or after it ("投标截止时间15日前").
+    if !m[1].ends_with('前') && m.get(4).is_none() {
+        return None;
+    }
+    let reference = if m[1].contains("开标") {
+        "opening_time"
+    } else {
+        "deadline_bid"
+    };
+    let unit = match &m[3] {
+        "工作日" => "working_day",
+        "小时" => "hour",
+        _ => "day",
+    };
+    let count: u32 = m[2].parse().ok()?;
+    Some((
+        m[0].trim().to_string(),
+        json!({"before": reference, "count": count, "unit": unit}),
+    ))
 }
 
 /// A place, up to a time stated after it ("X会议室，时间为 2025年3月19日
@@ -691,8 +757,19 @@ fn read_cert(content: &str) -> Option<(String, Value)> {
             return Some((cert.to_string(), Value::Null));
         }
     }
-    None
+    // No certificate, but years of experience: "团队负责人具备10年以上的相关
+    // 行业从业经验" is kept as written, as English content is.
+    EXPERIENCE
+        .is_match(&first)
+        .then(|| short_text(&first, 80).map(|t| (t, Value::Null)))
+        .flatten()
 }
+
+/// A requirement of years of experience.
+static EXPERIENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\d+|[一二三四五六七八九十]+)\s*年(以上|及以上)?[^，,。；;]{0,16}(从业|工作|管理|项目)?经验")
+        .expect("experience regex")
+});
 
 static GRADE_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(投标人|申请人|供应商)?(须|应|必须)?(同时)?(具备|具有|持有|取得)(有效的)?")
@@ -860,5 +937,25 @@ mod tests {
         assert_eq!(v(Kind::Bool, "□否  □是"), None, "nothing marked");
         assert_eq!(ids("是否接受联合体投标"), vec!["consortium"]);
         assert_eq!(ids("联合响应"), vec!["consortium"]);
+    }
+
+    #[test]
+    fn a_time_stated_as_a_span_before_another() {
+        let offset = crate::extract::normalize::default_offset();
+        let (value, normal) = read_value(Kind::Date, "时间：投标截止时间15日前。", offset).unwrap();
+        assert_eq!(value, "投标截止时间15日前");
+        assert_eq!(
+            normal,
+            json!({"before": "deadline_bid", "count": 15, "unit": "day"})
+        );
+        let (value, normal) = read_value(Kind::Date, "开标前3个工作日", offset).unwrap();
+        assert_eq!(value, "开标前3个工作日");
+        assert_eq!(normal["before"], "opening_time");
+        assert_eq!(normal["unit"], "working_day");
+        // A day of the calendar is a date, not a span.
+        let (value, _) = read_value(Kind::Date, "投标截止时间2025年8月15日前", offset).unwrap();
+        assert_eq!(value, "2025年8月15日");
+        assert_eq!(read_value(Kind::Date, "收到澄清后24小时内", offset), None);
+        assert_eq!(ids("投标人要求澄清招标文件"), vec!["deadline_query"]);
     }
 }

@@ -103,6 +103,7 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
     }
     // "开标时间：同投标截止时间" follows an amended deadline.
     candidates::resolve_same_as_deadline(&mut chosen);
+    candidates::submission_place_as_opening(&mut chosen, &mut warnings);
     place_fields(&mut summary, chosen);
     summary.warnings = warnings;
     for (i, doc) in docs.iter().enumerate() {
