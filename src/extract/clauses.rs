@@ -225,6 +225,13 @@ fn is_lead(sentence: &str) -> bool {
 /// and 须/不得 terms of the bid data sheet.
 pub fn rejections(doc: &ClassifiedDocument, document: usize) -> Vec<Rejection> {
     let mut out: Vec<Rejection> = Vec::new();
+    for chunk in doc
+        .chunks
+        .iter()
+        .filter(|c| !c.keep && c.part == "contract")
+    {
+        tender_stage_rejections(chunk, document, &mut out);
+    }
     for chunk in doc.chunks.iter().filter(|c| c.keep) {
         let blocks = joined(&chunk.blocks);
         let mut listing: Option<Listing> = None;
@@ -275,6 +282,35 @@ pub fn rejections(doc: &ClassifiedDocument, document: usize) -> Vec<Rejection> {
         }
     }
     out
+}
+
+/// A rule of the tender stage that a bid is refused, in words that only
+/// the tender stage uses: "No tender shall be considered unless the EMD is
+/// so deposited".
+static TENDER_STAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*no\s+(tender|bid|offer|proposal|quotation)s?\s+(shall|will)\s+be\s+(considered|accepted|entertained|opened)\b|\b(the|any|such|their)\s+(tender|bid|offer|quotation)s?\b[^.;]{0,60}\b(shall|will)\s+be\s+(summarily\s+)?(rejected|disqualified)")
+        .expect("tender stage regex")
+});
+
+/// Conditions of contract are not read for rejections, but those of
+/// Indian and Commonwealth works tenders carry tender-stage rules too (the
+/// earnest money deposit's): those sentences count.
+fn tender_stage_rejections(chunk: &Chunk, document: usize, out: &mut Vec<Rejection>) {
+    for block in joined(&chunk.blocks) {
+        let (Block::Paragraph { text, page } | Block::ListItem { text, page, .. }) = &block else {
+            continue;
+        };
+        for sentence in sentences(text) {
+            if TENDER_STAGE.is_match(&sentence) && !NOT_REJECTION.is_match(&sentence) {
+                let clause = clause_number(text);
+                let ev = evidence(chunk, clause, *page, &sentence, document);
+                let text = strip_item(&sentence)
+                    .trim_end_matches(['。', '.', '；', ';'])
+                    .to_string();
+                push_rejection(out, text, "explicit", ev);
+            }
+        }
+    }
 }
 
 static NOT_APPLICABLE: LazyLock<Regex> =
@@ -896,6 +932,24 @@ mod tests {
 
     fn classified(md: &str) -> ClassifiedDocument {
         crate::filter::classify(&crate::parse::text::parse_markdown(md.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn tender_stage_rules_inside_conditions_of_contract() {
+        let doc = classified(
+            "# General Conditions of Contract\n## 1.0 Security Deposit\nThe tenderers shall submit Rs. 5,000 as earnest money by demand draft. No tender shall be considered unless the EMD is so deposited in the required form. The contract may be terminated and the security deposit forfeited if the contractor abandons the work.\n",
+        );
+        assert!(
+            doc.chunks.iter().all(|c| !c.keep),
+            "the chapter itself is not read"
+        );
+        let texts: Vec<String> = rejections(&doc, 0).into_iter().map(|r| r.text).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "No tender shall be considered unless the EMD is so deposited in the required form"
+            ]
+        );
     }
 
     #[test]
