@@ -120,8 +120,75 @@ pub fn collect_with_warnings(
         }
     }
     cover_candidates(doc, ctx, &mut out);
+    follow_pointers_to_the_notice(doc, &mut out);
     let warnings = super::english::add_candidates(doc, ctx, &mut out);
     (out, warnings)
+}
+
+/// A front-table row whose content sends the reader to the notice ("见招标
+/// 公告", "详见第一章"), where the notice is that chapter.
+static NOTICE_POINTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(详见|见|参见|按)\s*(本?(招标|采购|磋商|谈判)文件)?\s*(第[一1]章|第[一1]部分)?\s*[《“\x22]?(招标公告|采购公告|磋商公告|谈判公告|询价公告|竞争性磋商公告|竞争性谈判公告|投标邀请书?|邀请函)?")
+        .expect("notice pointer")
+});
+
+/// A front-table row that says "详见招标公告" hands its field to the
+/// notice: the value found there counts as the front table's, so a
+/// labelled line elsewhere that disagrees does not make it unsure.
+fn follow_pointers_to_the_notice(doc: &ClassifiedDocument, out: &mut [Candidate]) {
+    let first_chapter_is_notice = doc
+        .chunks
+        .iter()
+        .find(|c| c.part == "notice")
+        .is_some_and(|c| {
+            let s = compact(&c.section);
+            s.starts_with("第一章") || s.starts_with("第1章") || s.starts_with("第一部分")
+        });
+    let mut pointed: Vec<(&'static str, Option<String>)> = Vec::new();
+    for chunk in doc
+        .chunks
+        .iter()
+        .filter(|c| c.keep && c.part == "data_sheet")
+    {
+        for block in &chunk.blocks {
+            let Block::Table { rows, .. } = block else {
+                continue;
+            };
+            for row in rows {
+                let cells: Vec<&str> = row
+                    .iter()
+                    .map(|c| c.trim())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                let [.., label, content] = cells.as_slice() else {
+                    continue;
+                };
+                let content = compact(content);
+                let Some(m) = NOTICE_POINTER.captures(&content) else {
+                    continue;
+                };
+                let to_notice =
+                    m.get(5).is_some() || (m.get(4).is_some() && first_chapter_is_notice);
+                if !to_notice {
+                    continue;
+                }
+                for spec in fields_for_label(label) {
+                    pointed.push((spec.id, lot_of(label).or_else(|| chunk_lot(chunk))));
+                }
+            }
+        }
+    }
+    for c in out.iter_mut() {
+        if c.priority == 2
+            && c.evidence.document == 0
+            && NOTICE_SECTION.is_match(&c.evidence.section)
+            && pointed
+                .iter()
+                .any(|(f, lot)| *f == c.field && *lot == c.lot)
+        {
+            c.priority = 3;
+        }
+    }
 }
 
 /// Trust in a cover's title: below every sentence of the body.
@@ -1019,6 +1086,10 @@ pub(crate) fn source_of(c: &Candidate) -> &'static str {
         return "amendment";
     }
     match c.priority {
+        // A notice value a front-table row points to.
+        3 if NOTICE_SECTION.is_match(&c.evidence.section) && !c.evidence.quote.contains(" | ") => {
+            "notice"
+        }
         3.. => "front_table",
         2 if NOTICE_SECTION.is_match(&c.evidence.section) => "notice",
         2 if c.evidence.quote.contains(" | ") => "table",
@@ -1131,6 +1202,20 @@ mod tests {
             "供应商团队负责人具备10年以上的相关行业从业经验"
         );
         assert_eq!(c[&None]["pm"].source, "sentence");
+    }
+
+    #[test]
+    fn a_front_table_row_that_points_to_the_notice_makes_the_notice_value_its_own() {
+        let md = "# 第一章 招标公告\n1. 项目名称：某某服务采购项目\n\n# 第二章 投标人须知\n## 投标人须知前附表\n| 条款号 | 条款名称 | 编列内容 |\n|---|---|---|\n| 1.1.2 | 项目名称 | 详见招标公告 |\n\n## 1. 总则\n项目名称：某某服务采购项目二期\n";
+        let c = chosen(md);
+        assert_eq!(c[&None]["project"].value, "某某服务采购项目");
+        assert_eq!(c[&None]["project"].source, "notice");
+        // Without the pointer the two labelled lines are equals, and unsure.
+        let c = chosen(&md.replace(
+            "| 1.1.2 | 项目名称 | 详见招标公告 |",
+            "| 1.1.3 | 招标人 | 某某公司 |",
+        ));
+        assert!(c.get(&None).is_none_or(|f| !f.contains_key("project")));
     }
 
     #[test]
