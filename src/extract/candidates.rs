@@ -621,8 +621,11 @@ pub(crate) fn content_candidates(
         .filter(|(sub, _)| {
             fields_for_label(sub).is_empty() && GENERAL_REQUIREMENT.is_match(&strip_numbering(sub))
         });
+    // A title that names several lots ("某工程第一标段、第二标段") is the
+    // whole tender's.
+    let several_lots = fields::LOT.find_iter(content).count() >= 2;
     for spec in specs {
-        if found.contains(&spec.id) || names_lots {
+        if found.contains(&spec.id) || (names_lots && !(spec.id == "project" && several_lots)) {
             continue;
         }
         if let Some((_, sub_value)) = general.as_ref().filter(|_| is_text_kind(spec)) {
@@ -1216,6 +1219,21 @@ mod tests {
             "| 1.1.3 | 招标人 | 某某公司 |",
         ));
         assert!(c.get(&None).is_none_or(|f| !f.contains_key("project")));
+    }
+
+    #[test]
+    fn a_title_that_names_several_lots_is_the_whole_tenders() {
+        let c = chosen(
+            "# 招标公告\n1. 项目名称：某某道路改造工程第一标段、第二标段\n\n2. 工期：第一标段180日历天，第二标段200日历天\n",
+        );
+        assert_eq!(
+            c[&None]["project"].value,
+            "某某道路改造工程第一标段、第二标段"
+        );
+        assert!(
+            !c[&None].contains_key("duration"),
+            "per-lot terms are no whole-tender value"
+        );
     }
 
     #[test]
