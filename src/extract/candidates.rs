@@ -191,6 +191,33 @@ fn follow_pointers_to_the_notice(doc: &ClassifiedDocument, out: &mut [Candidate]
     }
 }
 
+/// Where the document lists its qualification conditions ("供应商参加本次采
+/// 购活动应具备以下资格条件：" then items): the list is no single value, and
+/// a reader is told where it is.
+pub(crate) fn qualification_list(doc: &ClassifiedDocument, ctx: Context) -> Option<Evidence> {
+    let spec = fields::spec_of("qualification")?;
+    for chunk in doc.chunks.iter().filter(|c| is_field_source(c)) {
+        for block in &chunk.blocks {
+            let (Block::Heading { text, page, .. }
+            | Block::Paragraph { text, page }
+            | Block::ListItem { text, page, .. }) = block
+            else {
+                continue;
+            };
+            let stripped = strip_numbering(text);
+            let stripped = stripped.trim();
+            let lead = stripped.contains("如下")
+                || stripped.contains("以下")
+                || stripped.contains("下列")
+                || stripped.ends_with(['：', ':']);
+            if lead && stripped.chars().count() <= 60 && spec.matches_anywhere(stripped) {
+                return Some(evidence(chunk, None, *page, stripped, ctx));
+            }
+        }
+    }
+    None
+}
+
 /// Trust in a cover's title: below every sentence of the body.
 const COVER_PRIORITY: u8 = 0;
 
@@ -1233,6 +1260,27 @@ mod tests {
         assert!(
             !c[&None].contains_key("duration"),
             "per-lot terms are no whole-tender value"
+        );
+    }
+
+    #[test]
+    fn a_list_of_qualification_conditions_is_pointed_to() {
+        let md = "# 第一章 采购公告\n## 二、供应商参加本次采购活动应具备以下资格条件\n（一）具有独立承担民事责任的能力。\n\n（二）具有良好的商业信誉。\n";
+        let doc =
+            crate::filter::classify(&crate::parse::text::parse_markdown(md.as_bytes()).unwrap());
+        let ctx = Context {
+            offset: default_offset(),
+            document: 0,
+        };
+        let ev = qualification_list(&doc, ctx).unwrap();
+        assert_eq!(ev.quote, "供应商参加本次采购活动应具备以下资格条件");
+        let summary = crate::extract::summarize(&[doc]);
+        assert!(!summary.fields.contains_key("qualification"));
+        assert!(
+            summary
+                .warnings
+                .iter()
+                .any(|w| w.field.as_deref() == Some("qualification"))
         );
     }
 

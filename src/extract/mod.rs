@@ -27,7 +27,7 @@ pub use report::render_report;
 
 use crate::filter::ClassifiedDocument;
 use crate::llm::{LlmError, LlmSettings};
-use crate::summary::{SUMMARY_SCHEMA, Summary};
+use crate::summary::{SUMMARY_SCHEMA, Summary, Warning};
 use candidates::{Chosen, Context, choose, collect_with_warnings};
 
 /// Summarises a main document (`docs[0]`) and its amendments (`docs[1..]`,
@@ -104,6 +104,20 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
     // "开标时间：同投标截止时间" follows an amended deadline.
     candidates::resolve_same_as_deadline(&mut chosen);
     candidates::submission_place_as_opening(&mut chosen, &mut warnings);
+    if !chosen
+        .get(&None)
+        .is_some_and(|f| f.contains_key("qualification"))
+        && let Some(ev) = candidates::qualification_list(&docs[0], ctx)
+    {
+        warnings.push(Warning {
+            field: Some("qualification".to_string()),
+            message: format!(
+                "qualification is a list of conditions (\"{}\"), not one value: left out (the list is at the cited place)",
+                ev.quote
+            ),
+            evidence: vec![ev],
+        });
+    }
     place_fields(&mut summary, chosen);
     summary.warnings = warnings;
     for (i, doc) in docs.iter().enumerate() {
