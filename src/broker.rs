@@ -1,5 +1,6 @@
 //! Connecting to RabbitMQ and publishing with confirms.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,7 +10,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOpti
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ConnectionStatus,
+    PublisherConfirm,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -78,6 +80,58 @@ where
             "{what}: no answer from the broker in {} s",
             BROKER_TIMEOUT.as_secs()
         ),
+    }
+}
+
+/// How often a wait on a publishing connection looks whether the broker
+/// has blocked it.
+const BLOCKED_CHECK: Duration = Duration::from_millis(500);
+
+/// `future`, or an error after [`BROKER_TIMEOUT`] of waiting, where time
+/// spent while the broker blocks the connection (`connection.blocked`,
+/// during a memory or disk alarm) does not count: a blocked publish waits
+/// for the alarm to end, as RabbitMQ means it to, instead of failing into a
+/// requeue and a reconnect that would only raise delivery counts.
+pub async fn within_unless_blocked<T, E>(
+    status: &ConnectionStatus,
+    what: &str,
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    tokio::pin!(future);
+    let mut waited = Duration::ZERO;
+    let mut paused = false;
+    loop {
+        match tokio::time::timeout(BLOCKED_CHECK, &mut future).await {
+            Ok(result) => {
+                if paused {
+                    tracing::info!("the broker unblocked the connection; publishing again");
+                }
+                return result.map_err(Into::into);
+            }
+            Err(_) if status.blocked() => {
+                if !paused {
+                    tracing::warn!(
+                        "{what}: the broker blocked the connection (a resource alarm); waiting"
+                    );
+                    paused = true;
+                }
+            }
+            Err(_) if !status.connected() => {
+                anyhow::bail!("{what}: the connection is closed")
+            }
+            Err(_) => {
+                waited += BLOCKED_CHECK;
+                if waited >= BROKER_TIMEOUT {
+                    anyhow::bail!(
+                        "{what}: no answer from the broker in {} s",
+                        BROKER_TIMEOUT.as_secs()
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -240,6 +294,16 @@ impl Outgoing {
 /// Publishes `message` as mandatory and persistent; the returned future
 /// resolves when the broker confirms it.
 pub async fn publish(channel: &Channel, message: &Outgoing) -> anyhow::Result<PendingConfirm> {
+    publish_on(channel, None, message).await
+}
+
+/// [`publish`] on a connection whose `status` is watched: while the broker
+/// blocks it, the publish and its confirm wait without timing out.
+pub async fn publish_on(
+    channel: &Channel,
+    status: Option<&ConnectionStatus>,
+    message: &Outgoing,
+) -> anyhow::Result<PendingConfirm> {
     let target = format!("{}/{}", message.exchange, message.routing_key);
     let publish = channel.basic_publish(
         message.exchange.as_str().into(),
@@ -251,21 +315,33 @@ pub async fn publish(channel: &Channel, message: &Outgoing) -> anyhow::Result<Pe
         &message.body,
         message.properties(),
     );
-    let confirm = within(&format!("publishing to {target}"), publish).await?;
-    Ok(PendingConfirm { confirm, target })
+    let what = format!("publishing to {target}");
+    let confirm = match status {
+        Some(status) => within_unless_blocked(status, &what, publish).await?,
+        None => within(&what, publish).await?,
+    };
+    Ok(PendingConfirm {
+        confirm,
+        target,
+        status: status.cloned(),
+    })
 }
 
 /// A publish waiting for the broker's confirm.
 pub struct PendingConfirm {
     confirm: PublisherConfirm,
     target: String,
+    status: Option<ConnectionStatus>,
 }
 
 impl PendingConfirm {
     /// Waits for the confirm; a nack or an unroutable return is an error.
     pub async fn wait(self) -> anyhow::Result<()> {
         let what = format!("waiting for the confirm of {}", self.target);
-        let confirmation = within(&what, self.confirm).await?;
+        let confirmation = match &self.status {
+            Some(status) => within_unless_blocked(status, &what, self.confirm).await?,
+            None => within(&what, self.confirm).await?,
+        };
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => {
@@ -377,6 +453,16 @@ impl EventSink {
     /// Starts publishing on `channel` (which must have confirms on); the
     /// publisher stops when every clone of the sink is dropped.
     pub fn start(channel: Channel, topology: &Topology) -> EventSink {
+        EventSink::start_on(channel, None, topology)
+    }
+
+    /// [`EventSink::start`] on a connection whose `status` is watched, so
+    /// that a batch waits out a blocked connection (see [`publish_on`]).
+    pub fn start_on(
+        channel: Channel,
+        status: Option<ConnectionStatus>,
+        topology: &Topology,
+    ) -> EventSink {
         let (queue, mut pending) = tokio::sync::mpsc::channel::<PendingEvents>(1024);
         let exchange = topology.events_exchange();
         tokio::spawn(async move {
@@ -400,7 +486,7 @@ impl EventSink {
                 );
                 // The next batch gathers while this one waits for its
                 // confirm.
-                let result = match publish(&channel, &message).await {
+                let result = match publish_on(&channel, status.as_ref(), &message).await {
                     Ok(confirm) => confirm.wait().await,
                     Err(err) => Err(err),
                 }
@@ -426,4 +512,125 @@ impl EventSink {
         }
         EventsConfirm(receiver)
     }
+}
+
+/// A worker's publishing side, on a connection of its own. RabbitMQ blocks
+/// every connection that publishes while a memory or disk alarm lasts; a
+/// consumer on a separate connection (as RabbitMQ advises) keeps receiving
+/// and acknowledging, the probes of its liveness keep being answered, and
+/// blocked publishes wait for the alarm to end. The connection is opened
+/// when first needed and again after it fails, apart from the consumer's,
+/// so a lost publishing connection does not return the deliveries in hand.
+pub struct Publisher {
+    settings: Arc<Settings>,
+    name: String,
+    topology: Topology,
+    current: tokio::sync::Mutex<Option<PublishLink>>,
+}
+
+/// One publishing connection: a confirm channel for work messages, and the
+/// events sink on a confirm channel of its own, so that a refused event
+/// batch cannot close the channel a forward waits on.
+#[derive(Clone)]
+pub struct PublishLink {
+    conn: Arc<Connection>,
+    /// Where work messages (next stage, retries, dead letters) go.
+    pub work: Channel,
+    /// Where task events go.
+    pub events: EventSink,
+}
+
+impl PublishLink {
+    /// The connection's status, for waits that must outlast a block.
+    pub fn status(&self) -> &ConnectionStatus {
+        self.conn.status()
+    }
+
+    /// Publishes a work message; its confirm waits out a blocked connection.
+    pub async fn publish(&self, message: &Outgoing) -> anyhow::Result<PendingConfirm> {
+        publish_on(&self.work, Some(self.conn.status()), message).await
+    }
+}
+
+impl Publisher {
+    /// A publisher that connects as `name` when first asked for a link.
+    pub fn new(settings: Arc<Settings>, name: String, topology: Topology) -> Publisher {
+        Publisher {
+            settings,
+            name,
+            topology,
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The current link, connecting (with backoff) first when there is
+    /// none or its connection is down; `None` when `token` is cancelled
+    /// before a connection could be made.
+    pub async fn link(&self, token: &CancellationToken) -> Option<PublishLink> {
+        let mut current = self.current.lock().await;
+        if let Some(link) = current.as_ref()
+            && link.conn.status().connected()
+        {
+            return Some(link.clone());
+        }
+        if let Some(stale) = current.take() {
+            close_later(stale.conn);
+        }
+        loop {
+            let conn = connect(&self.settings, &self.name, token).await?;
+            match self.open(conn).await {
+                Ok(link) => {
+                    *current = Some(link.clone());
+                    return Some(link);
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "could not open the publishing channels; reconnecting"
+                    );
+                    tokio::select! {
+                        _ = token.cancelled() => return None,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn open(&self, conn: Connection) -> anyhow::Result<PublishLink> {
+        let conn = Arc::new(conn);
+        let work = confirm_channel(&conn).await?;
+        self.topology.apply(&work).await?;
+        let events = confirm_channel(&conn).await?;
+        let events = EventSink::start_on(events, Some(conn.status().clone()), &self.topology);
+        Ok(PublishLink { conn, work, events })
+    }
+
+    /// Gives up `link` after a publish on it failed: the next
+    /// [`Publisher::link`] connects anew (and declares the topology again,
+    /// which also repairs a deleted exchange or queue).
+    pub async fn discard(&self, link: &PublishLink) {
+        let mut current = self.current.lock().await;
+        if current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(&c.conn, &link.conn))
+            && let Some(stale) = current.take()
+        {
+            close_later(stale.conn);
+        }
+    }
+
+    /// Closes the connection, if one is open.
+    pub async fn close(&self) {
+        if let Some(link) = self.current.lock().await.take() {
+            let _ = within("closing", link.conn.close(200, "shutting down".into())).await;
+        }
+    }
+}
+
+/// Closes a connection without waiting for it.
+fn close_later(conn: Arc<Connection>) {
+    tokio::spawn(async move {
+        let _ = within("closing", conn.close(320, "reconnecting".into())).await;
+    });
 }

@@ -22,17 +22,17 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
 
-use crate::broker::{self, EventSink, Outgoing, header_int, header_str};
+use crate::broker::{self, Outgoing, PublishLink, Publisher, header_int, header_str};
 use crate::config::Settings;
 use crate::envelope::{Envelope, Stage};
 use crate::events::{ErrorInfo, Event, EventKind};
@@ -69,6 +69,8 @@ struct Worker<H> {
     topology: Topology,
     handler: Arc<H>,
     handler_timeout: Duration,
+    /// Publishing, on a connection apart from the consumer's.
+    publisher: Publisher,
 }
 
 /// Runs one stage worker until `token` is cancelled: connects (retrying with
@@ -81,23 +83,37 @@ pub async fn run_worker<H: Handler>(
     handler: Arc<H>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
+    let topology = Topology::from_settings(&settings)?;
+    let name = format!("tenderflow-{}-{}", topology.prefix(), options.stage);
     let worker = Arc::new(Worker {
         stage: options.stage,
         concurrency: options.concurrency.max(1),
-        topology: Topology::from_settings(&settings)?,
+        publisher: Publisher::new(
+            Arc::clone(&settings),
+            format!("{name}-publish"),
+            topology.clone(),
+        ),
+        topology,
         handler_timeout: Duration::from_millis(settings.stages.handler_timeout_ms),
         settings,
         handler,
     });
-    let name = format!("tenderflow-{}-{}", worker.topology.prefix(), worker.stage);
+    let name = format!("{name}-consume");
+    // Publish first: a consumer with nowhere to publish would only hold
+    // deliveries.
+    if worker.publisher.link(&token).await.is_none() {
+        return Ok(());
+    }
     loop {
         let Some(conn) = broker::connect(&worker.settings, &name, &token).await else {
+            worker.publisher.close().await;
             return Ok(());
         };
         tracing::info!(stage = %worker.stage, "connected");
         match worker.serve(&conn, &token).await {
             Ok(()) => {
                 let _ = broker::within("closing", conn.close(200, "shutting down".into())).await;
+                worker.publisher.close().await;
                 tracing::info!(stage = %worker.stage, "stopped");
                 return Ok(());
             }
@@ -117,12 +133,9 @@ impl<H: Handler> Worker<H> {
         conn: &Connection,
         token: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let publisher = broker::confirm_channel(conn).await?;
-        self.topology.apply(&publisher).await?;
-        let link = Link {
-            events: EventSink::start(publisher.clone(), &self.topology),
-            publisher: publisher.clone(),
-        };
+        let setup = conn.create_channel().await?;
+        self.topology.apply(&setup).await?;
+        let _ = broker::within("closing", setup.close(200, "declared".into())).await;
         let channel = conn.create_channel().await?;
         channel
             .basic_qos(self.concurrency, BasicQosOptions::default())
@@ -145,8 +158,8 @@ impl<H: Handler> Worker<H> {
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         let worker = Arc::clone(self);
-                        let link = link.clone();
-                        in_hand.spawn(async move { worker.process(&link, delivery).await });
+                        let token = token.clone();
+                        in_hand.spawn(async move { worker.process(delivery, &token).await });
                     }
                     Some(Err(err)) => break Err(anyhow!(err).context("consuming")),
                     None => break Err(anyhow!("the broker cancelled the consumer")),
@@ -167,17 +180,17 @@ impl<H: Handler> Worker<H> {
         }
         in_hand.close();
         in_hand.wait().await;
-        drop(link);
         if outcome.is_ok() {
             let _ = broker::within("closing", channel.close(200, "done".into())).await;
-            let _ = broker::within("closing", publisher.close(200, "done".into())).await;
         }
         outcome
     }
 
     /// Handles one delivery, then acks it, or requeues it if its outcome could
-    /// not be published.
-    async fn process(&self, link: &Link, delivery: Delivery) {
+    /// not be published. An outcome whose work message is confirmed is never
+    /// redone for want of its events: those are sent again (they are
+    /// idempotent by id) until confirmed, then the delivery is acked.
+    async fn process(&self, delivery: Delivery, token: &CancellationToken) {
         let span = tracing::info_span!(
             "delivery",
             stage = %self.stage,
@@ -191,20 +204,42 @@ impl<H: Handler> Worker<H> {
         telemetry::adopt_parent(&span, traceparent.as_deref());
         let _in_hand = metrics::global().delivery(self.topology.prefix(), self.stage);
         async {
-            let result = self.settle(link, &delivery).await;
-            let acked = match result {
-                Ok(settled) => {
+            let requeue = BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            };
+            let Some(link) = self.publisher.link(token).await else {
+                // Stopping before a publishing connection could be made.
+                let _ = broker::within("requeueing", delivery.acker.nack(requeue)).await;
+                return;
+            };
+            let result = self.settle(&link, &delivery).await;
+            let ack = match result {
+                Ok(settled) => Some(settled),
+                Err(Unsettled::Unsent(err)) => {
+                    tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
+                    self.publisher.discard(&link).await;
+                    None
+                }
+                Err(Unsettled::EventsPending {
+                    events,
+                    settled,
+                    forwarded,
+                    error,
+                }) => {
+                    tracing::warn!(error = format!("{error:#}"), "the outcome is out but its events are not; sending them again");
+                    self.publisher.discard(&link).await;
+                    // Without a forward, a redo loses nothing and
+                    // publishes the events again.
+                    (self.send_events(events, token).await || forwarded).then_some(settled)
+                }
+            };
+            let acked = match ack {
+                Some(settled) => {
                     metrics::global().settled(self.topology.prefix(), self.stage, &settled);
                     broker::within("acking", delivery.acker.ack(BasicAckOptions::default())).await
                 }
-                Err(err) => {
-                    tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
-                    let requeue = BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    };
-                    broker::within("requeueing", delivery.acker.nack(requeue)).await
-                }
+                None => broker::within("requeueing", delivery.acker.nack(requeue)).await,
             };
             if let Err(err) = acked {
                 tracing::warn!(error = %err, "ack failed; the broker will deliver the message again");
@@ -214,15 +249,48 @@ impl<H: Handler> Worker<H> {
         .await
     }
 
+    /// Sends `events` until the broker confirms them, over a new
+    /// publishing connection when the old one failed. Gives up only when the
+    /// worker stops (answers `false`): the events of a confirmed forward are
+    /// then lost, and the next stage's events move the task on.
+    async fn send_events(&self, events: Vec<Event>, token: &CancellationToken) -> bool {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let Some(link) = self.publisher.link(token).await else {
+                break;
+            };
+            match link.events.send(events.clone()).await.wait().await {
+                Ok(()) => return true,
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "events not confirmed; trying again"
+                    );
+                    self.publisher.discard(&link).await;
+                }
+            }
+            tokio::select! {
+                _ = token.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        tracing::error!(
+            events = events.len(),
+            "stopping with events of a published outcome unconfirmed"
+        );
+        false
+    }
+
     /// Decides the delivery's outcome and publishes it with confirms.
-    async fn settle(&self, link: &Link, delivery: &Delivery) -> anyhow::Result<Settled> {
+    async fn settle(&self, link: &PublishLink, delivery: &Delivery) -> Result<Settled, Unsettled> {
         let headers = delivery.properties.headers();
         let counted = header_int(headers, RETURNS_HEADER).unwrap_or(0);
         let returns = match header_int(headers, "x-delivery-count") {
             Some(broker_count) => broker_count.max(counted),
             // A returned message its queue did not count: count it first.
             None if delivery.redelivered => {
-                return link.publish(self.recount(delivery, counted + 1)).await;
+                return publish_outcome(link, self.recount(delivery, counted + 1)).await;
             }
             None => counted,
         };
@@ -230,7 +298,7 @@ impl<H: Handler> Worker<H> {
             Ok(envelope) => envelope,
             Err(err) => {
                 let outcome = self.undecodable(delivery, err.to_string());
-                return link.publish(outcome).await;
+                return publish_outcome(link, outcome).await;
             }
         };
         let span = Span::current();
@@ -250,7 +318,7 @@ impl<H: Handler> Worker<H> {
                 ),
             };
             let outcome = self.dead_letter(&envelope, &delivery.data, &error, &traceparent);
-            return link.publish(outcome).await;
+            return publish_outcome(link, outcome).await;
         }
         let started = Event::about(&envelope, EventKind::Started);
         let clock = Instant::now();
@@ -276,11 +344,19 @@ impl<H: Handler> Worker<H> {
         );
         if announced.is_none() && outcome.settled != Settled::Succeeded {
             // A failure keeps its whole story: the attempt began, then this.
-            outcome.events.insert(0, started);
+            outcome.events.insert(0, started.clone());
         }
-        let settled = link.publish(outcome).await?;
-        if let Some(announced) = announced {
-            announced.wait().await?;
+        let forwarded = outcome.work.is_some();
+        let settled = publish_outcome(link, outcome).await?;
+        if let Some(announced) = announced
+            && let Err(error) = announced.wait().await
+        {
+            return Err(Unsettled::EventsPending {
+                events: vec![started],
+                settled,
+                forwarded,
+                error,
+            });
         }
         Ok(settled)
     }
@@ -527,27 +603,47 @@ impl<H: Handler> Worker<H> {
     }
 }
 
-/// Where a worker publishes, on its current connection.
-#[derive(Clone)]
-struct Link {
-    publisher: Channel,
-    events: EventSink,
+/// Why a delivery's outcome is not wholly out.
+enum Unsettled {
+    /// Its work message is not confirmed: nothing of it may count, and the
+    /// delivery is requeued.
+    Unsent(anyhow::Error),
+    /// Its work message (if it has one) is confirmed, its events are not.
+    EventsPending {
+        events: Vec<Event>,
+        settled: Settled,
+        /// Whether a work message went out, which a redo would duplicate.
+        forwarded: bool,
+        error: anyhow::Error,
+    },
 }
 
-impl Link {
-    /// Publishes an outcome and waits for every confirm; answers what the
-    /// outcome was, for the metrics.
-    async fn publish(&self, outcome: Outcome) -> anyhow::Result<Settled> {
-        let work = match &outcome.work {
-            Some(message) => Some(broker::publish(&self.publisher, message).await?),
-            None => None,
-        };
-        let events = self.events.send(outcome.events).await;
-        if let Some(work) = work {
-            work.wait().await?;
-        }
-        events.wait().await?;
-        Ok(outcome.settled)
+impl From<anyhow::Error> for Unsettled {
+    fn from(err: anyhow::Error) -> Self {
+        Unsettled::Unsent(err)
+    }
+}
+
+/// Publishes an outcome and waits for every confirm; answers what the
+/// outcome was, for the metrics.
+async fn publish_outcome(link: &PublishLink, outcome: Outcome) -> Result<Settled, Unsettled> {
+    let work = match &outcome.work {
+        Some(message) => Some(link.publish(message).await?),
+        None => None,
+    };
+    let forwarded = work.is_some();
+    let events = link.events.send(outcome.events.clone()).await;
+    if let Some(work) = work {
+        work.wait().await?;
+    }
+    match events.wait().await {
+        Ok(()) => Ok(outcome.settled),
+        Err(error) => Err(Unsettled::EventsPending {
+            events: outcome.events,
+            settled: outcome.settled,
+            forwarded,
+            error,
+        }),
     }
 }
 

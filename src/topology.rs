@@ -106,10 +106,35 @@ impl Topology {
         };
         let topology =
             Topology::expand(&text, &settings.topology.prefix, &settings.retry.delays_ms)?;
-        Ok(match settings.topology.work_queues {
+        let topology = match settings.topology.work_queues {
             WorkQueues::Quorum => topology,
             WorkQueues::Classic => topology.with_classic_work_queues(),
-        })
+        };
+        topology.check_delivery_limits(settings.stages.max_deliveries)?;
+        Ok(topology)
+    }
+
+    /// The runtime's poison verdict (after `max_deliveries`) must come
+    /// before the broker's delivery limit on a stage queue: a message the
+    /// broker dead-letters itself gets no `dead_lettered` event, and the
+    /// view would show its task running for ever.
+    pub fn check_delivery_limits(&self, max_deliveries: u32) -> anyhow::Result<()> {
+        for stage in Stage::ALL {
+            let name = self.stage_queue(stage);
+            let Some(queue) = self.queues.iter().find(|q| q.name == name) else {
+                continue;
+            };
+            if let Some(Arg::Int(limit)) = queue.arguments.get("x-delivery-limit")
+                && i64::from(max_deliveries) > *limit
+            {
+                bail!(
+                    "stages.max_deliveries ({max_deliveries}) is above the delivery limit ({limit}) of queue {name}: \
+                     the broker would dead-letter a returning message first, with no event; \
+                     lower stages.max_deliveries or raise the queue's delivery_limit"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The same topology with every quorum queue declared as a durable
@@ -565,6 +590,22 @@ mod tests {
         assert_eq!(
             stage.arguments["x-dead-letter-routing-key"],
             Arg::Str("t1.parse.dlq".into())
+        );
+    }
+
+    #[test]
+    fn max_deliveries_above_a_queue_delivery_limit_is_refused() {
+        let topology = builtin();
+        assert!(topology.check_delivery_limits(5).is_ok());
+        assert!(topology.check_delivery_limits(10).is_ok());
+        let err = topology.check_delivery_limits(11).unwrap_err().to_string();
+        assert!(err.contains("delivery limit (10)"), "{err}");
+        assert!(
+            topology
+                .with_classic_work_queues()
+                .check_delivery_limits(50)
+                .is_ok(),
+            "classic queues count nothing"
         );
     }
 

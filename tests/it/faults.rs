@@ -242,8 +242,8 @@ async fn assert_nothing_lost(
 }
 
 /// The broker's ids of the connections whose names mark them as workers
-/// of `prefix` (the runtime names them `tenderflow-{prefix}-{stage}`, the
-/// projector `tenderflow-{prefix}-projector`).
+/// of `prefix` (the runtime names them `tenderflow-{prefix}-{stage}-consume`
+/// and `…-publish`, the projector `tenderflow-{prefix}-projector`).
 async fn worker_connections(prefix: &str) -> Vec<String> {
     let listing = tokio::process::Command::new("rabbitmqctl")
         .args([
@@ -299,9 +299,10 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
     let log = EventLog::start(&pipeline.settings).await.unwrap();
     let mut run = tenderflow(&pipeline.settings, &["run"], None);
     let prefix = &pipeline.settings.topology.prefix;
-    // One connection per stage, and the projector's.
-    let connections = await_worker_connections(prefix, 5).await;
-    assert_eq!(connections.len(), 5, "{connections:?}");
+    // Two connections per stage (consuming and publishing apart), and the
+    // projector's.
+    let connections = await_worker_connections(prefix, 9).await;
+    assert_eq!(connections.len(), 9, "{connections:?}");
     let tasks = submit_mix(&pipeline.settings, &MIX, 160).await;
 
     // Cut as soon as the work is under way: rabbitmqctl takes a second or so.
@@ -310,7 +311,7 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
         .await;
     assert!(first.handled(&tasks) >= 1, "the pipeline makes progress");
     let closed = close_connections(&connections).await;
-    assert_eq!(closed, 5, "every connection of the process was cut");
+    assert_eq!(closed, 9, "every connection of the process was cut");
     let at_cut = log.tally().completed(&tasks);
     assert!(
         at_cut < tasks.len(),
@@ -321,9 +322,9 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
     let all: Vec<Uuid> = tasks.iter().chain(&more).copied().collect();
 
     assert_nothing_lost(&pipeline, &log, &all, 120, true).await;
-    let reconnected = await_worker_connections(prefix, 5).await;
+    let reconnected = await_worker_connections(prefix, 9).await;
     assert!(
-        reconnected.len() == 5 && reconnected.iter().all(|c| !connections.contains(c)),
+        reconnected.len() == 9 && reconnected.iter().all(|c| !connections.contains(c)),
         "the workers and the projector run on new connections: {reconnected:?}"
     );
     assert!(run.try_status().is_none(), "the process lived through it");

@@ -565,3 +565,114 @@ async fn a_topology_can_be_deleted_whole() {
         .await;
     assert!(gone.is_err(), "the parse queue is gone");
 }
+
+/// Wraps a handler: after its first call, deletes the events exchange, so
+/// that the outcome's work message is confirmed and its events are refused.
+struct BreaksEventsOnce<H> {
+    inner: H,
+    settings: Arc<tenderflow::config::Settings>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<H: tenderflow::runtime::Handler> tenderflow::runtime::Handler for BreaksEventsOnce<H> {
+    fn handle(
+        &self,
+        envelope: Envelope,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<tenderflow::stages::StageOutput, tenderflow::stages::StageError>,
+    > {
+        let inner = self.inner.handle(envelope);
+        let first = !self.done.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let settings = Arc::clone(&self.settings);
+        Box::pin(async move {
+            let result = inner.await;
+            if first {
+                let (conn, channel, topology) =
+                    broker::open(&settings, "test-break-events").await.unwrap();
+                channel
+                    .exchange_delete(
+                        topology.events_exchange().as_str().into(),
+                        lapin::options::ExchangeDeleteOptions::default(),
+                    )
+                    .await
+                    .unwrap();
+                let _ = conn.close(200, "done".into()).await;
+            }
+            result
+        })
+    }
+}
+
+/// Counts a handler's calls.
+struct Counting<H> {
+    inner: H,
+    calls: Arc<AtomicU32>,
+}
+
+impl<H: tenderflow::runtime::Handler> tenderflow::runtime::Handler for Counting<H> {
+    fn handle(
+        &self,
+        envelope: Envelope,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<tenderflow::stages::StageOutput, tenderflow::stages::StageError>,
+    > {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.handle(envelope)
+    }
+}
+
+#[tokio::test]
+async fn events_refused_after_a_confirmed_forward_are_sent_again_and_the_input_is_not_redone() {
+    let pipeline = TestPipeline::new(|_, _| {});
+    let parse_calls = Arc::new(AtomicU32::new(0));
+    for stage in [Stage::Filter, Stage::Extract] {
+        pipeline.start(stage, pipeline.real_handler(stage));
+    }
+    pipeline.start(
+        Stage::Ingest,
+        BreaksEventsOnce {
+            inner: pipeline.real_handler(Stage::Ingest),
+            settings: Arc::clone(&pipeline.settings),
+            done: Arc::default(),
+        },
+    );
+    pipeline.start(
+        Stage::Parse,
+        Counting {
+            inner: pipeline.real_handler(Stage::Parse),
+            calls: Arc::clone(&parse_calls),
+        },
+    );
+    let follower = pipeline.follower().await;
+    let tasks = pipeline.submit_files(&["cn_selection.md"]).await;
+    let (events, done) = events_until_done(&pipeline, follower, &tasks).await;
+
+    assert!(
+        matches!(done[&tasks[0]], Outcome::Completed { .. }),
+        "{:?}",
+        done[&tasks[0]]
+    );
+    assert_eq!(
+        parse_calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "ingest's forward went out once"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.stage == Stage::Ingest && matches!(e.kind, EventKind::Succeeded { .. })),
+        "ingest's own events arrived after all"
+    );
+    for stage in Stage::ALL {
+        assert_eq!(
+            pipeline
+                .depth(&pipeline.topology().dead_letter_queue(stage))
+                .await,
+            0,
+            "nothing dead-lettered at {stage}"
+        );
+    }
+    pipeline.teardown().await;
+}
