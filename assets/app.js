@@ -35,6 +35,36 @@ function when(iso) {
   return isNaN(date) ? iso : date.toLocaleString();
 }
 
+// Server-sent `task` events of a watch, read with fetch: an EventSource
+// cannot send the token.
+function watch(path, onTask) {
+  const controller = new AbortController();
+  (async () => {
+    const response = await fetch(path, { headers: authHeaders(), signal: controller.signal });
+    if (!response.ok || !response.body) return;
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) name = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        if (name === "task" && data.length) onTask(JSON.parse(data.join("\n")));
+      }
+    }
+  })().catch(() => {});
+  return { close: () => controller.abort() };
+}
+
 function token() {
   return localStorage.getItem("tenderflow-token") || "";
 }
@@ -45,7 +75,10 @@ function authHeaders() {
 }
 
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  // Reads need the token too when one is set: they show error messages
+  // and file names.
+  const headers = { ...authHeaders(), ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers });
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : await response.text();
   if (!response.ok) {
@@ -195,9 +228,7 @@ function taskPage(id) {
     show(view);
     if (view.state === "done" || view.state === "failed") return;
     // Live updates: one `task` event per change, ending when final.
-    source = new EventSource(`/v1/tasks/${id}/watch`);
-    source.addEventListener("task", (event) => show(JSON.parse(event.data)));
-    source.onerror = () => { source.close(); source = undefined; };
+    source = watch(`/v1/tasks/${id}/watch`, show);
   }).catch((error) => {
     head.replaceChildren(el("h2", {}, `Task ${id}`), el("p", { class: "error" }, error.message));
   });

@@ -130,10 +130,17 @@ pub struct ProjectorSettings {
 pub struct HttpSettings {
     /// Listen address.
     pub addr: String,
-    /// Bearer token required by mutating endpoints, when set.
+    /// Bearer token required, when set, by every endpoint that shows or
+    /// changes tasks (the dashboard page, health, readiness and metrics
+    /// stay open). Empty is an error.
     pub token: Option<Secret>,
     /// Largest request body, in bytes.
     pub body_limit_bytes: u64,
+    /// Most connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Longest wait for a request's head (line and headers), in ms: a
+    /// client that sends it slower is cut off (slowloris).
+    pub header_timeout_ms: u64,
 }
 
 /// Logging.
@@ -229,6 +236,8 @@ db_path = "data/projector.sqlite3"
 [http]
 addr = "127.0.0.1:8080"
 body_limit_bytes = 67108864
+max_connections = 512
+header_timeout_ms = 10000
 
 [log]
 format = "text"
@@ -335,6 +344,19 @@ impl Settings {
         }
         if self.store.max_document_bytes == 0 {
             bail!("store.max_document_bytes must be positive");
+        }
+        if self.http.max_connections == 0 || self.http.header_timeout_ms == 0 {
+            bail!("http.max_connections and http.header_timeout_ms must be positive");
+        }
+        if self
+            .http
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().is_empty())
+        {
+            bail!(
+                "http.token is set but empty: set a real token, or leave it out to run without one"
+            );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!("log.format must be text or json");

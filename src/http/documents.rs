@@ -77,16 +77,45 @@ fn options(filter_model: Option<String>, extract_model: Option<String>) -> TaskO
     }
 }
 
+/// The file name in `X-Filename`: UTF-8 as sent (Chinese names), or an
+/// RFC 8187 extended value (`UTF-8''%E6%8B%9B…`, also as `filename*=…`).
+fn header_filename(raw: &[u8]) -> Result<String, ApiError> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| ApiError::bad_request("X-Filename is not UTF-8"))?
+        .trim();
+    let (ext, declared) = match text.strip_prefix("filename*=") {
+        Some(ext) => (ext.trim_matches('"'), true),
+        None => (text, false),
+    };
+    let extended = ext
+        .get(..6)
+        .is_some_and(|head| head.eq_ignore_ascii_case("utf-8'"));
+    if !extended {
+        if declared {
+            return Err(ApiError::bad_request(
+                "X-Filename: filename*= must be UTF-8''<percent-encoded name>",
+            ));
+        }
+        return Ok(text.to_string());
+    }
+    let Some((_language, encoded)) = ext[6..].split_once('\'') else {
+        return Ok(text.to_string());
+    };
+    percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .map(|name| name.into_owned())
+        .map_err(|_| ApiError::bad_request("X-Filename decodes to bytes that are not UTF-8"))
+}
+
 async fn read_raw(
     request: Request,
     state: &AppState,
     query: SubmitQuery,
 ) -> Result<(Vec<Upload>, TaskOptions), ApiError> {
-    let from_header = request
-        .headers()
-        .get(FILENAME_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let from_header = match request.headers().get(FILENAME_HEADER) {
+        Some(value) => Some(header_filename(value.as_bytes())?),
+        None => None,
+    };
     let filename = from_header.or(query.filename).filter(|f| !f.is_empty());
     let bytes = Bytes::from_request(request, state).await?;
     let filename = filename.ok_or_else(|| {
@@ -165,4 +194,32 @@ async fn wait_until_seen(
         }
     };
     let _ = tokio::time::timeout(SEEN_WAIT, seen).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_filename;
+
+    #[test]
+    fn file_names_in_utf8_and_rfc_8187() {
+        assert_eq!(
+            header_filename("招标文件.pdf".as_bytes()).unwrap(),
+            "招标文件.pdf"
+        );
+        assert_eq!(header_filename(b"plain.docx").unwrap(), "plain.docx");
+        assert_eq!(
+            header_filename(b"UTF-8''%E6%8B%9B%E6%A0%87.pdf").unwrap(),
+            "招标.pdf"
+        );
+        assert_eq!(
+            header_filename(b"filename*=utf-8'zh'%E6%8B%9B%E6%A0%87.pdf").unwrap(),
+            "招标.pdf"
+        );
+        assert!(header_filename(b"\xff\xfe").is_err());
+        assert!(header_filename(b"filename*=GBK''%D5%D0").is_err());
+        assert_eq!(
+            header_filename(b"O'Brien's bid.pdf").unwrap(),
+            "O'Brien's bid.pdf"
+        );
+    }
 }

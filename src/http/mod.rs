@@ -61,9 +61,26 @@ pub struct AppState {
 /// The API's router.
 pub fn router(state: AppState) -> Router {
     let limit = usize::try_from(state.settings.http.body_limit_bytes).unwrap_or(usize::MAX);
+    // Posts: the token when one is set, and never from another site.
     let mutating = Router::new()
         .route("/v1/documents", post(documents::submit))
         .route("/v1/dead-letters/replay", post(dead_letters::replay))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::refuse_cross_site,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    // Reads that show tasks, their errors and file names: the token too.
+    let reads = Router::new()
+        .route("/v1/tasks", get(tasks::list))
+        .route("/v1/tasks/{id}", get(tasks::show))
+        .route("/v1/tasks/{id}/events", get(tasks::events))
+        .route("/v1/tasks/{id}/summary", get(tasks::summary))
+        .route("/v1/tasks/{id}/watch", get(tasks::watch))
+        .route("/v1/dead-letters", get(dead_letters::list))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -75,12 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/v1/tasks", get(tasks::list))
-        .route("/v1/tasks/{id}", get(tasks::show))
-        .route("/v1/tasks/{id}/events", get(tasks::events))
-        .route("/v1/tasks/{id}/summary", get(tasks::summary))
-        .route("/v1/tasks/{id}/watch", get(tasks::watch))
-        .route("/v1/dead-letters", get(dead_letters::list))
+        .merge(reads)
         .merge(mutating)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -130,4 +142,77 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)
+}
+
+/// Bounds on the server's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Most connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest wait for a request's head before the connection is cut.
+    pub header_timeout: Duration,
+}
+
+impl ServeLimits {
+    /// The limits of `settings.http`.
+    pub fn from_settings(settings: &Settings) -> ServeLimits {
+        ServeLimits {
+            max_connections: settings.http.max_connections.max(1),
+            header_timeout: Duration::from_millis(settings.http.header_timeout_ms.max(1)),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets open requests
+/// finish. Unlike `axum::serve` it bounds what a client can hold: at most
+/// `max_connections` at once (the rest wait to be accepted), and a request
+/// head that takes longer than `header_timeout` to arrive ends its
+/// connection, so slow clients (slowloris) cannot use up the server.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }

@@ -125,8 +125,8 @@ async fn serve(
             result
         }
     });
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(local.clone().cancelled_owned())
+    let limits = crate::http::ServeLimits::from_settings(&state.settings);
+    let server = crate::http::serve(listener, router(state), limits, local.clone())
         .await
         .context("the HTTP server failed");
     local.cancel();

@@ -30,13 +30,31 @@ pub fn test_pipeline(tweak: impl FnOnce(&mut Settings)) -> TestPipeline {
     })
 }
 
+/// A client that sends `Authorization: Bearer <token>` on every request.
+fn client_with(token: Option<String>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// A projector and API started for one test.
 pub struct TestApp {
     pub base: String,
     pub db: ViewDb,
     pub token: CancellationToken,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// A client that sends the configured token, if any, on every request.
     pub http: reqwest::Client,
+    /// A client that sends no token.
+    pub bare: reqwest::Client,
 }
 
 impl TestApp {
@@ -51,7 +69,8 @@ impl TestApp {
             db: running.db,
             token,
             handle: running.handle,
-            http: reqwest::Client::new(),
+            http: client_with(settings.http.token.as_ref().map(|t| t.expose().to_string())),
+            bare: reqwest::Client::new(),
         }
     }
 
@@ -128,10 +147,32 @@ async fn a_document_submitted_over_http_is_watched_to_done() {
     let app = TestApp::start(&pipeline.settings).await;
     pipeline.start_all();
 
+    // With no token set, a post from another site is refused.
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://elsewhere.example"),
+    ] {
+        let response = app
+            .http
+            .post(app.url("/v1/documents"))
+            .header("x-filename", "notice.md")
+            .header(name, value)
+            .body(NOTICE)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::FORBIDDEN, "cross_site").await;
+    }
+
+    // A Chinese file name, sent as UTF-8.
     let response = app
         .http
         .post(app.url("/v1/documents?filter_model=rules"))
-        .header("x-filename", "notice.md")
+        .header(
+            "x-filename",
+            reqwest::header::HeaderValue::from_bytes("招标公告.md".as_bytes()).unwrap(),
+        )
+        .header("sec-fetch-site", "same-origin")
         .body(NOTICE)
         .send()
         .await
@@ -145,7 +186,7 @@ async fn a_document_submitted_over_http_is_watched_to_done() {
     // The task is readable as soon as the 202 arrives.
     let (status, view) = app.get(&location).await;
     assert_eq!(status, StatusCode::OK, "{view}");
-    assert_eq!(view["documents"][0]["filename"], "notice.md");
+    assert_eq!(view["documents"][0]["filename"], "招标公告.md");
 
     let watch = app
         .http
@@ -198,7 +239,7 @@ async fn a_document_submitted_over_http_is_watched_to_done() {
         .unwrap();
     assert_eq!(last.state, TaskState::Done);
     assert_eq!(lines, vec!["ingest ✓  parse ✓  filter ✓  extract ✓  done"]);
-    assert!(render_status(&client.status(id).await.unwrap()).contains("notice.md"));
+    assert!(render_status(&client.status(id).await.unwrap()).contains("招标公告.md"));
     let page = client
         .tasks(Some(TaskState::Done), Some(10), None)
         .await
@@ -314,8 +355,37 @@ async fn bad_requests_get_a_4xx_and_the_error_shape() {
     )
     .await;
 
+    // With a token set, reads that show tasks need it too; the 401 names
+    // the scheme. Health, readiness, metrics and the dashboard stay open.
+    for path in [
+        "/v1/tasks".to_string(),
+        format!("/v1/tasks/{unknown}"),
+        format!("/v1/tasks/{unknown}/events"),
+        "/v1/dead-letters".to_string(),
+    ] {
+        let response = app.bare.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"tenderflow\"",
+            "{path}"
+        );
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    for path in ["/healthz", "/metrics", "/", "/v1/openapi.json"] {
+        let response = app.bare.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let response = app
+        .bare
+        .get(app.url("/v1/tasks"))
+        .header("authorization", "bearer s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the scheme in any case");
+
     // Mutating endpoints need the token.
-    let post = |path: &str| http.post(app.url(path));
+    let post = |path: &str| app.bare.post(app.url(path));
     let response = post("/v1/documents?filename=a.md")
         .body("x")
         .send()
@@ -519,5 +589,60 @@ async fn a_multipart_upload_is_accepted_and_a_dead_letter_is_listed_and_replayed
         .await;
     assert!(view["events"].as_array().unwrap().len() >= 2);
     let _ = conn.close(200, "done".into()).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_head_sent_too_slowly_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pipeline = test_pipeline(|settings| settings.http.header_timeout_ms = 500);
+    let app = TestApp::start(&pipeline.settings).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // A head that never ends, a header every now and then.
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let cut = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 512];
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "the server closed the slow connection");
+    // Others are served all along.
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_is_free() {
+    let pipeline = test_pipeline(|settings| settings.http.max_connections = 2);
+    let app = TestApp::start(&pipeline.settings).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let first = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = app
+        .bare
+        .get(app.url("/healthz"))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    assert!(waiting.is_err(), "a third connection is not served");
+    drop(first);
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.bare.get(app.url("/healthz")).send(),
+    )
+    .await
+    .expect("served once a slot is free")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
     app.stop().await;
 }
