@@ -53,6 +53,10 @@ pub const RETURNS_HEADER: &str = "x-tf-returns";
 /// still publishes both.
 pub const ANNOUNCE_AFTER: Duration = Duration::from_millis(50);
 
+/// How long a stopping worker waits for deliveries the broker sent before
+/// it saw the cancel.
+const DRAIN_WAIT: Duration = Duration::from_millis(500);
+
 /// How one stage worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -172,11 +176,19 @@ impl<H: Handler> Worker<H> {
             }
         };
         if outcome.is_ok() {
-            // Stop new deliveries; anything prefetched but not started is
-            // requeued by the broker when the channel closes.
+            // Stop new deliveries. Those the broker sent before the cancel
+            // are handled like the rest: returned unhandled, each would
+            // count as a failed delivery and bring it closer to poison.
             let _ = channel
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await;
+            while let Ok(Some(Ok(delivery))) =
+                tokio::time::timeout(DRAIN_WAIT, consumer.next()).await
+            {
+                let worker = Arc::clone(self);
+                let token = token.clone();
+                in_hand.spawn(async move { worker.process(delivery, &token).await });
+            }
         }
         in_hand.close();
         in_hand.wait().await;

@@ -611,6 +611,18 @@ fn the_compose_file_matches_the_command_line_and_the_settings() {
         );
         let url = yaml_str(&env["TENDERFLOW__AMQP__URL"]);
         assert!(url.contains("@rabbitmq:5672/"), "{stage}: {url}");
+        // A graceful stop lets the messages in hand finish: the grace
+        // period must outlast the handler timeout.
+        let grace = yaml_str(&spec["stop_grace_period"]);
+        let grace: u64 = grace
+            .strip_suffix('s')
+            .and_then(|g| g.parse().ok())
+            .unwrap_or_else(|| panic!("{stage}: stop_grace_period {grace} in seconds"));
+        let timeout_s = Settings::load(None).unwrap().stages.handler_timeout_ms / 1000;
+        assert!(
+            grace > timeout_s + 10,
+            "{stage}: a grace period of {grace} s is cut before a handler's {timeout_s} s"
+        );
     }
     let serve = service("serve");
     assert!(matches!(
