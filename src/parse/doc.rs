@@ -1,0 +1,351 @@
+//! DOC and WPS: the Word 97–2003 binary format ([MS-DOC]) in an OLE
+//! compound file. WPS Writer's `.wps` is the same format, so it is read
+//! here too.
+//!
+//! The compound file is opened with `cfb` ([`super::ole`]); no maintained
+//! crate reads the Word structures inside it, so they are read here: the
+//! FIB, the piece table (8-bit Windows-1252 pieces and UTF-16 pieces), the
+//! paragraph properties (table cells, row ends, nested tables, outline
+//! levels), the style sheet (headings) and the character properties
+//! (deleted revisions). Fields keep their result and drop their
+//! instruction; headers and footers go to `meta.furniture`; text boxes
+//! come after the body.
+//!
+//! Not read, and degraded to plain text rather than to an error: automatic
+//! list numbering (the number Word shows is not in the text; the text is
+//! kept), check-box form fields (their state is in the Data stream), symbol
+//! fonts (a Wingdings tick stays a private-use character), footnotes,
+//! comments, merged cells (each cell is read as it is stored), the
+//! property modifiers of fast saves, and inserted-revision marks (the
+//! inserted text is kept, as Word shows it).
+
+use super::ole::Ole;
+use super::textutil::{chapter_heading_level, clause_number};
+use super::{ParseError, ParseLimits, guard};
+use crate::document::{Block, ParsedDocument};
+
+use self::fib::{Fib, Text};
+use self::props::{Chars, Para, Runs};
+use self::styles::Styles;
+
+mod bytes;
+mod fib;
+mod props;
+mod styles;
+
+/// Fields nested deeper than this are read as if flat.
+const MAX_FIELD_NESTING: usize = 32;
+
+/// Parses DOC (or WPS) bytes.
+pub fn parse_doc(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {
+    guard("DOC", || parse_compound(bytes, limits))
+}
+
+fn parse_compound(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {
+    let mut ole = Ole::open(bytes, limits, "DOC")?;
+    let word = ole
+        .read_stream("WordDocument")?
+        .ok_or_else(|| ParseError::corrupt("a compound file without a WordDocument stream"))?;
+    let fib = Fib::parse(&word)?;
+    if fib.encrypted() {
+        return Err(ParseError::new(
+            "encrypted",
+            "the Word document is password-protected (encrypted)",
+        ));
+    }
+    let table = ole.read_stream(fib.table_stream())?.ok_or_else(|| {
+        ParseError::corrupt(format!(
+            "the Word document has no {} stream",
+            fib.table_stream()
+        ))
+    })?;
+    let clx = fib
+        .slice(&table, fib::CLX)
+        .ok_or_else(|| ParseError::corrupt("the Word document has no piece table"))?;
+    let [
+        text_len,
+        footnotes,
+        headers,
+        macros,
+        comments,
+        endnotes,
+        boxes,
+        _,
+    ] = fib.ccp;
+    let header_start = text_len.saturating_add(footnotes);
+    let boxes_start = header_start
+        .saturating_add(headers)
+        .saturating_add(macros)
+        .saturating_add(comments)
+        .saturating_add(endnotes);
+    let wanted = boxes_start.saturating_add(boxes);
+    let budget = limits.max_uncompressed_bytes;
+    let text = Text::read(&word, clx, wanted, budget)?;
+    ole.spend(text.units.len() as u64 * 2)?;
+    let doc = Doc {
+        paras: Runs::paragraphs(&word, fib.slice(&table, fib::PLCF_BTE_PAPX)),
+        chars: Runs::characters(&word, fib.slice(&table, fib::PLCF_BTE_CHPX)),
+        styles: Styles::parse(fib.slice(&table, fib::STSHF)),
+        text,
+    };
+    let mut blocks = doc.blocks(0, text_len);
+    blocks.extend(doc.blocks(boxes_start, boxes_start.saturating_add(boxes)));
+    let mut parsed = ParsedDocument::new("doc", blocks);
+    parsed.meta.furniture = doc.furniture(header_start, headers, fib.slice(&table, fib::PLCF_HDD));
+    Ok(parsed)
+}
+
+/// The decoded text and the properties that give it structure.
+struct Doc {
+    text: Text,
+    paras: Runs<Para>,
+    chars: Runs<Chars>,
+    styles: Styles,
+}
+
+impl Doc {
+    /// The blocks of the characters `start..end` (one subdocument).
+    fn blocks(&self, start: u32, end: u32) -> Vec<Block> {
+        let mut walker = Walker {
+            doc: self,
+            blocks: Vec::new(),
+            fields: Vec::new(),
+            deep_fields: 0,
+            line: Vec::new(),
+            table: TableBuild::default(),
+        };
+        let end = end.min(self.text.units.len() as u32);
+        for cp in start.min(end)..end {
+            walker.char_at(cp);
+        }
+        walker.end_paragraph(None);
+        walker.flush_table();
+        walker.blocks
+    }
+
+    /// Header and footer texts: each story of the header subdocument
+    /// (PlcfHdd gives their bounds), trimmed, once each.
+    fn furniture(&self, start: u32, len: u32, plc: Option<&[u8]>) -> Vec<String> {
+        let mut bounds: Vec<u32> = plc
+            .map(|p| {
+                p.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .filter(|cp| *cp <= len)
+                    .collect()
+            })
+            .unwrap_or_default();
+        bounds.extend([0, len]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut out: Vec<String> = Vec::new();
+        for pair in bounds.windows(2) {
+            let story = self
+                .blocks(start + pair[0], start + pair[1])
+                .iter()
+                .map(Block::text)
+                .collect::<Vec<_>>()
+                .join("\n");
+            let story = story.trim().to_string();
+            if !story.is_empty() && !out.contains(&story) {
+                out.push(story);
+            }
+        }
+        out
+    }
+}
+
+/// A table being read: its rows so far, the open row and cell.
+#[derive(Debug, Default)]
+struct TableBuild {
+    rows: Vec<Vec<String>>,
+    header_rows: u32,
+    row: Vec<String>,
+    /// The open cell's paragraphs (a nested table's rows among them).
+    cell: Vec<String>,
+    /// A nested table's open row and cell.
+    inner_row: Vec<String>,
+    inner_cell: Vec<String>,
+}
+
+/// Walks characters into blocks.
+struct Walker<'d> {
+    doc: &'d Doc,
+    blocks: Vec<Block>,
+    /// Open fields, outermost first: whether each is still in its
+    /// instruction (before its separator).
+    fields: Vec<bool>,
+    /// Fields opened past [`MAX_FIELD_NESTING`], not tracked one by one.
+    deep_fields: usize,
+    /// The open paragraph's UTF-16 units.
+    line: Vec<u16>,
+    table: TableBuild,
+}
+
+impl Walker<'_> {
+    fn char_at(&mut self, cp: u32) {
+        let unit = self.doc.text.units[cp as usize];
+        let offset = self.doc.text.offset_of(cp);
+        let deleted = offset.is_some_and(|o| self.doc.chars.at(o).deleted);
+        match unit {
+            // Paragraph, cell and row marks end a paragraph even when
+            // deleted, so that a table's shape survives.
+            0x0D | 0x07 | 0x0C => self.end_paragraph(Some((unit, offset))),
+            _ if deleted => {}
+            0x13 => {
+                if self.fields.len() < MAX_FIELD_NESTING {
+                    self.fields.push(true);
+                } else {
+                    self.deep_fields += 1;
+                }
+            }
+            0x14 => {
+                if self.deep_fields == 0
+                    && let Some(top) = self.fields.last_mut()
+                {
+                    *top = false;
+                }
+            }
+            0x15 => {
+                if self.deep_fields > 0 {
+                    self.deep_fields -= 1;
+                } else {
+                    self.fields.pop();
+                }
+            }
+            _ if self.fields.iter().any(|in_code| *in_code) => {}
+            0x09 => self.line.push(u16::from(b'\t')),
+            0x0B => self.line.push(u16::from(b'\n')),
+            // A non-breaking hyphen.
+            0x1E => self.line.push(u16::from(b'-')),
+            // Other control characters are anchors (pictures, footnote
+            // references, drawn objects) or an optional hyphen.
+            0x00..=0x1F => {}
+            _ => self.line.push(unit),
+        }
+    }
+
+    /// Ends the open paragraph at a mark (`None`: the end of the text).
+    fn end_paragraph(&mut self, mark: Option<(u16, Option<u32>)>) {
+        // An instruction does not run on past its paragraph: a field whose
+        // separator is missing must not swallow the rest of the document.
+        for in_code in &mut self.fields {
+            *in_code = false;
+        }
+        let text = String::from_utf16_lossy(&std::mem::take(&mut self.line));
+        let text = text.trim();
+        let Some((unit, offset)) = mark else {
+            self.plain_paragraph(text, Para::default());
+            return;
+        };
+        let para = offset.map_or_else(Para::default, |o| self.doc.paras.at(o));
+        match (para.depth(), unit) {
+            (0, _) => self.plain_paragraph(text, para),
+            (1, 0x07) if para.ttp => self.end_row(para.header_row),
+            (_, 0x07) => {
+                // A cell mark; an inner table still open in the cell ends
+                // with it.
+                self.close_inner_table();
+                push_nonempty(&mut self.table.cell, text);
+                let cell = std::mem::take(&mut self.table.cell).join("\n");
+                self.table.row.push(cell);
+            }
+            (1, _) => push_nonempty(&mut self.table.cell, text),
+            (_, _) if para.inner_ttp => self.close_inner_row(),
+            (_, _) if para.inner_cell => {
+                push_nonempty(&mut self.table.inner_cell, text);
+                let cell = std::mem::take(&mut self.table.inner_cell).join("\n");
+                self.table.inner_row.push(cell);
+            }
+            (_, _) => push_nonempty(&mut self.table.inner_cell, text),
+        }
+    }
+
+    fn plain_paragraph(&mut self, text: &str, para: Para) {
+        self.flush_table();
+        if text.is_empty() {
+            return;
+        }
+        let level = para
+            .outline
+            .or_else(|| self.doc.styles.heading_level(para.istd))
+            .or_else(|| chapter_heading_level(text));
+        self.blocks.push(match level {
+            Some(level) => Block::Heading {
+                level,
+                text: text.to_string(),
+                number: clause_number(text),
+                page: None,
+            },
+            None => Block::Paragraph {
+                text: text.to_string(),
+                page: None,
+            },
+        });
+    }
+
+    fn end_row(&mut self, header: bool) {
+        self.close_inner_table();
+        let table = &mut self.table;
+        if !table.cell.is_empty() {
+            // Text after the last cell mark: a cell of its own.
+            let cell = std::mem::take(&mut table.cell).join("\n");
+            table.row.push(cell);
+        }
+        let row = std::mem::take(&mut table.row);
+        if header && table.header_rows as usize == table.rows.len() {
+            table.header_rows += 1;
+        }
+        table.rows.push(row);
+    }
+
+    /// A nested table's row: its cells joined by ` | `, one line of the
+    /// outer cell.
+    fn close_inner_row(&mut self) {
+        let table = &mut self.table;
+        if !table.inner_cell.is_empty() {
+            let cell = std::mem::take(&mut table.inner_cell).join("\n");
+            table.inner_row.push(cell);
+        }
+        let row = std::mem::take(&mut table.inner_row);
+        if row.iter().any(|c| !c.is_empty()) {
+            table.cell.push(row.join(" | "));
+        }
+    }
+
+    fn close_inner_table(&mut self) {
+        if !self.table.inner_row.is_empty() || !self.table.inner_cell.is_empty() {
+            self.close_inner_row();
+        }
+    }
+
+    /// Ends the open table, if any: a row left open (no row-end mark) is
+    /// kept as it stands.
+    fn flush_table(&mut self) {
+        let table = &mut self.table;
+        if !table.row.is_empty() || !table.cell.is_empty() || !table.inner_row.is_empty() {
+            self.end_row(false);
+        }
+        let table = std::mem::take(&mut self.table);
+        let rows: Vec<Vec<String>> = table
+            .rows
+            .into_iter()
+            .filter(|r| r.iter().any(|c| !c.is_empty()))
+            .collect();
+        if !rows.is_empty() {
+            self.blocks.push(Block::Table {
+                header_rows: table.header_rows.min(rows.len() as u32),
+                rows,
+                page: None,
+            });
+        }
+    }
+}
+
+fn push_nonempty(lines: &mut Vec<String>, text: &str) {
+    if !text.is_empty() {
+        lines.push(text.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests;

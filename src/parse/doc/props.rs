@@ -1,0 +1,250 @@
+//! Paragraph and character properties: the formatted disk pages (FKPs) that
+//! the bin tables PlcBtePapx and PlcBteChpx point to ([MS-DOC] 2.9.74–79),
+//! and the few single property modifiers (sprms) this parser needs.
+//!
+//! A property lookup that fails (a page outside the stream, a broken
+//! entry) gives the default properties: the text is still read, only its
+//! table or heading structure is lost.
+
+use super::bytes::{u16_at, u32_at};
+
+/// The size of a formatted disk page.
+const PAGE: usize = 512;
+
+/// Paragraph facts from a PAPX.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Para {
+    /// The paragraph style (index into the STSH).
+    pub(super) istd: u16,
+    /// `sprmPFInTable`: inside a table cell.
+    pub(super) in_table: bool,
+    /// `sprmPFTtp`: the mark ending a table row.
+    pub(super) ttp: bool,
+    /// `sprmPItap`: table depth (1 for an outer table).
+    pub(super) itap: u32,
+    /// `sprmPFInnerTableCell`: the mark ending a cell of a nested table.
+    pub(super) inner_cell: bool,
+    /// `sprmPFInnerTtp`: the mark ending a row of a nested table.
+    pub(super) inner_ttp: bool,
+    /// `sprmPOutLvl` below 9: a heading level, 1-based.
+    pub(super) outline: Option<u8>,
+    /// `sprmTTableHeader` on a row end: the row repeats as a header.
+    pub(super) header_row: bool,
+}
+
+impl Para {
+    /// Depth of the table this paragraph is in (0: none).
+    pub(super) fn depth(&self) -> u32 {
+        match (self.in_table, self.itap) {
+            (false, _) => 0,
+            (true, 0) => 1,
+            (true, n) => n,
+        }
+    }
+}
+
+/// Character facts from a CHPX.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Chars {
+    /// `sprmCFRMarkDel`: deleted with change tracking on.
+    pub(super) deleted: bool,
+}
+
+/// Properties by byte range of the WordDocument stream.
+#[derive(Debug)]
+pub(super) struct Runs<T> {
+    /// (first byte, byte after the last, properties), sorted.
+    spans: Vec<(u32, u32, T)>,
+}
+
+impl<T: Copy + Default> Runs<T> {
+    /// The properties of the character stored at `offset`.
+    pub(super) fn at(&self, offset: u32) -> T {
+        let i = self.spans.partition_point(|(start, _, _)| *start <= offset);
+        i.checked_sub(1)
+            .and_then(|i| self.spans.get(i))
+            .filter(|(_, end, _)| offset < *end)
+            .map(|(_, _, t)| *t)
+            .unwrap_or_default()
+    }
+
+    fn from_pages(
+        word: &[u8],
+        plc: Option<&[u8]>,
+        entry: impl Fn(&[u8], usize, usize) -> Option<T>,
+    ) -> Self {
+        let mut spans = Vec::new();
+        for page in bin_table_pages(word, plc) {
+            let crun = usize::from(page[PAGE - 1]);
+            for i in 0..crun {
+                let (Some(start), Some(end)) = (u32_at(page, i * 4), u32_at(page, i * 4 + 4))
+                else {
+                    break;
+                };
+                if end <= start {
+                    continue;
+                }
+                if let Some(t) = entry(page, crun, i) {
+                    spans.push((start, end, t));
+                }
+            }
+        }
+        spans.sort_by_key(|(start, _, _)| *start);
+        Runs { spans }
+    }
+}
+
+impl Runs<Para> {
+    /// The paragraph properties of every paragraph, from PlcBtePapx.
+    pub(super) fn paragraphs(word: &[u8], plc: Option<&[u8]>) -> Self {
+        Runs::from_pages(word, plc, |page, crun, i| {
+            // BxPap: one byte of word offset, then 12 reserved bytes.
+            let at = (crun + 1) * 4 + i * 13;
+            let offset = usize::from(*page.get(at)?) * 2;
+            if offset == 0 {
+                return Some(Para::default());
+            }
+            let cb = usize::from(*page.get(offset)?);
+            let body = if cb == 0 {
+                let cb = usize::from(*page.get(offset + 1)?);
+                page.get(offset + 2..offset + 2 + cb * 2)?
+            } else {
+                page.get(offset + 1..offset + cb * 2)?
+            };
+            let istd = u16_at(body, 0)?;
+            Some(para_of(istd, body.get(2..)?))
+        })
+    }
+}
+
+impl Runs<Chars> {
+    /// The character properties of every run, from PlcBteChpx.
+    pub(super) fn characters(word: &[u8], plc: Option<&[u8]>) -> Self {
+        Runs::from_pages(word, plc, |page, crun, i| {
+            let at = (crun + 1) * 4 + i;
+            let offset = usize::from(*page.get(at)?) * 2;
+            if offset == 0 {
+                return Some(Chars::default());
+            }
+            let cb = usize::from(*page.get(offset)?);
+            let grpprl = page.get(offset + 1..offset + 1 + cb)?;
+            let mut chars = Chars::default();
+            for (sprm, operand) in sprms(grpprl) {
+                if sprm == 0x0800 {
+                    chars.deleted = operand.first().is_some_and(|b| *b & 1 != 0);
+                }
+            }
+            Some(chars)
+        })
+    }
+}
+
+/// The pages a bin table (PlcBtePapx or PlcBteChpx) names, each checked to
+/// lie in the stream.
+fn bin_table_pages<'w>(word: &'w [u8], plc: Option<&[u8]>) -> Vec<&'w [u8]> {
+    let Some(plc) = plc else {
+        return Vec::new();
+    };
+    let n = plc.len().saturating_sub(4) / 8;
+    (0..n)
+        .filter_map(|i| u32_at(plc, (n + 1) * 4 + i * 4))
+        .filter_map(|pn| {
+            let start = (pn & 0x003F_FFFF) as usize * PAGE;
+            word.get(start..start + PAGE)
+        })
+        .collect()
+}
+
+/// Paragraph facts from a style index and the PAPX's modifiers.
+pub(super) fn para_of(istd: u16, grpprl: &[u8]) -> Para {
+    let mut para = Para {
+        istd,
+        ..Para::default()
+    };
+    for (sprm, operand) in sprms(grpprl) {
+        let flag = || operand.first().is_some_and(|b| *b != 0);
+        match sprm {
+            0x4600 => para.istd = u16_at(operand, 0).unwrap_or(istd),
+            0x2416 => para.in_table = flag(),
+            0x2417 => para.ttp = flag(),
+            0x6649 => para.itap = u32_at(operand, 0).unwrap_or(0),
+            0x244B => para.inner_cell = flag(),
+            0x244C => para.inner_ttp = flag(),
+            0x2640 => para.outline = operand.first().filter(|l| **l < 9).map(|l| l + 1),
+            0x3404 => para.header_row = flag(),
+            _ => {}
+        }
+    }
+    para
+}
+
+/// The (sprm, operand) pairs of a grpprl, up to the first one that does
+/// not fit.
+pub(super) fn sprms(grpprl: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let sprm = u16_at(grpprl, at)?;
+        let size = operand_size(sprm, grpprl, at + 2)?;
+        let operand = grpprl.get(at + 2..at + 2 + size)?;
+        at += 2 + size;
+        Some((sprm, operand))
+    })
+}
+
+/// The size of a sprm's operand (its `spra` bits), with the two
+/// variable-size sprms whose length is stored differently.
+fn operand_size(sprm: u16, grpprl: &[u8], at: usize) -> Option<usize> {
+    Some(match sprm >> 13 {
+        0 | 1 => 1,
+        2 | 4 | 5 => 2,
+        3 => 4,
+        7 => 3,
+        _ => match sprm {
+            // sprmTDefTable: a 2-byte size, counted one too high.
+            0xD608 | 0xD606 => usize::from(u16_at(grpprl, at)?) + 1,
+            // sprmPChgTabs: a size byte of 255 means "count the entries".
+            0xC615 if *grpprl.get(at)? == 255 => {
+                let deletes = usize::from(*grpprl.get(at + 1)?);
+                let adds = usize::from(*grpprl.get(at + 2 + deletes * 4)?);
+                1 + (1 + deletes * 4) + (1 + adds * 3)
+            }
+            _ => 1 + usize::from(*grpprl.get(at)?),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sprms_of_every_size_are_walked() {
+        let grpprl = [
+            0x16, 0x24, 0x01, // sprmPFInTable 1
+            0x00, 0x46, 0x05, 0x00, // sprmPIstd 5
+            0x08, 0xD6, 0x03, 0x00, 0xAA, 0xBB, // sprmTDefTable, 2 bytes of body
+            0x49, 0x66, 0x02, 0x00, 0x00, 0x00, // sprmPItap 2
+            0x17, 0x24, 0x01, // sprmPFTtp 1
+            0x40, 0x26, 0x01, // sprmPOutLvl 1 (heading 2)
+        ];
+        let para = para_of(0, &grpprl);
+        assert!(para.in_table && para.ttp);
+        assert_eq!((para.istd, para.itap, para.outline), (5, 2, Some(2)));
+        assert_eq!(para.depth(), 2);
+        // Cut short: the walk stops, nothing panics.
+        let cut = para_of(0, &grpprl[..12]);
+        assert_eq!(cut.istd, 5);
+        assert!(!cut.ttp);
+    }
+
+    #[test]
+    fn lookups_outside_every_run_are_default() {
+        let runs = Runs {
+            spans: vec![(10, 20, Chars { deleted: true })],
+        };
+        assert!(runs.at(10).deleted && runs.at(19).deleted);
+        assert!(!runs.at(9).deleted && !runs.at(20).deleted);
+        let none: Runs<Para> = Runs::paragraphs(&[0; 100], Some(&[0xFF; 12]));
+        assert_eq!(none.at(0), Para::default());
+    }
+}
