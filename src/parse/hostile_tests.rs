@@ -328,7 +328,8 @@ fn docx_bombs_and_entities_are_refused() {
 fn empty_and_unknown_input() {
     assert_eq!(kind(b"", sniff::PDF), "empty");
     assert_eq!(kind(b"abc", "application/x-unknown"), "unsupported_type");
-    assert_eq!(kind(b"abc", "application/msword"), "unsupported_type");
+    assert_eq!(kind(b"abc", sniff::DOC), "corrupt");
+    assert_eq!(kind(b"abc", sniff::XLS), "corrupt");
     let limits = ParseLimits {
         max_input_bytes: 2,
         ..ParseLimits::default()
