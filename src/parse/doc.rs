@@ -6,14 +6,15 @@
 //! crate reads the Word structures inside it, so they are read here: the
 //! FIB, the piece table (8-bit Windows-1252 pieces and UTF-16 pieces), the
 //! paragraph properties (table cells, row ends, nested tables, outline
-//! levels), the style sheet (headings) and the character properties
-//! (deleted revisions). Fields keep their result and drop their
+//! levels), the style sheet (headings), the list tables (automatic
+//! numbering, rendered as text as Word shows it) and the character
+//! properties (deleted revisions). Fields keep their result and drop their
 //! instruction; headers and footers go to `meta.furniture`; text boxes
 //! come after the body.
 //!
-//! Not read, and degraded to plain text rather than to an error: automatic
-//! list numbering (the number Word shows is not in the text; the text is
-//! kept), check-box form fields (their state is in the Data stream), symbol
+//! Not read, and degraded to plain text rather than to an error: list
+//! levels redefined in a list override (the list's own level is used),
+//! check-box form fields (their state is in the Data stream), symbol
 //! fonts (a Wingdings tick stays a private-use character), footnotes,
 //! comments, merged cells (each cell is read as it is stored), the
 //! property modifiers of fast saves, and inserted-revision marks (the
@@ -24,12 +25,16 @@ use super::textutil::{chapter_heading_level, clause_number};
 use super::{ParseError, ParseLimits, guard};
 use crate::document::{Block, ParsedDocument};
 
+use std::cell::RefCell;
+
 use self::fib::{Fib, Text};
+use self::lists::Lists;
 use self::props::{Chars, Para, Runs};
 use self::styles::Styles;
 
 mod bytes;
 mod fib;
+mod lists;
 mod props;
 mod styles;
 
@@ -82,10 +87,16 @@ fn parse_compound(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, 
     let budget = limits.max_uncompressed_bytes;
     let text = Text::read(&word, clx, wanted, budget)?;
     ole.spend(text.units.len() as u64 * 2)?;
+    let data = ole.read_stream("Data")?.unwrap_or_default();
     let doc = Doc {
-        paras: Runs::paragraphs(&word, fib.slice(&table, fib::PLCF_BTE_PAPX)),
+        paras: Runs::paragraphs(&word, fib.slice(&table, fib::PLCF_BTE_PAPX), &data),
         chars: Runs::characters(&word, fib.slice(&table, fib::PLCF_BTE_CHPX)),
         styles: Styles::parse(fib.slice(&table, fib::STSHF)),
+        lists: RefCell::new(Lists::parse(
+            &table,
+            fib.offset(fib::PLF_LST),
+            fib.slice(&table, fib::PLF_LFO),
+        )),
         text,
     };
     let mut blocks = doc.blocks(0, text_len);
@@ -101,6 +112,8 @@ struct Doc {
     paras: Runs<Para>,
     chars: Runs<Chars>,
     styles: Styles,
+    /// The lists and their counters, advanced as paragraphs are walked.
+    lists: RefCell<Lists>,
 }
 
 impl Doc {
@@ -158,10 +171,15 @@ impl Doc {
 #[derive(Debug, Default)]
 struct TableBuild {
     rows: Vec<Vec<String>>,
+    /// Each row's cell boundaries, where its row end gives them.
+    bounds: Vec<Option<Vec<i16>>>,
     header_rows: u32,
     row: Vec<String>,
     /// The open cell's paragraphs (a nested table's rows among them).
     cell: Vec<String>,
+    /// Numbers of the open cell's empty numbered paragraphs: a 序号 cell
+    /// shows them when it has no text.
+    cell_numbers: Vec<String>,
     /// A nested table's open row and cell.
     inner_row: Vec<String>,
     inner_cell: Vec<String>,
@@ -234,33 +252,64 @@ impl Walker<'_> {
         let text = String::from_utf16_lossy(&std::mem::take(&mut self.line));
         let text = text.trim();
         let Some((unit, offset)) = mark else {
-            self.plain_paragraph(text, Para::default());
+            if !text.is_empty() {
+                self.plain_paragraph(text, Para::default(), None);
+            }
             return;
         };
         let para = offset.map_or_else(Para::default, |o| self.doc.paras.at(o));
+        if para.depth() == 1 && unit == 0x07 && para.ttp {
+            self.end_row(para.header_row, para.bounds);
+            return;
+        }
+        let number = self.number(&para);
+        if para.depth() == 0 {
+            self.plain_paragraph(text, para, number);
+            return;
+        }
+        let line = cell_line(text, number.as_ref(), &mut self.table.cell_numbers);
         match (para.depth(), unit) {
-            (0, _) => self.plain_paragraph(text, para),
-            (1, 0x07) if para.ttp => self.end_row(para.header_row),
             (_, 0x07) => {
                 // A cell mark; an inner table still open in the cell ends
                 // with it.
                 self.close_inner_table();
-                push_nonempty(&mut self.table.cell, text);
-                let cell = std::mem::take(&mut self.table.cell).join("\n");
-                self.table.row.push(cell);
+                push_nonempty(&mut self.table.cell, &line);
+                self.end_cell();
             }
-            (1, _) => push_nonempty(&mut self.table.cell, text),
+            (1, _) => push_nonempty(&mut self.table.cell, &line),
             (_, _) if para.inner_ttp => self.close_inner_row(),
             (_, _) if para.inner_cell => {
-                push_nonempty(&mut self.table.inner_cell, text);
+                push_nonempty(&mut self.table.inner_cell, &line);
                 let cell = std::mem::take(&mut self.table.inner_cell).join("\n");
                 self.table.inner_row.push(cell);
             }
-            (_, _) => push_nonempty(&mut self.table.inner_cell, text),
+            (_, _) => push_nonempty(&mut self.table.inner_cell, &line),
         }
     }
 
-    fn plain_paragraph(&mut self, text: &str, para: Para) {
+    /// The list number of a paragraph, with its level: its own list, else
+    /// its style's; a level from the paragraph, its style, or the level the
+    /// list ties to its style.
+    fn number(&self, para: &Para) -> Option<(String, u8)> {
+        let (ilfo, level) = match para.ilfo {
+            Some(ilfo) => (ilfo, para.ilvl),
+            None => {
+                let (ilfo, level) = self.doc.styles.list(para.istd)?;
+                (ilfo, para.ilvl.or(level))
+            }
+        };
+        if ilfo == 0 {
+            return None;
+        }
+        let mut lists = self.doc.lists.borrow_mut();
+        let level = level
+            .or_else(|| lists.level_of_style(ilfo, para.istd))
+            .unwrap_or(0);
+        let marker = lists.next(ilfo, level)?;
+        (!marker.is_empty()).then_some((marker, level))
+    }
+
+    fn plain_paragraph(&mut self, text: &str, para: Para, number: Option<(String, u8)>) {
         self.flush_table();
         if text.is_empty() {
             return;
@@ -269,33 +318,60 @@ impl Walker<'_> {
             .outline
             .or_else(|| self.doc.styles.heading_level(para.istd))
             .or_else(|| chapter_heading_level(text));
-        self.blocks.push(match level {
-            Some(level) => Block::Heading {
-                level,
+        let marker = number
+            .as_ref()
+            .map(|(m, _)| m.as_str())
+            .filter(|m| *m != "•");
+        self.blocks.push(match (level, number.as_ref()) {
+            (Some(level), _) => {
+                let full = match marker {
+                    Some(m) => format!("{m} {text}"),
+                    None => text.to_string(),
+                };
+                Block::Heading {
+                    level,
+                    number: marker.map(String::from).or_else(|| clause_number(&full)),
+                    text: full,
+                    page: None,
+                }
+            }
+            (None, Some((m, list_level))) => Block::ListItem {
                 text: text.to_string(),
-                number: clause_number(text),
+                number: Some(m.clone()),
+                level: *list_level,
                 page: None,
             },
-            None => Block::Paragraph {
+            (None, None) => Block::Paragraph {
                 text: text.to_string(),
                 page: None,
             },
         });
     }
 
-    fn end_row(&mut self, header: bool) {
+    /// Closes the open cell: its lines, or when it has none, the numbers
+    /// of its empty numbered paragraphs.
+    fn end_cell(&mut self) {
+        let table = &mut self.table;
+        let numbers = std::mem::take(&mut table.cell_numbers);
+        let lines = std::mem::take(&mut table.cell);
+        let cell = if lines.is_empty() { numbers } else { lines };
+        table.row.push(cell.join("\n"));
+    }
+
+    fn end_row(&mut self, header: bool, bounds: Option<Vec<i16>>) {
         self.close_inner_table();
         let table = &mut self.table;
-        if !table.cell.is_empty() {
+        if !table.cell.is_empty() || !table.cell_numbers.is_empty() {
             // Text after the last cell mark: a cell of its own.
-            let cell = std::mem::take(&mut table.cell).join("\n");
-            table.row.push(cell);
+            self.end_cell();
         }
+        let table = &mut self.table;
         let row = std::mem::take(&mut table.row);
         if header && table.header_rows as usize == table.rows.len() {
             table.header_rows += 1;
         }
         table.rows.push(row);
+        table.bounds.push(bounds);
     }
 
     /// A nested table's row: its cells joined by ` | `, one line of the
@@ -322,22 +398,68 @@ impl Walker<'_> {
     /// kept as it stands.
     fn flush_table(&mut self) {
         let table = &mut self.table;
-        if !table.row.is_empty() || !table.cell.is_empty() || !table.inner_row.is_empty() {
-            self.end_row(false);
+        if !table.row.is_empty()
+            || !table.cell.is_empty()
+            || !table.cell_numbers.is_empty()
+            || !table.inner_row.is_empty()
+        {
+            self.end_row(false, None);
         }
         let table = std::mem::take(&mut self.table);
-        let rows: Vec<Vec<String>> = table
-            .rows
-            .into_iter()
-            .filter(|r| r.iter().any(|c| !c.is_empty()))
-            .collect();
-        if !rows.is_empty() {
+        let rows = grid_aligned(table.rows, &table.bounds);
+        if rows.iter().flatten().any(|c| !c.is_empty()) {
             self.blocks.push(Block::Table {
                 header_rows: table.header_rows.min(rows.len() as u32),
                 rows,
                 page: None,
             });
         }
+    }
+}
+
+/// Rows aligned to the table's grid, as the DOCX parser aligns them: the
+/// grid is every cell boundary of every row; a cell that spans several
+/// grid columns is followed by an empty cell for each further one, and a
+/// row that starts right of the table's left edge begins with empty cells.
+/// A row whose boundaries are unknown, or do not match its cells, stays as
+/// it is.
+fn grid_aligned(rows: Vec<Vec<String>>, bounds: &[Option<Vec<i16>>]) -> Vec<Vec<String>> {
+    let mut grid: Vec<i16> = bounds.iter().flatten().flatten().copied().collect();
+    grid.sort_unstable();
+    grid.dedup();
+    let column = |x: i16| grid.partition_point(|g| *g < x);
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let Some(Some(edges)) = bounds.get(i) else {
+                return row;
+            };
+            if edges.len() != row.len() + 1 || edges.windows(2).any(|w| w[1] < w[0]) {
+                return row;
+            }
+            let mut out = vec![String::new(); column(edges[0])];
+            for (cell, pair) in row.into_iter().zip(edges.windows(2)) {
+                let span = column(pair[1]).saturating_sub(column(pair[0])).clamp(1, 64);
+                out.push(cell);
+                out.extend(std::iter::repeat_n(String::new(), span - 1));
+            }
+            out
+        })
+        .collect()
+}
+
+/// A paragraph's line in a cell: its text after its number, as a list
+/// item reads; an empty numbered paragraph leaves its number aside.
+fn cell_line(text: &str, number: Option<&(String, u8)>, numbers: &mut Vec<String>) -> String {
+    match number {
+        Some((m, _)) if text.is_empty() => {
+            if m != "•" {
+                numbers.push(m.clone());
+            }
+            String::new()
+        }
+        Some((m, _)) if !text.starts_with(m.as_str()) => format!("{m} {text}"),
+        _ => text.to_string(),
     }
 }
 
@@ -348,4 +470,4 @@ fn push_nonempty(lines: &mut Vec<String>, text: &str) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -448,7 +448,7 @@ fn render_marker(current: &Level, levels: &HashMap<u8, Level>, values: &[u32]) -
 }
 
 /// A counter in a `w:numFmt` format.
-fn format_number(n: u32, format: &str) -> String {
+pub(super) fn format_number(n: u32, format: &str) -> String {
     match format {
         "lowerLetter" => letters(n).to_lowercase(),
         "upperLetter" => letters(n),

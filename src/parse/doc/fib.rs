@@ -15,6 +15,8 @@ pub(super) const PLCF_HDD: usize = 11;
 pub(super) const PLCF_BTE_CHPX: usize = 12;
 pub(super) const PLCF_BTE_PAPX: usize = 13;
 pub(super) const CLX: usize = 33;
+pub(super) const PLF_LST: usize = 73;
+pub(super) const PLF_LFO: usize = 74;
 
 /// The facts of the FIB this parser uses.
 #[derive(Debug)]
@@ -86,6 +88,12 @@ impl Fib {
         } else {
             "0Table"
         }
+    }
+
+    /// Where structure `index` starts in the table stream, if present.
+    pub(super) fn offset(&self, index: usize) -> Option<usize> {
+        let (fc, lcb) = *self.fc_lcb.get(index)?;
+        (lcb > 0).then_some(fc as usize)
     }
 
     /// The bytes of the table stream that structure `index` names, if they

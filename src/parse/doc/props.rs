@@ -12,7 +12,7 @@ use super::bytes::{u16_at, u32_at};
 const PAGE: usize = 512;
 
 /// Paragraph facts from a PAPX.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Para {
     /// The paragraph style (index into the STSH).
     pub(super) istd: u16,
@@ -30,6 +30,16 @@ pub(super) struct Para {
     pub(super) outline: Option<u8>,
     /// `sprmTTableHeader` on a row end: the row repeats as a header.
     pub(super) header_row: bool,
+    /// `sprmPIlfo`: the list instance (1-based; 0 switches numbering off).
+    pub(super) ilfo: Option<u16>,
+    /// `sprmPIlvl`: the list level.
+    pub(super) ilvl: Option<u8>,
+    /// `sprmTDefTable` on a row end: the row's cell boundaries (twips from
+    /// the table's left edge), one more than its cells.
+    pub(super) bounds: Option<Vec<i16>>,
+    /// `sprmPHugePapx`: where in the Data stream the rest of the
+    /// properties are.
+    huge: Option<u32>,
 }
 
 impl Para {
@@ -57,14 +67,14 @@ pub(super) struct Runs<T> {
     spans: Vec<(u32, u32, T)>,
 }
 
-impl<T: Copy + Default> Runs<T> {
+impl<T: Clone + Default> Runs<T> {
     /// The properties of the character stored at `offset`.
     pub(super) fn at(&self, offset: u32) -> T {
         let i = self.spans.partition_point(|(start, _, _)| *start <= offset);
         i.checked_sub(1)
             .and_then(|i| self.spans.get(i))
             .filter(|(_, end, _)| offset < *end)
-            .map(|(_, _, t)| *t)
+            .map(|(_, _, t)| t.clone())
             .unwrap_or_default()
     }
 
@@ -95,8 +105,9 @@ impl<T: Copy + Default> Runs<T> {
 }
 
 impl Runs<Para> {
-    /// The paragraph properties of every paragraph, from PlcBtePapx.
-    pub(super) fn paragraphs(word: &[u8], plc: Option<&[u8]>) -> Self {
+    /// The paragraph properties of every paragraph, from PlcBtePapx; `data`
+    /// is the Data stream, where a PAPX too large for its page is kept.
+    pub(super) fn paragraphs(word: &[u8], plc: Option<&[u8]>, data: &[u8]) -> Self {
         Runs::from_pages(word, plc, |page, crun, i| {
             // BxPap: one byte of word offset, then 12 reserved bytes.
             let at = (crun + 1) * 4 + i * 13;
@@ -112,7 +123,17 @@ impl Runs<Para> {
                 page.get(offset + 1..offset + cb * 2)?
             };
             let istd = u16_at(body, 0)?;
-            Some(para_of(istd, body.get(2..)?))
+            let mut para = para_of(istd, body.get(2..)?);
+            if let Some(huge) = para.huge.take() {
+                // sprmPHugePapx: the rest of the grpprl, in the Data
+                // stream as a 2-byte size and the sprms.
+                let at = huge as usize;
+                let size = usize::from(u16_at(data, at).unwrap_or(0));
+                if let Some(grpprl) = data.get(at + 2..at + 2 + size) {
+                    para.apply(grpprl);
+                }
+            }
+            Some(para)
         })
     }
 }
@@ -161,21 +182,41 @@ pub(super) fn para_of(istd: u16, grpprl: &[u8]) -> Para {
         istd,
         ..Para::default()
     };
-    for (sprm, operand) in sprms(grpprl) {
-        let flag = || operand.first().is_some_and(|b| *b != 0);
-        match sprm {
-            0x4600 => para.istd = u16_at(operand, 0).unwrap_or(istd),
-            0x2416 => para.in_table = flag(),
-            0x2417 => para.ttp = flag(),
-            0x6649 => para.itap = u32_at(operand, 0).unwrap_or(0),
-            0x244B => para.inner_cell = flag(),
-            0x244C => para.inner_ttp = flag(),
-            0x2640 => para.outline = operand.first().filter(|l| **l < 9).map(|l| l + 1),
-            0x3404 => para.header_row = flag(),
-            _ => {}
+    para.apply(grpprl);
+    para
+}
+
+impl Para {
+    /// Applies the modifiers of `grpprl`.
+    fn apply(&mut self, grpprl: &[u8]) {
+        let para = self;
+        for (sprm, operand) in sprms(grpprl) {
+            let flag = || operand.first().is_some_and(|b| *b != 0);
+            match sprm {
+                0x4600 => para.istd = u16_at(operand, 0).unwrap_or(para.istd),
+                0x6646 => para.huge = u32_at(operand, 0),
+                // TDefTableOperand: its 2-byte size, the cell count, then
+                // one more boundary than cells.
+                0xD608 => {
+                    para.bounds = operand.get(2).and_then(|count| {
+                        (0..=usize::from(*count))
+                            .map(|i| u16_at(operand, 3 + i * 2).map(|b| b as i16))
+                            .collect()
+                    });
+                }
+                0x2416 => para.in_table = flag(),
+                0x2417 => para.ttp = flag(),
+                0x6649 => para.itap = u32_at(operand, 0).unwrap_or(0),
+                0x244B => para.inner_cell = flag(),
+                0x244C => para.inner_ttp = flag(),
+                0x2640 => para.outline = operand.first().filter(|l| **l < 9).map(|l| l + 1),
+                0x3404 => para.header_row = flag(),
+                0x460B => para.ilfo = u16_at(operand, 0),
+                0x260A => para.ilvl = operand.first().map(|l| (*l).min(8)),
+                _ => {}
+            }
         }
     }
-    para
 }
 
 /// The (sprm, operand) pairs of a grpprl, up to the first one that does
@@ -222,7 +263,8 @@ mod tests {
         let grpprl = [
             0x16, 0x24, 0x01, // sprmPFInTable 1
             0x00, 0x46, 0x05, 0x00, // sprmPIstd 5
-            0x08, 0xD6, 0x03, 0x00, 0xAA, 0xBB, // sprmTDefTable, 2 bytes of body
+            0x08, 0xD6, 0x06, 0x00, 0x01, 0x00, 0x00, 0x40,
+            0x06, // sprmTDefTable: 1 cell, 0..1600
             0x49, 0x66, 0x02, 0x00, 0x00, 0x00, // sprmPItap 2
             0x17, 0x24, 0x01, // sprmPFTtp 1
             0x40, 0x26, 0x01, // sprmPOutLvl 1 (heading 2)
@@ -231,8 +273,9 @@ mod tests {
         assert!(para.in_table && para.ttp);
         assert_eq!((para.istd, para.itap, para.outline), (5, 2, Some(2)));
         assert_eq!(para.depth(), 2);
+        assert_eq!(para.bounds, Some(vec![0, 1600]));
         // Cut short: the walk stops, nothing panics.
-        let cut = para_of(0, &grpprl[..12]);
+        let cut = para_of(0, &grpprl[..14]);
         assert_eq!(cut.istd, 5);
         assert!(!cut.ttp);
     }
@@ -244,7 +287,7 @@ mod tests {
         };
         assert!(runs.at(10).deleted && runs.at(19).deleted);
         assert!(!runs.at(9).deleted && !runs.at(20).deleted);
-        let none: Runs<Para> = Runs::paragraphs(&[0; 100], Some(&[0xFF; 12]));
+        let none: Runs<Para> = Runs::paragraphs(&[0; 100], Some(&[0xFF; 12]), &[]);
         assert_eq!(none.at(0), Para::default());
     }
 }

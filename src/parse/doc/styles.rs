@@ -3,7 +3,7 @@
 //! name.
 
 use super::bytes::u16_at;
-use super::props::sprms;
+use super::props::{Para, para_of};
 
 /// Built-in style identifiers (`sti`) 1–9 are "heading 1" to "heading 9".
 const STI_HEADINGS: std::ops::RangeInclusive<u16> = 1..=9;
@@ -17,8 +17,9 @@ struct Style {
     sti: u16,
     base: u16,
     name: String,
-    /// `sprmPOutLvl` below 9 in the style's paragraph properties, 1-based.
-    outline: Option<u8>,
+    /// The style's paragraph properties that matter here: `sprmPOutLvl`
+    /// (as `outline`, 1-based), `sprmPIlfo` and `sprmPIlvl`.
+    para: Para,
 }
 
 /// The paragraph styles, by index (istd).
@@ -59,7 +60,7 @@ impl Styles {
     /// name ("heading 2", "标题 2", "Title").
     pub(super) fn heading_level(&self, istd: u16) -> Option<u8> {
         let chain = self.chain(istd);
-        if let Some(level) = chain.iter().find_map(|s| s.outline) {
+        if let Some(level) = chain.iter().find_map(|s| s.para.outline) {
             return Some(level);
         }
         chain.iter().find_map(|s| match s.sti {
@@ -67,6 +68,15 @@ impl Styles {
             STI_TITLE => Some(1),
             _ => heading_level_of_name(&s.name),
         })
+    }
+
+    /// The list of paragraphs of style `istd`: the list instance and, if
+    /// the style names one, the level, from the nearest style in the chain
+    /// that names a list.
+    pub(super) fn list(&self, istd: u16) -> Option<(u16, Option<u8>)> {
+        self.chain(istd)
+            .iter()
+            .find_map(|s| s.para.ilfo.map(|ilfo| (ilfo, s.para.ilvl)))
     }
 
     fn chain(&self, istd: u16) -> Vec<&Style> {
@@ -100,22 +110,19 @@ fn style_of(std: &[u8], cb_base: usize) -> Option<Style> {
     // The UPXs follow the name's terminating NUL, at an even offset.
     let mut at = cb_base + 2 + (cch + 1) * 2;
     at += at % 2;
-    let outline = if stk == 1 {
+    let para = if stk == 1 {
         let cb_upx = usize::from(u16_at(std, at)?);
         // UpxPapx: istd (2 bytes), then the grpprl.
-        std.get(at + 4..at + 2 + cb_upx).and_then(|grpprl| {
-            sprms(grpprl)
-                .filter(|(sprm, _)| *sprm == 0x2640)
-                .find_map(|(_, op)| op.first().filter(|l| **l < 9).map(|l| l + 1))
-        })
+        std.get(at + 4..at + 2 + cb_upx)
+            .map_or_else(Para::default, |grpprl| para_of(0, grpprl))
     } else {
-        None
+        Para::default()
     };
     Some(Style {
         sti,
         base,
         name,
-        outline,
+        para,
     })
 }
 
@@ -132,9 +139,9 @@ fn heading_level_of_name(name: &str) -> Option<u8> {
     (1..=9).contains(&level).then_some(level)
 }
 
-/// An STSH of paragraph styles: (sti, base istd, name, outline level).
+/// An STSH of paragraph styles: (sti, base istd, name, paragraph sprms).
 #[cfg(test)]
-pub(super) fn test_stsh(styles: &[(u16, u16, &str, Option<u8>)]) -> Vec<u8> {
+pub(super) fn test_stsh(styles: &[(u16, u16, &str, Vec<u8>)]) -> Vec<u8> {
     // Stshi: cstd, cbSTDBaseInFile (10: no StdfPost2000), then 14 bytes.
     let mut out = Vec::new();
     let mut stshi = Vec::new();
@@ -143,7 +150,7 @@ pub(super) fn test_stsh(styles: &[(u16, u16, &str, Option<u8>)]) -> Vec<u8> {
     stshi.extend([0u8; 14]);
     out.extend((stshi.len() as u16).to_le_bytes());
     out.extend(stshi);
-    for (sti, base, name, outline) in styles {
+    for (sti, base, name, grpprl) in styles {
         let mut std = Vec::new();
         std.extend(sti.to_le_bytes());
         std.extend((1u16 | (base << 4)).to_le_bytes());
@@ -157,7 +164,6 @@ pub(super) fn test_stsh(styles: &[(u16, u16, &str, Option<u8>)]) -> Vec<u8> {
         if std.len() % 2 == 1 {
             std.push(0);
         }
-        let grpprl: Vec<u8> = outline.map_or(Vec::new(), |l| vec![0x40, 0x26, l]);
         std.extend(((grpprl.len() + 2) as u16).to_le_bytes());
         std.extend([0, 0]);
         std.extend(grpprl);
@@ -174,13 +180,13 @@ mod tests {
     #[test]
     fn headings_come_from_identifiers_outlines_and_names() {
         let stsh = test_stsh(&[
-            (0, 0x0FFF, "Normal", None),
-            (1, 0, "标题 1", None),
-            (0x0FFE, 0, "My Heading", Some(1)),
-            (0x0FFE, 2, "Derived", None),
-            (0x0FFE, 0, "标题 3", None),
-            (0x0FFE, 6, "Loop", None),
-            (0x0FFE, 5, "Loop back", None),
+            (0, 0x0FFF, "Normal", vec![]),
+            (1, 0, "标题 1", vec![0x0B, 0x46, 2, 0, 0x0A, 0x26, 1]),
+            (0x0FFE, 0, "My Heading", vec![0x40, 0x26, 1]),
+            (0x0FFE, 2, "Derived", vec![]),
+            (0x0FFE, 0, "标题 3", vec![]),
+            (0x0FFE, 6, "Loop", vec![]),
+            (0x0FFE, 5, "Loop back", vec![]),
         ]);
         let styles = Styles::parse(Some(&stsh));
         assert_eq!(styles.heading_level(0), None);
@@ -190,6 +196,8 @@ mod tests {
         assert_eq!(styles.heading_level(4), Some(3));
         assert_eq!(styles.heading_level(5), None);
         assert_eq!(styles.heading_level(99), None);
+        assert_eq!(styles.list(1), Some((2, Some(1))));
+        assert_eq!(styles.list(3), None);
         // Cut anywhere, the sheet gives what it holds and never panics.
         for cut in 0..stsh.len() {
             let _ = Styles::parse(Some(&stsh[..cut])).heading_level(3);

@@ -30,6 +30,28 @@ pub(crate) fn row_end(header: bool) -> Vec<u8> {
     s
 }
 
+/// sprms: a row end with these cell boundaries (sprmTDefTable).
+fn row_with(bounds: &[i16]) -> Vec<u8> {
+    let mut s = row_end(false);
+    let remainder = 1 + bounds.len() * 2;
+    s.extend([0x08, 0xD6]);
+    s.extend(((remainder + 1) as u16).to_le_bytes());
+    s.push((bounds.len() - 1) as u8);
+    for b in bounds {
+        s.extend(b.to_le_bytes());
+    }
+    s
+}
+
+/// sprms: list instance `ilfo` at `ilvl`, plus `more`.
+fn listed(ilfo: u16, ilvl: u8, more: Vec<u8>) -> Vec<u8> {
+    let mut s = vec![0x0B, 0x46];
+    s.extend(ilfo.to_le_bytes());
+    s.extend([0x0A, 0x26, ilvl]);
+    s.extend(more);
+    s
+}
+
 /// sprms: depth 2, with an inner cell or row mark.
 fn inner(mark: u16) -> Vec<u8> {
     let mut s = vec![0x16, 0x24, 1, 0x49, 0x66, 2, 0, 0, 0];
@@ -49,12 +71,20 @@ pub(crate) struct Build<'a> {
     pub header: &'a str,
     pub encrypted: bool,
     pub n_fib: Option<u16>,
+    /// PlfLst (with its LVLs) and PlfLfo.
+    pub lists: Option<(Vec<u8>, Vec<u8>)>,
+    /// The Data stream, if any.
+    pub data: Vec<u8>,
 }
 
 /// The compound file of a Word document of `paras`.
 pub(crate) fn build(paras: &[P<'_>], options: &Build<'_>) -> Vec<u8> {
     let (word, table) = streams(paras, options);
-    ole::test_file(&[("WordDocument", &word), ("1Table", &table)])
+    let mut streams = vec![("WordDocument", &word[..]), ("1Table", &table[..])];
+    if !options.data.is_empty() {
+        streams.push(("Data", &options.data[..]));
+    }
+    ole::test_file(&streams)
 }
 
 /// The WordDocument and 1Table streams.
@@ -147,10 +177,20 @@ pub(crate) fn streams(paras: &[P<'_>], options: &Build<'_>) -> (Vec<u8>, Vec<u8>
     plc.extend(chpx_pn.to_le_bytes());
     let chpx = place(plc);
     let stsh = place(styles::test_stsh(&[
-        (0, 0x0FFF, "Normal", None),
-        (1, 0, "heading 1", None),
-        (2, 0, "heading 2", None),
+        (0, 0x0FFF, "Normal", vec![]),
+        (1, 0, "heading 1", vec![]),
+        (2, 0, "heading 2", vec![]),
+        // A list style: list instance 1, level 1.
+        (
+            0x0FFE,
+            0,
+            "List Number 2",
+            vec![0x0B, 0x46, 1, 0, 0x0A, 0x26, 1],
+        ),
     ]));
+    let (lst, lfo) = options.lists.clone().unwrap_or_default();
+    let lst = if lst.is_empty() { (0, 0) } else { place(lst) };
+    let lfo = if lfo.is_empty() { (0, 0) } else { place(lfo) };
     let mut hdd = Vec::new();
     for cp in [0u32, header.len() as u32] {
         hdd.extend(cp.to_le_bytes());
@@ -163,6 +203,8 @@ pub(crate) fn streams(paras: &[P<'_>], options: &Build<'_>) -> (Vec<u8>, Vec<u8>
     pairs[fib::PLCF_BTE_CHPX] = chpx;
     pairs[fib::PLCF_BTE_PAPX] = papx;
     pairs[fib::CLX] = clx;
+    pairs[fib::PLF_LST] = lst;
+    pairs[fib::PLF_LFO] = lfo;
     let mut head = Vec::new();
     head.extend(0xA5ECu16.to_le_bytes());
     head.extend(options.n_fib.unwrap_or(0x00C1).to_le_bytes());
@@ -371,5 +413,137 @@ fn many_paragraphs_span_several_property_pages() {
     assert_eq!(doc.blocks.len(), 41);
     assert!(
         matches!(&doc.blocks[40], Block::Table { rows, .. } if rows == &vec![vec!["尾".to_string()]])
+    );
+}
+
+#[test]
+fn list_numbers_are_rendered_as_word_shows_them() {
+    let doc = parse(
+        &[
+            P("招标公告\r", 1, listed(1, 0, vec![])),
+            P("投标人须知\r", 0, listed(1, 1, vec![])),
+            P("\u{7}", 0, listed(1, 1, cell())),
+            P("内容\u{7}", 0, cell()),
+            P("\u{7}", 0, row_end(false)),
+            P("继续\r", 3, vec![]),
+            P("不编号\r", 3, listed(0, 0, vec![])),
+            P("评标办法\r", 1, listed(1, 0, vec![])),
+            P("细则\r", 0, listed(1, 1, vec![])),
+        ],
+        &Build {
+            lists: Some(lists::test_lists(
+                &[(1, 0x25, "第%1章"), (1, 0, "%2.")],
+                &[],
+            )),
+            ..Build::default()
+        },
+    );
+    assert_eq!(
+        doc.blocks,
+        vec![
+            Block::Heading {
+                level: 1,
+                text: "第一章 招标公告".into(),
+                number: Some("第一章".into()),
+                page: None
+            },
+            Block::ListItem {
+                text: "投标人须知".into(),
+                number: Some("1.".into()),
+                level: 1,
+                page: None
+            },
+            Block::Table {
+                rows: vec![vec!["2.".into(), "内容".into()]],
+                header_rows: 0,
+                page: None
+            },
+            Block::ListItem {
+                text: "继续".into(),
+                number: Some("3.".into()),
+                level: 1,
+                page: None
+            },
+            Block::Paragraph {
+                text: "不编号".into(),
+                page: None
+            },
+            Block::Heading {
+                level: 1,
+                text: "第二章 评标办法".into(),
+                number: Some("第二章".into()),
+                page: None
+            },
+            Block::ListItem {
+                text: "细则".into(),
+                number: Some("1.".into()),
+                level: 1,
+                page: None
+            },
+        ]
+    );
+}
+
+#[test]
+fn merged_cells_are_aligned_to_the_table_grid() {
+    let doc = parse(
+        &[
+            P("a\u{7}", 0, cell()),
+            P("b\u{7}", 0, cell()),
+            P("\u{7}", 0, row_with(&[0, 1000, 3000])),
+            P("c\u{7}", 0, cell()),
+            P("d\u{7}", 0, cell()),
+            P("e\u{7}", 0, cell()),
+            P("\u{7}", 0, row_with(&[0, 1000, 2000, 3000])),
+            P("f\u{7}", 0, cell()),
+            P("\u{7}", 0, row_with(&[1000, 2000])),
+            // Boundaries that do not match the cells: the row as it is.
+            P("g\u{7}", 0, cell()),
+            P("\u{7}", 0, row_with(&[0, 1000, 2000])),
+        ],
+        &Build::default(),
+    );
+    let Block::Table { rows, .. } = &doc.blocks[0] else {
+        panic!("{:?}", doc.blocks);
+    };
+    assert_eq!(
+        rows,
+        &vec![
+            vec!["a".to_string(), "b".into(), "".into()],
+            vec!["c".into(), "d".into(), "e".into()],
+            vec!["".into(), "f".into()],
+            vec!["g".into()],
+        ]
+    );
+}
+
+#[test]
+fn properties_too_large_for_their_page_are_read_from_the_data_stream() {
+    // sprmPHugePapx: the row end's sprms are at offset 4 of the Data stream.
+    let mut data = vec![0xEE; 4];
+    let ttp = [0x17, 0x24, 1, 0x04, 0x34, 1];
+    data.extend((ttp.len() as u16).to_le_bytes());
+    data.extend(ttp);
+    let mut huge = cell();
+    huge.extend([0x46, 0x66, 4, 0, 0, 0]);
+    let doc = parse(
+        &[
+            P("名称\u{7}", 0, cell()),
+            P("\u{7}", 0, huge),
+            P("保证金\u{7}", 0, cell()),
+            P("\u{7}", 0, row_end(false)),
+        ],
+        &Build {
+            data,
+            ..Build::default()
+        },
+    );
+    assert_eq!(
+        doc.blocks,
+        vec![Block::Table {
+            rows: vec![vec!["名称".into()], vec!["保证金".into()]],
+            header_rows: 1,
+            page: None
+        }]
     );
 }
