@@ -118,9 +118,12 @@ pub fn single_stream_file(name: &str, data: &[u8]) -> Result<Vec<u8>, ParseError
     write().map_err(|e| ParseError::corrupt(format!("could not copy the {name} stream: {e}")))
 }
 
+/// A version 3 compound file (512-byte sectors, as Word and Excel write)
+/// of the given root streams.
 #[cfg(test)]
 pub(crate) fn test_file(streams: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+    let mut file =
+        cfb::CompoundFile::create_with_version(cfb::Version::V3, Cursor::new(Vec::new())).unwrap();
     for (name, data) in streams {
         file.create_stream(format!("/{name}"))
             .unwrap()

@@ -21,7 +21,7 @@ use super::zipread::BoundedZip;
 use super::{ParseError, ParseLimits, guard};
 use crate::document::{Block, ParsedDocument};
 
-mod biff;
+pub(crate) mod biff;
 
 /// Most cells read from one workbook.
 const MAX_CELLS: usize = 2_000_000;
