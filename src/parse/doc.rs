@@ -38,6 +38,9 @@ mod lists;
 mod props;
 mod styles;
 
+/// The widest empty last cell taken for the filler of a short row.
+const SLIVER_TWIPS: i32 = 144;
+
 /// Fields nested deeper than this are read as if flat.
 const MAX_FIELD_NESTING: usize = 32;
 
@@ -92,6 +95,9 @@ fn parse_compound(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, 
         paras: Runs::paragraphs(&word, fib.slice(&table, fib::PLCF_BTE_PAPX), &data),
         chars: Runs::characters(&word, fib.slice(&table, fib::PLCF_BTE_CHPX)),
         styles: Styles::parse(fib.slice(&table, fib::STSHF)),
+        anchors: anchors(fib.slice(&table, fib::PLC_SPA_MOM)),
+        boxes: text_boxes(fib.slice(&table, fib::PLCF_TXBX_TXT), boxes_start, boxes),
+        boxes_used: RefCell::default(),
         lists: RefCell::new(Lists::parse(
             &table,
             fib.offset(fib::PLF_LST),
@@ -99,8 +105,13 @@ fn parse_compound(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, 
         )),
         text,
     };
-    let mut blocks = doc.blocks(0, text_len);
-    blocks.extend(doc.blocks(boxes_start, boxes_start.saturating_add(boxes)));
+    let mut blocks = doc.walk(0, text_len, true);
+    // Text boxes whose anchor was not found come after the body.
+    for (i, (start, end, _)) in doc.boxes.iter().enumerate() {
+        if !doc.boxes_used.borrow()[i] {
+            blocks.extend(doc.blocks(*start, *end));
+        }
+    }
     let mut parsed = ParsedDocument::new("doc", blocks);
     parsed.meta.furniture = doc.furniture(header_start, headers, fib.slice(&table, fib::PLCF_HDD));
     Ok(parsed)
@@ -114,12 +125,70 @@ struct Doc {
     styles: Styles,
     /// The lists and their counters, advanced as paragraphs are walked.
     lists: RefCell<Lists>,
+    /// Drawn objects in the body: (character position, shape id), sorted.
+    anchors: Vec<(u32, u32)>,
+    /// Text box stories: (first and end character position, shape id).
+    boxes: Vec<(u32, u32, u32)>,
+    /// Which stories have been placed at their anchor.
+    boxes_used: RefCell<Vec<bool>>,
+}
+
+/// PlcSpaMom: each drawn object's character position and shape id (the
+/// first field of its 26-byte FSPA).
+fn anchors(plc: Option<&[u8]>) -> Vec<(u32, u32)> {
+    let Some(plc) = plc else {
+        return Vec::new();
+    };
+    let n = plc.len().saturating_sub(4) / 30;
+    let mut out: Vec<(u32, u32)> = (0..n)
+        .filter_map(|i| {
+            Some((
+                bytes::u32_at(plc, i * 4)?,
+                bytes::u32_at(plc, (n + 1) * 4 + i * 26)?,
+            ))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// PlcftxbxTxt: each text box story's range in the text box subdocument
+/// and the shape it belongs to (`lid` of its 22-byte FTXBXS); the last
+/// story is a placeholder of Word's.
+fn text_boxes(plc: Option<&[u8]>, start: u32, len: u32) -> Vec<(u32, u32, u32)> {
+    let Some(plc) = plc else {
+        return if len > 0 {
+            vec![(start, start.saturating_add(len), 0)]
+        } else {
+            Vec::new()
+        };
+    };
+    let n = plc.len().saturating_sub(4) / 26;
+    (0..n)
+        .filter_map(|i| {
+            let (a, b) = (bytes::u32_at(plc, i * 4)?, bytes::u32_at(plc, i * 4 + 4)?);
+            let lid = bytes::u32_at(plc, (n + 1) * 4 + i * 22 + 14)?;
+            (a < b && b <= len).then(|| (start + a, start + b, lid))
+        })
+        .collect()
 }
 
 impl Doc {
     /// The blocks of the characters `start..end` (one subdocument).
     fn blocks(&self, start: u32, end: u32) -> Vec<Block> {
+        self.walk(start, end, false)
+    }
+
+    /// The blocks of `start..end`; with `anchors`, each text box comes
+    /// after the paragraph that anchors it (in a table cell: its text in
+    /// the cell).
+    fn walk(&self, start: u32, end: u32, anchors: bool) -> Vec<Block> {
+        if anchors {
+            *self.boxes_used.borrow_mut() = vec![false; self.boxes.len()];
+        }
         let mut walker = Walker {
+            anchors,
+            pending: Vec::new(),
             doc: self,
             blocks: Vec::new(),
             fields: Vec::new(),
@@ -188,6 +257,10 @@ struct TableBuild {
 /// Walks characters into blocks.
 struct Walker<'d> {
     doc: &'d Doc,
+    /// Whether text boxes are placed at their anchors in this walk.
+    anchors: bool,
+    /// Text box stories anchored in the open paragraph.
+    pending: Vec<usize>,
     blocks: Vec<Block>,
     /// Open fields, outermost first: whether each is still in its
     /// instruction (before its separator).
@@ -201,6 +274,9 @@ struct Walker<'d> {
 
 impl Walker<'_> {
     fn char_at(&mut self, cp: u32) {
+        if self.anchors {
+            self.note_anchor(cp);
+        }
         let unit = self.doc.text.units[cp as usize];
         let offset = self.doc.text.offset_of(cp);
         let deleted = offset.is_some_and(|o| self.doc.chars.at(o).deleted);
@@ -242,8 +318,55 @@ impl Walker<'_> {
         }
     }
 
-    /// Ends the open paragraph at a mark (`None`: the end of the text).
+    /// Notes the text box stories of the shapes anchored at `cp`.
+    fn note_anchor(&mut self, cp: u32) {
+        let anchors = &self.doc.anchors;
+        let first = anchors.partition_point(|(at, _)| *at < cp);
+        for (_, spid) in anchors[first..].iter().take_while(|(at, _)| *at == cp) {
+            let mut used = self.doc.boxes_used.borrow_mut();
+            let story = self
+                .doc
+                .boxes
+                .iter()
+                .enumerate()
+                .position(|(i, (_, _, lid))| lid == spid && !used[i]);
+            if let Some(i) = story {
+                used[i] = true;
+                self.pending.push(i);
+            }
+        }
+    }
+
+    /// Ends the open paragraph, then places the text boxes it anchors
+    /// after it (those of a paragraph in a cell are placed in the cell).
     fn end_paragraph(&mut self, mark: Option<(u16, Option<u32>)>) {
+        self.close_paragraph(mark);
+        for i in std::mem::take(&mut self.pending) {
+            let (start, end, _) = self.doc.boxes[i];
+            let blocks = self.doc.blocks(start, end);
+            self.blocks.extend(blocks);
+        }
+    }
+
+    /// The texts of the text boxes anchored in the open paragraph, one
+    /// line per block.
+    fn box_lines(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .flat_map(|i| {
+                let (start, end, _) = self.doc.boxes[i];
+                self.doc
+                    .blocks(start, end)
+                    .iter()
+                    .map(Block::text)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
+    /// Ends the open paragraph at a mark (`None`: the end of the text).
+    fn close_paragraph(&mut self, mark: Option<(u16, Option<u32>)>) {
         // An instruction does not run on past its paragraph: a field whose
         // separator is missing must not swallow the rest of the document.
         for in_code in &mut self.fields {
@@ -268,22 +391,25 @@ impl Walker<'_> {
             return;
         }
         let line = cell_line(text, number.as_ref(), &mut self.table.cell_numbers);
+        let mut lines = vec![line];
+        lines.extend(self.box_lines());
+        let table = &mut self.table;
         match (para.depth(), unit) {
             (_, 0x07) => {
                 // A cell mark; an inner table still open in the cell ends
                 // with it.
                 self.close_inner_table();
-                push_nonempty(&mut self.table.cell, &line);
+                push_all(&mut self.table.cell, lines);
                 self.end_cell();
             }
-            (1, _) => push_nonempty(&mut self.table.cell, &line),
+            (1, _) => push_all(&mut table.cell, lines),
             (_, _) if para.inner_ttp => self.close_inner_row(),
             (_, _) if para.inner_cell => {
-                push_nonempty(&mut self.table.inner_cell, &line);
-                let cell = std::mem::take(&mut self.table.inner_cell).join("\n");
-                self.table.inner_row.push(cell);
+                push_all(&mut table.inner_cell, lines);
+                let cell = std::mem::take(&mut table.inner_cell).join("\n");
+                table.inner_row.push(cell);
             }
-            (_, _) => push_nonempty(&mut self.table.inner_cell, &line),
+            (_, _) => push_all(&mut table.inner_cell, lines),
         }
     }
 
@@ -422,21 +548,44 @@ impl Walker<'_> {
 /// grid columns is followed by an empty cell for each further one, and a
 /// row that starts right of the table's left edge begins with empty cells.
 /// A row whose boundaries are unknown, or do not match its cells, stays as
-/// it is.
+/// it is. An empty sliver of a last cell (under a tenth of an inch) is
+/// dropped: it is how a row that stops short of the table's right edge
+/// (DOCX's `gridAfter`, left off there too) is written to a `.doc`.
 fn grid_aligned(rows: Vec<Vec<String>>, bounds: &[Option<Vec<i16>>]) -> Vec<Vec<String>> {
-    let mut grid: Vec<i16> = bounds.iter().flatten().flatten().copied().collect();
+    let rows: Vec<(Vec<String>, Option<&[i16]>)> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut row)| {
+            let edges = bounds
+                .get(i)
+                .and_then(Option::as_deref)
+                .filter(|e| e.len() == row.len() + 1 && e.windows(2).all(|w| w[0] <= w[1]));
+            let edges = edges.map(|e| match (e, &row[..]) {
+                ([.., a, b], [_, .., last])
+                    if i32::from(*b) - i32::from(*a) < SLIVER_TWIPS && last.is_empty() =>
+                {
+                    row.pop();
+                    &e[..e.len() - 1]
+                }
+                _ => e,
+            });
+            (row, edges)
+        })
+        .collect();
+    let mut grid: Vec<i16> = rows
+        .iter()
+        .filter_map(|(_, e)| *e)
+        .flatten()
+        .copied()
+        .collect();
     grid.sort_unstable();
     grid.dedup();
     let column = |x: i16| grid.partition_point(|g| *g < x);
     rows.into_iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let Some(Some(edges)) = bounds.get(i) else {
+        .map(|(row, edges)| {
+            let Some(edges) = edges else {
                 return row;
             };
-            if edges.len() != row.len() + 1 || edges.windows(2).any(|w| w[1] < w[0]) {
-                return row;
-            }
             let mut out = vec![String::new(); column(edges[0])];
             for (cell, pair) in row.into_iter().zip(edges.windows(2)) {
                 let span = column(pair[1]).saturating_sub(column(pair[0])).clamp(1, 64);
@@ -463,10 +612,8 @@ fn cell_line(text: &str, number: Option<&(String, u8)>, numbers: &mut Vec<String
     }
 }
 
-fn push_nonempty(lines: &mut Vec<String>, text: &str) {
-    if !text.is_empty() {
-        lines.push(text.to_string());
-    }
+fn push_all(lines: &mut Vec<String>, texts: Vec<String>) {
+    lines.extend(texts.into_iter().filter(|t| !t.is_empty()));
 }
 
 #[cfg(test)]

@@ -497,6 +497,10 @@ fn merged_cells_are_aligned_to_the_table_grid() {
             P("\u{7}", 0, row_with(&[0, 1000, 2000, 3000])),
             P("f\u{7}", 0, cell()),
             P("\u{7}", 0, row_with(&[1000, 2000])),
+            // An empty sliver last cell: the filler of a short row.
+            P("h\u{7}", 0, cell()),
+            P("\u{7}", 0, cell()),
+            P("\u{7}", 0, row_with(&[0, 2000, 2080])),
             // Boundaries that do not match the cells: the row as it is.
             P("g\u{7}", 0, cell()),
             P("\u{7}", 0, row_with(&[0, 1000, 2000])),
@@ -512,6 +516,7 @@ fn merged_cells_are_aligned_to_the_table_grid() {
             vec!["a".to_string(), "b".into(), "".into()],
             vec!["c".into(), "d".into(), "e".into()],
             vec!["".into(), "f".into()],
+            vec!["h".into(), "".into()],
             vec!["g".into()],
         ]
     );
