@@ -20,6 +20,7 @@
 //! property modifiers of fast saves, and inserted-revision marks (the
 //! inserted text is kept, as Word shows it).
 
+use super::docx::symbols::RunFonts;
 use super::ole::Ole;
 use super::textutil::{chapter_heading_level, clause_number};
 use super::{ParseError, ParseLimits, guard};
@@ -95,6 +96,7 @@ fn parse_compound(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, 
         paras: Runs::paragraphs(&word, fib.slice(&table, fib::PLCF_BTE_PAPX), &data),
         chars: Runs::characters(&word, fib.slice(&table, fib::PLCF_BTE_CHPX)),
         styles: Styles::parse(fib.slice(&table, fib::STSHF)),
+        fonts: props::font_names(fib.slice(&table, fib::STTBF_FFN)),
         anchors: anchors(fib.slice(&table, fib::PLC_SPA_MOM)),
         boxes: text_boxes(fib.slice(&table, fib::PLCF_TXBX_TXT), boxes_start, boxes),
         boxes_used: RefCell::default(),
@@ -125,6 +127,8 @@ struct Doc {
     styles: Styles,
     /// The lists and their counters, advanced as paragraphs are walked.
     lists: RefCell<Lists>,
+    /// The font names, by index (ftc).
+    fonts: Vec<String>,
     /// Drawn objects in the body: (character position, shape id), sorted.
     anchors: Vec<(u32, u32)>,
     /// Text box stories: (first and end character position, shape id).
@@ -279,7 +283,8 @@ impl Walker<'_> {
         }
         let unit = self.doc.text.units[cp as usize];
         let offset = self.doc.text.offset_of(cp);
-        let deleted = offset.is_some_and(|o| self.doc.chars.at(o).deleted);
+        let chars = offset.map(|o| self.doc.chars.at(o)).unwrap_or_default();
+        let deleted = chars.deleted;
         match unit {
             // Paragraph, cell and row marks end a paragraph even when
             // deleted, so that a table's shape survives.
@@ -314,8 +319,29 @@ impl Walker<'_> {
             // Other control characters are anchors (pictures, footnote
             // references, drawn objects) or an optional hyphen.
             0x00..=0x1F => {}
-            _ => self.line.push(unit),
+            _ => self.push_char(unit, &chars),
         }
+    }
+
+    /// A character as it is drawn: a symbol font's glyph slot (a Wingdings
+    /// box, a tick) as its Unicode character, as the DOCX parser maps it.
+    fn push_char(&mut self, unit: u16, chars: &Chars) {
+        let symbolic = (0x21..=0xFF).contains(&unit) || (0xF000..=0xF0FF).contains(&unit);
+        if symbolic && chars.fonts.iter().any(Option::is_some) {
+            let name = |slot: usize| {
+                chars.fonts[slot]
+                    .and_then(|f| self.doc.fonts.get(usize::from(f)).map(String::as_str))
+            };
+            let fonts = RunFonts::new(name(0), name(2), &[name(1)]);
+            if let Some(c) = char::from_u32(u32::from(unit))
+                && !fonts.is_plain()
+            {
+                let drawn = fonts.map(&c.to_string());
+                self.line.extend(drawn.encode_utf16());
+                return;
+            }
+        }
+        self.line.push(unit);
     }
 
     /// Notes the text box stories of the shapes anchored at `cp`.

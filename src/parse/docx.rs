@@ -17,7 +17,7 @@ use super::zipread::BoundedZip;
 use super::{ParseError, ParseLimits, guard};
 use crate::document::{Block, ParsedDocument};
 
-mod symbols;
+pub(super) mod symbols;
 
 /// Parses DOCX bytes.
 pub fn parse_docx(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {

@@ -14,6 +14,7 @@ pub(super) const STSHF: usize = 1;
 pub(super) const PLCF_HDD: usize = 11;
 pub(super) const PLCF_BTE_CHPX: usize = 12;
 pub(super) const PLCF_BTE_PAPX: usize = 13;
+pub(super) const STTBF_FFN: usize = 15;
 pub(super) const CLX: usize = 33;
 pub(super) const PLC_SPA_MOM: usize = 40;
 pub(super) const PLCF_TXBX_TXT: usize = 56;

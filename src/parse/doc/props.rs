@@ -58,6 +58,9 @@ impl Para {
 pub(super) struct Chars {
     /// `sprmCFRMarkDel`: deleted with change tracking on.
     pub(super) deleted: bool,
+    /// `sprmCRgFtc0`, `sprmCRgFtc1`, `sprmCRgFtc2`: the fonts (indexes into
+    /// SttbfFfn) for ASCII, East Asian and other characters.
+    pub(super) fonts: [Option<u16>; 3],
 }
 
 /// Properties by byte range of the WordDocument stream.
@@ -151,8 +154,12 @@ impl Runs<Chars> {
             let grpprl = page.get(offset + 1..offset + 1 + cb)?;
             let mut chars = Chars::default();
             for (sprm, operand) in sprms(grpprl) {
-                if sprm == 0x0800 {
-                    chars.deleted = operand.first().is_some_and(|b| *b & 1 != 0);
+                match sprm {
+                    0x0800 => chars.deleted = operand.first().is_some_and(|b| *b & 1 != 0),
+                    0x4A4F..=0x4A51 => {
+                        chars.fonts[usize::from(sprm - 0x4A4F)] = u16_at(operand, 0);
+                    }
+                    _ => {}
                 }
             }
             Some(chars)
@@ -254,6 +261,33 @@ fn operand_size(sprm: u16, grpprl: &[u8], at: usize) -> Option<usize> {
     })
 }
 
+/// The font names of SttbfFfn: an STTB of FFN records, each with a 1-byte
+/// size; the name (NUL-terminated UTF-16) starts 39 bytes into the FFN.
+pub(super) fn font_names(sttb: Option<&[u8]>) -> Vec<String> {
+    let Some(sttb) = sttb else {
+        return Vec::new();
+    };
+    let count = usize::from(u16_at(sttb, 0).unwrap_or(0));
+    let mut at = 4;
+    let mut names = Vec::new();
+    for _ in 0..count {
+        let Some(size) = sttb.get(at).map(|s| usize::from(*s)) else {
+            break;
+        };
+        let ffn = sttb.get(at + 1..at + 1 + size).unwrap_or_default();
+        let units: Vec<u16> = ffn
+            .get(39..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .take_while(|u| *u != 0)
+            .collect();
+        names.push(String::from_utf16_lossy(&units));
+        at += 1 + size;
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,7 +317,14 @@ mod tests {
     #[test]
     fn lookups_outside_every_run_are_default() {
         let runs = Runs {
-            spans: vec![(10, 20, Chars { deleted: true })],
+            spans: vec![(
+                10,
+                20,
+                Chars {
+                    deleted: true,
+                    ..Chars::default()
+                },
+            )],
         };
         assert!(runs.at(10).deleted && runs.at(19).deleted);
         assert!(!runs.at(9).deleted && !runs.at(20).deleted);

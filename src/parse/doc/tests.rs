@@ -75,6 +75,10 @@ pub(crate) struct Build<'a> {
     pub lists: Option<(Vec<u8>, Vec<u8>)>,
     /// The Data stream, if any.
     pub data: Vec<u8>,
+    /// The sprms of the runs in `deleted` instead of sprmCFRMarkDel.
+    pub marked_with: Vec<u8>,
+    /// Font names (SttbfFfn).
+    pub fonts: Vec<&'a str>,
 }
 
 /// The compound file of a Word document of `paras`.
@@ -145,9 +149,13 @@ pub(crate) fn streams(paras: &[P<'_>], options: &Build<'_>) -> (Vec<u8>, Vec<u8>
     for (i, b) in bounds.iter().enumerate() {
         page[i * 4..i * 4 + 4].copy_from_slice(&fc(*b as usize).to_le_bytes());
     }
-    page[500] = 3;
-    page[501..503].copy_from_slice(&0x0800u16.to_le_bytes());
-    page[503] = 1;
+    let marked = if options.marked_with.is_empty() {
+        vec![0x00, 0x08, 1]
+    } else {
+        options.marked_with.clone()
+    };
+    page[500] = marked.len() as u8;
+    page[501..501 + marked.len()].copy_from_slice(&marked);
     for i in 0..crun {
         page[(crun + 1) * 4 + i] = if i % 2 == 1 { 250 } else { 0 };
     }
@@ -191,6 +199,16 @@ pub(crate) fn streams(paras: &[P<'_>], options: &Build<'_>) -> (Vec<u8>, Vec<u8>
     let (lst, lfo) = options.lists.clone().unwrap_or_default();
     let lst = if lst.is_empty() { (0, 0) } else { place(lst) };
     let lfo = if lfo.is_empty() { (0, 0) } else { place(lfo) };
+    let mut sttb = (options.fonts.len() as u16).to_le_bytes().to_vec();
+    sttb.extend([0, 0]);
+    for name in &options.fonts {
+        let mut ffn = vec![0u8; 39];
+        ffn.extend(name.encode_utf16().flat_map(u16::to_le_bytes));
+        ffn.extend([0, 0]);
+        sttb.push(ffn.len() as u8);
+        sttb.extend(ffn);
+    }
+    let ffn = place(sttb);
     let mut hdd = Vec::new();
     for cp in [0u32, header.len() as u32] {
         hdd.extend(cp.to_le_bytes());
@@ -204,6 +222,7 @@ pub(crate) fn streams(paras: &[P<'_>], options: &Build<'_>) -> (Vec<u8>, Vec<u8>
     pairs[fib::PLCF_BTE_PAPX] = papx;
     pairs[fib::CLX] = clx;
     pairs[fib::PLF_LST] = lst;
+    pairs[fib::STTBF_FFN] = ffn;
     pairs[fib::PLF_LFO] = lfo;
     let mut head = Vec::new();
     head.extend(0xA5ECu16.to_le_bytes());
@@ -551,4 +570,19 @@ fn properties_too_large_for_their_page_are_read_from_the_data_stream() {
             page: None
         }]
     );
+}
+
+#[test]
+fn symbol_font_characters_become_the_glyphs_they_draw() {
+    // "£是 £否" with the two "£" in Wingdings 2 (font 1): its □ slot.
+    let doc = parse(
+        &[p("\u{A3}是 \u{A3}否\r")],
+        &Build {
+            deleted: vec![(0, 1), (3, 4)],
+            marked_with: vec![0x4F, 0x4A, 1, 0, 0x51, 0x4A, 1, 0],
+            fonts: vec!["宋体", "Wingdings 2"],
+            ..Build::default()
+        },
+    );
+    assert_eq!(doc.plain_text(), "□是 □否");
 }
