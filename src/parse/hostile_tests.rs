@@ -432,6 +432,32 @@ fn ole_sector_chains_that_loop_are_refused() {
 }
 
 #[test]
+fn deeply_nested_storages_do_not_matter() {
+    use std::io::{Cursor, Write};
+    let (word, table) = streams(&[p("招标公告\r")], &Build::default());
+    let mut file =
+        cfb::CompoundFile::create_with_version(cfb::Version::V3, Cursor::new(Vec::new())).unwrap();
+    let mut path = String::new();
+    for _ in 0..2000 {
+        path.push_str("/s");
+        file.create_storage(&path).unwrap();
+    }
+    file.create_stream("/WordDocument")
+        .unwrap()
+        .write_all(&word)
+        .unwrap();
+    file.create_stream("/1Table")
+        .unwrap()
+        .write_all(&table)
+        .unwrap();
+    file.flush().unwrap();
+    let bytes = file.into_inner().into_inner();
+    assert_eq!(sniff::sniff(&bytes, "x.doc").unwrap(), sniff::DOC);
+    let doc = parse(&bytes, sniff::DOC, &ParseLimits::default()).unwrap();
+    assert_eq!(doc.plain_text(), "招标公告");
+}
+
+#[test]
 fn ole_stream_sizes_that_lie_are_refused_or_cut() {
     let good = word_file();
     for claimed in [u32::MAX - 10, 0x7FFF_0000, 1 << 20, 3, 0] {
