@@ -92,9 +92,11 @@ fn parse_compound(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, 
     let text = Text::read(&word, clx, wanted, budget)?;
     ole.spend(text.units.len() as u64 * 2)?;
     let data = ole.read_stream("Data")?.unwrap_or_default();
+    // No more runs than characters, with room for the subdocuments not read.
+    let runs = text.units.len() + 65_536;
     let doc = Doc {
-        paras: Runs::paragraphs(&word, fib.slice(&table, fib::PLCF_BTE_PAPX), &data),
-        chars: Runs::characters(&word, fib.slice(&table, fib::PLCF_BTE_CHPX)),
+        paras: Runs::paragraphs(&word, fib.slice(&table, fib::PLCF_BTE_PAPX), &data, runs),
+        chars: Runs::characters(&word, fib.slice(&table, fib::PLCF_BTE_CHPX), runs),
         styles: Styles::parse(fib.slice(&table, fib::STSHF)),
         fonts: props::font_names(fib.slice(&table, fib::STTBF_FFN)),
         anchors: anchors(fib.slice(&table, fib::PLC_SPA_MOM)),
@@ -168,11 +170,18 @@ fn text_boxes(plc: Option<&[u8]>, start: u32, len: u32) -> Vec<(u32, u32, u32)> 
         };
     };
     let n = plc.len().saturating_sub(4) / 26;
+    // Stories in order and apart: positions that go back are skipped, so
+    // that no text is walked twice.
+    let mut reached = 0;
     (0..n)
         .filter_map(|i| {
             let (a, b) = (bytes::u32_at(plc, i * 4)?, bytes::u32_at(plc, i * 4 + 4)?);
             let lid = bytes::u32_at(plc, (n + 1) * 4 + i * 22 + 14)?;
-            (a < b && b <= len).then(|| (start + a, start + b, lid))
+            let fits = reached <= a && a < b && b <= len;
+            if fits {
+                reached = b;
+            }
+            fits.then(|| (start + a, start + b, lid))
         })
         .collect()
 }

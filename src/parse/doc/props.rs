@@ -81,15 +81,23 @@ impl<T: Clone + Default> Runs<T> {
             .unwrap_or_default()
     }
 
+    /// The runs of every page of a bin table, at most `limit` of them
+    /// (a real file has no more runs than characters: past that, the pages
+    /// are junk, and would only take memory).
     fn from_pages(
         word: &[u8],
         plc: Option<&[u8]>,
+        limit: usize,
         entry: impl Fn(&[u8], usize, usize) -> Option<T>,
     ) -> Self {
         let mut spans = Vec::new();
         for page in bin_table_pages(word, plc) {
-            let crun = usize::from(page[PAGE - 1]);
+            // At most 0x65 runs fit a page ([MS-DOC] 2.9.75).
+            let crun = usize::from(page[PAGE - 1]).min(0x65);
             for i in 0..crun {
+                if spans.len() >= limit {
+                    break;
+                }
                 let (Some(start), Some(end)) = (u32_at(page, i * 4), u32_at(page, i * 4 + 4))
                 else {
                     break;
@@ -110,8 +118,8 @@ impl<T: Clone + Default> Runs<T> {
 impl Runs<Para> {
     /// The paragraph properties of every paragraph, from PlcBtePapx; `data`
     /// is the Data stream, where a PAPX too large for its page is kept.
-    pub(super) fn paragraphs(word: &[u8], plc: Option<&[u8]>, data: &[u8]) -> Self {
-        Runs::from_pages(word, plc, |page, crun, i| {
+    pub(super) fn paragraphs(word: &[u8], plc: Option<&[u8]>, data: &[u8], limit: usize) -> Self {
+        Runs::from_pages(word, plc, limit, |page, crun, i| {
             // BxPap: one byte of word offset, then 12 reserved bytes.
             let at = (crun + 1) * 4 + i * 13;
             let offset = usize::from(*page.get(at)?) * 2;
@@ -143,8 +151,8 @@ impl Runs<Para> {
 
 impl Runs<Chars> {
     /// The character properties of every run, from PlcBteChpx.
-    pub(super) fn characters(word: &[u8], plc: Option<&[u8]>) -> Self {
-        Runs::from_pages(word, plc, |page, crun, i| {
+    pub(super) fn characters(word: &[u8], plc: Option<&[u8]>, limit: usize) -> Self {
+        Runs::from_pages(word, plc, limit, |page, crun, i| {
             let at = (crun + 1) * 4 + i;
             let offset = usize::from(*page.get(at)?) * 2;
             if offset == 0 {
@@ -167,19 +175,22 @@ impl Runs<Chars> {
     }
 }
 
-/// The pages a bin table (PlcBtePapx or PlcBteChpx) names, each checked to
-/// lie in the stream.
+/// The pages a bin table (PlcBtePapx or PlcBteChpx) names, each once and
+/// each checked to lie in the stream.
 fn bin_table_pages<'w>(word: &'w [u8], plc: Option<&[u8]>) -> Vec<&'w [u8]> {
     let Some(plc) = plc else {
         return Vec::new();
     };
     let n = plc.len().saturating_sub(4) / 8;
-    (0..n)
+    let mut numbers: Vec<usize> = (0..n)
         .filter_map(|i| u32_at(plc, (n + 1) * 4 + i * 4))
-        .filter_map(|pn| {
-            let start = (pn & 0x003F_FFFF) as usize * PAGE;
-            word.get(start..start + PAGE)
-        })
+        .map(|pn| (pn & 0x003F_FFFF) as usize)
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+        .into_iter()
+        .filter_map(|pn| word.get(pn * PAGE..pn * PAGE + PAGE))
         .collect()
 }
 
@@ -315,6 +326,22 @@ mod tests {
     }
 
     #[test]
+    fn repeated_and_junk_pages_are_bounded() {
+        // One page of 0x65 one-byte runs, named 10,000 times.
+        let mut word = vec![0u8; PAGE];
+        for i in 0..=0x65u32 {
+            word[i as usize * 4..i as usize * 4 + 4].copy_from_slice(&i.to_le_bytes());
+        }
+        word[PAGE - 1] = 0xFF;
+        let mut plc = vec![0u8; 4 * 10_001];
+        plc.extend(std::iter::repeat_n(0u8, 4 * 10_000));
+        let runs = Runs::characters(&word, Some(&plc), 1_000_000);
+        assert_eq!(runs.spans.len(), 0x65);
+        let runs = Runs::characters(&word, Some(&plc), 7);
+        assert_eq!(runs.spans.len(), 7);
+    }
+
+    #[test]
     fn lookups_outside_every_run_are_default() {
         let runs = Runs {
             spans: vec![(
@@ -328,7 +355,7 @@ mod tests {
         };
         assert!(runs.at(10).deleted && runs.at(19).deleted);
         assert!(!runs.at(9).deleted && !runs.at(20).deleted);
-        let none: Runs<Para> = Runs::paragraphs(&[0; 100], Some(&[0xFF; 12]), &[]);
+        let none: Runs<Para> = Runs::paragraphs(&[0; 100], Some(&[0xFF; 12]), &[], 10);
         assert_eq!(none.at(0), Para::default());
     }
 }
