@@ -23,6 +23,9 @@ use tenderflow::parse::{ParseLimits, parse, sniff::sniff};
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/dev");
 const DOCUMENTS: [&str; 3] = ["cn_construction", "cn_selection", "en_itt"];
 const VARIANTS: [&str; 5] = ["pdf", "docx", "html", "md", "gbk.txt"];
+/// The `.doc` renderings of the corpus, and a bill of quantities as XLSX
+/// and XLS, made once with LibreOffice (see its README).
+const LEGACY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy");
 
 fn main() {
     let runs = run_count();
@@ -42,6 +45,13 @@ fn main() {
                 speed_row(&path, pages, runs, pdftotext && variant == "pdf");
             }
         }
+        let doc = Path::new(LEGACY).join(format!("{document}.doc"));
+        if doc.exists() {
+            speed_row(&doc, pages, runs, false);
+        }
+    }
+    for sheet in ["bill_of_quantities.xlsx", "bill_of_quantities.xls"] {
+        speed_row(&Path::new(LEGACY).join(sheet), 1, runs, false);
     }
     if !pdftotext {
         println!("\n(pdftotext columns empty: poppler-utils is not installed)");

@@ -26,7 +26,7 @@ use crate::summary::{FieldValue, Summary};
 pub struct Row {
     /// Document name (the gold file's stem).
     pub document: String,
-    /// Variant (`md`, `docx`, `pdf`, `html`, `gbk.txt`).
+    /// Variant (`md`, `docx`, `doc`, `wps`, `pdf`, `html`, `gbk.txt`, `txt`).
     pub variant: String,
     /// Why the variant could not be summarised, if it could not.
     pub error: Option<String>,
@@ -174,7 +174,7 @@ impl EvalReport {
 }
 
 /// Variant order in the table.
-const VARIANTS: &[&str] = &["md", "docx", "pdf", "html", "gbk.txt", "txt"];
+const VARIANTS: &[&str] = &["md", "docx", "doc", "wps", "pdf", "html", "gbk.txt", "txt"];
 
 /// Evaluates every document of `dir` that has a `.gold.json` beside it.
 pub fn run(dir: &Path, verbose: bool) -> anyhow::Result<EvalReport> {

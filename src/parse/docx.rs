@@ -17,7 +17,7 @@ use super::zipread::BoundedZip;
 use super::{ParseError, ParseLimits, guard};
 use crate::document::{Block, ParsedDocument};
 
-mod symbols;
+pub(super) mod symbols;
 
 /// Parses DOCX bytes.
 pub fn parse_docx(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {
@@ -448,7 +448,7 @@ fn render_marker(current: &Level, levels: &HashMap<u8, Level>, values: &[u32]) -
 }
 
 /// A counter in a `w:numFmt` format.
-fn format_number(n: u32, format: &str) -> String {
+pub(super) fn format_number(n: u32, format: &str) -> String {
     match format {
         "lowerLetter" => letters(n).to_lowercase(),
         "upperLetter" => letters(n),

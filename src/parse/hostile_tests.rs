@@ -328,7 +328,8 @@ fn docx_bombs_and_entities_are_refused() {
 fn empty_and_unknown_input() {
     assert_eq!(kind(b"", sniff::PDF), "empty");
     assert_eq!(kind(b"abc", "application/x-unknown"), "unsupported_type");
-    assert_eq!(kind(b"abc", "application/msword"), "unsupported_type");
+    assert_eq!(kind(b"abc", sniff::DOC), "corrupt");
+    assert_eq!(kind(b"abc", sniff::XLS), "corrupt");
     let limits = ParseLimits {
         max_input_bytes: 2,
         ..ParseLimits::default()
@@ -336,13 +337,284 @@ fn empty_and_unknown_input() {
     assert_eq!(kind_with(b"abc", sniff::TEXT, &limits), "too_large");
 }
 
-const MEDIA_TYPES: [&str; 6] = [
+// Word and Excel binary files: OLE compound files (version 3, 512-byte
+// sectors) edited in place.
+
+use super::doc::tests::{Build, build, p, streams};
+use super::ole;
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+fn set_u32(bytes: &mut [u8], at: usize, value: u32) {
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+const END_OF_CHAIN: u32 = 0xFFFF_FFFE;
+
+/// Where FAT entry `index` is stored (FAT sectors named in the header).
+fn fat_entry(bytes: &[u8], index: u32) -> usize {
+    let sector = u32_at(bytes, 76 + (index as usize / 128) * 4) as usize;
+    512 + sector * 512 + (index as usize % 128) * 4
+}
+
+/// The sectors of the chain that starts at `start`.
+fn chain(bytes: &[u8], start: u32) -> Vec<u32> {
+    let mut out = vec![start];
+    loop {
+        let next = u32_at(bytes, fat_entry(bytes, *out.last().unwrap()));
+        if next == END_OF_CHAIN || out.len() > 10_000 {
+            return out;
+        }
+        out.push(next);
+    }
+}
+
+/// Where the directory entry named `name` starts.
+fn dir_entry(bytes: &[u8], name: &str) -> usize {
+    let wanted: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    for sector in chain(bytes, u32_at(bytes, 48)) {
+        for i in 0..4 {
+            let at = 512 + sector as usize * 512 + i * 128;
+            if bytes[at..at + wanted.len()] == wanted[..] {
+                return at;
+            }
+        }
+    }
+    panic!("no directory entry {name}");
+}
+
+fn word_file() -> Vec<u8> {
+    let paras: Vec<_> = (0..300)
+        .map(|_| p("投标截止时间：2027年1月12日10:00\r"))
+        .collect();
+    build(&paras, &Build::default())
+}
+
+#[test]
+fn ole_sector_chains_that_loop_are_refused() {
+    let good = word_file();
+    assert!(parse(&good, sniff::DOC, &ParseLimits::default()).is_ok());
+    let start = u32_at(&good, dir_entry(&good, "WordDocument") + 116);
+    let sectors = chain(&good, start);
+    assert!(sectors.len() > 2, "the stream spans sectors: {sectors:?}");
+
+    // The chain's last sector points back to its first.
+    let mut cycle = good.clone();
+    let last = fat_entry(&cycle, *sectors.last().unwrap());
+    set_u32(&mut cycle, last, start);
+    assert_eq!(kind(&cycle, sniff::DOC), "corrupt");
+
+    // A sector that points to itself (so is pointed to twice).
+    let mut self_loop = good.clone();
+    let middle = sectors[1];
+    let at = fat_entry(&self_loop, middle);
+    set_u32(&mut self_loop, at, middle);
+    assert_eq!(kind(&self_loop, sniff::DOC), "corrupt");
+    assert_eq!(
+        sniff::sniff(&self_loop, "x.doc").unwrap_err().kind,
+        "corrupt"
+    );
+
+    // The directory's own chain loops.
+    let mut dir_loop = good.clone();
+    let dir = u32_at(&dir_loop, 48);
+    let at = fat_entry(&dir_loop, dir);
+    set_u32(&mut dir_loop, at, dir);
+    assert_eq!(kind(&dir_loop, sniff::DOC), "corrupt");
+
+    // A chain pointing past the end of the file.
+    let mut beyond = good;
+    let at = fat_entry(&beyond, sectors[0]);
+    set_u32(&mut beyond, at, 0x00FF_FFFF);
+    assert_eq!(kind(&beyond, sniff::DOC), "corrupt");
+}
+
+#[test]
+fn deeply_nested_storages_do_not_matter() {
+    use std::io::{Cursor, Write};
+    let (word, table) = streams(&[p("招标公告\r")], &Build::default());
+    let mut file =
+        cfb::CompoundFile::create_with_version(cfb::Version::V3, Cursor::new(Vec::new())).unwrap();
+    let mut path = String::new();
+    for _ in 0..2000 {
+        path.push_str("/s");
+        file.create_storage(&path).unwrap();
+    }
+    file.create_stream("/WordDocument")
+        .unwrap()
+        .write_all(&word)
+        .unwrap();
+    file.create_stream("/1Table")
+        .unwrap()
+        .write_all(&table)
+        .unwrap();
+    file.flush().unwrap();
+    let bytes = file.into_inner().into_inner();
+    assert_eq!(sniff::sniff(&bytes, "x.doc").unwrap(), sniff::DOC);
+    let doc = parse(&bytes, sniff::DOC, &ParseLimits::default()).unwrap();
+    assert_eq!(doc.plain_text(), "招标公告");
+}
+
+#[test]
+fn ole_stream_sizes_that_lie_are_refused_or_cut() {
+    let good = word_file();
+    for claimed in [u32::MAX - 10, 0x7FFF_0000, 1 << 20, 3, 0] {
+        let mut lying = good.clone();
+        let at = dir_entry(&lying, "WordDocument") + 120;
+        set_u32(&mut lying, at, claimed);
+        let got = kind(&lying, sniff::DOC);
+        assert!(["corrupt", "too_large"].contains(&got), "{claimed}: {got}");
+    }
+    // A stream larger than the budget is refused before it is read.
+    let limits = ParseLimits {
+        max_uncompressed_bytes: 8 * 1024,
+        ..ParseLimits::default()
+    };
+    assert_eq!(kind_with(&good, sniff::DOC, &limits), "too_large");
+}
+
+#[test]
+fn a_word_file_whose_fib_lies_gives_an_error_or_its_text() {
+    let paras = [p("保证金\r"), p("二万元\r")];
+    let (word, table) = streams(&paras, &Build::default());
+    let with = |edit: &dyn Fn(&mut Vec<u8>, &mut Vec<u8>)| {
+        let (mut w, mut t) = (word.clone(), table.clone());
+        edit(&mut w, &mut t);
+        let file = ole::test_file(&[("WordDocument", &w), ("1Table", &t)]);
+        parse(&file, sniff::DOC, &ParseLimits::default())
+    };
+    // FibRgLw starts at 64 (csw 14), FibRgFcLcb at 154.
+    let pair = |index: usize| 154 + index * 8;
+    // ccpText far past the text: the pieces end it.
+    let doc = with(&|w, _| set_u32(w, 64 + 12, 0x7FFF_FFF0)).unwrap();
+    assert_eq!(doc.plain_text(), "保证金\n二万元");
+    // A negative length.
+    assert_eq!(
+        with(&|w, _| set_u32(w, 64 + 12, 0x8000_0000))
+            .unwrap_err()
+            .kind,
+        "corrupt"
+    );
+    // The piece table outside the table stream, or cut short.
+    assert_eq!(
+        with(&|w, _| set_u32(w, pair(33), 1 << 30))
+            .unwrap_err()
+            .kind,
+        "corrupt"
+    );
+    assert_eq!(
+        with(&|w, _| set_u32(w, pair(33) + 4, 7)).unwrap_err().kind,
+        "corrupt"
+    );
+    // Property and style tables outside the stream: the text, unformatted.
+    for index in [1, 11, 12, 13] {
+        let doc = with(&|w, _| set_u32(w, pair(index) + 4, u32::MAX)).unwrap();
+        assert_eq!(doc.plain_text(), "保证金\n二万元", "{index}");
+    }
+    // Property pages named past the end of the stream.
+    let doc = with(&|w, t| {
+        let papx = u32_at(w, pair(13)) as usize;
+        set_u32(t, papx + 8, 0x003F_FFFF);
+    })
+    .unwrap();
+    assert_eq!(doc.plain_text(), "保证金\n二万元");
+    // No table stream, a FIB cut short, a foreign stream.
+    let no_table = ole::test_file(&[("WordDocument", &word)]);
+    assert_eq!(kind(&no_table, sniff::DOC), "corrupt");
+    let cut = ole::test_file(&[("WordDocument", &word[..100]), ("1Table", &table)]);
+    assert_eq!(kind(&cut, sniff::DOC), "corrupt");
+    let other = ole::test_file(&[("Workbook", &word)]);
+    assert_eq!(kind(&other, sniff::DOC), "corrupt");
+}
+
+#[test]
+fn deep_nesting_in_word_files_is_flat_work() {
+    let fields = format!(
+        "{}见网站{}\r",
+        "\u{13}".repeat(100_000),
+        "\u{15}".repeat(100_000)
+    );
+    let doc = parse(
+        &build(&[p(&fields), p("投标须知\r")], &Build::default()),
+        sniff::DOC,
+        &ParseLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(doc.plain_text(), "投标须知");
+    // A table nested four billion deep is one cell's text.
+    let deep = vec![0x16, 0x24, 1, 0x49, 0x66, 0xFF, 0xFF, 0xFF, 0xFF];
+    let doc = parse(
+        &build(
+            &[
+                super::doc::tests::P("深\r", 0, deep),
+                super::doc::tests::P("\u{7}", 0, vec![0x16, 0x24, 1]),
+                super::doc::tests::P("\u{7}", 0, vec![0x16, 0x24, 1, 0x17, 0x24, 1]),
+            ],
+            &Build::default(),
+        ),
+        sniff::DOC,
+        &ParseLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(doc.plain_text(), "深");
+}
+
+#[test]
+fn truncated_legacy_files_fail_cleanly() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy");
+    for (name, media_type) in [
+        ("cn_selection.doc", sniff::DOC),
+        ("bill_of_quantities.xls", sniff::XLS),
+    ] {
+        let bytes = std::fs::read(fixtures.join(name)).unwrap();
+        for cut in (0..bytes.len()).step_by(bytes.len() / 97) {
+            let _ = parse(&bytes[..cut], media_type, &ParseLimits::default());
+            let _ = sniff::sniff(&bytes[..cut], name);
+        }
+    }
+}
+
+#[test]
+fn hostile_xls_workbooks_are_refused() {
+    use super::xlsx::biff::{number, record};
+    let sheet = |cells: &[Vec<u8>]| {
+        let mut out = record(0x0809, &[0; 16]);
+        for c in cells {
+            out.extend(c);
+        }
+        out.extend(record(0x000A, &[]));
+        out
+    };
+    // One cell at A1 and one at IV65536: a dense grid of 16.7 million.
+    let far = ole::test_file(&[(
+        "Workbook",
+        &sheet(&[number(0, 0, 1.0), number(65535, 255, 2.0)]),
+    )]);
+    assert_eq!(sniff::sniff(&far, "x.xls").unwrap(), sniff::XLS);
+    assert_eq!(kind(&far, sniff::XLS), "too_large");
+    // A password-protected workbook (FILEPASS in the globals).
+    let mut globals = record(0x0809, &[0; 16]);
+    globals.extend(record(0x002F, &[1, 0, 1, 0, 1, 0]));
+    let encrypted = ole::test_file(&[("Workbook", &globals)]);
+    assert_eq!(kind(&encrypted, sniff::XLS), "encrypted");
+    // Garbage in the stream, and no workbook stream at all.
+    let garbage = ole::test_file(&[("Workbook", &[0xAB; 3000])]);
+    assert_eq!(kind(&garbage, sniff::XLS), "corrupt");
+    let none = ole::test_file(&[("WordDocument", b"x")]);
+    assert_eq!(kind(&none, sniff::XLS), "corrupt");
+}
+
+const MEDIA_TYPES: [&str; 8] = [
     sniff::PDF,
     sniff::DOCX,
     sniff::XLSX,
     sniff::HTML,
     sniff::MARKDOWN,
     sniff::TEXT,
+    sniff::DOC,
+    sniff::XLS,
 ];
 
 proptest! {
@@ -350,7 +622,7 @@ proptest! {
 
     /// Any bytes, any parser: an answer, never a panic.
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048), which in 0..6usize) {
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048), which in 0..8usize) {
         let _ = parse(&bytes, MEDIA_TYPES[which], &ParseLimits::default());
         let _ = sniff::sniff(&bytes, "x.bin");
     }
@@ -361,13 +633,17 @@ proptest! {
     fn damaged_files_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
         let mut pdf_bytes = one_page("BT /F1 12 Tf 72 720 Td (Hello there, tenderers) Tj ET");
         let mut docx = super::zipread::test_zip(&[("word/document.xml", DOCX_BODY.as_bytes())]);
+        let mut doc = build(&[p("招标\r"), p("公告\r")], &Build::default());
         for (at, b) in &flips {
             let i = at.index(pdf_bytes.len());
             pdf_bytes[i] = *b;
             let j = at.index(docx.len());
             docx[j] = *b;
+            let k = at.index(doc.len());
+            doc[k] = *b;
         }
         let _ = parse(&pdf_bytes, sniff::PDF, &ParseLimits::default());
         let _ = parse(&docx, sniff::DOCX, &ParseLimits::default());
+        let _ = parse(&doc, sniff::DOC, &ParseLimits::default());
     }
 }

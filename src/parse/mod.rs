@@ -5,8 +5,10 @@
 //! into third-party parsers run under [`guard`], which turns a panic into a
 //! `corrupt` error.
 
+pub mod doc;
 pub mod docx;
 pub mod html;
+pub mod ole;
 pub mod pdf;
 pub mod render;
 pub mod sniff;
@@ -110,10 +112,8 @@ pub fn parse(
         sniff::HTML => html::parse_html(bytes),
         sniff::MARKDOWN => text::parse_markdown(bytes),
         sniff::TEXT => text::parse_text(bytes),
-        "application/msword" | "application/vnd.ms-excel" => Err(ParseError::new(
-            "unsupported_type",
-            "legacy Word or Excel (OLE) file: save it as DOCX, XLSX or PDF and submit that",
-        )),
+        sniff::DOC => doc::parse_doc(bytes, limits),
+        sniff::XLS => xlsx::parse_xls(bytes, limits),
         other => Err(ParseError::new(
             "unsupported_type",
             format!("no parser for media type {other}"),

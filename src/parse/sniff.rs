@@ -2,7 +2,8 @@
 
 use std::io::{Cursor, Read};
 
-use super::ParseError;
+use super::ole::{self, Ole};
+use super::{ParseError, ParseLimits, guard};
 
 // Media types tenderflow knows.
 
@@ -12,6 +13,11 @@ pub const PDF: &str = "application/pdf";
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 /// Excel 2007+ (OOXML) workbook.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+/// Word 97–2003 binary document (`.doc`; WPS Writer's `.wps` is the same
+/// format).
+pub const DOC: &str = "application/msword";
+/// Excel 97–2003 (BIFF) workbook (`.xls`; WPS Spreadsheets' `.et` too).
+pub const XLS: &str = "application/vnd.ms-excel";
 /// HTML page.
 pub const HTML: &str = "text/html";
 /// Markdown text (told from plain text by the file name only).
@@ -31,11 +37,8 @@ pub fn sniff(bytes: &[u8], filename: &str) -> Result<&'static str, ParseError> {
     if bytes.starts_with(b"PK\x03\x04") {
         return sniff_zip(bytes);
     }
-    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
-        return Err(ParseError::new(
-            "unsupported_type",
-            "legacy Word or Excel (OLE) file: save it as DOCX, XLSX or PDF and submit that",
-        ));
+    if bytes.starts_with(&ole::MAGIC) {
+        return guard("OLE", || sniff_ole(bytes));
     }
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
     let head = head.trim_start_matches('\u{feff}').trim_start();
@@ -45,7 +48,7 @@ pub fn sniff(bytes: &[u8], filename: &str) -> Result<&'static str, ParseError> {
     if looks_binary(bytes) {
         return Err(ParseError::new(
             "unsupported_type",
-            "the bytes are not PDF, DOCX, XLSX, HTML or text",
+            "the bytes are not PDF, DOCX, XLSX, DOC, XLS, HTML or text",
         ));
     }
     let lower = filename.to_ascii_lowercase();
@@ -88,6 +91,36 @@ fn sniff_zip(bytes: &[u8]) -> Result<&'static str, ParseError> {
     ))
 }
 
+/// Word and Excel binary files are both OLE compound files; their streams
+/// tell them apart.
+fn sniff_ole(bytes: &[u8]) -> Result<&'static str, ParseError> {
+    let streams = Ole::open(bytes, &ParseLimits::default(), "OLE")?.root_streams();
+    let has = |name: &str| streams.iter().any(|s| s.eq_ignore_ascii_case(name));
+    if has("WordDocument") {
+        return Ok(DOC);
+    }
+    if has("Workbook") || has("Book") {
+        return Ok(XLS);
+    }
+    if has("EncryptedPackage") {
+        return Err(ParseError::new(
+            "encrypted",
+            "a password-protected (encrypted) DOCX or XLSX",
+        ));
+    }
+    let what = if has("PowerPoint Document") {
+        "a PowerPoint 97-2003 file"
+    } else if has("CONTENTS") {
+        "a Microsoft Works (or other non-Word) file"
+    } else {
+        "an OLE compound file that is neither a Word nor an Excel file"
+    };
+    Err(ParseError::new(
+        "unsupported_type",
+        format!("{what}: save it as DOCX, XLSX or PDF and submit that"),
+    ))
+}
+
 /// Text has no NUL bytes outside UTF-16; a BOM marks UTF-16.
 fn looks_binary(bytes: &[u8]) -> bool {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
@@ -115,5 +148,24 @@ mod tests {
             sniff(b"PK\x03\x04broken", "x.docx").unwrap_err().kind,
             "corrupt"
         );
+    }
+
+    #[test]
+    fn compound_files_are_told_apart_by_their_streams() {
+        let file = |name: &str| ole::test_file(&[(name, b"x")]);
+        assert_eq!(sniff(&file("WordDocument"), "x.wps").unwrap(), DOC);
+        assert_eq!(sniff(&file("Workbook"), "x.et").unwrap(), XLS);
+        assert_eq!(sniff(&file("Book"), "x.xls").unwrap(), XLS);
+        assert_eq!(
+            sniff(&file("EncryptedPackage"), "x.docx").unwrap_err().kind,
+            "encrypted"
+        );
+        assert_eq!(
+            sniff(&file("PowerPoint Document"), "x.ppt")
+                .unwrap_err()
+                .kind,
+            "unsupported_type"
+        );
+        assert_eq!(sniff(&ole::MAGIC, "x.doc").unwrap_err().kind, "corrupt");
     }
 }

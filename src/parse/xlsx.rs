@@ -1,17 +1,27 @@
-//! XLSX: each sheet as a heading (its name) and a table (its used cells).
+//! XLSX and XLS: each sheet as a heading (its name) and a table (its used
+//! cells), both through calamine.
 //!
-//! Cells are streamed with calamine's cell reader rather than loaded as a
-//! dense range: a hostile sheet with one cell at A1 and one at XFD1048576
-//! would otherwise ask for billions of cells.
+//! XLSX cells are streamed with calamine's cell reader rather than loaded
+//! as a dense range: a hostile sheet with one cell at A1 and one at
+//! XFD1048576 would otherwise ask for billions of cells. calamine reads an
+//! XLS (BIFF8, or BIFF5 in a `Book` stream; WPS Spreadsheets' `.et` is the
+//! same) only as dense ranges, so its records are scanned first
+//! ([`biff`]) and a workbook whose sheets would be too large is refused
+//! before calamine sees it; and calamine is handed a fresh compound file
+//! holding only the workbook stream, read with `cfb` under the budget, so
+//! it never walks a hostile file's sector chains itself.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use calamine::{Data, Reader, Xlsx};
+use calamine::{Data, Reader, Xls, XlsError, Xlsx};
 
+use super::ole::{self, Ole};
 use super::zipread::BoundedZip;
 use super::{ParseError, ParseLimits, guard};
 use crate::document::{Block, ParsedDocument};
+
+pub(crate) mod biff;
 
 /// Most cells read from one workbook.
 const MAX_CELLS: usize = 2_000_000;
@@ -29,13 +39,70 @@ pub fn parse_xlsx(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, 
 fn read_workbook(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
         .map_err(|e| ParseError::corrupt(format!("unreadable XLSX workbook: {e}")))?;
-    let mut blocks = Vec::new();
+    let mut sheets = Vec::new();
     let mut cells_read = 0;
     for name in book.sheet_names() {
         let rows = read_sheet(&mut book, &name, &mut cells_read)?;
+        sheets.push((name, rows));
+    }
+    Ok(ParsedDocument::new("xlsx", sheet_blocks(sheets)))
+}
+
+/// Parses XLS (BIFF) bytes, and WPS Spreadsheets' `.et`.
+pub fn parse_xls(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {
+    let mut ole = Ole::open(bytes, limits, "XLS")?;
+    let (name, stream) = match ole.read_stream("Workbook")? {
+        Some(stream) => ("Workbook", stream),
+        None => match ole.read_stream("Book")? {
+            Some(stream) => ("Book", stream),
+            None => {
+                return Err(ParseError::corrupt(
+                    "a compound file without a Workbook stream",
+                ));
+            }
+        },
+    };
+    biff::check_size(&stream, MAX_CELLS)?;
+    let copy = ole::single_stream_file(name, &stream)?;
+    drop(stream);
+    guard("XLS", || read_xls(&copy))
+}
+
+fn read_xls(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
+    let mut book = Xls::new(Cursor::new(bytes)).map_err(|e| match e {
+        XlsError::Password => {
+            ParseError::new("encrypted", "the XLS workbook is password-protected")
+        }
+        e => ParseError::corrupt(format!("unreadable XLS workbook: {e}")),
+    })?;
+    let mut sheets = Vec::new();
+    for name in book.sheet_names() {
+        let range = book
+            .worksheet_range(&name)
+            .map_err(|e| ParseError::corrupt(format!("unreadable sheet {name}: {e}")))?;
+        let (top, left) = range.start().unwrap_or_default();
+        let mut grid: BTreeMap<u32, BTreeMap<u32, String>> = BTreeMap::new();
+        for (row, col, value) in range.used_cells() {
+            let text = value.to_string();
+            if !text.trim().is_empty() {
+                grid.entry(top + row as u32)
+                    .or_default()
+                    .insert(left + col as u32, text.trim().to_string());
+            }
+        }
+        let rows = dense_rows(grid, &name)?;
+        sheets.push((name, rows));
+    }
+    Ok(ParsedDocument::new("xls", sheet_blocks(sheets)))
+}
+
+/// Each sheet: its name as a heading, then its rows as a table.
+fn sheet_blocks(sheets: Vec<(String, Vec<Vec<String>>)>) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for (name, rows) in sheets {
         blocks.push(Block::Heading {
             level: 1,
-            text: name.clone(),
+            text: name,
             number: None,
             page: None,
         });
@@ -47,7 +114,7 @@ fn read_workbook(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
             });
         }
     }
-    Ok(ParsedDocument::new("xlsx", blocks))
+    blocks
 }
 
 /// One sheet's non-empty rows, each padded to the sheet's used columns.

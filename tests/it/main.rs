@@ -6,6 +6,7 @@ mod api;
 mod faults;
 mod helpers;
 mod ledger;
+mod legacy;
 mod ops;
 mod pipeline;
 mod procs;

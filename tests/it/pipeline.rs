@@ -377,7 +377,7 @@ async fn bad_inputs_are_dead_lettered_at_ingest_with_a_clear_reason() {
         (root.join("empty.md"), "empty"),
         (root.join("big.md"), "too_large"),
         (root.join("binary.pdf"), "unsupported_type"),
-        (root.join("legacy.doc"), "unsupported_type"),
+        (root.join("legacy.doc"), "corrupt"),
     ];
     let submitter = Submitter::new(Arc::clone(&pipeline.settings)).unwrap();
     let follower = pipeline.follower().await;

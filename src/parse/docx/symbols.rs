@@ -100,7 +100,7 @@ fn is_private_use(c: char) -> bool {
 /// one that draws Latin-1 and the one of any font slot (for private-use
 /// characters, which Word draws in the run's symbol font whatever the slot).
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct RunFonts {
+pub(in crate::parse) struct RunFonts {
     ascii: Option<SymbolFont>,
     high_ansi: Option<SymbolFont>,
     any: Option<SymbolFont>,
@@ -108,7 +108,11 @@ pub(super) struct RunFonts {
 
 impl RunFonts {
     /// From the `w:rFonts` attributes.
-    pub(super) fn new(ascii: Option<&str>, h_ansi: Option<&str>, others: &[Option<&str>]) -> Self {
+    pub(in crate::parse) fn new(
+        ascii: Option<&str>,
+        h_ansi: Option<&str>,
+        others: &[Option<&str>],
+    ) -> Self {
         let ascii = ascii.and_then(SymbolFont::named);
         let high_ansi = h_ansi.and_then(SymbolFont::named);
         let any = ascii
@@ -121,12 +125,12 @@ impl RunFonts {
         }
     }
 
-    pub(super) fn is_plain(&self) -> bool {
+    pub(in crate::parse) fn is_plain(&self) -> bool {
         self.any.is_none()
     }
 
     /// `text` as drawn in these fonts.
-    pub(super) fn map(&self, text: &str) -> String {
+    pub(in crate::parse) fn map(&self, text: &str) -> String {
         if self.is_plain() {
             return text.to_string();
         }
