@@ -111,7 +111,11 @@ pub fn unpack(
 #[derive(Default)]
 struct Spent {
     entries: usize,
+    /// Bytes read out.
     bytes: u64,
+    /// Bytes that entries checked but not yet read declare, so that a nested
+    /// zip's entries are held to what its outer siblings leave.
+    reserved: u64,
 }
 
 /// One header, checked, before anything is decompressed.
@@ -141,6 +145,7 @@ fn unpack_level(
     let mut files = 0;
     for planned in plan {
         let data = read_entry(&mut archive, &planned)?;
+        spent.reserved -= planned.size;
         spent.bytes += data.len() as u64;
         let media_type = sniff::sniff(&data, &planned.name);
         match media_type {
@@ -200,7 +205,7 @@ fn check_headers(
             spent.entries, limits.max_entries
         )));
     }
-    let mut declared_total = spent.bytes;
+    let mut declared_total = spent.bytes + spent.reserved;
     let mut plan = Vec::new();
     for index in 0..archive.len() {
         let entry = archive
@@ -251,6 +256,7 @@ fn check_headers(
         }
         plan.push(Planned { index, name, size });
     }
+    spent.reserved += plan.iter().map(|p| p.size).sum::<u64>();
     Ok(plan)
 }
 

@@ -291,6 +291,15 @@ fn one_level_of_nesting_is_unpacked_and_no_deeper() {
     let err = refused(&deeper, &PackageLimits::default());
     assert_eq!(err.kind, "unsupported_archive");
     assert!(err.message.contains("outer.zip/补遗.zip"), "{err}");
+    // The total counts nested entries with their outer siblings.
+    let sibling = raw("说明.txt", &[b'a'; 200]);
+    let inner = build(&[raw("a.txt", &[b'a'; 200])]);
+    let limits = PackageLimits {
+        max_total_bytes: inner.len() as u64 + 200 + 150,
+        ..PackageLimits::default()
+    };
+    let nested = build(&[raw("inner.zip", &inner), sibling]);
+    assert_eq!(refused(&nested, &limits).kind, "too_large");
     // The entry limit counts nested entries too.
     let limits = PackageLimits {
         max_entries: 2,

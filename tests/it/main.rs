@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod ledger;
 mod ops;
+mod package;
 mod pipeline;
 mod procs;
 mod projector;
