@@ -309,14 +309,32 @@ async fn hostile_packages_are_dead_lettered_at_ingest_and_the_worker_lives_on() 
             .unwrap()
             .task_id,
     );
+    // A package must come alone.
+    let mixed = vec![
+        Upload {
+            filename: "pkg.zip".into(),
+            bytes: Bytes::from(zip_of(&[tender()])),
+        },
+        Upload {
+            filename: "补遗1.txt".into(),
+            bytes: Bytes::from(read("gov_tender_addendum.txt")),
+        },
+    ];
+    tasks.push(
+        submitter
+            .submit(mixed, TaskOptions::default())
+            .await
+            .unwrap()
+            .task_id,
+    );
     let good = zip_of(&[tender()]);
     tasks.push(submit(&submitter, "good.zip", good).await);
     let done = outcomes(follower, &tasks, 60).await;
 
-    let expected = cases
-        .iter()
-        .map(|(name, _, kind)| (*name, *kind))
-        .chain([("package.rar", "unsupported_archive")]);
+    let expected = cases.iter().map(|(name, _, kind)| (*name, *kind)).chain([
+        ("package.rar", "unsupported_archive"),
+        ("pkg.zip + 补遗1.txt", "mixed_package"),
+    ]);
     for ((name, kind), task) in expected.zip(&tasks) {
         let Outcome::Failed {
             stage,
