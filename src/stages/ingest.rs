@@ -334,7 +334,100 @@ fn too_large(size: u64, max: u64) -> StageError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::config::Settings;
+    use crate::envelope::{Stage, TaskOptions};
+
+    fn context(root: &Path) -> StageContext {
+        let mut settings = Settings::load(None).unwrap();
+        settings.store.root = root.to_path_buf();
+        let settings = Arc::new(settings);
+        StageContext {
+            store: Store::from_settings(&settings).unwrap(),
+            settings,
+        }
+    }
+
+    async fn submitted(context: &StageContext, name: &str, bytes: Vec<u8>) -> DocumentRef {
+        let stored = context
+            .store
+            .put_original(Bytes::from(bytes))
+            .await
+            .unwrap();
+        DocumentRef {
+            uri: format!("store:{}", stored.key),
+            sha256: stored.sha256,
+            size: stored.size,
+            media_type: None,
+            filename: name.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_package_is_unpacked_stored_and_sorted_for_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = context(dir.path());
+        let zip = crate::parse::zipread::test_zip(&[
+            ("图纸/总图.dwg", b"AC1032\0\x01"),
+            ("补遗1.md", "# 补遗\n\n截止时间推迟".as_bytes()),
+            ("招标文件.md", "# 招标文件".as_bytes()),
+        ]);
+        let document = submitted(&context, "pkg.zip", zip).await;
+        let envelope = Envelope::new_task(vec![document], TaskOptions::default());
+        let output = handle(&context, &envelope).await.unwrap();
+
+        let sorted: Vec<(&str, Role)> = output
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.role))
+            .collect();
+        assert_eq!(
+            sorted,
+            vec![
+                ("招标文件.md", Role::Main),
+                ("补遗1.md", Role::Amendment),
+                ("图纸/总图.dwg", Role::Attachment),
+                ("pkg.zip", Role::Package),
+            ]
+        );
+        assert_eq!(output.artifacts.files, output.files);
+        let originals: Vec<&ArtifactRef> = output.files[..2].iter().map(|f| &f.stored).collect();
+        assert_eq!(
+            output.artifacts.originals.iter().collect::<Vec<_>>(),
+            originals
+        );
+        // Every file is in the store as it was in the package.
+        let drawing = context
+            .store
+            .get_artifact(&output.files[2].stored)
+            .await
+            .unwrap();
+        assert_eq!(drawing.as_ref(), b"AC1032\0\x01");
+        // Parse gets the main document and the amendment, by name.
+        let next = envelope.advance(Stage::Parse, output.artifacts);
+        assert_eq!(next.document_names(), vec!["招标文件.md", "补遗1.md"]);
+    }
+
+    #[tokio::test]
+    async fn documents_submitted_one_by_one_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = context(dir.path());
+        let documents = vec![
+            submitted(&context, "a.md", b"# main".to_vec()).await,
+            submitted(&context, "b.md", b"# second".to_vec()).await,
+        ];
+        let envelope = Envelope::new_task(documents, TaskOptions::default());
+        let output = handle(&context, &envelope).await.unwrap();
+        let roles: Vec<Role> = output.files.iter().map(|f| f.role).collect();
+        assert_eq!(roles, vec![Role::Main, Role::Amendment]);
+        assert_eq!(output.artifacts.originals.len(), 2);
+        let rar = submitted(&context, "x.rar", b"Rar!\x1A\x07\x00...".to_vec()).await;
+        let envelope = Envelope::new_task(vec![rar], TaskOptions::default());
+        let err = handle(&context, &envelope).await.unwrap_err();
+        assert_eq!(err.info().kind, "unsupported_archive");
+    }
 
     #[test]
     fn only_sha256_keys_under_originals_are_stored_originals() {
