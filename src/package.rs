@@ -141,6 +141,13 @@ fn unpack_level(
     };
     let mut archive = ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| ParseError::corrupt(format!("{whose} is not a readable zip: {e}")))?;
+    if archive.has_duplicate_names() {
+        // The zip crate keeps one entry per name: the others would vanish.
+        return Err(ParseError::new(
+            "unsafe_entry",
+            format!("{whose} holds several entries of the same name; repack it"),
+        ));
+    }
     let plan = check_headers(&mut archive, prefix, limits, spent, &whose)?;
     let mut files = 0;
     for planned in plan {
@@ -211,7 +218,13 @@ fn check_headers(
         let entry = archive
             .by_index_raw(index)
             .map_err(|e| ParseError::corrupt(format!("{whose}: unreadable entry {index}: {e}")))?;
-        let raw_name = entry_name(entry.name_raw(), entry.name().ok().as_deref());
+        // The UTF-8 flag, or an Info-ZIP Unicode-path field (which the zip
+        // crate has already put in place of the raw name).
+        let says_utf8 = entry.flags().as_u16() & 0x0800 != 0
+            || entry
+                .extra_data_fields()
+                .any(|f| matches!(f, zip::ExtraField::UnicodePath(_)));
+        let raw_name = entry_name(entry.name_raw(), says_utf8, entry.name().ok().as_deref());
         let name = safe_path(&raw_name)?;
         let name = format!("{prefix}{name}");
         if entry.is_symlink() {
@@ -289,22 +302,39 @@ fn read_entry(
     Ok(data)
 }
 
-/// An entry's name from its raw bytes: UTF-8 when they are valid UTF-8
-/// (with or without the UTF-8 flag: Info-ZIP on Linux and macOS write it
-/// without), else GBK/GB18030 as Chinese Windows writes it, else CP437, the
-/// zip format's own default (`cp437`, as the zip crate decodes it).
-pub fn entry_name(raw: &[u8], cp437: Option<&str>) -> String {
+/// An entry's name from its raw bytes: UTF-8 when the bytes are valid UTF-8
+/// (Info-ZIP on Linux and macOS writes UTF-8 without the zip's UTF-8 flag),
+/// else GBK/GB18030 as Chinese Windows writes it, else CP437, the zip
+/// format's own default (as the zip crate decodes it). One case is
+/// ambiguous: short GBK names can be valid UTF-8 too ("图纸" in GBK reads
+/// as "ͼֽ"). Without the flag or a Unicode-path field, bytes that are UTF-8
+/// only of two-byte characters (accented Latin, Greek, Cyrillic...) and
+/// decode as GBK to Chinese are taken as GBK: real UTF-8 Chinese is made of
+/// three-byte characters.
+fn entry_name(raw: &[u8], says_utf8: bool, cp437: Option<&str>) -> String {
+    let gbk = || encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(raw);
     if let Ok(utf8) = std::str::from_utf8(raw) {
-        return utf8.to_string();
+        let two_byte_only = utf8.chars().all(|c| (c as u32) < 0x800);
+        if says_utf8 || utf8.is_ascii() || !two_byte_only {
+            return utf8.to_string();
+        }
+        return match gbk() {
+            Some(gbk) if gbk.chars().any(is_cjk) => gbk.into_owned(),
+            _ => utf8.to_string(),
+        };
     }
-    if let Some(gbk) = encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(raw)
-    {
+    if let Some(gbk) = gbk() {
         return gbk.into_owned();
     }
     match cp437 {
         Some(name) => name.to_string(),
         None => String::from_utf8_lossy(raw).into_owned(),
     }
+}
+
+/// A CJK ideograph (the unified blocks and extension A).
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
 }
 
 /// The entry's path, `/`-separated, or an error when it could reach outside

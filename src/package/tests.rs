@@ -169,10 +169,41 @@ fn entry_names_without_the_utf8_flag_are_read_as_gbk_or_cp437() {
         ..raw("x", b"x")
     };
     let windows_folders = raw("图纸\\总图.dwg", b"x");
-    let zip = build(&[gbk_entry, utf8_unflagged, cp437, windows_folders]);
+    // "图纸" in GBK is valid UTF-8 ("ͼֽ"): without the flag it is GBK.
+    let (short, _, _) = encoding_rs::GBK.encode("图纸.dwg");
+    assert!(std::str::from_utf8(&short).is_ok());
+    let ambiguous = Raw {
+        name: short.to_vec(),
+        flags: 0,
+        ..raw("x", b"x")
+    };
+    // With the flag, the same bytes are what the flag says.
+    let flagged = Raw {
+        name: [b"x/".as_slice(), &short].concat(),
+        flags: 0x0800,
+        ..raw("x", b"x")
+    };
+    let accented = raw("café.txt", b"x");
+    let zip = build(&[
+        gbk_entry,
+        utf8_unflagged,
+        cp437,
+        windows_folders,
+        ambiguous,
+        flagged,
+        accented,
+    ]);
     assert_eq!(
         names(&zip),
-        vec!["招标文件.txt", "澄清文件.txt", "grü.txt", "图纸/总图.dwg"]
+        vec![
+            "招标文件.txt",
+            "澄清文件.txt",
+            "grü.txt",
+            "图纸/总图.dwg",
+            "图纸.dwg",
+            "x/ͼֽ.dwg",
+            "café.txt"
+        ]
     );
 }
 
@@ -201,6 +232,13 @@ fn paths_outside_the_package_are_refused() {
         refused(&zip, &PackageLimits::default()).kind,
         "unsafe_entry"
     );
+}
+
+#[test]
+fn entries_of_the_same_name_are_refused_not_dropped() {
+    let zip = build(&[raw("补遗.txt", b"first"), raw("补遗.txt", b"second")]);
+    let err = refused(&zip, &PackageLimits::default());
+    assert_eq!(err.kind, "unsafe_entry");
 }
 
 #[test]
