@@ -131,6 +131,7 @@ fn unpack_once(zip: &[u8]) -> (usize, u64, Result<(), String>) {
                 name,
                 size: *size,
                 media_type: *media_type,
+                unreadable: None,
                 is_package: *is_package,
             })
             .collect();

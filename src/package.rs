@@ -385,6 +385,8 @@ pub struct Member<'a> {
     pub size: u64,
     /// Its media type, `None` when tenderflow cannot read it.
     pub media_type: Option<&'a str>,
+    /// Why tenderflow cannot read it, when it cannot and the reason is known.
+    pub unreadable: Option<&'a str>,
     /// Whether it is a nested package.
     pub is_package: bool,
 }
@@ -431,9 +433,10 @@ pub fn assign_roles(members: &[Member]) -> Result<Vec<Assigned>, ParseError> {
                 return Err(ParseError::new(
                     "unsupported_type",
                     format!(
-                        "{} is named as an amendment but is not a format tenderflow reads; \
+                        "{} is named as an amendment but tenderflow cannot read it ({}); \
                          without it the summary would miss its changes",
-                        m.name
+                        m.name,
+                        m.unreadable.unwrap_or("not a format tenderflow reads")
                     ),
                 ));
             }
@@ -520,8 +523,11 @@ fn choose_main(
         return Err(ParseError::new(
             "unsupported_type",
             format!(
-                "{} is named as the main document but is not a format tenderflow reads",
-                members[unreadable].name
+                "{} is named as the main document but tenderflow cannot read it ({})",
+                members[unreadable].name,
+                members[unreadable]
+                    .unreadable
+                    .unwrap_or("not a format tenderflow reads")
             ),
         ));
     }

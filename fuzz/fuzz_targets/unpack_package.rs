@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
                 name,
                 size: *size,
                 media_type: *media_type,
+                unreadable: None,
                 is_package: *is_package,
             })
             .collect();

@@ -390,6 +390,7 @@ fn member<'a>(name: &'a str, size: u64, media_type: Option<&'a str>) -> Member<'
         name,
         size,
         media_type,
+        unreadable: None,
         is_package: false,
     }
 }
@@ -547,6 +548,13 @@ fn unreadable_named_documents_and_packages_without_a_document_are_refused() {
     let err = role_error(&[member("招标文件.pdf", 9, PDF), member("补遗1.jpg", 9, None)]);
     assert_eq!(err.kind, "unsupported_type");
     assert!(err.message.contains("补遗1.jpg"), "{err}");
+    // The reason sniffing gave travels with it.
+    let empty = Member {
+        unreadable: Some("the document is empty (0 bytes)"),
+        ..member("补遗2.pdf", 0, None)
+    };
+    let err = role_error(&[member("招标文件.pdf", 9, PDF), empty]);
+    assert!(err.message.contains("empty (0 bytes)"), "{err}");
     // The largest other file is not the tender when the named one is unreadable.
     let err = role_error(&[
         member("招标文件.doc", 9, None),

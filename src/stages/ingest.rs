@@ -166,6 +166,7 @@ fn unpack_and_store(
             name: &file.name,
             size: artifact.size,
             media_type: file.media_type.as_ref().ok().copied(),
+            unreadable: file.media_type.as_ref().err().map(|e| e.message.as_str()),
             is_package: file.is_package,
         })
         .collect();
