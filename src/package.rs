@@ -407,8 +407,10 @@ static MAIN_NAME: LazyLock<Regex> = LazyLock::new(|| {
         .expect("main name regex")
 });
 static AMENDMENT_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)补遗|澄清|更正|答疑|addend|corrigend|amendment|clarification")
-        .expect("amendment name regex")
+    Regex::new(
+        r"(?i)补遗|澄清|更正|答疑|addend(um|a)?|corrigend(um|a)?|amendments?|clarifications?",
+    )
+    .expect("amendment name regex")
 });
 static ATTACHMENT_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)图纸|清单|drawing|(^|[^a-z])boq([^a-z]|$)|bill[ _-]*of[ _-]*quantit")

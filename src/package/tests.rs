@@ -455,12 +455,12 @@ fn chinese_numerals_and_every_amendment_word_order_naturally() {
             "第十次答疑.txt"
         ]
     );
-    for word in [
-        "澄清",
-        "更正公告",
-        "Addendum No.1",
-        "CORRIGENDUM",
-        "招标文件补遗",
+    for (word, says) in [
+        ("澄清", "澄清"),
+        ("更正公告", "更正"),
+        ("Addendum No.1", "Addendum"),
+        ("CORRIGENDUM", "CORRIGENDUM"),
+        ("招标文件补遗", "补遗"),
     ] {
         let name = format!("{word}.pdf");
         let members = [member("磋商文件.pdf", 9, PDF), member(&name, 1, PDF)];
@@ -468,6 +468,11 @@ fn chinese_numerals_and_every_amendment_word_order_naturally() {
             roles(&members)[1],
             (name.clone(), Role::Amendment),
             "{word}"
+        );
+        let reason = &assign_roles(&members).unwrap()[1].reason;
+        assert!(
+            reason.starts_with(&format!("its name says {says};")),
+            "{reason}"
         );
     }
 }
