@@ -241,6 +241,8 @@ function taskHead(view, live) {
       live ? el("span", { class: "live" }, "● live") : null),
     el("dt", {}, "Documents"), el("dd", {}, (view.documents || []).map((d) =>
       el("div", {}, d.filename, " ", el("span", { class: "muted mono" }, `${d.size} B, sha256 ${d.sha256.slice(0, 12)}…`)))),
+    (view.files || []).length ? [el("dt", {}, "Files"), el("dd", { id: "task-files" }, view.files.map((f) =>
+      el("div", { "data-role": f.role }, el("strong", {}, f.role), " ", f.name, " ", el("span", { class: "muted" }, f.reason))))] : null,
     el("dt", {}, "Options"), el("dd", {}, view.options ? `filter ${view.options.filter_model}, extract ${view.options.extract_model}` : ""),
     el("dt", {}, "Created"), el("dd", {}, when(view.created_at)),
     el("dt", {}, "Finished"), el("dd", {}, when(view.finished_at)),

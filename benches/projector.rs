@@ -170,6 +170,7 @@ fn task_entries(i: usize) -> Vec<Vec<Event>> {
             EventKind::Succeeded {
                 artifact: Some(artifact),
                 duration_ms: 40,
+                files: Vec::new(),
             },
         );
         if stage == Stage::Extract {

@@ -306,6 +306,14 @@ pub fn render_status(view: &TaskView) -> String {
         .map(|d| format!("{} ({} bytes, sha256 {})", d.filename, d.size, d.sha256))
         .collect();
     out.push_str(&format!("documents {}\n", names.join(", ")));
+    for file in &view.files {
+        out.push_str(&format!(
+            "file      {} {}: {}\n",
+            file.role.as_str(),
+            file.name,
+            file.reason
+        ));
+    }
     out.push_str(&format!(
         "created   {}\nupdated   {}\n",
         view.created_at.to_rfc3339(),

@@ -8,6 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::package::Role;
+use crate::summary::SummaryDocument;
+
 /// Version of the envelope layout this build reads and writes.
 pub const ENVELOPE_SCHEMA: u32 = 1;
 
@@ -94,12 +97,65 @@ pub struct ArtifactRef {
     pub size: u64,
 }
 
-/// The artifacts produced so far; the lists run parallel to the documents.
+/// One file of the task and what ingest took it as: a submitted document,
+/// or a file unpacked from a submitted zip package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFile {
+    /// The file's name: as submitted, or its path inside the package.
+    pub name: String,
+    /// What it was taken as.
+    pub role: Role,
+    /// The submitted package it came out of, for an unpacked file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// Its stored bytes (for a nested package, the package's).
+    pub stored: ArtifactRef,
+    /// Its media type, when tenderflow reads the format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// Why it was taken as its role, for people.
+    pub reason: String,
+}
+
+impl TaskFile {
+    /// The document list of the summary: each file with its role and, for
+    /// the main document and the amendments, the number their evidence
+    /// gives them.
+    pub fn summary_documents(files: &[TaskFile]) -> Vec<SummaryDocument> {
+        let mut extracted = 0;
+        files
+            .iter()
+            .map(|file| {
+                let document = matches!(file.role, Role::Main | Role::Amendment).then(|| {
+                    extracted += 1;
+                    extracted - 1
+                });
+                SummaryDocument {
+                    name: file.name.clone(),
+                    role: file.role,
+                    document,
+                    sha256: file.stored.sha256.clone(),
+                    reason: file.reason.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The artifacts produced so far. `originals`, `parsed` and `classified`
+/// run parallel to each other: the main document, then its amendments in
+/// order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifacts {
-    /// Each document's stored original (ingest).
+    /// Each document's stored original (ingest): the submitted documents,
+    /// or the main document and amendments taken out of a package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub originals: Vec<ArtifactRef>,
+    /// Every file of the task with its role (ingest): the main document and
+    /// the amendments in the order of `originals`, then attachments and
+    /// packages. Empty in messages written before packages existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<TaskFile>,
     /// Each document's parsed form (parse).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parsed: Vec<ArtifactRef>,
@@ -147,7 +203,9 @@ pub struct Envelope {
     pub stage: Stage,
     /// 1 for the first try at this stage, counting up through retries.
     pub attempt: u32,
-    /// The main document first, then its amendments in order.
+    /// What was submitted: the main document first, then its amendments in
+    /// order; or one zip package, which ingest unpacks (see
+    /// [`Artifacts::files`]).
     pub documents: Vec<DocumentRef>,
     /// What earlier stages produced.
     #[serde(default)]
@@ -225,6 +283,21 @@ impl Envelope {
         serde_json::to_vec(self).expect("an envelope always serialises")
     }
 
+    /// The names of the documents to parse, parallel to
+    /// `artifacts.originals`: from `artifacts.files` once ingest has sorted
+    /// them, else (a message of an older build) the submitted names.
+    pub fn document_names(&self) -> Vec<&str> {
+        if self.artifacts.files.is_empty() {
+            return self.documents.iter().map(|d| d.filename.as_str()).collect();
+        }
+        self.artifacts
+            .files
+            .iter()
+            .filter(|f| matches!(f.role, Role::Main | Role::Amendment))
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+
     /// This task's message for the next stage, with the artifacts so far.
     pub fn advance(&self, next: Stage, artifacts: Artifacts) -> Envelope {
         Envelope {
@@ -252,6 +325,42 @@ mod tests {
             }],
             TaskOptions::default(),
         )
+    }
+
+    #[test]
+    fn a_message_without_files_still_decodes_and_names_its_documents() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["artifacts"] = serde_json::json!({"originals": [
+            {"key": "originals/ab", "sha256": "ab", "size": 3}
+        ]});
+        let old = Envelope::decode(value.to_string().as_bytes(), Stage::Ingest).unwrap();
+        assert!(old.artifacts.files.is_empty());
+        assert_eq!(old.document_names(), vec!["a.md"]);
+    }
+
+    #[test]
+    fn document_names_follow_the_files_main_and_amendments() {
+        let stored = ArtifactRef {
+            key: "originals/cd".into(),
+            sha256: "cd".into(),
+            size: 1,
+        };
+        let file = |name: &str, role| TaskFile {
+            name: name.into(),
+            role,
+            package: Some("pkg.zip".into()),
+            stored: stored.clone(),
+            media_type: None,
+            reason: String::new(),
+        };
+        let mut env = sample();
+        env.artifacts.files = vec![
+            file("招标文件.txt", Role::Main),
+            file("补遗1.txt", Role::Amendment),
+            file("图纸.dwg", Role::Attachment),
+        ];
+        assert_eq!(env.document_names(), vec!["招标文件.txt", "补遗1.txt"]);
+        assert_eq!(Envelope::decode(&env.encode(), Stage::Ingest).unwrap(), env);
     }
 
     #[test]

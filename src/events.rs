@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::envelope::{ArtifactRef, Envelope, Stage, TaskOptions};
+use crate::envelope::{ArtifactRef, Envelope, Stage, TaskFile, TaskOptions};
 
 /// Version of the event layout.
 pub const EVENT_SCHEMA: u32 = 1;
@@ -47,6 +47,10 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         artifact: Option<ArtifactRef>,
         duration_ms: u64,
+        /// Every file of the task with its role, as ingest sorted them
+        /// (ingest only; absent from other stages and older events).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<TaskFile>,
     },
     /// A stage failed an attempt and will try again at `due_at`.
     RetryScheduled {

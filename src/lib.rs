@@ -1,8 +1,8 @@
 //! tenderflow: tender documents into sourced summaries, over RabbitMQ.
 #![forbid(unsafe_code)]
 //!
-//! Two layers. The document logic (`parse`, `filter`, `extract`, `llm`,
-//! `document`, `summary`, `eval`) turns bytes into a summary and depends on
+//! Two layers. The document logic (`parse`, `package`, `filter`, `extract`,
+//! `llm`, `document`, `summary`, `eval`) turns bytes into a summary and depends on
 //! nothing of the pipeline: each has its own error type that says whether
 //! a retry can help. The pipeline (`stages`, `runtime`, `broker`,
 //! `topology`, `store`, `projector`, `http`...) moves documents through
@@ -22,6 +22,7 @@ pub mod filter;
 pub mod http;
 pub mod llm;
 pub mod metrics;
+pub mod package;
 pub mod parse;
 pub mod projector;
 pub mod runtime;

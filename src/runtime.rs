@@ -447,6 +447,7 @@ impl<H: Handler> Worker<H> {
             EventKind::Succeeded {
                 artifact: output.produced.clone(),
                 duration_ms: took.as_millis() as u64,
+                files: output.files.clone(),
             },
         );
         match self.stage.next() {

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::package::Role;
+
 /// Version of the summary layout.
 pub const SUMMARY_SCHEMA: u32 = 2;
 
@@ -139,11 +141,33 @@ pub struct Warning {
     pub evidence: Vec<Evidence>,
 }
 
+/// One file of the task and what the summary took it as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryDocument {
+    /// The file's name, as submitted or as its path inside the package.
+    pub name: String,
+    /// Main document, amendment, attachment (stored, not extracted) or
+    /// package.
+    pub role: Role,
+    /// The number evidence gives it ([`Evidence::document`]): 0 for the main
+    /// document, 1.. for the amendments; absent for files not extracted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<usize>,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Why it was taken as its role.
+    pub reason: String,
+}
+
 /// The summary of a task's documents.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Layout version ([`SUMMARY_SCHEMA`]).
     pub schema: u32,
+    /// The task's files and which was taken as what, main document first;
+    /// empty where the summary was made from files directly (no task).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<SummaryDocument>,
     /// Fields by id (`project`, `tender_no`, `owner`, `price_cap`, ...).
     pub fields: BTreeMap<String, FieldValue>,
     /// Per-lot fields (标段, 包, Lot) by lot name, then by field id.

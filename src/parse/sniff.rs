@@ -24,6 +24,9 @@ pub const HTML: &str = "text/html";
 pub const MARKDOWN: &str = "text/markdown";
 /// Plain text in any detected encoding.
 pub const TEXT: &str = "text/plain";
+/// A zip package of a tender's files (a zip that is neither DOCX nor XLSX);
+/// ingest unpacks it ([`crate::package`]), parse never sees one.
+pub const ZIP: &str = "application/zip";
 
 /// Sniffs the media type of `bytes`. `filename` only tells Markdown from plain
 /// text, which no byte signature can; it never overrides the bytes.
@@ -36,6 +39,15 @@ pub fn sniff(bytes: &[u8], filename: &str) -> Result<&'static str, ParseError> {
     }
     if bytes.starts_with(b"PK\x03\x04") {
         return sniff_zip(bytes);
+    }
+    if let Some(format) = other_archive(bytes) {
+        return Err(ParseError::new(
+            "unsupported_archive",
+            format!(
+                "a {format} archive: tenderflow unpacks only zip packages; \
+                 repack the files as a .zip and submit that"
+            ),
+        ));
     }
     if bytes.starts_with(&ole::MAGIC) {
         return guard("OLE", || sniff_ole(bytes));
@@ -59,7 +71,26 @@ pub fn sniff(bytes: &[u8], filename: &str) -> Result<&'static str, ParseError> {
     }
 }
 
-/// DOCX and XLSX are both zip files; the entries tell them apart.
+/// The archive formats other than zip, by their magic bytes. No well-kept
+/// pure-Rust crate reads RAR (the `unrar` crate binds the C++ library under
+/// a licence that forbids writing a compressor); 7z, gzip and tar are left
+/// out to keep one bounded unpacker to audit.
+fn other_archive(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"Rar!\x1A\x07") {
+        Some("RAR")
+    } else if bytes.starts_with(&[b'7', b'z', 0xBC, 0xAF, 0x27, 0x1C]) {
+        Some("7z")
+    } else if bytes.starts_with(&[0x1F, 0x8B]) {
+        Some("gzip")
+    } else if bytes.len() > 262 && &bytes[257..262] == b"ustar" {
+        Some("tar")
+    } else {
+        None
+    }
+}
+
+/// DOCX and XLSX are both zip files; the entries tell them apart. Any other
+/// zip is a package of files.
 fn sniff_zip(bytes: &[u8]) -> Result<&'static str, ParseError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| ParseError::new("corrupt", format!("broken zip container: {e}")))?;
@@ -85,10 +116,7 @@ fn sniff_zip(bytes: &[u8]) -> Result<&'static str, ParseError> {
             return Ok(XLSX);
         }
     }
-    Err(ParseError::new(
-        "unsupported_type",
-        "a zip file that is neither DOCX nor XLSX",
-    ))
+    Ok(ZIP)
 }
 
 /// Word and Excel binary files are both OLE compound files; their streams
@@ -167,5 +195,27 @@ mod tests {
             "unsupported_type"
         );
         assert_eq!(sniff(&ole::MAGIC, "x.doc").unwrap_err().kind, "corrupt");
+    }
+
+    #[test]
+    fn a_plain_zip_is_a_package_and_other_archives_are_named() {
+        let zip = crate::parse::zipread::test_zip(&[("招标文件.txt", "招标".as_bytes())]);
+        assert_eq!(sniff(&zip, "pkg.zip").unwrap(), ZIP);
+        let docx = crate::parse::zipread::test_zip(&[("word/document.xml", b"<w/>")]);
+        assert_eq!(sniff(&docx, "pkg.zip").unwrap(), DOCX);
+        for (bytes, format) in [
+            (&b"Rar!\x1A\x07\x00rest"[..], "RAR"),
+            (&b"Rar!\x1A\x07\x01\x00rest"[..], "RAR"),
+            (&[b'7', b'z', 0xBC, 0xAF, 0x27, 0x1C, 0, 4][..], "7z"),
+            (&[0x1F, 0x8B, 8, 0][..], "gzip"),
+        ] {
+            let err = sniff(bytes, "pkg.zip").unwrap_err();
+            assert_eq!(err.kind, "unsupported_archive");
+            assert!(err.message.contains(format), "{}", err.message);
+        }
+        let mut tar = vec![0u8; 512];
+        tar[..9].copy_from_slice(b"file.txt\0");
+        tar[257..262].copy_from_slice(b"ustar");
+        assert!(sniff(&tar, "x.tar").unwrap_err().message.contains("tar"));
     }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::envelope::{ArtifactRef, Stage, TaskOptions};
+use crate::envelope::{ArtifactRef, Stage, TaskFile, TaskOptions};
 use crate::events::{DocumentInfo, ErrorInfo, Event, EventKind};
 
 /// Where a task is, overall.
@@ -144,8 +144,13 @@ pub struct TaskView {
     pub last_error: Option<LastError>,
     /// When the next attempt is due, while retrying.
     pub next_retry_at: Option<DateTime<Utc>>,
-    /// Its documents, main document first.
+    /// Its documents as submitted, main document first (or one package).
     pub documents: Vec<DocumentInfo>,
+    /// Every file of the task with what it was taken as (main document,
+    /// amendment, attachment, package) and why, once ingest has sorted
+    /// them: the main document first, then the amendments in order.
+    #[serde(default)]
+    pub files: Vec<TaskFile>,
     /// Its options, once the `received` event is known.
     pub options: Option<TaskOptions>,
     /// The stored summary, once done.
@@ -322,6 +327,7 @@ fn task_view(task_id: Uuid, events: &[&Event], stages: Vec<StageView>) -> TaskVi
         Some(EventKind::Completed { summary }) => Some(summary.clone()),
         _ => None,
     };
+    let files = sorted_files(events);
     let state = overall_state(&stages, summary.is_some());
     let finished_at = match state {
         TaskState::Done => completed.first().map(|e| e.at),
@@ -346,6 +352,7 @@ fn task_view(task_id: Uuid, events: &[&Event], stages: Vec<StageView>) -> TaskVi
         last_error: last_error(events),
         next_retry_at: stages.iter().filter_map(|s| s.next_retry_at).min(),
         documents,
+        files,
         options,
         summary,
         created_at: received.first().map_or(at_min, |e| e.at),
@@ -357,6 +364,31 @@ fn task_view(task_id: Uuid, events: &[&Event], stages: Vec<StageView>) -> TaskVi
         events: events.len(),
         stages,
     }
+}
+
+/// The files of ingest's latest success (by the stage's own order, so the
+/// choice does not depend on arrival); ingest sorts the same bytes the same
+/// way on every attempt.
+fn sorted_files(events: &[&Event]) -> Vec<TaskFile> {
+    let ingest: Vec<&Event> = events
+        .iter()
+        .copied()
+        .filter(|e| e.stage == Stage::Ingest)
+        .collect();
+    let replays: Vec<&Event> = ingest
+        .iter()
+        .copied()
+        .filter(|e| matches!(e.kind, EventKind::Replayed))
+        .collect();
+    ingest
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Succeeded { files, .. } if !files.is_empty() => Some((e, files)),
+            _ => None,
+        })
+        .max_by_key(|(e, _)| stage_key(e, &replays))
+        .map(|(_, files)| files.clone())
+        .unwrap_or_default()
 }
 
 fn overall_state(stages: &[StageView], completed: bool) -> TaskState {
@@ -426,6 +458,24 @@ pub(crate) mod tests {
         }
     }
 
+    /// What ingest reports for a package of a main document, an amendment
+    /// and a drawing.
+    fn package_files() -> Vec<TaskFile> {
+        let file = |name: &str, role| TaskFile {
+            name: name.into(),
+            role,
+            package: Some("notice.zip".into()),
+            stored: artifact(name),
+            media_type: None,
+            reason: format!("{name} by rule"),
+        };
+        vec![
+            file("招标文件.docx", crate::envelope::Role::Main),
+            file("补遗1.pdf", crate::envelope::Role::Amendment),
+            file("图纸.dwg", crate::envelope::Role::Attachment),
+        ]
+    }
+
     /// Builds one task's events in the order a real run would emit them.
     struct Script {
         task_id: Uuid,
@@ -478,12 +528,17 @@ pub(crate) mod tests {
 
         fn succeed(&mut self, stage: Stage, attempt: u32) -> &mut Self {
             let output = Some(artifact(stage.as_str()));
+            let files = match stage {
+                Stage::Ingest => package_files(),
+                _ => Vec::new(),
+            };
             self.push(stage, attempt, EventKind::Started).push(
                 stage,
                 attempt,
                 EventKind::Succeeded {
                     artifact: output,
                     duration_ms: 5,
+                    files,
                 },
             );
             if stage == Stage::Extract {
@@ -519,6 +574,7 @@ pub(crate) mod tests {
         assert_eq!(view.summary, Some(artifact("summary")));
         assert_eq!(view.attempts, 4);
         assert_eq!(view.documents[0].filename, "notice.md");
+        assert_eq!(view.files, package_files());
         assert!(view.stages.iter().all(|s| s.state == StageState::Succeeded));
         assert!(view.stages.iter().all(|s| s.duration_ms == Some(5)));
         assert_eq!(view.finished_at, Some(view.updated_at));
@@ -536,6 +592,7 @@ pub(crate) mod tests {
             EventKind::Succeeded {
                 artifact: Some(artifact("parse")),
                 duration_ms: 5,
+                files: Vec::new(),
             },
         );
         let finished = script.events.last().unwrap().at;
@@ -694,6 +751,17 @@ pub(crate) mod tests {
             let twice: Vec<Event> = events.iter().chain(events.iter()).cloned().collect();
             prop_assert_eq!(fold(&events), fold(&twice));
         }
+    }
+
+    #[test]
+    fn files_appear_once_ingest_succeeded_and_only_from_ingest() {
+        let mut script = Script::new(0);
+        script.retry(Stage::Ingest, 1);
+        assert!(script.view().files.is_empty());
+        script.succeed(Stage::Ingest, 2);
+        assert_eq!(script.view().files, package_files());
+        script.succeed(Stage::Parse, 1);
+        assert_eq!(script.view().files, package_files());
     }
 
     #[test]

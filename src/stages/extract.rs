@@ -10,7 +10,7 @@ pub async fn handle(
     envelope: &Envelope,
 ) -> Result<StageOutput, StageError> {
     let mut artifacts = envelope.artifacts.clone();
-    if artifacts.classified.len() != envelope.documents.len() {
+    if artifacts.classified.len() != artifacts.originals.len() {
         return Err(StageError::permanent(
             "invalid_message",
             "the message reaches extract without classified chunks of every document",
@@ -21,11 +21,13 @@ pub async fn handle(
         docs.push(context.store.get_json(classified).await?);
     }
     let model = &envelope.options.extract_model;
-    let summary = crate::extract::run(model, &docs, &context.settings.llm).await?;
+    let mut summary = crate::extract::run(model, &docs, &context.settings.llm).await?;
+    summary.documents = crate::envelope::TaskFile::summary_documents(&artifacts.files);
     let stored = context.store.put_json("summary", &summary).await?;
     artifacts.summary = Some(stored.clone());
     Ok(StageOutput {
         artifacts,
         produced: Some(stored),
+        files: Vec::new(),
     })
 }

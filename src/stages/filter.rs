@@ -10,7 +10,7 @@ pub async fn handle(
     envelope: &Envelope,
 ) -> Result<StageOutput, StageError> {
     let mut artifacts = envelope.artifacts.clone();
-    if artifacts.parsed.len() != envelope.documents.len() {
+    if artifacts.parsed.len() != artifacts.originals.len() {
         return Err(StageError::permanent(
             "invalid_message",
             "the message reaches filter without a parsed form of every document",
@@ -28,5 +28,6 @@ pub async fn handle(
     Ok(StageOutput {
         artifacts,
         produced,
+        files: Vec::new(),
     })
 }

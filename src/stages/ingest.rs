@@ -1,27 +1,31 @@
 //! The ingest stage: check each document reference and store its bytes,
-//! content addressed.
+//! content addressed; unpack a zip package into the task's files and sort
+//! them into the main document, its amendments and attachments
+//! ([`crate::package`]), so that parse never sees an archive.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use super::{StageContext, StageError, StageOutput};
-use crate::envelope::{ArtifactRef, DocumentRef, Envelope};
+use crate::envelope::{ArtifactRef, DocumentRef, Envelope, Role, TaskFile};
+use crate::package::{self, Member, PackageLimits, Unpacked};
 use crate::parse::sniff;
-use crate::store::{StoreError, sha256_hex};
+use crate::store::{Store, StoreError, sha256_hex};
 
-/// Checks and stores every document of the task.
+/// Checks and stores every document of the task, unpacks a package, and
+/// reports every file with its role.
 pub async fn handle(
     context: &StageContext,
     envelope: &Envelope,
 ) -> Result<StageOutput, StageError> {
     let mut artifacts = envelope.artifacts.clone();
-    let mut originals = Vec::with_capacity(envelope.documents.len());
+    let mut submitted = Vec::with_capacity(envelope.documents.len());
+    let mut package = None;
     for document in &envelope.documents {
         let bytes = fetch(context, document).await?;
         check(context, document, &bytes)?;
-        sniff::sniff(&bytes, &document.filename)
-            .map_err(|e| StageError::permanent(e.kind, e.message))?;
+        let media_type = sniff::sniff(&bytes, &document.filename)?;
         let stored = match document.uri.strip_prefix("store:") {
             // Already in the store under its checksum, which `check` has
             // just verified: nothing to write.
@@ -30,16 +34,157 @@ pub async fn handle(
                 sha256: document.sha256.to_ascii_lowercase(),
                 size: bytes.len() as u64,
             },
-            None => context.store.put_original(bytes).await?,
+            None => context.store.put_original(bytes.clone()).await?,
         };
-        originals.push(stored);
+        if media_type == sniff::ZIP {
+            package = Some((document.filename.clone(), bytes, stored.clone()));
+        }
+        submitted.push(TaskFile {
+            name: document.filename.clone(),
+            role: Role::Main,
+            package: None,
+            stored,
+            media_type: Some(media_type.to_string()),
+            reason: String::new(),
+        });
     }
-    let produced = originals.first().cloned();
-    artifacts.originals = originals;
+    let files = match package {
+        Some(_) if submitted.len() > 1 => {
+            return Err(StageError::permanent(
+                "mixed_package",
+                "a zip package must be submitted alone, as its own task: \
+                 submit the package, or its documents without it",
+            ));
+        }
+        Some((name, bytes, stored)) => unpack(context, name, bytes, stored).await?,
+        None => as_submitted(submitted),
+    };
+    artifacts.originals = files
+        .iter()
+        .filter(|f| matches!(f.role, Role::Main | Role::Amendment))
+        .map(|f| f.stored.clone())
+        .collect();
+    artifacts.files = files.clone();
     Ok(StageOutput {
+        produced: artifacts.originals.first().cloned(),
         artifacts,
-        produced,
+        files,
     })
+}
+
+/// Documents submitted one by one keep the submitter's order: the first is
+/// the main document, the rest its amendments.
+fn as_submitted(mut files: Vec<TaskFile>) -> Vec<TaskFile> {
+    for (i, file) in files.iter_mut().enumerate() {
+        if i == 0 {
+            file.reason = "submitted first: the main document".to_string();
+        } else {
+            file.role = Role::Amendment;
+            file.reason = format!("submitted after the main document: amendment {i}");
+        }
+    }
+    files
+}
+
+/// Unpacks the package (on the blocking pool: decompression is CPU work),
+/// stores each file as it comes out, and sorts the files by the package
+/// rules. The package itself is listed last.
+async fn unpack(
+    context: &StageContext,
+    name: String,
+    bytes: Bytes,
+    stored: ArtifactRef,
+) -> Result<Vec<TaskFile>, StageError> {
+    let limits = PackageLimits {
+        max_entry_bytes: context.settings.store.max_document_bytes,
+        ..PackageLimits::default()
+    };
+    let store = context.store.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let package_name = name.clone();
+    let unpacked = tokio::task::spawn_blocking(move || {
+        unpack_and_store(&bytes, &limits, &store, &runtime, &package_name)
+    })
+    .await;
+    let mut files = match unpacked {
+        Ok(result) => result?,
+        Err(join) if join.is_panic() => {
+            return Err(StageError::permanent(
+                "panic",
+                "unpacking the package panicked",
+            ));
+        }
+        Err(join) => return Err(StageError::transient(join.to_string())),
+    };
+    let size = stored.size;
+    files.push(TaskFile {
+        name: name.clone(),
+        role: Role::Package,
+        package: None,
+        stored,
+        media_type: Some(sniff::ZIP.to_string()),
+        reason: format!(
+            "the submitted zip package ({size} bytes), unpacked into {} files",
+            files.len()
+        ),
+    });
+    Ok(files)
+}
+
+/// Unpacks `bytes`, storing each file as it comes out (so only one is held
+/// at a time), then assigns the roles. A store failure is carried out of the
+/// unpacker's callback as itself, so it stays transient.
+fn unpack_and_store(
+    bytes: &[u8],
+    limits: &PackageLimits,
+    store: &Store,
+    runtime: &tokio::runtime::Handle,
+    package_name: &str,
+) -> Result<Vec<TaskFile>, StageError> {
+    let mut stored: Vec<(Unpacked, ArtifactRef)> = Vec::new();
+    let mut store_error = None;
+    let unpacked = package::unpack(bytes, limits, &mut |mut file| {
+        let data = Bytes::from(std::mem::take(&mut file.bytes));
+        match runtime.block_on(store.put_original(data)) {
+            Ok(artifact) => {
+                stored.push((file, artifact));
+                Ok(())
+            }
+            Err(err) => {
+                store_error = Some(err);
+                Err(crate::parse::ParseError::new("store", "the store failed"))
+            }
+        }
+    });
+    if let Some(err) = store_error {
+        return Err(err.into());
+    }
+    unpacked?;
+    let members: Vec<Member> = stored
+        .iter()
+        .map(|(file, artifact)| Member {
+            name: &file.name,
+            size: artifact.size,
+            media_type: file.media_type.as_ref().ok().copied(),
+            unreadable: file.media_type.as_ref().err().map(|e| e.message.as_str()),
+            is_package: file.is_package,
+        })
+        .collect();
+    let roles = package::assign_roles(&members)?;
+    Ok(roles
+        .into_iter()
+        .map(|assigned| {
+            let (file, artifact) = &stored[assigned.index];
+            TaskFile {
+                name: file.name.clone(),
+                role: assigned.role,
+                package: Some(package_name.to_string()),
+                stored: artifact.clone(),
+                media_type: file.media_type.as_ref().ok().map(|t| t.to_string()),
+                reason: assigned.reason,
+            }
+        })
+        .collect())
 }
 
 /// The bytes a reference points at.
@@ -190,7 +335,100 @@ fn too_large(size: u64, max: u64) -> StageError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::config::Settings;
+    use crate::envelope::{Stage, TaskOptions};
+
+    fn context(root: &Path) -> StageContext {
+        let mut settings = Settings::load(None).unwrap();
+        settings.store.root = root.to_path_buf();
+        let settings = Arc::new(settings);
+        StageContext {
+            store: Store::from_settings(&settings).unwrap(),
+            settings,
+        }
+    }
+
+    async fn submitted(context: &StageContext, name: &str, bytes: Vec<u8>) -> DocumentRef {
+        let stored = context
+            .store
+            .put_original(Bytes::from(bytes))
+            .await
+            .unwrap();
+        DocumentRef {
+            uri: format!("store:{}", stored.key),
+            sha256: stored.sha256,
+            size: stored.size,
+            media_type: None,
+            filename: name.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_package_is_unpacked_stored_and_sorted_for_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = context(dir.path());
+        let zip = crate::parse::zipread::test_zip(&[
+            ("图纸/总图.dwg", b"AC1032\0\x01"),
+            ("补遗1.md", "# 补遗\n\n截止时间推迟".as_bytes()),
+            ("招标文件.md", "# 招标文件".as_bytes()),
+        ]);
+        let document = submitted(&context, "pkg.zip", zip).await;
+        let envelope = Envelope::new_task(vec![document], TaskOptions::default());
+        let output = handle(&context, &envelope).await.unwrap();
+
+        let sorted: Vec<(&str, Role)> = output
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.role))
+            .collect();
+        assert_eq!(
+            sorted,
+            vec![
+                ("招标文件.md", Role::Main),
+                ("补遗1.md", Role::Amendment),
+                ("图纸/总图.dwg", Role::Attachment),
+                ("pkg.zip", Role::Package),
+            ]
+        );
+        assert_eq!(output.artifacts.files, output.files);
+        let originals: Vec<&ArtifactRef> = output.files[..2].iter().map(|f| &f.stored).collect();
+        assert_eq!(
+            output.artifacts.originals.iter().collect::<Vec<_>>(),
+            originals
+        );
+        // Every file is in the store as it was in the package.
+        let drawing = context
+            .store
+            .get_artifact(&output.files[2].stored)
+            .await
+            .unwrap();
+        assert_eq!(drawing.as_ref(), b"AC1032\0\x01");
+        // Parse gets the main document and the amendment, by name.
+        let next = envelope.advance(Stage::Parse, output.artifacts);
+        assert_eq!(next.document_names(), vec!["招标文件.md", "补遗1.md"]);
+    }
+
+    #[tokio::test]
+    async fn documents_submitted_one_by_one_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let context = context(dir.path());
+        let documents = vec![
+            submitted(&context, "a.md", b"# main".to_vec()).await,
+            submitted(&context, "b.md", b"# second".to_vec()).await,
+        ];
+        let envelope = Envelope::new_task(documents, TaskOptions::default());
+        let output = handle(&context, &envelope).await.unwrap();
+        let roles: Vec<Role> = output.files.iter().map(|f| f.role).collect();
+        assert_eq!(roles, vec![Role::Main, Role::Amendment]);
+        assert_eq!(output.artifacts.originals.len(), 2);
+        let rar = submitted(&context, "x.rar", b"Rar!\x1A\x07\x00...".to_vec()).await;
+        let envelope = Envelope::new_task(vec![rar], TaskOptions::default());
+        let err = handle(&context, &envelope).await.unwrap_err();
+        assert_eq!(err.info().kind, "unsupported_archive");
+    }
 
     #[test]
     fn only_sha256_keys_under_originals_are_stored_originals() {

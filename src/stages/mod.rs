@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::config::Settings;
-use crate::envelope::{ArtifactRef, Artifacts, Envelope, Stage};
+use crate::envelope::{ArtifactRef, Artifacts, Envelope, Stage, TaskFile};
 use crate::events::ErrorInfo;
 use crate::extract::ExtractError;
 use crate::filter::FilterError;
@@ -79,12 +79,14 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, envelope: Envelope) -> BoxFuture<'static, Result<StageOutput, StageError>>;
 }
 
-/// What a stage produced: the task's artifacts after this stage, and the one
-/// artifact it added (reported in its `succeeded` event).
+/// What a stage produced: the task's artifacts after this stage, the one
+/// artifact it added, and (ingest) the task's files with their roles; the
+/// last two are reported in its `succeeded` event.
 #[derive(Debug, Clone)]
 pub struct StageOutput {
     pub artifacts: Artifacts,
     pub produced: Option<ArtifactRef>,
+    pub files: Vec<TaskFile>,
 }
 
 impl From<StoreError> for StageError {

@@ -1,4 +1,5 @@
-//! The parse stage: each stored original into a parsed-document artifact.
+//! The parse stage: each stored original (the main document and its
+//! amendments, not the attachments) into a parsed-document artifact.
 
 use bytes::Bytes;
 
@@ -13,7 +14,10 @@ pub async fn handle(
     envelope: &Envelope,
 ) -> Result<StageOutput, StageError> {
     let mut artifacts = envelope.artifacts.clone();
-    if artifacts.originals.len() != envelope.documents.len() {
+    // The main document and its amendments; attachments are stored and
+    // listed by ingest, never parsed.
+    let names = envelope.document_names();
+    if artifacts.originals.len() != names.len() || names.is_empty() {
         return Err(StageError::permanent(
             "invalid_message",
             "the message reaches parse without a stored original for every document",
@@ -25,10 +29,10 @@ pub async fn handle(
         max_input_bytes: context.settings.store.max_document_bytes,
         ..ParseLimits::default()
     };
-    let mut parsed = Vec::with_capacity(envelope.documents.len());
-    for (document, original) in envelope.documents.iter().zip(&artifacts.originals) {
+    let mut parsed = Vec::with_capacity(names.len());
+    for (name, original) in names.iter().zip(&artifacts.originals) {
         let bytes = context.store.get_artifact(original).await?;
-        let doc = parse_blocking(bytes, document.filename.clone(), limits.clone()).await?;
+        let doc = parse_blocking(bytes, name.to_string(), limits.clone()).await?;
         parsed.push(context.store.put_json("parsed", &doc).await?);
     }
     let produced = parsed.first().cloned();
@@ -36,6 +40,7 @@ pub async fn handle(
     Ok(StageOutput {
         artifacts,
         produced,
+        files: Vec::new(),
     })
 }
 

@@ -8,6 +8,7 @@ mod helpers;
 mod ledger;
 mod legacy;
 mod ops;
+mod package;
 mod pipeline;
 mod procs;
 mod projector;

@@ -70,10 +70,15 @@ async fn a_document_goes_through_all_four_stages_and_its_summary_is_stored() {
             .any(|e| matches!(e.kind, EventKind::Received { .. }))
     );
     let bytes = std::fs::read(pipeline.settings.store.root.join(summary_key)).unwrap();
-    let summary: Summary = serde_json::from_slice(&bytes).unwrap();
+    let mut summary: Summary = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(summary.schema, tenderflow::summary::SUMMARY_SCHEMA);
-    // The same summary as extracting in-process: the pipeline adds nothing
-    // and loses nothing.
+    // The same summary as extracting in-process: the pipeline adds the list
+    // of the task's files and nothing else, and loses nothing.
+    let listed = std::mem::take(&mut summary.documents);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "cn_selection.md");
+    assert_eq!(listed[0].role, tenderflow::envelope::Role::Main);
+    assert_eq!(listed[0].document, Some(0));
     let direct = tenderflow::extract::summarize_files(&[crate::helpers::corpus("cn_selection.md")])
         .await
         .unwrap();

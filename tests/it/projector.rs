@@ -60,6 +60,7 @@ fn task_events(i: usize) -> Vec<Event> {
             EventKind::Succeeded {
                 artifact: None,
                 duration_ms: 4,
+                files: Vec::new(),
             },
         );
     }

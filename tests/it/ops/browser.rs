@@ -50,6 +50,7 @@ impl Handler for KnownSummary {
             Ok(StageOutput {
                 artifacts,
                 produced: Some(stored),
+                files: Vec::new(),
             })
         })
     }
