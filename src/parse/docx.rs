@@ -846,14 +846,19 @@ impl Walker {
         }
     }
 
-    /// One `w:r`: text in the run's fonts, symbols, field characters.
+    /// One `w:r`: text in the run's fonts, symbols, field characters. A
+    /// hidden run (`w:vanish`) shows nothing: Word prints none of it, and
+    /// templates hide instructions to the editor there.
     fn run<'a>(&mut self, r: &'a Element, text: &mut String, boxes: &mut Vec<&'a Element>) {
         let fonts = run_fonts(r);
+        let hidden = r
+            .path(&["w:rPr", "w:vanish"])
+            .is_some_and(|v| !matches!(v.attr("w:val"), Some("0" | "false" | "off")));
         for node in &r.children {
             let Node::Element(e) = node else { continue };
             match e.name.as_str() {
                 "w:fldChar" => self.field_char(e, text),
-                _ if self.in_field_code() => {}
+                _ if self.in_field_code() || hidden => {}
                 "w:t" => text.push_str(&fonts.map(&e.own_text())),
                 "w:sym" => {
                     if let Some(c) = e.attr("w:char").and_then(|c| sym_char(e.attr("w:font"), c)) {
@@ -1113,6 +1118,17 @@ mod feature_tests {
                 "□样品 ☑演示",
             ]
         );
+    }
+
+    #[test]
+    fn hidden_runs_show_nothing() {
+        let body = r#"
+          <w:p><w:r><w:t>投标截止时间：</w:t></w:r>
+            <w:r><w:rPr><w:vanish/></w:rPr><w:t>（编者注：此处填写日期）</w:t></w:r>
+            <w:r><w:t>2026年1月5日9时30分</w:t></w:r>
+            <w:r><w:rPr><w:vanish w:val="0"/></w:rPr><w:t>。</w:t></w:r></w:p>"#;
+        let doc = doc_of(body, &[]);
+        assert_eq!(texts(&doc), vec!["投标截止时间：2026年1月5日9时30分。"]);
     }
 
     #[test]
