@@ -42,6 +42,12 @@ struct QueueSpec {
     kind: String,
     delivery_limit: Option<i64>,
     dead_letter_queue: Option<String>,
+    /// `at-least-once` (quorum queues): a dead-lettered message stays in
+    /// its queue until the target has confirmed it.
+    dead_letter_strategy: Option<String>,
+    /// What a full queue does with a publish (`reject-publish`, which
+    /// at-least-once dead-lettering needs).
+    overflow: Option<String>,
     message_ttl: Option<String>,
     max_age: Option<String>,
     bind: Option<BindSpec>,
@@ -138,12 +144,14 @@ impl Topology {
     }
 
     /// The same topology with every quorum queue declared as a durable
-    /// classic queue instead (classic queues take no delivery limit).
+    /// classic queue instead (classic queues take no delivery limit, and
+    /// dead-letter at most once).
     pub fn with_classic_work_queues(mut self) -> Topology {
         for queue in &mut self.queues {
             if queue.arguments.get("x-queue-type") == Some(&Arg::Str("quorum".into())) {
                 queue.arguments.remove("x-queue-type");
                 queue.arguments.remove("x-delivery-limit");
+                queue.arguments.remove("x-dead-letter-strategy");
             }
         }
         self
@@ -208,6 +216,18 @@ impl Topology {
             arguments.insert("x-dead-letter-exchange".into(), Arg::Str(String::new()));
             let target = self.name(&vars.fill(target));
             arguments.insert("x-dead-letter-routing-key".into(), Arg::Str(target));
+        }
+        if let Some(strategy) = &spec.dead_letter_strategy {
+            if spec.kind != "quorum" {
+                bail!(
+                    "queue {}: dead_letter_strategy needs a quorum queue",
+                    spec.name
+                );
+            }
+            arguments.insert("x-dead-letter-strategy".into(), Arg::Str(strategy.clone()));
+        }
+        if let Some(overflow) = &spec.overflow {
+            arguments.insert("x-overflow".into(), Arg::Str(overflow.clone()));
         }
         if let Some(ttl) = &spec.message_ttl {
             let ttl = vars.fill(ttl);
@@ -549,6 +569,16 @@ mod tests {
             retry.arguments["x-dead-letter-routing-key"],
             Arg::Str("t1.parse".into())
         );
+        // Retries are dead-lettered back at least once.
+        assert_eq!(retry.arguments["x-queue-type"], Arg::Str("quorum".into()));
+        assert_eq!(
+            retry.arguments["x-dead-letter-strategy"],
+            Arg::Str("at-least-once".into())
+        );
+        assert_eq!(
+            retry.arguments["x-overflow"],
+            Arg::Str("reject-publish".into())
+        );
         let stage = topology
             .queues
             .iter()
@@ -572,6 +602,7 @@ mod tests {
             if q.arguments.get("x-queue-type") == Some(&Arg::Str("quorum".into())) {
                 expected.remove("x-queue-type");
                 expected.remove("x-delivery-limit");
+                expected.remove("x-dead-letter-strategy");
             }
             assert_eq!(c.arguments, expected, "{}", q.name);
         }

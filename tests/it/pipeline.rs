@@ -681,3 +681,46 @@ async fn events_refused_after_a_confirmed_forward_are_sent_again_and_the_input_i
     }
     pipeline.teardown().await;
 }
+
+/// Retry tiers dead-letter at least once: a retry whose stage queue cannot
+/// take it when its delay runs out stays in its tier until it can. (A
+/// classic tier dropped it.)
+#[tokio::test]
+async fn a_retry_whose_stage_queue_is_gone_for_a_while_is_not_lost() {
+    let pipeline = TestPipeline::new(|settings, _| settings.retry.delays_ms = vec![300]);
+    let (conn, channel, topology) = broker::open(&pipeline.settings, "test-retry-target")
+        .await
+        .unwrap();
+    let (retry, _) = topology.retry_queue(Stage::Parse, 1).unwrap();
+    let stage = topology.stage_queue(Stage::Parse);
+    channel
+        .queue_delete(
+            stage.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    broker::publish_all(
+        &channel,
+        &[Outgoing::new("", retry.as_str(), b"{\"retry\":1}".to_vec())],
+    )
+    .await
+    .unwrap();
+    // The delay runs out while the stage queue is gone.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    topology.apply(&channel).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut depth = 0;
+    while depth == 0 && started.elapsed() < Duration::from_secs(280) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        depth = pipeline.depth(&stage).await;
+    }
+    // RabbitMQ's dead-letter worker tries an unroutable message again
+    // after about three minutes (its publisher confirm timeout).
+    assert_eq!(
+        depth, 1,
+        "the retry reached its stage once the queue was back"
+    );
+    let _ = conn.close(200, "done".into()).await;
+    pipeline.teardown().await;
+}
