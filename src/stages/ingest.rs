@@ -238,8 +238,19 @@ fn is_original_key(key: &str) -> bool {
     })
 }
 
-/// Reads a file only if it resolves (symlinks followed) under an allowed
-/// root, is a regular file, and is not over the size limit.
+/// Reads a file only if it lies beneath an allowed root, reached without
+/// passing through a symbolic link, is a regular file, and is not over the
+/// size limit.
+///
+/// The path is checked against the roots as written before anything is
+/// opened, so nothing is learnt about files elsewhere (not even whether
+/// they exist). The root is opened (it may itself be a link: the operator
+/// chose it), then every component below it with `O_NOFOLLOW`, relative
+/// to the directory opened before: a link planted inside the root, or a
+/// directory swapped for one between the check and the read, is refused
+/// instead of followed. The size is taken from the open file, and at most
+/// the limit and one byte are read, so a file that grows (or a device
+/// such as `/dev/zero`) cannot exhaust the worker.
 pub async fn read_allowed(
     path: &Path,
     roots: &[PathBuf],
@@ -251,32 +262,65 @@ pub async fn read_allowed(
             "by-reference documents are refused: no store.allowed_roots are configured",
         ));
     }
-    let real = tokio::fs::canonicalize(path)
+    let path = path.to_path_buf();
+    let roots = roots.to_vec();
+    tokio::task::spawn_blocking(move || read_beneath(&path, &roots, max_bytes))
         .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                StageError::permanent("not_found", format!("{} does not exist", path.display()))
-            }
-            _ => StageError::permanent("unreadable", format!("{}: {e}", path.display())),
-        })?;
-    let mut allowed = false;
-    for root in roots {
-        if let Ok(root) = tokio::fs::canonicalize(root).await
-            && real.starts_with(&root)
-        {
-            allowed = true;
-        }
-    }
-    if !allowed {
-        return Err(StageError::permanent(
+        .map_err(|e| StageError::transient(format!("reading a by-reference document: {e}")))?
+}
+
+fn read_beneath(path: &Path, roots: &[PathBuf], max_bytes: u64) -> Result<Bytes, StageError> {
+    use std::io::Read as _;
+    let forbidden = || {
+        StageError::permanent(
             "forbidden_path",
-            format!("{} resolves outside the allowed roots", path.display()),
-        ));
+            format!(
+                "{} is not beneath the allowed roots, or passes through a symbolic link",
+                path.display()
+            ),
+        )
+    };
+    let (root, rest) = beneath(path, roots).ok_or_else(forbidden)?;
+    let unreadable = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            StageError::permanent("not_found", format!("{} does not exist", path.display()))
+        }
+        _ if matches!(
+            e.raw_os_error(),
+            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error()
+                || code == rustix::io::Errno::NOTDIR.raw_os_error()
+        ) =>
+        {
+            forbidden()
+        }
+        _ => StageError::permanent("unreadable", format!("{}: {e}", path.display())),
+    };
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC;
+    let mut dir = rustix::fs::open(
+        &root,
+        flags | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| unreadable(e.into()))?;
+    let last = rest.len().saturating_sub(1);
+    for (i, component) in rest.iter().enumerate() {
+        let more = if i < last {
+            rustix::fs::OFlags::DIRECTORY
+        } else {
+            // A FIFO must not block the open.
+            rustix::fs::OFlags::NONBLOCK
+        };
+        dir = rustix::fs::openat(
+            &dir,
+            component.as_os_str(),
+            flags | rustix::fs::OFlags::NOFOLLOW | more,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| unreadable(e.into()))?;
     }
-    let meta = tokio::fs::metadata(&real)
-        .await
-        .map_err(|e| StageError::permanent("unreadable", format!("{}: {e}", path.display())))?;
-    if !meta.is_file() {
+    let file = std::fs::File::from(dir);
+    let meta = file.metadata().map_err(unreadable)?;
+    if rest.is_empty() || !meta.is_file() {
         return Err(StageError::permanent(
             "not_a_file",
             format!("{} is not a regular file", path.display()),
@@ -285,10 +329,46 @@ pub async fn read_allowed(
     if meta.len() > max_bytes {
         return Err(too_large(meta.len(), max_bytes));
     }
-    let bytes = tokio::fs::read(&real)
-        .await
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| StageError::transient(format!("reading {}: {e}", path.display())))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(StageError::permanent(
+            "too_large",
+            format!(
+                "{} grew past the limit of {max_bytes} bytes while it was read",
+                path.display()
+            ),
+        ));
+    }
     Ok(Bytes::from(bytes))
+}
+
+/// The root `path` lies beneath, as written (the root itself or its
+/// resolved form), and the components below it; `None` for a relative
+/// path, one with `..`, or one under no root.
+fn beneath(path: &Path, roots: &[PathBuf]) -> Option<(PathBuf, Vec<std::ffi::OsString>)> {
+    use std::path::Component;
+    if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return None;
+    }
+    for root in roots {
+        let forms = [Some(root.clone()), std::fs::canonicalize(root).ok()];
+        for form in forms.into_iter().flatten() {
+            if let Ok(rest) = path.strip_prefix(&form) {
+                let rest = rest
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(name) => Some(name.to_os_string()),
+                        _ => None,
+                    })
+                    .collect();
+                return Some((form, rest));
+            }
+        }
+    }
+    None
 }
 
 /// Size and checksum against what the submitter recorded.
@@ -481,6 +561,41 @@ mod tests {
         assert_eq!(
             kind(read_allowed(root.path(), &roots, 1024).await),
             "not_a_file"
+        );
+        // A link beneath the root is refused even when it points inside.
+        let inner_link = root.path().join("also-a.md");
+        std::os::unix::fs::symlink(&inside, &inner_link).unwrap();
+        assert_eq!(
+            kind(read_allowed(&inner_link, &roots, 1024).await),
+            "forbidden_path"
+        );
+        // So is a linked directory on the way.
+        let linked_dir = root.path().join("dir");
+        std::os::unix::fs::symlink(outside.path(), &linked_dir).unwrap();
+        assert_eq!(
+            kind(read_allowed(&linked_dir.join("secret.txt"), &roots, 1024).await),
+            "forbidden_path"
+        );
+        // ".." never climbs out, and nothing is said of what is outside.
+        let climb = root.path().join("..").join("elsewhere");
+        let err = read_allowed(&climb, &roots, 1024).await.unwrap_err().info();
+        assert_eq!(err.kind, "forbidden_path");
+        assert!(!err.message.contains("does not exist"));
+        // A device is no regular file, and is not read.
+        let dev = vec![PathBuf::from("/dev")];
+        assert_eq!(
+            kind(read_allowed(Path::new("/dev/zero"), &dev, 1024).await),
+            "not_a_file"
+        );
+        // A sub-folder is walked.
+        std::fs::create_dir(root.path().join("sub")).unwrap();
+        std::fs::write(root.path().join("sub/b.md"), "b").unwrap();
+        assert_eq!(
+            read_allowed(&root.path().join("sub/b.md"), &roots, 1024)
+                .await
+                .unwrap()
+                .as_ref(),
+            b"b"
         );
     }
 }
