@@ -594,6 +594,31 @@ fn hostile_xls_workbooks_are_refused() {
     )]);
     assert_eq!(sniff::sniff(&far, "x.xls").unwrap(), sniff::XLS);
     assert_eq!(kind(&far, sniff::XLS), "too_large");
+    // A DIMENSIONS record claiming four billion rows (calamine would
+    // reserve them and abort): found by the parse_xls fuzz target.
+    let mut dims = 0u32.to_le_bytes().to_vec();
+    dims.extend(u32::MAX.to_le_bytes());
+    dims.extend([0, 0, 0xFF, 0, 0, 0]);
+    let bof = [0x00, 0x06, 0x05, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut book = record(0x0809, &bof);
+    // BOUNDSHEET8: the sheet's BOF comes after the globals' 3 records.
+    let sheet_at = (20 + 13 + 4) as u32;
+    let mut bound = sheet_at.to_le_bytes().to_vec();
+    bound.extend([0, 0, 1, 0, b'S']);
+    book.extend(record(0x0085, &bound));
+    book.extend(record(0x000A, &[]));
+    assert_eq!(book.len() as u32, sheet_at);
+    book.extend(sheet(&[record(0x0200, &dims), number(0, 0, 1.0)]));
+    let lying = ole::test_file(&[("Workbook", &book)]);
+    let doc = parse(&lying, sniff::XLS, &ParseLimits::default()).unwrap();
+    assert_eq!(doc.plain_text(), "S\n1");
+    let fuzzed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/legacy/fuzz-dimensions.xls");
+    let _ = parse(
+        &std::fs::read(fuzzed).unwrap(),
+        sniff::XLS,
+        &ParseLimits::default(),
+    );
     // A password-protected workbook (FILEPASS in the globals).
     let mut globals = record(0x0809, &[0; 16]);
     globals.extend(record(0x002F, &[1, 0, 1, 0, 1, 0]));

@@ -62,7 +62,9 @@ pub fn parse_xls(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, P
             }
         },
     };
+    let mut stream = stream;
     biff::check_size(&stream, MAX_CELLS)?;
+    biff::blank_dimensions(&mut stream);
     let copy = ole::single_stream_file(name, &stream)?;
     drop(stream);
     guard("XLS", || read_xls(&copy))

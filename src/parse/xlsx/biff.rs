@@ -97,6 +97,31 @@ pub(super) fn check_size(stream: &[u8], max_cells: usize) -> Result<(), ParseErr
     Ok(())
 }
 
+/// DIMENSIONS: a sheet's used range as the writer states it.
+const DIMENSIONS: u16 = 0x0200;
+
+/// Blanks every DIMENSIONS record. calamine reserves room for the cells
+/// of the range a DIMENSIONS record states before it reads one (and
+/// computes its size with a subtraction that wraps when the range is
+/// inverted), so a lying record asks for terabytes and aborts the
+/// process, which no `catch_unwind` can stop. The range is only that
+/// hint: calamine takes the sheet's extent from its cells, which
+/// [`check_size`] has bounded.
+pub(super) fn blank_dimensions(stream: &mut [u8]) {
+    let mut at = 0usize;
+    while let Some(head) = stream.get(at..at + 4) {
+        let kind = u16::from_le_bytes([head[0], head[1]]);
+        let size = usize::from(u16::from_le_bytes([head[2], head[3]]));
+        let Some(data) = stream.get_mut(at + 4..at + 4 + size) else {
+            break;
+        };
+        if kind == DIMENSIONS {
+            data.fill(0);
+        }
+        at += 4 + size;
+    }
+}
+
 /// A BIFF record.
 #[cfg(test)]
 pub(in super::super) fn record(kind: u16, data: &[u8]) -> Vec<u8> {
@@ -136,6 +161,25 @@ mod tests {
         assert_eq!(check_size(&small, 39).unwrap_err().kind, "too_large");
         let far = sheet(&[number(0, 0, 1.0), number(65535, 255, 2.0)]);
         assert_eq!(check_size(&far, 2_000_000).unwrap_err().kind, "too_large");
+    }
+
+    #[test]
+    fn dimensions_records_are_blanked_and_nothing_else() {
+        let mut dims = 0u32.to_le_bytes().to_vec();
+        dims.extend(u32::MAX.to_le_bytes());
+        dims.extend([0, 0, 0xFF, 0, 0, 0]);
+        let mut stream = sheet(&[record(DIMENSIONS, &dims), number(3, 1, 7.0)]);
+        let before = stream.clone();
+        blank_dimensions(&mut stream);
+        assert_ne!(stream, before);
+        let at = 4 + 16;
+        assert_eq!(&stream[at..at + 4], &[0x00, 0x02, 14, 0]);
+        assert!(stream[at + 4..at + 18].iter().all(|b| *b == 0));
+        assert_eq!(stream[at + 18..], before[at + 18..]);
+        // A cut record ends the walk.
+        let mut cut = before[..at + 10].to_vec();
+        blank_dimensions(&mut cut);
+        assert_eq!(cut, before[..at + 10]);
     }
 
     #[test]
