@@ -207,15 +207,58 @@ impl Store {
         Ok(bytes)
     }
 
-    /// A JSON artifact, read back.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(
+    /// A JSON artifact, read back. A large one is checked and decoded on
+    /// the blocking pool: a parsed document of many pages takes
+    /// milliseconds of CPU that would hold up the API and the projector on
+    /// the runtime's threads.
+    pub async fn get_json<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         artifact: &ArtifactRef,
     ) -> Result<T, StoreError> {
-        let bytes = self.get_artifact(artifact).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            StoreError::Unavailable(format!("{} is not the expected JSON: {e}", artifact.key))
+        let bytes = self.get(&artifact.key).await?;
+        let decode = {
+            let artifact = artifact.clone();
+            move || {
+                if sha256_hex(&bytes) != artifact.sha256 {
+                    return Err(StoreError::Unavailable(format!(
+                        "{} does not match its recorded SHA-256",
+                        artifact.key
+                    )));
+                }
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "{} is not the expected JSON: {e}",
+                        artifact.key
+                    ))
+                })
+            }
+        };
+        if artifact.size <= INLINE_MAX {
+            return decode();
+        }
+        tokio::task::spawn_blocking(decode)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    /// [`Store::put_json`] of a value it may keep: encoded and hashed on the
+    /// blocking pool, off the runtime's threads.
+    pub async fn put_json_owned<T: serde::Serialize + Send + 'static>(
+        &self,
+        kind: &str,
+        value: T,
+    ) -> Result<ArtifactRef, StoreError> {
+        let (bytes, sha256) = tokio::task::spawn_blocking(move || {
+            serde_json::to_vec(&value).map(|bytes| {
+                let sha256 = sha256_hex(&bytes);
+                (Bytes::from(bytes), sha256)
+            })
         })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let key = format!("artifacts/{kind}/{sha256}.json");
+        self.put(key, sha256, bytes, Durability::Cached).await
     }
 }
 

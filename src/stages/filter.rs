@@ -19,9 +19,16 @@ pub async fn handle(
     let mut classified = Vec::with_capacity(artifacts.parsed.len());
     for parsed in &artifacts.parsed {
         let doc: ParsedDocument = context.store.get_json(parsed).await?;
-        let model = &envelope.options.filter_model;
-        let chunks = crate::filter::run(model, &doc, &context.settings.llm).await?;
-        classified.push(context.store.put_json("classified", &chunks).await?);
+        let model = envelope.options.filter_model.as_str();
+        let chunks = match model {
+            // The rules are CPU work: off the runtime's threads, which also
+            // serve the API and the projector in `run`.
+            "" | "rules" => tokio::task::spawn_blocking(move || crate::filter::classify(&doc))
+                .await
+                .map_err(|e| StageError::transient(format!("the filter task failed: {e}")))?,
+            _ => crate::filter::run(model, &doc, &context.settings.llm).await?,
+        };
+        classified.push(context.store.put_json_owned("classified", chunks).await?);
     }
     let produced = classified.first().cloned();
     artifacts.classified = classified;
