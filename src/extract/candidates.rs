@@ -120,6 +120,7 @@ pub fn collect_with_warnings(
         }
     }
     cover_candidates(doc, ctx, &mut out);
+    qualification_item(doc, ctx, &mut out);
     follow_pointers_to_the_notice(doc, &mut out);
     let warnings = super::english::add_candidates(doc, ctx, &mut out);
     (out, warnings)
@@ -192,30 +193,146 @@ fn follow_pointers_to_the_notice(doc: &ClassifiedDocument, out: &mut [Candidate]
 }
 
 /// Where the document lists its qualification conditions ("供应商参加本次采
-/// 购活动应具备以下资格条件：" then items): the list is no single value, and
-/// a reader is told where it is.
-pub(crate) fn qualification_list(doc: &ClassifiedDocument, ctx: Context) -> Option<Evidence> {
-    let spec = fields::spec_of("qualification")?;
-    for chunk in doc.chunks.iter().filter(|c| is_field_source(c)) {
-        for block in &chunk.blocks {
-            let (Block::Heading { text, page, .. }
-            | Block::Paragraph { text, page }
-            | Block::ListItem { text, page, .. }) = block
-            else {
+/// 购活动应具备以下资格条件：" then items), and the items.
+struct QualificationList<'a> {
+    chunk: &'a Chunk,
+    lead: String,
+    page: Option<u32>,
+    items: Vec<(String, Option<u32>)>,
+}
+
+/// A heading or line that opens the qualification conditions: the field's
+/// label with "以下/如下/下列" or a colon, or a heading that is the label
+/// alone ("一、资格要求").
+fn is_qualification_lead(text: &str, heading: bool) -> bool {
+    static LABEL_ONLY: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(合格的?)?(供应商|投标人|申请人|应答人)?的?(基本)?(资格|资质)(要求|条件)$")
+            .expect("qualification heading")
+    });
+    let Some(spec) = fields::spec_of("qualification") else {
+        return false;
+    };
+    let t = strip_numbering(text);
+    let t = t.trim();
+    let bare = t.trim_end_matches(['：', ':']);
+    let opens =
+        t.contains("如下") || t.contains("以下") || t.contains("下列") || t.ends_with(['：', ':']);
+    // A label alone opens the list where it stands as a heading would: a
+    // heading, or a numbered line ("一、资格要求", "2.2. 供应商资格要求").
+    let heading = heading || t != text.trim();
+    t.chars().count() <= 60
+        && ((opens && spec.matches_anywhere(t)) || (heading && LABEL_ONLY.is_match(bare)))
+}
+
+fn qualification_list(doc: &ClassifiedDocument) -> Option<QualificationList<'_>> {
+    // Across chunks: a sub-heading ("（一）投标人的资质要求如下：") starts a
+    // chunk of its own in some exports.
+    // A requirements chapter (采购需求) may hold the conditions too.
+    let blocks = doc
+        .chunks
+        .iter()
+        .filter(|c| is_field_source(c) || (c.keep && c.part == "technical"))
+        .flat_map(|c| c.blocks.iter().map(move |b| (c, b)));
+    let mut found: Option<QualificationList> = None;
+    for (chunk, block) in blocks {
+        let (text, page, heading, item) = match block {
+            Block::Heading { text, page, .. } => (text, *page, true, false),
+            Block::Paragraph { text, page } => (text, *page, false, false),
+            Block::ListItem { text, page, .. } => (text, *page, false, true),
+            Block::Table { .. } => {
+                if found.is_some() {
+                    break;
+                }
                 continue;
-            };
-            let stripped = strip_numbering(text);
-            let stripped = stripped.trim();
-            let lead = stripped.contains("如下")
-                || stripped.contains("以下")
-                || stripped.contains("下列")
-                || stripped.ends_with(['：', ':']);
-            if lead && stripped.chars().count() <= 60 && spec.matches_anywhere(stripped) {
-                return Some(evidence(chunk, None, *page, stripped, ctx));
+            }
+        };
+        match found.as_mut() {
+            None => {
+                if is_qualification_lead(text, heading || item) {
+                    found = Some(QualificationList {
+                        chunk,
+                        lead: strip_numbering(text).trim().to_string(),
+                        page,
+                        items: Vec::new(),
+                    });
+                }
+            }
+            Some(list) => {
+                let numbered = item || strip_numbering(text) != text.trim();
+                let sub_lead = is_qualification_lead(text, false)
+                    || strip_numbering(text).trim_end().ends_with(['：', ':']);
+                // "（一）投标人的资质要求如下：" opens the items (a heading in
+                // some exports); the next such line ends them.
+                if sub_lead {
+                    if list.items.is_empty() {
+                        continue;
+                    }
+                    break;
+                }
+                if heading {
+                    break;
+                }
+                if !numbered {
+                    if list.items.is_empty() {
+                        continue;
+                    }
+                    break;
+                }
+                list.items.push((text.clone(), page));
             }
         }
     }
-    None
+    found
+}
+
+/// Where the qualification conditions are listed, for a warning when no
+/// item of them is reported.
+pub(crate) fn qualification_lead(doc: &ClassifiedDocument, ctx: Context) -> Option<Evidence> {
+    let list = qualification_list(doc)?;
+    Some(evidence(list.chunk, None, list.page, &list.lead, ctx))
+}
+
+/// A qualification list names the document's qualification in one item:
+/// the first that asks for a certificate or licence (资质, 许可证), else the
+/// first, which in every procurement method's template is the bidder's
+/// basic standing ("具有独立承担民事责任的能力"). The item's first sentence
+/// is its condition, without a trailing purpose ("，以证明其资质") or a
+/// further condition added with 且. It is the least trusted source: a
+/// labelled qualification prevails.
+fn qualification_item(doc: &ClassifiedDocument, ctx: Context, out: &mut Vec<Candidate>) {
+    static CERTIFICATE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"资质|许可证").expect("certificate regex"));
+    let Some(list) = qualification_list(doc) else {
+        return;
+    };
+    let Some((text, page)) = list
+        .items
+        .iter()
+        .find(|(t, _)| CERTIFICATE.is_match(t))
+        .or_else(|| list.items.first())
+    else {
+        return;
+    };
+    let Some(value) = qualification_condition(text) else {
+        return;
+    };
+    let ev = evidence(list.chunk, clause_number(text).as_deref(), *page, text, ctx);
+    push(out, "qualification", None, &value, Value::Null, &ev, 1);
+}
+
+/// The condition an item states: its first sentence, without a trailing
+/// purpose or a further condition added with 且.
+fn qualification_condition(item: &str) -> Option<String> {
+    static TAIL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"[，,]\s*(以证明|以便|用以证明|且)").expect("condition tail"));
+    let item = strip_numbering(item);
+    let first = fields::first_clause(item.trim());
+    let cut = TAIL
+        .find(&first)
+        .map_or(first.as_str(), |m| &first[..m.start()]);
+    let cut = cut.trim().trim_end_matches(['。', '.']).trim();
+    let n = cut.chars().count();
+    (4..=120).contains(&n).then(|| cut.to_string())
 }
 
 /// Trust in a cover's title: below every sentence of the body.
@@ -1264,23 +1381,35 @@ mod tests {
     }
 
     #[test]
-    fn a_list_of_qualification_conditions_is_pointed_to() {
-        let md = "# 第一章 采购公告\n## 二、供应商参加本次采购活动应具备以下资格条件\n（一）具有独立承担民事责任的能力。\n\n（二）具有良好的商业信誉。\n";
-        let doc =
-            crate::filter::classify(&crate::parse::text::parse_markdown(md.as_bytes()).unwrap());
-        let ctx = Context {
-            offset: default_offset(),
-            document: 0,
-        };
-        let ev = qualification_list(&doc, ctx).unwrap();
-        assert_eq!(ev.quote, "供应商参加本次采购活动应具备以下资格条件");
-        let summary = crate::extract::summarize(&[doc]);
-        assert!(!summary.fields.contains_key("qualification"));
-        assert!(
-            summary
-                .warnings
-                .iter()
-                .any(|w| w.field.as_deref() == Some("qualification"))
+    fn a_list_of_qualification_conditions_gives_its_certificate_or_first_item() {
+        let c = chosen(
+            "# 第一章 采购公告\n## 二、供应商参加本次采购活动应具备以下资格条件\n（一）具有独立承担民事责任的能力。\n\n（二）具有良好的商业信誉。\n",
+        );
+        assert_eq!(
+            c[&None]["qualification"].value,
+            "具有独立承担民事责任的能力"
+        );
+        assert_eq!(c[&None]["qualification"].source, "sentence");
+        let c = chosen(
+            "# 第一部分 招标公告\n## 四、合格投标人的基本资质要求（须同时满足）：\n（一）投标人的资质要求如下：\n\n1.投标人须具有独立承担民事责任的能力。\n\n2.投标人近三年至少有1个类似案例。\n\n3. 供应商需具备某某直连能力，并出具合作协议，以证明其资质。\n\n（二）其他必须满足的要求：\n\n1.持有有效的营业执照。\n",
+        );
+        assert_eq!(
+            c[&None]["qualification"].value, "供应商需具备某某直连能力，并出具合作协议",
+            "the item that asks for a certificate, without its purpose"
+        );
+        let c = chosen(
+            "# 竞争性磋商公告\n4、供应商资格条件：\n\n（1）供应商必须是在中华人民共和国境内依法注册的法人或其他组织，且有能力为本项目提供服务。\n\n（2）供应商须承诺开具增值税专用发票。\n",
+        );
+        assert_eq!(
+            c[&None]["qualification"].value,
+            "供应商必须是在中华人民共和国境内依法注册的法人或其他组织"
+        );
+        let c = chosen(
+            "# 投标人须知前附表\n| 条款号 | 条款名称 | 编列内容 |\n|---|---|---|\n| 1.4.1 | 投标人资质条件、能力和信誉 | 资质条件：建筑工程施工总承包二级及以上；财务要求：近三年无亏损 |\n\n# 第一章 招标公告\n## 投标人资格要求\n1. 具有独立法人资格。\n",
+        );
+        assert_eq!(
+            c[&None]["qualification"].value, "建筑工程施工总承包二级及以上",
+            "a labelled qualification prevails"
         );
     }
 
@@ -1464,10 +1593,12 @@ mod tests {
         let list = chosen(
             "# 招标公告\n\n## （一）投标人的资质要求如下：\n\n1.投标人须具有独立承担民事责任的能力。\n\n## 资格要求：\n\n1.具备独立承担民事责任的能力。\n",
         );
-        assert!(
-            list.get(&None)
-                .is_none_or(|f| !f.contains_key("qualification"))
+        // No heading-label pair: the list's first item, by the list rule.
+        assert_eq!(
+            list[&None]["qualification"].value,
+            "投标人须具有独立承担民事责任的能力"
         );
+        assert_eq!(list[&None]["qualification"].source, "sentence");
     }
 
     #[test]

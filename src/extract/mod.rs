@@ -107,7 +107,7 @@ pub fn summarize(docs: &[ClassifiedDocument]) -> Summary {
     if !chosen
         .get(&None)
         .is_some_and(|f| f.contains_key("qualification"))
-        && let Some(ev) = candidates::qualification_list(&docs[0], ctx)
+        && let Some(ev) = candidates::qualification_lead(&docs[0], ctx)
     {
         warnings.push(Warning {
             field: Some("qualification".to_string()),
