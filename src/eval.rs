@@ -174,7 +174,7 @@ impl EvalReport {
 }
 
 /// Variant order in the table.
-const VARIANTS: &[&str] = &["md", "docx", "pdf", "html", "gbk.txt", "txt"];
+const VARIANTS: &[&str] = &["md", "docx", "pdf", "scan.pdf", "html", "gbk.txt", "txt"];
 
 /// Evaluates every document of `dir` that has a `.gold.json` beside it.
 pub fn run(dir: &Path, verbose: bool) -> anyhow::Result<EvalReport> {
@@ -474,6 +474,7 @@ mod tests {
                 page: None,
                 quote: t.to_string(),
                 document: 0,
+                ocr: None,
             },
         };
         let summary = Summary {
@@ -546,6 +547,7 @@ mod tests {
                     page: None,
                     quote: String::new(),
                     document: 0,
+                    ocr: None,
                 },
             }
         };

@@ -43,6 +43,7 @@ pub fn candidates(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
                             page: *page,
                             quote: sentence.clone(),
                             document: ctx.document,
+                            ocr: None,
                         };
                         change_sentence(&sentence, &ev, ctx, &mut out);
                     }
@@ -130,6 +131,7 @@ fn change_table(
             page,
             quote: row.join(" | "),
             document: ctx.document,
+            ocr: None,
         };
         let mut found = Vec::new();
         content_candidates(label, value, None, &ev, 4, ctx, &mut found);

@@ -195,6 +195,7 @@ pub(super) fn evidence(
         page,
         quote: quote.to_string(),
         document: ctx.document,
+        ocr: None,
     }
 }
 
@@ -1072,6 +1073,7 @@ mod tests {
             page: None,
             quote: String::new(),
             document: 0,
+            ocr: None,
         };
         let mut out = Vec::new();
         content_candidates(
