@@ -11,6 +11,7 @@ pub mod ocr;
 pub mod page_image;
 pub mod pdf;
 pub mod render;
+pub mod ruling;
 pub mod sniff;
 pub mod text;
 pub mod textutil;

@@ -17,10 +17,11 @@ use std::time::Instant;
 
 use lopdf::{Document, ObjectId};
 
-use super::{Glyph, Page};
+use super::{Glyph, Page, Rule};
 use crate::document::{OcrPage, OcrReport, OcrWord};
 use crate::parse::ocr::{Budget, Engine, Word};
 use crate::parse::page_image::{ImageRequest, PageImage, page_image};
+use crate::parse::ruling::{decode_gray, find_rules};
 use crate::parse::textutil::is_cjk;
 use crate::parse::{ParseError, ParseLimits};
 
@@ -74,9 +75,11 @@ pub(super) fn ocr_pages(
         let Some(page) = pages.iter_mut().find(|p| p.number == *number) else {
             continue;
         };
-        let words = deskewed(&words, &image);
+        let angle = skew(&words, image.width).unwrap_or(0.0);
+        let words = deskewed(&words, &image, angle);
+        page.rules = rules(&image, angle);
         page.glyphs = glyphs(&words, &image);
-        page.rules.clear();
+        drop_rule_strokes(&mut page.glyphs, &page.rules);
         if image.source == "render" {
             // A rendering is of the page as shown (rotation applied).
             page.width = image.placed[2];
@@ -131,7 +134,11 @@ fn glyphs(words: &[Word], image: &PageImage) -> Vec<Glyph> {
     for words in words.chunk_by(|a, b| a.line == b.line) {
         let words = full_width_punctuation(words);
         let words = words.as_slice();
-        let bottom = words.iter().map(|w| w.top + w.height).max().unwrap_or(0);
+        // The median bottom: one box too tall (Tesseract's are, at
+        // times) must not sink the line into the table row below.
+        let mut bottoms: Vec<u32> = words.iter().map(|w| w.top + w.height).collect();
+        bottoms.sort_unstable();
+        let bottom = bottoms[bottoms.len() / 2];
         let baseline = top + f64::from(bottom) * sy;
         let size = line_size(words) * sy;
         // Each glyph a hair right of the one before at least: the layout
@@ -158,16 +165,58 @@ fn glyphs(words: &[Word], image: &PageImage) -> Vec<Glyph> {
     glyphs
 }
 
+/// The table rules of the page image, in page coordinates of the
+/// deskewed frame; none when the image cannot be decoded.
+fn rules(image: &PageImage, angle: f64) -> Vec<Rule> {
+    let Some(gray) = decode_gray(&image.bytes, image.width, image.height) else {
+        return Vec::new();
+    };
+    let [left, top, width, height] = image.placed;
+    let sx = width / gray.width.max(1) as f64;
+    let sy = height / gray.height.max(1) as f64;
+    find_rules(&gray, angle)
+        .into_iter()
+        .map(|r| Rule {
+            x0: left + r.x0 * sx,
+            y0: top + r.y0 * sy,
+            x1: left + r.x1 * sx,
+            y1: top + r.y1 * sy,
+        })
+        .collect()
+}
+
+/// Drops the glyphs Tesseract read from a vertical rule's stroke (`|`,
+/// `[`, `【`...): they stand on the rule, inside its extent.
+fn drop_rule_strokes(glyphs: &mut Vec<Glyph>, rules: &[Rule]) {
+    // Not "1", "l" or "I": a value's last character may stand by a rule.
+    const STROKES: &[&str] = &["|", "丨", "[", "]", "【", "】"];
+    glyphs.retain(|g| {
+        if !STROKES.contains(&g.text.as_str()) {
+            return true;
+        }
+        // A word's box is split evenly among its characters, so the
+        // stroke's glyph may be a character wide: the rule falls in it.
+        let slack = g.size * 0.3;
+        !rules.iter().any(|r| {
+            !r.is_horizontal()
+                && r.x0 >= g.x - slack
+                && r.x0 <= g.x + g.width + slack
+                && g.y >= r.y0
+                && g.y - g.size <= r.y1
+        })
+    });
+}
+
 /// The words with their boxes turned about the image centre so that the
 /// text lines run level. Tesseract reads skewed lines well (it follows
 /// them itself), so the image is not turned, only the geometry the layout
 /// reads: on a scan a degree and a half off, the left margin drifts by a
 /// fifth of an inch from the top of the page to the bottom, enough to
 /// break paragraphs and columns.
-pub(super) fn deskewed(words: &[Word], image: &PageImage) -> Vec<Word> {
-    let Some(angle) = skew(words, image.width) else {
+pub(super) fn deskewed(words: &[Word], image: &PageImage, angle: f64) -> Vec<Word> {
+    if angle == 0.0 {
         return words.to_vec();
-    };
+    }
     let (sin, cos) = angle.sin_cos();
     let (cx, cy) = (f64::from(image.width) / 2.0, f64::from(image.height) / 2.0);
     words
@@ -416,7 +465,7 @@ mod tests {
         }
         let angle = skew(&words, 2480).expect("a skew");
         assert!((angle - 0.02_f64.atan()).abs() < 1e-3, "{angle}");
-        let level = deskewed(&words, &image());
+        let level = deskewed(&words, &image(), angle);
         for line in level.chunk_by(|a, b| a.line == b.line) {
             let tops: Vec<u32> = line.iter().map(|w| w.top).collect();
             assert!(
