@@ -181,3 +181,5 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, ParseError>) -> Result
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod scan_tests;

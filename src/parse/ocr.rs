@@ -59,7 +59,8 @@ pub struct Engine {
 /// The engine at `program` (a name looked up on `PATH`, or a path), or
 /// why OCR is not available. Looked up once per program and remembered.
 pub fn engine(program: &Path) -> Result<Engine, String> {
-    static FOUND: OnceLock<Mutex<Vec<(PathBuf, Result<Engine, String>)>>> = OnceLock::new();
+    type Probed = Vec<(PathBuf, Result<Engine, String>)>;
+    static FOUND: OnceLock<Mutex<Probed>> = OnceLock::new();
     let found = FOUND.get_or_init(Mutex::default);
     let mut found = found.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, known)) = found.iter().find(|(p, _)| p == program) {
@@ -151,6 +152,17 @@ impl Engine {
         let out = run_bounded(command, image, budget).map_err(|e| e.into_parse_error("OCR"))?;
         Ok(parse_tsv(&String::from_utf8_lossy(&out)))
     }
+}
+
+/// Whether `program` names an existing file, directly or on `PATH`: a
+/// program run under prlimit that is missing fails as prlimit's exit
+/// status, so the caller asks first to say what is missing.
+pub fn installed(program: &Path) -> bool {
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// `program` run under `prlimit --as`, where util-linux's prlimit is
@@ -385,14 +397,21 @@ mod tests {
     #[test]
     fn a_process_past_its_deadline_is_killed() {
         let cancel = CancelFlag::default();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let pid_file = dir.path().join("pid");
         let mut command = Command::new("sh");
-        command.args(["-c", "exec sleep 30"]);
+        command
+            .arg("-c")
+            .arg(format!("echo $$ > {}; exec sleep 30", pid_file.display()));
         let started = Instant::now();
         let mut budget = budget(&cancel, 0);
         budget.deadline = Instant::now() + Duration::from_millis(300);
         let result = run_bounded(command, b"", &budget);
         assert!(matches!(result, Err(RunError::Timeout)), "{result:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
+        // Killed and reaped: no such process any more.
+        let pid = std::fs::read_to_string(&pid_file).expect("the child's pid");
+        assert!(!Path::new(&format!("/proc/{}", pid.trim())).exists());
     }
 
     #[test]

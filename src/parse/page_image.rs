@@ -15,7 +15,7 @@ use std::path::Path;
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
 use super::ParseError;
-use super::ocr::{Budget, limited, run_bounded};
+use super::ocr::{Budget, installed, limited, run_bounded};
 
 /// Resolution scans are read at: the 300 dpi class that CJK glyphs, with
 /// their many strokes, need. Images of lower or much higher resolution are
@@ -314,7 +314,8 @@ fn render(
     let (w_in, h_in) = ((media[2] - media[0]) / 72.0, (media[3] - media[1]) / 72.0);
     let fit = ((request.max_pixels as f64) / (w_in * h_in)).sqrt().floor();
     let dpi = (OCR_DPI as f64).min(fit);
-    if !(dpi >= MIN_DPI as f64) {
+    // NaN (a page of no size) fails too.
+    if dpi.is_nan() || dpi < MIN_DPI as f64 {
         return Err(ParseError::too_large(format!(
             "page {number} is {w_in:.0} by {h_in:.0} inches: at {MIN_DPI} dpi its image would pass \
              the limit of {} pixels",
@@ -322,6 +323,16 @@ fn render(
         )));
     }
     let dpi = dpi as u32;
+    if !installed(request.renderer) {
+        return Err(ParseError::new(
+            "needs_ocr",
+            format!(
+                "page {number} needs rendering for OCR, and {} is not installed: install \
+                 poppler-utils",
+                request.renderer.display()
+            ),
+        ));
+    }
     let mut command = limited(request.renderer, budget.max_memory);
     command
         .args(["-gray", "-r", &dpi.to_string()])

@@ -61,10 +61,13 @@ pub fn decode_gray(bytes: &[u8], width: u32, height: u32) -> Option<Gray> {
         });
     }
     let (magic, w, h, data) = pnm_parts(bytes)?;
+    if w > width as usize || h > height as usize {
+        return None;
+    }
     let pixels = match magic {
-        "P5" => data.get(..w * h)?.to_vec(),
+        "P5" => data.get(..w.checked_mul(h)?)?.to_vec(),
         "P6" => data
-            .get(..w * h * 3)?
+            .get(..w.checked_mul(h)?.checked_mul(3)?)?
             .chunks_exact(3)
             .map(|p| ((u32::from(p[0]) * 3 + u32::from(p[1]) * 6 + u32::from(p[2])) / 10) as u8)
             .collect(),
@@ -292,6 +295,15 @@ mod tests {
         assert_eq!(g.pixels, vec![0, 255, 0]);
         assert!(decode_gray(b"P5\n2 2\n255\n\x00", 2, 2).is_none());
         assert!(decode_gray(b"P5\n99999999999999999999 2\n255\n", 2, 2).is_none());
+        assert!(
+            decode_gray(
+                b"P6\n4294967296 4294967296\n255\n",
+                usize::MAX as u32,
+                u32::MAX
+            )
+            .is_none()
+        );
+        assert!(decode_gray(b"P5\n3 1\n255\n\x00\x00\x00", 2, 2).is_none());
         assert!(decode_gray(&[0xFF, 0xD8, 0xFF, 0xC0, 0, 1], 10, 10).is_none());
         assert!(decode_gray(b"", 1, 1).is_none());
     }

@@ -23,7 +23,7 @@ for pdf in "$@"; do
     if (( i % 2 == 0 )); then angle=1.2; else angle=-1.6; fi
     convert "$page" -background white -rotate "$angle" -gravity center \
       -extent "$(identify -format '%wx%h' "$page")" \
-      -attenuate 0.4 +noise Gaussian -quality 80 "${page%.pgm}.jpg"
+      -attenuate 0.4 +noise Gaussian -quality 60 "${page%.pgm}.jpg"
     rm "$page"
     i=$((i + 1))
   done
