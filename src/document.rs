@@ -50,6 +50,9 @@ pub struct OcrPage {
     /// Where the image came from: `image` (the page's own image XObject)
     /// or `render` (the page rendered whole).
     pub source: String,
+    /// Degrees the image was turned to level its text before OCR.
+    #[serde(default)]
+    pub turned: f32,
     /// The words read, in reading order, with their confidences.
     pub words: Vec<OcrWord>,
 }

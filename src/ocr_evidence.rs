@@ -136,6 +136,7 @@ mod tests {
                 confidence: 80.0,
                 dpi: 300,
                 source: "image".into(),
+                turned: 0.0,
                 words: vec![
                     word("投标有效期", 95.0),
                     word(":", 70.0),

@@ -21,7 +21,7 @@ use super::{Glyph, Page, Rule};
 use crate::document::{OcrPage, OcrReport, OcrWord};
 use crate::parse::ocr::{Budget, Engine, Word};
 use crate::parse::page_image::{ImageRequest, PageImage, page_image};
-use crate::parse::ruling::{decode_gray, find_rules};
+use crate::parse::ruling::{Gray, decode_gray, find_rules, profile_skew, rotated};
 use crate::parse::textutil::is_cjk;
 use crate::parse::{ParseError, ParseLimits};
 
@@ -69,6 +69,12 @@ pub(super) fn ocr_pages(
             cancel: &limits.cancel,
         };
         let image = page_image(doc, *number, *id, &request, &budget)?;
+        let (image, gray, turned) = level(image);
+        if Instant::now() >= budget.deadline {
+            return Err(ParseError::too_large(format!(
+                "page {number}: preparing its image for OCR ran past the page's time limit"
+            )));
+        }
         let words = engine
             .recognise(&image.bytes, image.dpi, &budget)
             .map_err(|e| ParseError::new(e.kind, format!("page {number}: {}", e.message)))?;
@@ -77,7 +83,7 @@ pub(super) fn ocr_pages(
         };
         let angle = skew(&words, image.width).unwrap_or(0.0);
         let words = deskewed(&words, &image, angle);
-        page.rules = rules(&image, angle);
+        page.rules = gray.map_or_else(Vec::new, |g| rules(&g, &image, angle));
         page.glyphs = glyphs(&words, &image);
         drop_rule_strokes(&mut page.glyphs, &page.rules);
         if image.source == "render" {
@@ -85,9 +91,9 @@ pub(super) fn ocr_pages(
             page.width = image.placed[2];
             page.height = image.placed[3];
         }
-        report
-            .pages
-            .push(ocr_page(*number, &lines_normalised(&words), &image));
+        let mut read = ocr_page(*number, &lines_normalised(&words), &image);
+        read.turned = turned.to_degrees() as f32;
+        report.pages.push(read);
         // The image is dropped here: one page's at a time.
     }
     let ocr: Vec<u32> = report.pages.iter().map(|p| p.page).collect();
@@ -115,6 +121,7 @@ fn ocr_page(number: u32, words: &[Word], image: &PageImage) -> OcrPage {
         confidence,
         dpi: image.dpi,
         source: image.source.to_string(),
+        turned: 0.0,
         words: words
             .iter()
             .map(|w| OcrWord {
@@ -165,16 +172,38 @@ fn glyphs(words: &[Word], image: &PageImage) -> Vec<Glyph> {
     glyphs
 }
 
-/// The table rules of the page image, in page coordinates of the
-/// deskewed frame; none when the image cannot be decoded.
-fn rules(image: &PageImage, angle: f64) -> Vec<Rule> {
+/// Skews under this are left as they are.
+const MIN_TURN: f64 = 0.2 * std::f64::consts::PI / 180.0;
+
+/// The page image turned level when its lines are skewed (measured by
+/// projection profile), with its gray samples and the angle turned.
+/// Tesseract follows skewed lines, but reads their characters better
+/// upright: on a dev page turned 1.3°, "480 日历天" read as "480 Hk"
+/// until the image was turned back. An image that cannot be decoded goes
+/// to OCR as it is, without rules.
+fn level(image: PageImage) -> (PageImage, Option<Gray>, f64) {
     let Some(gray) = decode_gray(&image.bytes, image.width, image.height) else {
-        return Vec::new();
+        return (image, None, 0.0);
     };
+    let angle = profile_skew(&gray);
+    if angle.abs() < MIN_TURN {
+        return (image, Some(gray), 0.0);
+    }
+    let level = rotated(&gray, angle);
+    let image = PageImage {
+        bytes: level.to_pgm(),
+        ..image
+    };
+    (image, Some(level), angle)
+}
+
+/// The table rules of the page image, in page coordinates of the
+/// deskewed frame.
+fn rules(gray: &Gray, image: &PageImage, angle: f64) -> Vec<Rule> {
     let [left, top, width, height] = image.placed;
     let sx = width / gray.width.max(1) as f64;
     let sy = height / gray.height.max(1) as f64;
-    find_rules(&gray, angle)
+    find_rules(gray, angle)
         .into_iter()
         .map(|r| Rule {
             x0: left + r.x0 * sx,
