@@ -351,7 +351,7 @@ fn full_width(c: char) -> Option<char> {
 /// A line's measured height in image pixels: the lower median height of
 /// its ideographs (a CJK glyph's box is close to its em; Tesseract's boxes
 /// of single characters are often too tall, seldom too short), counting
-/// each character, else the lower median height of its words.
+/// each character, else the upper quartile of its words' heights.
 fn line_size(words: &[Word]) -> f64 {
     let mut heights: Vec<u32> = words
         .iter()
@@ -359,7 +359,14 @@ fn line_size(words: &[Word]) -> f64 {
         .flat_map(|w| std::iter::repeat_n(w.height, w.text.chars().count()))
         .collect();
     if heights.is_empty() {
-        heights = words.iter().map(|w| w.height).collect();
+        // Latin words are as tall as their letters: x-height words ("was",
+        // "on") are two thirds of those with ascenders or capitals, so the
+        // upper quartile measures the line.
+        let mut latin: Vec<u32> = words.iter().map(|w| w.height).collect();
+        latin.sort_unstable();
+        return latin
+            .get(latin.len() * 3 / 4)
+            .map_or(10.0, |h| f64::from(*h));
     }
     heights.sort_unstable();
     heights
@@ -396,8 +403,17 @@ fn snap_sizes(pages: &mut [Page], ocr: &[u32]) {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied()
     };
+    // The body size is the script most of the text is in: a few garbage
+    // ideographs read off the dot leaders of an English contents page
+    // must not set it.
+    let cjk_first = cjk.len() >= latin.len();
     let (cjk, latin) = (median(&mut cjk), median(&mut latin));
-    let Some(body) = cjk.or(latin) else {
+    let body = if cjk_first {
+        cjk.or(latin)
+    } else {
+        latin.or(cjk)
+    };
+    let Some(body) = body else {
         return;
     };
     let body = (body * 2.0).round() / 2.0;
@@ -512,7 +528,9 @@ mod tests {
     fn a_line_is_measured_by_its_ideographs_else_its_words() {
         let words = [
             word("Tender", 300, 400, 40, 1),
-            word("No.", 700, 400, 50, 1),
+            word("was", 500, 400, 26, 1),
+            word("on", 600, 400, 26, 1),
+            word("No.", 700, 400, 40, 1),
         ];
         assert_eq!(line_size(&words), 40.0);
         let words = [
