@@ -1,13 +1,19 @@
 //! Parse benchmark over the corpus variants, and a PDF text-fidelity
 //! comparison against other extractors.
 //!
-//! Run: `cargo bench --bench parse` (add `-- --runs 9` for more runs).
+//! Run: `cargo bench --bench parse` (add `-- --runs 9` for more runs,
+//! `-- --ocr-only` for the OCR table alone).
 //! Prints two Markdown tables:
 //! 1. per file: median parse time, pages/s (pages of the document's PDF
 //!    rendering, so formats compare), MB/s, peak RSS growth while parsing,
 //!    and `pdftotext` on the same PDFs when poppler-utils is installed;
 //! 2. per PDF extractor: the share of gold strings (field values and
-//!    rejection texts, as written) found in its text, and its median time.
+//!    rejection texts, as written) found in its text, and its median time;
+//! 3. OCR of scanned PDFs (the committed scan fixture, and every
+//!    `*.scan.pdf` in `--scans DIR`): tenderflow's parse against the
+//!    `tesseract` command line on the same page images (taken out with
+//!    poppler's `pdfimages -j`), CPU counting child processes, in pages per
+//!    second per core; peak memory of our process and of one tesseract.
 //!
 //! Peak memory is the process's peak resident set (VmHWM) after resetting it
 //! through /proc/self/clear_refs, minus the resident set before the parse:
@@ -29,6 +35,10 @@ const LEGACY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy
 
 fn main() {
     let runs = run_count();
+    if std::env::args().any(|a| a == "--ocr-only") {
+        ocr_section(runs);
+        return;
+    }
     let pdftotext = has_pdftotext();
     println!(
         "## Parse speed (median of {runs} runs, release build; CPU = user+system time per parse)\n"
@@ -77,6 +87,128 @@ fn main() {
         });
         fidelity_row("pdftotext -layout", runs, |_, p| run_pdftotext(p, true));
     }
+    ocr_section(runs);
+}
+
+/// The OCR table: our parse of each scan against the tesseract command
+/// line on the same page images, in the same run.
+fn ocr_section(runs: usize) {
+    println!("\n## OCR of scanned PDFs (median of {runs} runs; CPU includes child processes)\n");
+    if tenderflow::parse::ocr::engine(Path::new("tesseract")).is_err()
+        || Command::new("pdfimages").arg("-v").output().is_err()
+    {
+        println!("(skipped: tesseract with chi_sim and eng, or poppler-utils, is not installed)");
+        return;
+    }
+    let mut scans = vec![PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/scan_cn_selection_p1.pdf"
+    ))];
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--scans")
+        .and_then(|i| args.get(i + 1))
+    {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("the --scans folder")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".scan.pdf"))
+            .collect();
+        found.sort();
+        scans.extend(found);
+    }
+    println!(
+        "| scan | pages | tenderflow wall s/page | CPU s/page | pages/s per core | peak RSS +MB | tesseract CLI wall s/page | CPU s/page | pages/s per core | one tesseract peak RSS MB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for scan in scans {
+        ocr_row(&scan, runs);
+    }
+}
+
+fn ocr_row(scan: &Path, runs: usize) {
+    let bytes = std::fs::read(scan).expect("scan");
+    let pages = lopdf::Document::load_mem(&bytes)
+        .map(|d| d.get_pages().len())
+        .unwrap_or(0) as f64;
+    let images = tempfile::tempdir().expect("a temporary folder");
+    let root = images.path().join("p");
+    let status = Command::new("pdfimages")
+        .arg("-j")
+        .arg(scan)
+        .arg(&root)
+        .status()
+        .expect("pdfimages");
+    assert!(status.success(), "pdfimages failed on {}", scan.display());
+    let mut jpegs: Vec<PathBuf> = std::fs::read_dir(images.path())
+        .expect("images")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    jpegs.sort();
+    let cpu_all = || cpu_ms(false) + cpu_ms(true);
+    let (mut wall, mut cpu, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let before = reset_peak_rss();
+        let (start, c0) = (Instant::now(), cpu_all());
+        let doc =
+            parse(&bytes, "application/pdf", &ParseLimits::default()).expect("the scan parses");
+        assert!(doc.ocr.is_some(), "{} was not OCR'd", scan.display());
+        wall.push(start.elapsed());
+        cpu.push(cpu_all() - c0);
+        if let (Some(b), Some(p)) = (before, peak_rss_mb()) {
+            rss.push(p - b);
+        }
+    }
+    let (mut cli_wall, mut cli_cpu) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (start, c0) = (Instant::now(), cpu_ms(true));
+        for jpeg in &jpegs {
+            let out = Command::new("tesseract")
+                .arg(jpeg)
+                .args([
+                    "stdout",
+                    "-l",
+                    "chi_sim+eng",
+                    "--psm",
+                    "3",
+                    "--dpi",
+                    "300",
+                    "tsv",
+                ])
+                .env("OMP_THREAD_LIMIT", "1")
+                .output()
+                .expect("tesseract");
+            assert!(out.status.success());
+        }
+        cli_wall.push(start.elapsed());
+        cli_cpu.push(cpu_ms(true) - c0);
+    }
+    let tesseract_peak = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "tesseract"])
+        .arg(&jpegs[0])
+        .args(["stdout", "-l", "chi_sim+eng", "--dpi", "300", "tsv"])
+        .env("OMP_THREAD_LIMIT", "1")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let err = String::from_utf8_lossy(&o.stderr).to_string();
+            err.lines().last()?.trim().parse::<f64>().ok()
+        })
+        .map_or(String::new(), |kb| format!("{:.0}", kb / 1024.0));
+    let per_page = |d: Duration| d.as_secs_f64() / pages.max(1.0);
+    let (c, cc) = (median_f(cpu), median_f(cli_cpu));
+    println!(
+        "| {} | {pages} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {tesseract_peak} |",
+        scan.file_name().unwrap_or_default().to_string_lossy(),
+        per_page(median(wall)),
+        c / 1e3 / pages.max(1.0),
+        pages / (c / 1e3).max(1e-6),
+        if rss.is_empty() { 0.0 } else { median_f(rss) },
+        per_page(median(cli_wall)),
+        cc / 1e3 / pages.max(1.0),
+        pages / (cc / 1e3).max(1e-6),
+    );
 }
 
 fn run_count() -> usize {

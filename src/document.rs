@@ -18,6 +18,142 @@ pub struct ParsedDocument {
     pub meta: DocumentMeta,
     /// The content, in reading order.
     pub blocks: Vec<Block>,
+    /// What OCR read, when some pages were scans. A side table rather than
+    /// a field on [`Block`], so that every block construction and match
+    /// (in parse, filter and extract) stays as it is: a block is OCR'd when
+    /// [`OcrReport::blocks`] names its index, and a quote's confidence is
+    /// looked up by page and text with [`OcrReport::confidence_of`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<OcrReport>,
+}
+
+/// The OCR side table of a parsed document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OcrReport {
+    /// The engine that read the pages, such as `tesseract 5.3.0 chi_sim+eng`.
+    pub engine: String,
+    /// Every page that was read by OCR, in page order.
+    pub pages: Vec<OcrPage>,
+    /// The blocks whose text came from OCR.
+    pub blocks: Vec<OcrBlock>,
+}
+
+/// One page read by OCR.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OcrPage {
+    /// 1-based page number.
+    pub page: u32,
+    /// Mean word confidence on the page, 0 to 100.
+    pub confidence: f32,
+    /// Resolution the page image was read at, in dots per inch.
+    pub dpi: u32,
+    /// Where the image came from: `image` (the page's own image XObject)
+    /// or `render` (the page rendered whole).
+    pub source: String,
+    /// Degrees the image was turned to level its text before OCR.
+    #[serde(default)]
+    pub turned: f32,
+    /// The words read, in reading order, with their confidences.
+    pub words: Vec<OcrWord>,
+}
+
+/// One word OCR read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OcrWord {
+    /// The word as read.
+    pub text: String,
+    /// The engine's confidence in it, 0 to 100.
+    pub confidence: f32,
+}
+
+/// One block whose text came from OCR.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OcrBlock {
+    /// Index into [`ParsedDocument::blocks`].
+    pub block: usize,
+    /// Always true: the block's text was read by OCR.
+    pub ocr: bool,
+    /// Lowest word confidence in the block, 0 to 100.
+    pub confidence: f32,
+}
+
+impl OcrReport {
+    /// The OCR confidence of `text` found on `page`: the lowest confidence
+    /// of the words it covers. `None` when the page was not OCR'd (or is
+    /// unknown and no OCR'd page holds the text). Whitespace and table cell
+    /// separators (` | `) are ignored; a text none of whose pieces is found
+    /// as read (a quote rebuilt across lines or pages) gets the page's mean
+    /// confidence.
+    pub fn confidence_of(&self, page: Option<u32>, text: &str) -> Option<f32> {
+        self.confidence_of_found(page, text).or_else(|| {
+            let n = page?;
+            self.pages
+                .iter()
+                .find(|p| p.page == n)
+                .map(|p| p.confidence)
+        })
+    }
+
+    /// Like [`OcrReport::confidence_of`], but `None` unless some piece of
+    /// `text` is found as read.
+    pub fn confidence_of_found(&self, page: Option<u32>, text: &str) -> Option<f32> {
+        let pieces: Vec<Vec<char>> = text
+            .split(" | ")
+            .map(|p| {
+                p.chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect::<Vec<char>>()
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        for p in self
+            .pages
+            .iter()
+            .filter(|p| page.is_none_or(|n| p.page == n))
+        {
+            let (chars, conf) = p.char_confidences();
+            let lowest = pieces
+                .iter()
+                .filter_map(|piece| {
+                    let at = find_chars(&chars, piece)?;
+                    Some(
+                        conf[at..at + piece.len()]
+                            .iter()
+                            .copied()
+                            .fold(f32::INFINITY, f32::min),
+                    )
+                })
+                .reduce(f32::min);
+            if lowest.is_some() {
+                return lowest;
+            }
+        }
+        None
+    }
+}
+
+impl OcrPage {
+    /// The page's characters without whitespace, each with the confidence
+    /// of the word it belongs to.
+    fn char_confidences(&self) -> (Vec<char>, Vec<f32>) {
+        let mut chars = Vec::new();
+        let mut conf = Vec::new();
+        for w in &self.words {
+            for c in w.text.chars().filter(|c| !c.is_whitespace()) {
+                chars.push(c);
+                conf.push(w.confidence);
+            }
+        }
+        (chars, conf)
+    }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find_chars(haystack: &[char], needle: &[char]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Facts about the source file that parsing learned.
@@ -123,6 +259,7 @@ impl ParsedDocument {
                 ..DocumentMeta::default()
             },
             blocks,
+            ocr: None,
         }
     }
 

@@ -174,7 +174,9 @@ impl EvalReport {
 }
 
 /// Variant order in the table.
-const VARIANTS: &[&str] = &["md", "docx", "doc", "wps", "pdf", "html", "gbk.txt", "txt"];
+const VARIANTS: &[&str] = &[
+    "md", "docx", "doc", "wps", "pdf", "scan.pdf", "html", "gbk.txt", "txt",
+];
 
 /// Evaluates every document of `dir` that has a `.gold.json` beside it.
 pub fn run(dir: &Path, verbose: bool) -> anyhow::Result<EvalReport> {
@@ -474,6 +476,7 @@ mod tests {
                 page: None,
                 quote: t.to_string(),
                 document: 0,
+                ocr: None,
             },
         };
         let summary = Summary {
@@ -546,6 +549,7 @@ mod tests {
                     page: None,
                     quote: String::new(),
                     document: 0,
+                    ocr: None,
                 },
             }
         };

@@ -22,6 +22,7 @@ pub mod filter;
 pub mod http;
 pub mod llm;
 pub mod metrics;
+pub mod ocr_evidence;
 pub mod package;
 pub mod parse;
 pub mod projector;

@@ -24,6 +24,18 @@ pub struct Evidence {
     /// amendments in order.
     #[serde(default)]
     pub document: usize,
+    /// Set when the quote was read by OCR from a scanned page, so that a
+    /// reader knows to check it against the scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<OcrQuote>,
+}
+
+/// How OCR read a quote.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OcrQuote {
+    /// The lowest word confidence of the value (or, where the value is
+    /// not found as read, of the quote), 0 to 100.
+    pub confidence: f32,
 }
 
 /// One extracted field.

@@ -43,6 +43,7 @@ pub fn candidates(doc: &ClassifiedDocument, ctx: Context) -> Vec<Candidate> {
                             page: *page,
                             quote: sentence.clone(),
                             document: ctx.document,
+                            ocr: None,
                         };
                         change_sentence(&sentence, &ev, ctx, &mut out);
                     }
@@ -138,6 +139,7 @@ fn questions_and_answers(
                             page: *page,
                             quote: format!("{} {}", q.trim(), a.trim()),
                             document: ctx.document,
+                            ocr: None,
                         };
                         answer_candidates(&q, a, &ev, ctx, out);
                     }
@@ -178,6 +180,7 @@ fn qa_table(
             page,
             quote: row.join(" | "),
             document: ctx.document,
+            ocr: None,
         };
         answer_candidates(question, answer, &ev, ctx, out);
         asked.push(ev.quote);
@@ -303,6 +306,7 @@ fn change_table(
             page,
             quote: row.join(" | "),
             document: ctx.document,
+            ocr: None,
         };
         let mut found = Vec::new();
         content_candidates(label, value, None, &ev, 4, ctx, &mut found);

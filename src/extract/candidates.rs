@@ -472,6 +472,7 @@ pub(super) fn evidence(
         page,
         quote: quote.to_string(),
         document: ctx.document,
+        ocr: None,
     }
 }
 
@@ -1549,6 +1550,7 @@ mod tests {
             page: None,
             quote: String::new(),
             document: 0,
+            ocr: None,
         };
         let mut out = Vec::new();
         content_candidates(

@@ -151,6 +151,7 @@ pub(super) fn evidence(
         page,
         quote: quote.to_string(),
         document,
+        ocr: None,
     }
 }
 

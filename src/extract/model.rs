@@ -154,6 +154,7 @@ fn verified_fields(
                 page: None,
                 quote,
                 document: ctx.document,
+                ocr: None,
             },
             priority: 2,
         });
@@ -168,6 +169,7 @@ fn verified_lists(answer: &Value, source: &str, document: usize, summary: &mut S
         page: None,
         quote,
         document,
+        ocr: None,
     };
     for r in items("rejections") {
         if let Some(quote) = quoted(&r, source) {

@@ -88,15 +88,23 @@ fn a_small_generated_pdf_parses() {
 }
 
 #[test]
-fn a_scan_needs_ocr() {
+fn a_scan_without_tesseract_needs_ocr_and_says_it_is_not_available() {
+    let limits = ParseLimits {
+        tesseract: "/nonexistent/tesseract".into(),
+        ..ParseLimits::default()
+    };
     let err = parse(
         &one_page("q 595 0 0 842 0 0 cm /Im1 Do Q"),
         sniff::PDF,
-        &ParseLimits::default(),
+        &limits,
     )
     .unwrap_err();
     assert_eq!(err.kind, "needs_ocr");
-    assert!(err.message.contains("OCR"));
+    assert!(err.message.contains("OCR, which is not available"), "{err}");
+    assert!(
+        err.message.contains("/nonexistent/tesseract cannot be run"),
+        "{err}"
+    );
 }
 
 #[test]

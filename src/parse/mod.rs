@@ -8,9 +8,12 @@
 pub mod doc;
 pub mod docx;
 pub mod html;
+pub mod ocr;
 pub mod ole;
+pub mod page_image;
 pub mod pdf;
 pub mod render;
+pub mod ruling;
 pub mod sniff;
 pub mod text;
 pub mod textutil;
@@ -19,6 +22,8 @@ pub mod xmltree;
 pub mod zipread;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::document::ParsedDocument;
 pub use render::render_text;
@@ -41,6 +46,26 @@ pub struct ParseLimits {
     pub max_object_depth: usize,
     /// Most blocks a document may produce.
     pub max_blocks: usize,
+    /// Most scanned pages of one PDF read by OCR; past it the parse fails
+    /// as `too_large`.
+    pub max_ocr_pages: u32,
+    /// Most pixels of one page image handed to OCR; a larger page is
+    /// rendered at a lower resolution (150 dpi at least) or fails.
+    pub max_ocr_pixels: u64,
+    /// Longest one page's rendering and OCR may take; its process is
+    /// killed then and the parse fails as `too_large`.
+    pub ocr_page_timeout: Duration,
+    /// Address space an OCR or rendering process may take (`prlimit --as`).
+    pub max_ocr_memory: u64,
+    /// The Tesseract program (a name on `PATH` or a path). When it cannot
+    /// be run, a scanned PDF fails as `needs_ocr` and says so.
+    pub tesseract: PathBuf,
+    /// The pdftoppm program (poppler-utils), for scanned pages whose image
+    /// OCR cannot take from the PDF as it is.
+    pub pdftoppm: PathBuf,
+    /// Set, the parse stops at its next check and kills its OCR process:
+    /// the parse stage sets it when the handler is abandoned.
+    pub cancel: ocr::CancelFlag,
 }
 
 impl Default for ParseLimits {
@@ -53,6 +78,13 @@ impl Default for ParseLimits {
             max_xml_depth: 256,
             max_object_depth: 64,
             max_blocks: 500_000,
+            max_ocr_pages: 500,
+            max_ocr_pixels: 40_000_000,
+            ocr_page_timeout: Duration::from_secs(120),
+            max_ocr_memory: 2 << 30,
+            tesseract: PathBuf::from("tesseract"),
+            pdftoppm: PathBuf::from("pdftoppm"),
+            cancel: ocr::CancelFlag::default(),
         }
     }
 }
@@ -63,7 +95,7 @@ impl Default for ParseLimits {
 #[error("{kind}: {message}")]
 pub struct ParseError {
     /// Stable kind: `unsupported_type`, `corrupt`, `encrypted`, `needs_ocr`,
-    /// `too_large`, `empty`, `unsupported_encoding`.
+    /// `too_large`, `empty`, `unsupported_encoding`, `cancelled`.
     pub kind: &'static str,
     /// What is wrong, for people.
     pub message: String,
@@ -149,3 +181,5 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, ParseError>) -> Result
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod scan_tests;

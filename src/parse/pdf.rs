@@ -1,5 +1,6 @@
 //! PDF with a text layer, through `pdf-extract` (fonts, CID maps, ToUnicode)
-//! on `lopdf`, with our own layout analysis in [`layout`].
+//! on `lopdf`, with our own layout analysis in [`layout`]; pages without a
+//! usable text layer (scans) are read by OCR in [`scan`].
 //!
 //! pdf-extract reports each glyph with its position and each stroked or
 //! filled path; [`Collector`] keeps the glyphs and the straight rules (table
@@ -8,13 +9,14 @@
 //! nesting in the raw bytes, and the page tree's depth.
 
 pub mod layout;
+pub mod scan;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pdf_extract::{ColorSpace, MediaBox, OutputDev, OutputError, Path, PathOp, Transform};
 
-use super::{ParseError, ParseLimits, guard};
-use crate::document::ParsedDocument;
+use super::{ParseError, ParseLimits, guard, ocr};
+use crate::document::{OcrBlock, OcrReport, ParsedDocument};
 
 /// Stack for the extraction thread: pdf-extract and lopdf recurse over
 /// nested objects, so a generous stack turns deep-but-finite nesting into
@@ -88,12 +90,50 @@ pub fn parse_pdf(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, P
     let (pages, meta) = worker
         .join()
         .unwrap_or_else(|_| Err(ParseError::corrupt("the PDF parser failed on this file")))?;
-    check_text_layer(&pages)?;
+    if meta.ocr.is_none() {
+        check_text_layer(&pages, meta.no_ocr.as_deref())?;
+    }
     let mut doc = layout::build_document(&pages);
     doc.meta.page_count = Some(pages.len() as u32);
     doc.meta.title = meta.title;
     doc.meta.producer = meta.producer;
+    if let Some(mut report) = meta.ocr {
+        if doc.blocks.is_empty() {
+            return Err(ParseError::new(
+                "empty",
+                format!(
+                    "OCR read no text on the {} scanned pages of the PDF",
+                    report.pages.len()
+                ),
+            ));
+        }
+        report.blocks = ocr_blocks(&doc, &report);
+        doc.ocr = Some(report);
+    }
     Ok(doc)
+}
+
+/// The blocks that stand on OCR'd pages, each with the lowest confidence
+/// of the words it is made of.
+fn ocr_blocks(doc: &ParsedDocument, report: &OcrReport) -> Vec<OcrBlock> {
+    doc.blocks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, block)| {
+            let page = block.page()?;
+            report
+                .pages
+                .iter()
+                .any(|p| p.page == page)
+                .then(|| OcrBlock {
+                    block: i,
+                    ocr: true,
+                    confidence: report
+                        .confidence_of(Some(page), &block.text())
+                        .unwrap_or(0.0),
+                })
+        })
+        .collect()
 }
 
 /// Facts from the document information dictionary.
@@ -101,6 +141,10 @@ pub fn parse_pdf(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, P
 struct Info {
     title: Option<String>,
     producer: Option<String>,
+    /// What OCR read, when some pages were scans.
+    ocr: Option<OcrReport>,
+    /// Why scanned pages were not OCR'd.
+    no_ocr: Option<String>,
 }
 
 /// Loads the document and collects every page's glyphs and rules.
@@ -120,7 +164,7 @@ fn extract_pages(bytes: &[u8], limits: &ParseLimits) -> Result<(Vec<Page>, Info)
     check_page_tree(&doc, &pages, limits.max_object_depth)?;
     check_forms(&doc, &pages, limits.max_object_depth)?;
     check_streams(&doc, limits.max_uncompressed_bytes)?;
-    let info = read_info(&doc);
+    let mut info = read_info(&doc);
     let mut collector = Collector::default();
     for number in pages.keys() {
         // A page pdf-extract cannot read (a broken font, a bad content
@@ -132,10 +176,72 @@ fn extract_pages(bytes: &[u8], limits: &ParseLimits) -> Result<(Vec<Page>, Info)
             collector.abandon_page(*number);
         }
     }
-    if collector.pages.iter().all(|p| p.glyphs.is_empty()) && collector.failed == pages.len() {
+    let scanned: Vec<(u32, pdf_extract::ObjectId)> = collector
+        .pages
+        .iter()
+        .filter(|p| !has_usable_text(p))
+        .filter_map(|p| pages.get(&p.number).map(|id| (p.number, *id)))
+        .filter(|(_, id)| draws_anything(&doc, *id))
+        .collect();
+    if collector.pages.iter().all(|p| p.glyphs.is_empty())
+        && collector.failed == pages.len()
+        && scanned.is_empty()
+    {
         return Err(ParseError::corrupt("no page of the PDF could be read"));
     }
+    if !scanned.is_empty() {
+        match ocr::engine(&limits.tesseract) {
+            Ok(engine) => {
+                let report =
+                    scan::ocr_pages(&doc, bytes, &scanned, &mut collector.pages, &engine, limits)?;
+                info.ocr = Some(report);
+            }
+            Err(why) => info.no_ocr = Some(why),
+        }
+    }
     Ok((collector.pages, info))
+}
+
+/// Whether a page's text layer is worth reading: enough visible
+/// characters, most of them letters, digits or punctuation rather than
+/// the replacement and private-use codes an unmapped scanner font gives.
+fn has_usable_text(page: &Page) -> bool {
+    let visible: Vec<char> = page
+        .glyphs
+        .iter()
+        .flat_map(|g| g.text.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let usable = visible
+        .iter()
+        .filter(|c| {
+            (c.is_alphanumeric() || c.is_ascii_punctuation() || is_cjk_punctuation(**c))
+                && !('\u{E000}'..='\u{F8FF}').contains(*c)
+        })
+        .count();
+    usable >= MIN_CHARS_PER_PAGE && usable * 2 >= visible.len()
+}
+
+fn is_cjk_punctuation(c: char) -> bool {
+    ('\u{3000}'..='\u{303F}').contains(&c) || ('\u{FF00}'..='\u{FFEF}').contains(&c)
+}
+
+/// Whether a page's content draws an image, a form or paths: a page that
+/// draws nothing is blank, not a scan.
+fn draws_anything(doc: &pdf_extract::Document, id: pdf_extract::ObjectId) -> bool {
+    let Ok(content) = doc.get_page_content(id) else {
+        return false;
+    };
+    let Ok(ops) = pdf_extract::content::Content::decode(&content) else {
+        // Undecodable content may still render: let rendering decide.
+        return !content.is_empty();
+    };
+    ops.operations.iter().any(|o| {
+        matches!(
+            o.operator.as_str(),
+            "Do" | "BI" | "f" | "F" | "f*" | "B" | "b"
+        )
+    })
 }
 
 /// Loads with lopdf, which opens an encrypted file with the empty user
@@ -181,6 +287,7 @@ fn read_info(doc: &pdf_extract::Document) -> Info {
     Info {
         title: text_of(b"Title"),
         producer: text_of(b"Producer"),
+        ..Info::default()
     }
 }
 
@@ -482,9 +589,9 @@ fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .map(|p| from + p)
 }
 
-/// A PDF whose pages draw (almost) no text is a scan: it needs OCR, which
-/// this parser does not do.
-fn check_text_layer(pages: &[Page]) -> Result<(), ParseError> {
+/// A PDF whose pages draw (almost) no text is a scan: without OCR
+/// (`no_ocr` says why it is not available) it cannot be read.
+fn check_text_layer(pages: &[Page], no_ocr: Option<&str>) -> Result<(), ParseError> {
     let visible: usize = pages
         .iter()
         .flat_map(|p| &p.glyphs)
@@ -495,8 +602,10 @@ fn check_text_layer(pages: &[Page]) -> Result<(), ParseError> {
             "needs_ocr",
             format!(
                 "the PDF has no text layer ({visible} characters on {} pages): it looks scanned \
-                 and needs OCR, which tenderflow does not do; submit a PDF with text or a DOCX",
-                pages.len()
+                 and needs OCR, which is not available here ({}); install tesseract-ocr with \
+                 its chi-sim and eng data, or submit a PDF with text or a DOCX",
+                pages.len(),
+                no_ocr.unwrap_or("the pages draw nothing OCR could read")
             ),
         ));
     }

@@ -1,6 +1,8 @@
 //! The extract stage: the classified documents into the task's summary.
 
 use super::{StageContext, StageError, StageOutput};
+use crate::document::{OcrReport, ParsedDocument};
+use crate::envelope::ArtifactRef;
 use crate::envelope::Envelope;
 use crate::filter::ClassifiedDocument;
 
@@ -23,6 +25,11 @@ pub async fn handle(
     let model = &envelope.options.extract_model;
     let mut summary = crate::extract::run(model, &docs, &context.settings.llm).await?;
     summary.documents = crate::envelope::TaskFile::summary_documents(&artifacts.files);
+    let ocr = ocr_reports(context, &docs, &artifacts.parsed).await?;
+    crate::ocr_evidence::mark(
+        &mut summary,
+        &ocr.iter().map(Option::as_ref).collect::<Vec<_>>(),
+    );
     let stored = context.store.put_json("summary", &summary).await?;
     artifacts.summary = Some(stored.clone());
     Ok(StageOutput {
@@ -30,4 +37,24 @@ pub async fn handle(
         produced: Some(stored),
         files: Vec::new(),
     })
+}
+
+/// Each document's OCR side table, from its parsed artifact: read only for
+/// PDFs, the one format with scanned pages.
+async fn ocr_reports(
+    context: &StageContext,
+    docs: &[ClassifiedDocument],
+    parsed: &[ArtifactRef],
+) -> Result<Vec<Option<OcrReport>>, StageError> {
+    let mut reports = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.iter().enumerate() {
+        let report = match parsed.get(i) {
+            Some(stored) if doc.format == "pdf" => {
+                context.store.get_json::<ParsedDocument>(stored).await?.ocr
+            }
+            _ => None,
+        };
+        reports.push(report);
+    }
+    Ok(reports)
 }

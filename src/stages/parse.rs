@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::{StageContext, StageError, StageOutput};
 use crate::document::ParsedDocument;
 use crate::envelope::Envelope;
+use crate::parse::ocr::CancelFlag;
 use crate::parse::{self, ParseLimits, sniff};
 
 /// Parses every original of the task.
@@ -48,8 +49,12 @@ pub async fn handle(
 async fn parse_blocking(
     bytes: Bytes,
     filename: String,
-    limits: ParseLimits,
+    mut limits: ParseLimits,
 ) -> Result<ParsedDocument, StageError> {
+    // The handler abandoned at its timeout drops this future: the guard
+    // then stops the parse on the blocking pool, killing its OCR process.
+    limits.cancel = CancelFlag::default();
+    let _stop = CancelOnDrop(limits.cancel.clone());
     let parsed = tokio::task::spawn_blocking(move || {
         let media_type = sniff::sniff(&bytes, &filename)?;
         parse::parse(&bytes, media_type, &limits)
@@ -60,5 +65,14 @@ async fn parse_blocking(
         Ok(Err(err)) => Err(err.into()),
         Err(join) if join.is_panic() => Err(StageError::permanent("panic", "the parser panicked")),
         Err(join) => Err(StageError::transient(join.to_string())),
+    }
+}
+
+/// Cancels its flag when dropped.
+struct CancelOnDrop(CancelFlag);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }

@@ -35,6 +35,7 @@ impl Handler for KnownSummary {
                     page: None,
                     quote: "最高限价：壹佰万元整".into(),
                     document: 0,
+                    ocr: None,
                 },
                 superseded: Vec::new(),
                 source: String::new(),

@@ -1,0 +1,436 @@
+//! Table rules found in a page image, so that the layout cuts a scanned
+//! ruled table into its cells as it does a drawn one.
+//!
+//! A rule is a long straight run of dark pixels: horizontal runs of a
+//! twelfth of the page width or more, vertical runs of a third of an inch
+//! or more (longer than any stroke of a character). Runs are followed
+//! along the page's skew, so a rule on a scan a degree or two off still
+//! reads as one run; adjacent rows of a thick rule merge into one. The
+//! rules come out in the deskewed frame that the OCR'd words are put in.
+
+use zune_jpeg::JpegDecoder;
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+
+/// An 8-bit gray image.
+pub struct Gray {
+    /// Pixels across.
+    pub width: usize,
+    /// Pixels down.
+    pub height: usize,
+    /// Row-major samples, 0 black.
+    pub pixels: Vec<u8>,
+}
+
+/// A rule in image pixels, from (x0, y0) to (x1, y1), horizontal or
+/// vertical.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PixelRule {
+    /// Left end.
+    pub x0: f64,
+    /// Top end.
+    pub y0: f64,
+    /// Right end.
+    pub x1: f64,
+    /// Bottom end.
+    pub y1: f64,
+}
+
+/// Darker than this is ink.
+const INK: u8 = 170;
+/// Light pixels a run may cross (JPEG and scanner noise).
+const MAX_GAP: usize = 6;
+
+/// The gray samples of a JPEG or binary PNM page image (`None` for what
+/// cannot be decoded, or a JPEG larger than `width` by `height`).
+pub fn decode_gray(bytes: &[u8], width: u32, height: u32) -> Option<Gray> {
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        let options = DecoderOptions::default()
+            .jpeg_set_out_colorspace(ColorSpace::Luma)
+            .set_max_width(width as usize)
+            .set_max_height(height as usize);
+        let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+        let pixels = decoder.decode().ok()?;
+        let info = decoder.info()?;
+        let (w, h) = (usize::from(info.width), usize::from(info.height));
+        return (pixels.len() == w * h).then_some(Gray {
+            width: w,
+            height: h,
+            pixels,
+        });
+    }
+    let (magic, w, h, data) = pnm_parts(bytes)?;
+    if w > width as usize || h > height as usize {
+        return None;
+    }
+    let pixels = match magic {
+        "P5" => data.get(..w.checked_mul(h)?)?.to_vec(),
+        "P6" => data
+            .get(..w.checked_mul(h)?.checked_mul(3)?)?
+            .chunks_exact(3)
+            .map(|p| ((u32::from(p[0]) * 3 + u32::from(p[1]) * 6 + u32::from(p[2])) / 10) as u8)
+            .collect(),
+        "P4" => {
+            let row = w.div_ceil(8);
+            let data = data.get(..row * h)?;
+            (0..h)
+                .flat_map(|y| {
+                    (0..w).map(move |x| {
+                        if data[y * row + x / 8] & (0x80 >> (x % 8)) != 0 {
+                            0
+                        } else {
+                            255
+                        }
+                    })
+                })
+                .collect()
+        }
+        _ => return None,
+    };
+    Some(Gray {
+        width: w,
+        height: h,
+        pixels,
+    })
+}
+
+/// A binary PNM's magic, size and samples.
+fn pnm_parts(bytes: &[u8]) -> Option<(&'static str, usize, usize, &[u8])> {
+    let magic = match bytes.get(..2)? {
+        b"P4" => "P4",
+        b"P5" => "P5",
+        b"P6" => "P6",
+        _ => return None,
+    };
+    let fields = if magic == "P4" { 3 } else { 4 };
+    let mut values = Vec::new();
+    let mut i = 2;
+    while values.len() < fields - 1 {
+        while bytes.get(i)?.is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while bytes.get(i)?.is_ascii_digit() {
+            i += 1;
+        }
+        values.push(
+            std::str::from_utf8(&bytes[start..i])
+                .ok()?
+                .parse::<usize>()
+                .ok()?,
+        );
+    }
+    // One whitespace byte ends the header.
+    let data = bytes.get(i + 1..)?;
+    Some((magic, values[0], values[1], data))
+}
+
+/// The skew of the text lines in radians (positive when they run down to
+/// the right), by projection profile: the angle at which the rows of ink
+/// are most sharply peaked, searched within ±5° on a quarter-size image,
+/// in steps of 0.2° and then 0.02°.
+pub fn profile_skew(gray: &Gray) -> f64 {
+    const STEP: usize = 4;
+    let mut ink = Vec::new();
+    for by in 0..gray.height / STEP {
+        for bx in 0..gray.width / STEP {
+            let dark = (0..STEP).any(|dy| {
+                let row = (by * STEP + dy) * gray.width + bx * STEP;
+                gray.pixels[row..row + STEP].iter().any(|p| *p < INK)
+            });
+            if dark {
+                ink.push((bx as f64, by as f64));
+            }
+        }
+    }
+    let rows = (gray.width + gray.height) / STEP + 2;
+    let score = |angle: f64| {
+        let (sin, cos) = angle.sin_cos();
+        let mut histogram = vec![0u32; 2 * rows];
+        for (x, y) in &ink {
+            let v = (y * cos - x * sin).round() as isize + rows as isize;
+            if let Some(h) = histogram.get_mut(v.max(0) as usize) {
+                *h += 1;
+            }
+        }
+        histogram.iter().map(|h| f64::from(*h).powi(2)).sum::<f64>()
+    };
+    let best = |from: f64, to: f64, step: f64| {
+        let n = ((to - from) / step).round() as i32;
+        (0..=n)
+            .map(|i| (from + f64::from(i) * step).to_radians())
+            .max_by(|a, b| score(*a).total_cmp(&score(*b)))
+            .unwrap_or(0.0)
+    };
+    let coarse = best(-5.0, 5.0, 0.2).to_degrees();
+    best(coarse - 0.2, coarse + 0.2, 0.02)
+}
+
+/// `gray` turned by `-angle` about its centre (bilinear, white outside),
+/// so that lines skewed by `angle` run level.
+pub fn rotated(gray: &Gray, angle: f64) -> Gray {
+    let (w, h) = (gray.width, gray.height);
+    let (sin, cos) = angle.sin_cos();
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let at = |x: isize, y: isize| -> f64 {
+        if x < 0 || y < 0 || x as usize >= w || y as usize >= h {
+            255.0
+        } else {
+            f64::from(gray.pixels[y as usize * w + x as usize])
+        }
+    };
+    let mut pixels = Vec::with_capacity(w * h);
+    for v in 0..h {
+        let dv = v as f64 - cy;
+        for u in 0..w {
+            let du = u as f64 - cx;
+            let x = du * cos - dv * sin + cx;
+            let y = du * sin + dv * cos + cy;
+            let (x0, y0) = (x.floor(), y.floor());
+            let (fx, fy) = (x - x0, y - y0);
+            let (x0, y0) = (x0 as isize, y0 as isize);
+            let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
+            let bottom = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
+            pixels.push((top * (1.0 - fy) + bottom * fy).round() as u8);
+        }
+    }
+    Gray {
+        width: w,
+        height: h,
+        pixels,
+    }
+}
+
+impl Gray {
+    /// The image as a binary PGM file.
+    pub fn to_pgm(&self) -> Vec<u8> {
+        let mut out = format!("P5\n{} {}\n255\n", self.width, self.height).into_bytes();
+        out.extend_from_slice(&self.pixels);
+        out
+    }
+}
+
+/// The horizontal and vertical rules of `gray`, in the frame turned by
+/// `-angle` about the image centre (the frame [`super::pdf::scan`] puts
+/// the words in).
+pub fn find_rules(gray: &Gray, angle: f64) -> Vec<PixelRule> {
+    let (w, h) = (gray.width, gray.height);
+    if w < 16 || h < 16 {
+        return Vec::new();
+    }
+    let (sin, cos) = angle.sin_cos();
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    // Deskewed (u, v) back to the image's (x, y).
+    let ink = |u: f64, v: f64| {
+        let x = (u - cx) * cos - (v - cy) * sin + cx;
+        let y = (u - cx) * sin + (v - cy) * cos + cy;
+        if x < 0.0 || y < 0.0 {
+            return false;
+        }
+        let (x, y) = (x as usize, y as usize);
+        x < w && y < h && gray.pixels[y * w + x] < INK
+    };
+    let min_h = (w / 12).max(40);
+    let min_v = (h / 33).max(40);
+    let mut horizontal = Vec::new();
+    for v in 0..h {
+        for (a, b) in runs(w, min_h, |u| ink(u as f64, v as f64)) {
+            horizontal.push((v as f64, a as f64, b as f64));
+        }
+    }
+    let mut vertical = Vec::new();
+    for u in 0..w {
+        for (a, b) in runs(h, min_v, |v| ink(u as f64, v as f64)) {
+            vertical.push((u as f64, a as f64, b as f64));
+        }
+    }
+    let mut rules: Vec<PixelRule> = merge(horizontal)
+        .into_iter()
+        .map(|(y, x0, x1)| PixelRule {
+            x0,
+            y0: y,
+            x1,
+            y1: y,
+        })
+        .collect();
+    rules.extend(merge(vertical).into_iter().map(|(x, y0, y1)| PixelRule {
+        x0: x,
+        y0,
+        x1: x,
+        y1,
+    }));
+    rules
+}
+
+/// Runs of ink at least `min` long along a line of `len` pixels, crossing
+/// gaps of up to [`MAX_GAP`].
+fn runs(len: usize, min: usize, ink: impl Fn(usize) -> bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut last_ink = 0;
+    for i in 0..len {
+        if ink(i) {
+            if start.is_none() {
+                start = Some(i);
+            }
+            last_ink = i;
+        } else if let Some(s) = start
+            && i - last_ink > MAX_GAP
+        {
+            if last_ink - s + 1 >= min {
+                out.push((s, last_ink));
+            }
+            start = None;
+        }
+    }
+    if let Some(s) = start
+        && last_ink - s + 1 >= min
+    {
+        out.push((s, last_ink));
+    }
+    out
+}
+
+/// Runs on neighbouring lines (a thick or stepped rule) that overlap,
+/// merged into one at their mean position: (position, start, end).
+fn merge(mut runs: Vec<(f64, f64, f64)>) -> Vec<(f64, f64, f64)> {
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // (sum of positions, count, last position, start, end)
+    let mut groups: Vec<(f64, f64, f64, f64, f64)> = Vec::new();
+    for (pos, a, b) in runs {
+        let found = groups
+            .iter_mut()
+            .rev()
+            .take_while(|g| pos - g.2 <= 3.0)
+            .find(|g| a <= g.4 && b >= g.3);
+        match found {
+            Some(g) => {
+                g.0 += pos;
+                g.1 += 1.0;
+                g.2 = pos;
+                g.3 = g.3.min(a);
+                g.4 = g.4.max(b);
+            }
+            None => groups.push((pos, 1.0, pos, a, b)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(sum, n, _, a, b)| (sum / n, a, b))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A white image with a 3-pixel-thick box and a short stroke.
+    fn boxed(w: usize, h: usize) -> Gray {
+        let mut pixels = vec![255u8; w * h];
+        let mut dark = |x: usize, y: usize| pixels[y * w + x] = 0;
+        for x in 20..w - 20 {
+            for t in 0..3 {
+                dark(x, 30 + t);
+                dark(x, h - 30 + t);
+            }
+        }
+        for y in 30..h - 27 {
+            for t in 0..3 {
+                dark(20 + t, y);
+                dark(w - 22 + t, y);
+            }
+        }
+        // A character's stroke: too short for a rule.
+        for y in 100..130 {
+            dark(200, y);
+        }
+        Gray {
+            width: w,
+            height: h,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn a_box_gives_four_rules_and_a_stroke_none() {
+        let rules = find_rules(&boxed(600, 400), 0.0);
+        assert_eq!(rules.len(), 4, "{rules:?}");
+        let top = rules[0];
+        assert!(
+            (top.y0 - 31.0).abs() < 0.01 && top.x0 == 20.0 && top.x1 == 580.0,
+            "{top:?}"
+        );
+        assert!(rules.iter().all(|r| r.x0 != 200.0));
+    }
+
+    /// Text-like rows of ink, running down to the right by `slope`.
+    fn lines(w: usize, h: usize, slope: f64) -> Gray {
+        let mut pixels = vec![255u8; w * h];
+        for row in 0..8 {
+            for x in 40..w - 40 {
+                // Dashes, as words are: ink and gaps along the line.
+                if x % 30 < 22 {
+                    let y = (60.0 + row as f64 * 60.0 + x as f64 * slope) as usize;
+                    for t in 0..12 {
+                        pixels[(y + t) * w + x] = 0;
+                    }
+                }
+            }
+        }
+        Gray {
+            width: w,
+            height: h,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn the_profile_finds_the_skew_and_turning_levels_it() {
+        let slope = 1.5_f64.to_radians().tan();
+        let gray = lines(1200, 600, slope);
+        let angle = profile_skew(&gray);
+        // Within the quarter-size image's resolution; the words' slope
+        // takes out what is left.
+        assert!(
+            (angle.to_degrees() - 1.5).abs() <= 0.15,
+            "{}",
+            angle.to_degrees()
+        );
+        let level = rotated(&gray, angle);
+        assert!(profile_skew(&level).to_degrees().abs() <= 0.15);
+        assert!(profile_skew(&lines(1200, 600, 0.0)).to_degrees().abs() <= 0.15);
+        let pgm = level.to_pgm();
+        assert!(pgm.starts_with(b"P5\n1200 600\n255\n"));
+        assert_eq!(pgm.len(), 16 + 1200 * 600);
+    }
+
+    #[test]
+    fn runs_cross_small_gaps_only() {
+        let line: Vec<bool> = (0..100).map(|i| !(50..53).contains(&i)).collect();
+        assert_eq!(runs(100, 60, |i| line[i]), vec![(0, 99)]);
+        let line: Vec<bool> = (0..100).map(|i| !(40..50).contains(&i)).collect();
+        assert_eq!(runs(100, 30, |i| line[i]), vec![(0, 39), (50, 99)]);
+    }
+
+    #[test]
+    fn pnm_decodes_and_garbage_does_not() {
+        let g = decode_gray(b"P5\n2 1\n255\n\x00\xff", 2, 1).expect("pgm");
+        assert_eq!(g.pixels, vec![0, 255]);
+        let g = decode_gray(b"P4\n3 1\n\xa0", 3, 1).expect("pbm");
+        assert_eq!(g.pixels, vec![0, 255, 0]);
+        assert!(decode_gray(b"P5\n2 2\n255\n\x00", 2, 2).is_none());
+        assert!(decode_gray(b"P5\n99999999999999999999 2\n255\n", 2, 2).is_none());
+        assert!(
+            decode_gray(
+                b"P6\n4294967296 4294967296\n255\n",
+                usize::MAX as u32,
+                u32::MAX
+            )
+            .is_none()
+        );
+        assert!(decode_gray(b"P5\n3 1\n255\n\x00\x00\x00", 2, 2).is_none());
+        assert!(decode_gray(&[0xFF, 0xD8, 0xFF, 0xC0, 0, 1], 10, 10).is_none());
+        assert!(decode_gray(b"", 1, 1).is_none());
+    }
+}
