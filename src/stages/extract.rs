@@ -22,15 +22,25 @@ pub async fn handle(
     for classified in &artifacts.classified {
         docs.push(context.store.get_json(classified).await?);
     }
-    let model = &envelope.options.extract_model;
-    let mut summary = crate::extract::run(model, &docs, &context.settings.llm).await?;
+    let formats: Vec<String> = docs.iter().map(|d| d.format.clone()).collect();
+    let model = envelope.options.extract_model.as_str();
+    let mut summary = match model {
+        // The rules are CPU work: off the runtime's threads, which also
+        // serve the API and the projector in `run`.
+        "" | "rules" if !docs.is_empty() => {
+            tokio::task::spawn_blocking(move || crate::extract::summarize(&docs))
+                .await
+                .map_err(|e| StageError::transient(format!("the extract task failed: {e}")))?
+        }
+        _ => crate::extract::run(model, &docs, &context.settings.llm).await?,
+    };
     summary.documents = crate::envelope::TaskFile::summary_documents(&artifacts.files);
-    let ocr = ocr_reports(context, &docs, &artifacts.parsed).await?;
+    let ocr = ocr_reports(context, &formats, &artifacts.parsed).await?;
     crate::ocr_evidence::mark(
         &mut summary,
         &ocr.iter().map(Option::as_ref).collect::<Vec<_>>(),
     );
-    let stored = context.store.put_json("summary", &summary).await?;
+    let stored = context.store.put_json_owned("summary", summary).await?;
     artifacts.summary = Some(stored.clone());
     Ok(StageOutput {
         artifacts,
@@ -43,13 +53,13 @@ pub async fn handle(
 /// PDFs, the one format with scanned pages.
 async fn ocr_reports(
     context: &StageContext,
-    docs: &[ClassifiedDocument],
+    formats: &[String],
     parsed: &[ArtifactRef],
 ) -> Result<Vec<Option<OcrReport>>, StageError> {
-    let mut reports = Vec::with_capacity(docs.len());
-    for (i, doc) in docs.iter().enumerate() {
+    let mut reports = Vec::with_capacity(formats.len());
+    for (i, format) in formats.iter().enumerate() {
         let report = match parsed.get(i) {
-            Some(stored) if doc.format == "pdf" => {
+            Some(stored) if format == "pdf" => {
                 context.store.get_json::<ParsedDocument>(stored).await?.ocr
             }
             _ => None,

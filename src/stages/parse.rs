@@ -34,7 +34,7 @@ pub async fn handle(
     for (name, original) in names.iter().zip(&artifacts.originals) {
         let bytes = context.store.get_artifact(original).await?;
         let doc = parse_blocking(bytes, name.to_string(), limits.clone()).await?;
-        parsed.push(context.store.put_json("parsed", &doc).await?);
+        parsed.push(context.store.put_json_owned("parsed", doc).await?);
     }
     let produced = parsed.first().cloned();
     artifacts.parsed = parsed;
