@@ -97,14 +97,6 @@ async fn a_minute_long_memory_alarm_under_load_ends_with_every_task_done_and_not
             done[task]
         );
     }
-    for stage in Stage::ALL {
-        assert_eq!(
-            pipeline
-                .depth(&pipeline.topology().dead_letter_queue(stage))
-                .await,
-            0,
-            "nothing dead-lettered at {stage}"
-        );
-    }
+    pipeline.assert_nothing_dead_lettered().await;
     pipeline.teardown().await;
 }

@@ -175,13 +175,7 @@ fn qa_table(
         let (Some(question), Some(answer)) = (row.get(q), row.get(a)) else {
             continue;
         };
-        let ev = Evidence {
-            section: section.to_string(),
-            page,
-            quote: row.join(" | "),
-            document: ctx.document,
-            ocr: None,
-        };
+        let ev = row_evidence(section, page, row, ctx);
         answer_candidates(question, answer, &ev, ctx, out);
         asked.push(ev.quote);
     }
@@ -237,6 +231,17 @@ fn answer_candidates(
             evidence: ev.clone(),
             priority: 4,
         });
+    }
+}
+
+/// The evidence of a table row: the row's cells as the quote.
+fn row_evidence(section: &str, page: Option<u32>, row: &[String], ctx: Context) -> Evidence {
+    Evidence {
+        section: section.to_string(),
+        page,
+        quote: row.join(" | "),
+        document: ctx.document,
+        ocr: None,
     }
 }
 
@@ -301,13 +306,7 @@ fn change_table(
         let (Some(label), Some(value)) = (row.get(label_col), row.get(new)) else {
             continue;
         };
-        let ev = Evidence {
-            section: section.to_string(),
-            page,
-            quote: row.join(" | "),
-            document: ctx.document,
-            ocr: None,
-        };
+        let ev = row_evidence(section, page, row, ctx);
         let mut found = Vec::new();
         content_candidates(label, value, None, &ev, 4, ctx, &mut found);
         out.extend(found);

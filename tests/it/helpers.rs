@@ -168,6 +168,18 @@ impl TestPipeline {
         count
     }
 
+    /// Asserts that no stage's dead-letter queue holds a message.
+    pub async fn assert_nothing_dead_lettered(&self) {
+        for stage in Stage::ALL {
+            let queue = self.topology().dead_letter_queue(stage);
+            assert_eq!(
+                self.depth(&queue).await,
+                0,
+                "nothing dead-lettered at {stage}"
+            );
+        }
+    }
+
     /// Waits (up to 5 s) until `queue` holds at least `n` messages: a
     /// quorum queue's count can trail the confirm of what was published to it.
     pub async fn wait_depth(&self, queue: &str, n: u32) -> u32 {

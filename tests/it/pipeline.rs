@@ -670,15 +670,7 @@ async fn events_refused_after_a_confirmed_forward_are_sent_again_and_the_input_i
             .any(|e| e.stage == Stage::Ingest && matches!(e.kind, EventKind::Succeeded { .. })),
         "ingest's own events arrived after all"
     );
-    for stage in Stage::ALL {
-        assert_eq!(
-            pipeline
-                .depth(&pipeline.topology().dead_letter_queue(stage))
-                .await,
-            0,
-            "nothing dead-lettered at {stage}"
-        );
-    }
+    pipeline.assert_nothing_dead_lettered().await;
     pipeline.teardown().await;
 }
 
