@@ -92,6 +92,87 @@ fn keep_confident(
             warnings.push(doubt(Some(&id), &field.value, &field.evidence));
         }
     }
+    // A code read by OCR with a look-alike character ("IJZB" for "LJZB")
+    // has no normal form to catch it; where the scan reads it otherwise
+    // elsewhere, neither reading is sure.
+    let mut misread = Vec::new();
+    for (id, field) in fields.iter() {
+        if field.evidence.ocr.is_none() {
+            continue;
+        }
+        let Some(Some(report)) = reports.get(field.evidence.document) else {
+            continue;
+        };
+        if let Some(other) = read_otherwise(report, &field.value) {
+            misread.push((id.clone(), other));
+        }
+    }
+    for (id, other) in misread {
+        if let Some(field) = fields.remove(&id) {
+            warnings.push(Warning {
+                field: Some(id),
+                message: format!(
+                    "\"{}\" was read by OCR, and the scan reads it elsewhere as \"{other}\": \
+                     left out; check it on the scan",
+                    field.value
+                ),
+                evidence: vec![field.evidence.clone()],
+            });
+        }
+    }
+}
+
+/// A code: letters and digits with separators, both kinds present.
+fn is_code(value: &str) -> bool {
+    value.chars().count() >= 6
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.' | '(' | ')'))
+        && value.chars().any(|c| c.is_ascii_digit())
+        && value.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// The class of characters OCR mistakes for one another.
+fn look_alike(c: char) -> char {
+    match c.to_ascii_uppercase() {
+        'I' | 'L' | '1' | '|' | 'J' => '1',
+        'O' | '0' | 'D' | 'Q' => '0',
+        'S' | '5' => '5',
+        'B' | '8' => '8',
+        'Z' | '2' => '2',
+        'G' | '6' => '6',
+        other => other,
+    }
+}
+
+/// Another reading of the code `value` on the OCR'd pages: the same
+/// characters up to look-alikes, but not the same as written.
+fn read_otherwise(report: &OcrReport, value: &str) -> Option<String> {
+    if !is_code(value) {
+        return None;
+    }
+    let want: Vec<char> = value.chars().map(look_alike).collect();
+    for page in &report.pages {
+        let text: Vec<char> = page
+            .words
+            .iter()
+            .flat_map(|w| w.text.chars())
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        for window in text.windows(want.len()) {
+            if window
+                .iter()
+                .map(|c| look_alike(*c))
+                .eq(want.iter().copied())
+            {
+                let seen: String = window.iter().collect();
+                if seen != value {
+                    return Some(seen);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Sets `ev.ocr` when its document's page was OCR'd: the confidence of
@@ -166,6 +247,59 @@ mod tests {
             superseded: Vec::new(),
             source: "front_table".into(),
         }
+    }
+
+    #[test]
+    fn a_code_the_scan_reads_two_ways_is_left_out() {
+        let mut report = report();
+        report.pages[0].words.extend(
+            [
+                "招标编号",
+                ":",
+                "IJZB-2026-SG-0418",
+                "项目",
+                "LJZB-2026-SG-0418",
+            ]
+            .map(|t| OcrWord {
+                text: t.to_string(),
+                confidence: 90.0,
+            }),
+        );
+        let mut summary = Summary::default();
+        summary.fields.insert(
+            "tender_no".into(),
+            field("IJZB-2026-SG-0418", Some(2), "招标编号: IJZB-2026-SG-0418"),
+        );
+        summary.fields.insert(
+            "validity".into(),
+            field("90日历天", Some(2), "投标有效期: 90 日历天"),
+        );
+        mark(&mut summary, &[Some(&report)]);
+        assert!(!summary.fields.contains_key("tender_no"));
+        assert!(summary.fields.contains_key("validity"), "no code, no check");
+        let warning = summary
+            .warnings
+            .iter()
+            .find(|w| w.field.as_deref() == Some("tender_no"))
+            .unwrap();
+        assert!(
+            warning.message.contains("LJZB-2026-SG-0418"),
+            "{}",
+            warning.message
+        );
+
+        // Read the same way everywhere: kept.
+        let mut once = report.clone();
+        once.pages[0]
+            .words
+            .retain(|w| w.text != "LJZB-2026-SG-0418");
+        let mut summary = Summary::default();
+        summary.fields.insert(
+            "tender_no".into(),
+            field("IJZB-2026-SG-0418", Some(2), "招标编号: IJZB-2026-SG-0418"),
+        );
+        mark(&mut summary, &[Some(&once)]);
+        assert!(summary.fields.contains_key("tender_no"));
     }
 
     #[test]
