@@ -1037,6 +1037,7 @@ mod tests {
         let doc = ClassifiedDocument {
             schema: crate::filter::CLASSIFIED_SCHEMA,
             format: "docx".into(),
+            ocr: None,
             chunks: vec![Chunk {
                 section: "须知前附表".into(),
                 part: "data_sheet".into(),

@@ -158,7 +158,6 @@ pub async fn summarize_files(paths: &[PathBuf]) -> anyhow::Result<Summary> {
 pub fn summarize_files_blocking(paths: &[PathBuf]) -> anyhow::Result<Summary> {
     anyhow::ensure!(!paths.is_empty(), "no document given");
     let mut docs = Vec::with_capacity(paths.len());
-    let mut ocr = Vec::with_capacity(paths.len());
     for path in paths {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -167,12 +166,11 @@ pub fn summarize_files_blocking(paths: &[PathBuf]) -> anyhow::Result<Summary> {
         let parsed = crate::parse::parse(&bytes, media_type, &crate::parse::ParseLimits::default())
             .with_context(|| format!("parsing {}", path.display()))?;
         docs.push(crate::filter::classify(&parsed));
-        ocr.push(parsed.ocr);
     }
     let mut summary = summarize(&docs);
     crate::ocr_evidence::mark(
         &mut summary,
-        &ocr.iter().map(Option::as_ref).collect::<Vec<_>>(),
+        &docs.iter().map(|d| d.ocr.as_ref()).collect::<Vec<_>>(),
     );
     Ok(summary)
 }

@@ -68,6 +68,10 @@ pub struct ClassifiedDocument {
     pub format: String,
     /// The chunks, in reading order.
     pub chunks: Vec<Chunk>,
+    /// The parsed document's OCR side table, carried on so that extract
+    /// can mark OCR'd evidence without reading the parsed document again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<crate::document::OcrReport>,
 }
 
 impl ClassifiedDocument {
@@ -144,6 +148,7 @@ pub fn classify(doc: &ParsedDocument) -> ClassifiedDocument {
         schema: CLASSIFIED_SCHEMA,
         format: doc.meta.format.clone(),
         chunks,
+        ocr: doc.ocr.clone(),
     }
 }
 

@@ -192,8 +192,8 @@ impl Styles {
     }
 }
 
-/// "heading 3" / "Heading3" / "标题 3" → 3; "Title" → 1.
-fn heading_level_of_name(name: &str) -> Option<u8> {
+/// "heading 3" / "Heading3" / "标题 3" → 3; "Title" / "标题" → 1.
+pub(in crate::parse) fn heading_level_of_name(name: &str) -> Option<u8> {
     let lower = name.to_lowercase();
     if lower == "title" || lower == "标题" {
         return Some(1);

@@ -1,8 +1,7 @@
 //! The extract stage: the classified documents into the task's summary.
 
 use super::{StageContext, StageError, StageOutput};
-use crate::document::{OcrReport, ParsedDocument};
-use crate::envelope::ArtifactRef;
+use crate::document::OcrReport;
 use crate::envelope::Envelope;
 use crate::filter::ClassifiedDocument;
 
@@ -22,7 +21,8 @@ pub async fn handle(
     for classified in &artifacts.classified {
         docs.push(context.store.get_json(classified).await?);
     }
-    let formats: Vec<String> = docs.iter().map(|d| d.format.clone()).collect();
+    // The OCR side tables came along with the classified documents.
+    let ocr: Vec<Option<OcrReport>> = docs.iter_mut().map(|d| d.ocr.take()).collect();
     let model = envelope.options.extract_model.as_str();
     let mut summary = match model {
         // The rules are CPU work: off the runtime's threads, which also
@@ -35,7 +35,6 @@ pub async fn handle(
         _ => crate::extract::run(model, &docs, &context.settings.llm).await?,
     };
     summary.documents = crate::envelope::TaskFile::summary_documents(&artifacts.files);
-    let ocr = ocr_reports(context, &formats, &artifacts.parsed).await?;
     crate::ocr_evidence::mark(
         &mut summary,
         &ocr.iter().map(Option::as_ref).collect::<Vec<_>>(),
@@ -47,24 +46,4 @@ pub async fn handle(
         produced: Some(stored),
         files: Vec::new(),
     })
-}
-
-/// Each document's OCR side table, from its parsed artifact: read only for
-/// PDFs, the one format with scanned pages.
-async fn ocr_reports(
-    context: &StageContext,
-    formats: &[String],
-    parsed: &[ArtifactRef],
-) -> Result<Vec<Option<OcrReport>>, StageError> {
-    let mut reports = Vec::with_capacity(formats.len());
-    for (i, format) in formats.iter().enumerate() {
-        let report = match parsed.get(i) {
-            Some(stored) if format == "pdf" => {
-                context.store.get_json::<ParsedDocument>(stored).await?.ocr
-            }
-            _ => None,
-        };
-        reports.push(report);
-    }
-    Ok(reports)
 }

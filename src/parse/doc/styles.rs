@@ -66,7 +66,7 @@ impl Styles {
         chain.iter().find_map(|s| match s.sti {
             sti if STI_HEADINGS.contains(&sti) => Some(sti as u8),
             STI_TITLE => Some(1),
-            _ => heading_level_of_name(&s.name),
+            _ => crate::parse::docx::heading_level_of_name(&s.name),
         })
     }
 
@@ -124,19 +124,6 @@ fn style_of(std: &[u8], cb_base: usize) -> Option<Style> {
         name,
         para,
     })
-}
-
-/// "heading 3" / "Heading3" / "标题 3" → 3; "Title" / "标题" → 1.
-fn heading_level_of_name(name: &str) -> Option<u8> {
-    let lower = name.to_lowercase();
-    if lower == "title" || lower == "标题" {
-        return Some(1);
-    }
-    let rest = lower
-        .strip_prefix("heading")
-        .or_else(|| lower.strip_prefix("标题"))?;
-    let level: u8 = rest.trim().parse().ok()?;
-    (1..=9).contains(&level).then_some(level)
 }
 
 /// An STSH of paragraph styles: (sti, base istd, name, paragraph sprms).
