@@ -14,7 +14,6 @@ use uuid::Uuid;
 use crate::broker;
 use crate::client::{ApiClient, render_status, render_tasks};
 use crate::config::Settings;
-use crate::dlq::{self, ReplayFilter};
 use crate::envelope::{Stage, TaskOptions};
 use crate::projector::view::TaskState;
 use crate::runtime::{self, WorkerOptions};
@@ -176,13 +175,19 @@ pub enum Command {
 /// Dead-letter actions.
 #[derive(Debug, Subcommand)]
 pub enum DlqAction {
-    /// The stage's dead-lettered messages with their failure headers.
+    /// The dead letters waiting (of one stage, or of all), oldest first,
+    /// with their failure headers; read from the projector's index (the API).
     List {
-        stage: Stage,
+        stage: Option<Stage>,
+        /// The replayed ones too.
+        #[arg(long)]
+        settled: bool,
+        /// Print JSON lines.
         #[arg(long)]
         json: bool,
     },
-    /// Put dead-lettered messages back on the stage's queue, attempts reset.
+    /// Put dead-lettered messages back on the stage's queue (or an earlier
+    /// stage's, with --from), attempts reset.
     Replay {
         stage: Stage,
         /// Only this task (repeatable).
@@ -191,6 +196,10 @@ pub enum DlqAction {
         /// At most this many.
         #[arg(long)]
         limit: Option<usize>,
+        /// Run the tasks again from this stage (an earlier one): what the
+        /// later stages made is made again, e.g. after an artifact was lost.
+        #[arg(long)]
+        from: Option<Stage>,
     },
 }
 
@@ -583,24 +592,42 @@ async fn tasks(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Dead letters through the API: the projector keeps their index, so
+/// listing touches nothing in the broker.
 async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<ExitCode> {
-    let (conn, channel, topology) = broker::open(settings, "tenderflow-dlq").await?;
+    let client = ApiClient::from_settings(settings);
     match action {
-        DlqAction::List { stage, json } => {
-            let letters = dlq::list(&channel, &topology, stage).await?;
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&letters)?);
-            } else if letters.is_empty() {
-                outln!("the {stage} dead-letter queue is empty");
-            }
-            if !json {
-                for letter in &letters {
+        DlqAction::List {
+            stage,
+            settled,
+            json,
+        } => {
+            let mut cursor = None;
+            let mut shown = 0;
+            loop {
+                let page = client
+                    .dead_letters(stage, settled, cursor.as_deref())
+                    .await?;
+                for indexed in &page.dead_letters {
+                    shown += 1;
+                    if json {
+                        outln!("{}", serde_json::to_string(indexed)?);
+                        continue;
+                    }
+                    let letter = &indexed.letter;
                     let task = letter
                         .task_id
                         .map(|t| t.to_string())
                         .unwrap_or_else(|| "(no task)".into());
+                    let settled = indexed
+                        .settled_by
+                        .as_deref()
+                        .map(|by| format!("  [{by}]"))
+                        .unwrap_or_default();
                     outln!(
-                        "{task}  {}  attempts {}  last {}  {}: {}",
+                        "{task}  {}#{}  {}  attempts {}  last {}  {}: {}{settled}",
+                        letter.stage,
+                        letter.offset,
                         letter.filenames.join(", "),
                         letter.attempts,
                         letter.last_failure_at.as_deref().unwrap_or("-"),
@@ -608,30 +635,54 @@ async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<
                         letter.error_message
                     );
                 }
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            if shown == 0 && !json {
+                match stage {
+                    Some(stage) => outln!("no dead letters at {stage}"),
+                    None => outln!("no dead letters"),
+                }
             }
         }
         DlqAction::Replay {
             stage,
             tasks,
             limit,
+            from,
         } => {
-            let filter = ReplayFilter {
-                task_ids: tasks,
-                limit,
-            };
-            let report = dlq::replay(&channel, &topology, stage, &filter).await?;
-            for task in &report.replayed {
-                outln!("{task}  replayed to {stage}");
+            let mut request = serde_json::json!({"stage": stage});
+            if !tasks.is_empty() {
+                request["task_ids"] = serde_json::json!(tasks);
             }
-            for (task, reason) in &report.skipped {
+            if let Some(limit) = limit {
+                request["limit"] = serde_json::json!(limit);
+            }
+            if let Some(from) = from {
+                request["from"] = serde_json::json!(from);
+            }
+            let report = client.replay(&request).await?;
+            let to = from.unwrap_or(stage);
+            for task in &report.replayed {
+                outln!("{task}  replayed to {to}");
+            }
+            for skipped in &report.skipped {
                 outln!(
-                    "{}  skipped: {reason}",
-                    task.map(|t| t.to_string()).unwrap_or_default()
+                    "{}  skipped: {}",
+                    skipped.task_id.map(|t| t.to_string()).unwrap_or_default(),
+                    skipped.reason
                 );
+            }
+            for task in &report.not_found {
+                outln!("{task}  not found: no dead letter of it waits at {stage}");
+            }
+            if report.replayed.is_empty() {
+                return Ok(ExitCode::FAILURE);
             }
         }
     }
-    let _ = conn.close(200, "done".into()).await;
     Ok(ExitCode::SUCCESS)
 }
 

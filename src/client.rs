@@ -9,7 +9,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::projector::db::Page;
+use crate::envelope::Stage;
+use crate::projector::db::{DeadLetterPage, Page};
 use crate::projector::view::{StageState, TaskState, TaskView};
 
 /// How long a follower keeps asking for a task the API does not know yet
@@ -62,6 +63,26 @@ struct ErrorBody {
 struct ErrorDetail {
     code: String,
     message: String,
+}
+
+/// What `POST /v1/dead-letters/replay` answers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReplayAnswer {
+    /// The tasks put back on a queue.
+    pub replayed: Vec<Uuid>,
+    /// Selected dead letters not replayed, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Named tasks with no waiting dead letter at the stage.
+    pub not_found: Vec<Uuid>,
+}
+
+/// A dead letter a replay left alone.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Skipped {
+    /// Its task, when it names one.
+    pub task_id: Option<Uuid>,
+    /// Why.
+    pub reason: String,
 }
 
 /// A client of one API server.
@@ -178,6 +199,41 @@ impl ApiClient {
             }
         }
         Ok(())
+    }
+
+    /// A page of dead letters, oldest first: the waiting ones, or (with
+    /// `settled`) every one the projector has seen.
+    pub async fn dead_letters(
+        &self,
+        stage: Option<Stage>,
+        settled: bool,
+        cursor: Option<&str>,
+    ) -> Result<DeadLetterPage, ClientError> {
+        let mut query = vec![format!("settled={settled}")];
+        if let Some(stage) = stage {
+            query.push(format!("stage={stage}"));
+        }
+        if let Some(cursor) = cursor {
+            query.push(format!("cursor={cursor}"));
+        }
+        self.get_json(&format!("/v1/dead-letters?{}", query.join("&")))
+            .await
+    }
+
+    /// Replays dead letters (the body of `POST /v1/dead-letters/replay`);
+    /// answers the API's report.
+    pub async fn replay(&self, request: &serde_json::Value) -> Result<ReplayAnswer, ClientError> {
+        let response = self
+            .send(
+                self.http
+                    .post(self.url("/v1/dead-letters/replay"))
+                    .json(request),
+            )
+            .await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

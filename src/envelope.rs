@@ -278,6 +278,31 @@ impl Envelope {
         Ok(envelope)
     }
 
+    /// This message as it would be for `stage`, an earlier stage or its
+    /// own, on a first attempt: the artifacts of `stage` and after are
+    /// dropped, so they are made again (a replay from an earlier stage).
+    pub fn rewound_to(&self, stage: Stage) -> Envelope {
+        let mut fresh = self.clone();
+        fresh.stage = stage;
+        fresh.attempt = 1;
+        fresh.first_failure_at = None;
+        let artifacts = &mut fresh.artifacts;
+        if stage <= Stage::Extract {
+            artifacts.summary = None;
+        }
+        if stage <= Stage::Filter {
+            artifacts.classified.clear();
+        }
+        if stage <= Stage::Parse {
+            artifacts.parsed.clear();
+        }
+        if stage <= Stage::Ingest {
+            artifacts.originals.clear();
+            artifacts.files.clear();
+        }
+        fresh
+    }
+
     /// The JSON body of this message.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an envelope always serialises")
@@ -308,6 +333,13 @@ impl Envelope {
             ..self.clone()
         }
     }
+}
+
+/// The `task_id` of a body that is not a valid envelope, when it has one:
+/// so that a task hears of a message about it that could not be read.
+pub fn loose_task_id(body: &[u8]) -> Option<Uuid> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("task_id")?.as_str()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -361,6 +393,39 @@ mod tests {
         ];
         assert_eq!(env.document_names(), vec!["招标文件.txt", "补遗1.txt"]);
         assert_eq!(Envelope::decode(&env.encode(), Stage::Ingest).unwrap(), env);
+    }
+
+    #[test]
+    fn rewinding_drops_what_the_stage_and_later_ones_make() {
+        let art = |key: &str| ArtifactRef {
+            key: key.into(),
+            sha256: key.into(),
+            size: 1,
+        };
+        let mut env = sample();
+        env.stage = Stage::Extract;
+        env.attempt = 4;
+        env.first_failure_at = Some(Utc::now());
+        env.artifacts.originals = vec![art("o")];
+        env.artifacts.parsed = vec![art("p")];
+        env.artifacts.classified = vec![art("c")];
+        let filter = env.rewound_to(Stage::Filter);
+        assert_eq!(filter.stage, Stage::Filter);
+        assert_eq!(filter.attempt, 1);
+        assert!(filter.first_failure_at.is_none());
+        assert_eq!(filter.artifacts.parsed, vec![art("p")]);
+        assert!(filter.artifacts.classified.is_empty());
+        let parse = env.rewound_to(Stage::Parse);
+        assert_eq!(parse.artifacts.originals, vec![art("o")]);
+        assert!(parse.artifacts.parsed.is_empty());
+        let ingest = env.rewound_to(Stage::Ingest);
+        assert!(ingest.artifacts.originals.is_empty());
+        assert_eq!(ingest.documents, env.documents);
+        // Its own stage keeps every artifact before it.
+        assert_eq!(
+            env.rewound_to(Stage::Extract).artifacts.classified,
+            vec![art("c")]
+        );
     }
 
     #[test]

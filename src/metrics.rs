@@ -400,7 +400,10 @@ const TAIL_MAX: Duration = Duration::from_secs(1);
 /// this reads the tail: a consumer from `last` (the start of the stream's
 /// last chunk) takes entries until none comes for a moment, and keeps the
 /// highest offset.
-async fn stream_last_offset(conn: &lapin::Connection, queue: &str) -> anyhow::Result<Option<u64>> {
+pub async fn stream_last_offset(
+    conn: &lapin::Connection,
+    queue: &str,
+) -> anyhow::Result<Option<u64>> {
     let channel = conn.create_channel().await?;
     channel
         .basic_qos(1000, BasicQosOptions::default())

@@ -527,7 +527,7 @@ impl<H: Handler> Worker<H> {
         );
         // Its trace context and any other headers travel with it.
         again.headers = delivery.properties.headers().clone().unwrap_or_default();
-        again.task_id = loose_task_id(&delivery.data);
+        again.task_id = crate::envelope::loose_task_id(&delivery.data);
         Outcome {
             work: Some(again.int_header(RETURNS_HEADER, returns)),
             events: Vec::new(),
@@ -594,7 +594,7 @@ impl<H: Handler> Worker<H> {
             delivery.data.clone(),
         ));
         let mut events = Vec::new();
-        if let Some(task_id) = loose_task_id(&delivery.data) {
+        if let Some(task_id) = crate::envelope::loose_task_id(&delivery.data) {
             parked = parked.header("x-tf-task-id", task_id.to_string());
             events.push(Event {
                 schema: crate::events::EVENT_SCHEMA,
@@ -713,11 +713,6 @@ fn bounded(mut error: ErrorInfo) -> ErrorInfo {
 }
 
 /// The task id of a message that is not a valid envelope, if it has one.
-fn loose_task_id(body: &[u8]) -> Option<uuid::Uuid> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    value.get("task_id")?.as_str()?.parse().ok()
-}
-
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     let text = payload
         .downcast_ref::<&str>()

@@ -122,8 +122,8 @@ impl Topology {
 
     /// The runtime's poison verdict (after `max_deliveries`) must come
     /// before the broker's delivery limit on a stage queue: a message the
-    /// broker dead-letters itself gets no `dead_lettered` event, and the
-    /// view would show its task running for ever.
+    /// broker dead-letters itself carries no failure headers, and its task
+    /// hears of it only when the projector reads the dead-letter stream.
     pub fn check_delivery_limits(&self, max_deliveries: u32) -> anyhow::Result<()> {
         for stage in Stage::ALL {
             let name = self.stage_queue(stage);
@@ -276,6 +276,20 @@ impl Topology {
                 bail!("topology must declare {name}");
             }
         }
+        // Dead letters and events are read as streams (by offset, without
+        // taking them).
+        let stream = Arg::Str("stream".into());
+        let streams = Stage::ALL
+            .into_iter()
+            .map(|stage| self.dead_letter_queue(stage))
+            .chain([self.events_queue()]);
+        for name in streams {
+            if let Some(queue) = self.queues.iter().find(|q| q.name == name)
+                && queue.arguments.get("x-queue-type") != Some(&stream)
+            {
+                bail!("queue {name} must be a stream (type = \"stream\")");
+            }
+        }
         Ok(())
     }
 
@@ -365,7 +379,17 @@ impl Topology {
                     field_table(&queue.arguments),
                 )
                 .await
-                .with_context(|| format!("declaring queue {}", queue.name))?;
+                .with_context(|| {
+                    let mut what = format!("declaring queue {}", queue.name);
+                    if queue.name.ends_with(".dlq") {
+                        what.push_str(
+                            " (a dead-letter queue of an older release is a quorum queue; \
+                             dead letters are now kept in a stream: see the README's \
+                             \"Upgrading the dead-letter queues\")",
+                        );
+                    }
+                    what
+                })?;
         }
         for binding in &self.bindings {
             channel
@@ -589,6 +613,15 @@ mod tests {
             stage.arguments["x-dead-letter-routing-key"],
             Arg::Str("t1.parse.dlq".into())
         );
+        // Dead letters are kept in a stream that nothing ages out.
+        let dlq = topology
+            .queues
+            .iter()
+            .find(|q| q.name == "t1.parse.dlq")
+            .unwrap();
+        assert_eq!(dlq.arguments["x-queue-type"], Arg::Str("stream".into()));
+        assert!(!dlq.arguments.contains_key("x-max-age"));
+        assert!(!dlq.arguments.contains_key("x-max-length-bytes"));
     }
 
     #[test]
@@ -685,5 +718,16 @@ mod tests {
             "dead_letter_queue = \"nowhere\"",
         );
         assert!(Topology::expand(&dangling, "p", &[1000]).is_err());
+        // Dead letters are read as a stream, by offset.
+        let queued = BUILTIN.replace(
+            "name = \"{stage}.dlq\"\ntype = \"stream\"",
+            "name = \"{stage}.dlq\"\ntype = \"quorum\"",
+        );
+        assert_ne!(queued, BUILTIN);
+        let refused = Topology::expand(&queued, "p", &[1000]).unwrap_err();
+        assert!(
+            refused.to_string().contains("must be a stream"),
+            "{refused}"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Dead letters over HTTP: list them, replay them.
+//! Dead letters over HTTP: list them (from the projector's index, without
+//! touching the broker), replay them (reading only the entries replayed).
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -6,16 +7,26 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::{ApiError, ApiJson};
-use crate::broker;
-use crate::dlq::{self, ReplayFilter};
+use super::{AppState, blocking};
+use crate::dlq::{self, DeadLetter};
 use crate::envelope::Stage;
+use crate::projector::db::{DeadLetterFilter, DeadLetterPage};
 
-/// Query of `GET /v1/dead-letters`.
+/// Dead letters on a page when the client does not say.
+const DEFAULT_LIMIT: usize = 100;
+/// Most dead letters on a page, and most replayed by one request.
+const MAX_LIMIT: usize = 1000;
+
+/// Query of `GET /v1/dead-letters`; everything text, so that each bad value
+/// gets its own clear message.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     stage: Option<String>,
+    task_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+    settled: Option<String>,
 }
 
 /// Body of `POST /v1/dead-letters/replay`.
@@ -27,21 +38,13 @@ pub struct ReplayRequest {
     task_ids: Option<Vec<String>>,
     #[serde(default)]
     limit: Option<usize>,
+    /// Replay from this stage (the dead letters' own, or an earlier one).
+    #[serde(default)]
+    from: Option<String>,
 }
 
 fn stage(raw: &str) -> Result<Stage, ApiError> {
     raw.parse().map_err(ApiError::bad_request)
-}
-
-async fn channel(state: &AppState) -> Result<lapin::Channel, ApiError> {
-    let connection = state
-        .progress
-        .connection()
-        .ok_or_else(|| ApiError::unavailable("not connected to the broker; try again"))?;
-    broker::confirm_channel(&connection).await.map_err(|e| {
-        tracing::warn!(error = format!("{e:#}"), "opening a dead-letter channel");
-        ApiError::unavailable("could not open a broker channel; try again")
-    })
 }
 
 fn broker_error(error: anyhow::Error) -> ApiError {
@@ -49,44 +52,125 @@ fn broker_error(error: anyhow::Error) -> ApiError {
     ApiError::unavailable("the broker failed during the operation; try again")
 }
 
-/// `GET /v1/dead-letters?stage=`: the dead letters of one stage, or of every
-/// stage, oldest first, with their failure details.
+/// `GET /v1/dead-letters?stage=&task_id=&cursor=&limit=&settled=`: the dead
+/// letters waiting (with `settled=true`, the replayed ones too), oldest
+/// first, a page at a time, each with its failure details and a bounded
+/// preview of its body. Read from the projector's index: listing changes
+/// nothing in the broker.
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeadLetterPage>, ApiError> {
     let Query(query) = query?;
-    let stages = match query.stage.as_deref().filter(|s| !s.is_empty()) {
-        Some(raw) => vec![stage(raw)?],
-        None => Stage::ALL.to_vec(),
+    let filter = DeadLetterFilter {
+        stage: query
+            .stage
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(stage)
+            .transpose()?,
+        task_ids: query
+            .task_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(task_id)
+            .transpose()?
+            .into_iter()
+            .collect(),
+        after: query
+            .cursor
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|raw| {
+                raw.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a cursor")))
+            })
+            .transpose()?,
+        settled: match query.settled.as_deref() {
+            None | Some("" | "false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "settled must be true or false, not {other:?}"
+                )));
+            }
+        },
+        limit: limit(query.limit.as_deref())?,
     };
-    let _one_at_a_time = state.dlq_lock.lock().await;
-    let channel = channel(&state).await?;
-    let mut letters = Vec::new();
-    for stage in stages {
-        let found = dlq::list(&channel, &state.topology, stage)
-            .await
-            .map_err(broker_error)?;
-        letters.extend(found);
+    let page = blocking(&state.db, move |db| db.dead_letters(&filter)).await?;
+    Ok(Json(page))
+}
+
+fn task_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a task id")))
+}
+
+fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None | Some("") => Ok(DEFAULT_LIMIT),
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}, not {raw:?}"))
+            }),
     }
-    let _ = channel.close(200, "done".into()).await;
-    Ok(Json(json!({"dead_letters": letters})))
 }
 
 /// `POST /v1/dead-letters/replay` with `{"stage", "task_ids"}` or
-/// `{"stage", "limit"}`: puts exactly those back on the stage's queue.
+/// `{"stage", "limit"}`, and optionally `"from"`: puts exactly those back
+/// on the queue of `from` (by default their own stage), attempts reset.
 pub async fn replay(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ReplayRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let stage = stage(&request.stage)?;
-    let filter = replay_filter(request.task_ids, request.limit)?;
+    let from = match request.from.as_deref().filter(|s| !s.is_empty()) {
+        None => stage,
+        Some(raw) => self::stage(raw)?,
+    };
+    if from > stage {
+        return Err(ApiError::bad_request(format!(
+            "cannot replay {stage} dead letters from {from}: it comes after {stage}"
+        )));
+    }
+    let task_ids = request
+        .task_ids
+        .unwrap_or_default()
+        .iter()
+        .map(|raw| task_id(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    if task_ids.is_empty() && request.limit.is_none() {
+        return Err(ApiError::bad_request(
+            "say what to replay: \"task_ids\": [...] or \"limit\": N",
+        ));
+    }
+    let limit = match request.limit {
+        Some(0) => return Err(ApiError::bad_request("limit must be at least 1")),
+        Some(n) if n > MAX_LIMIT => {
+            return Err(ApiError::bad_request(format!(
+                "limit must be at most {MAX_LIMIT}"
+            )));
+        }
+        Some(n) => n,
+        None => MAX_LIMIT,
+    };
     let _one_at_a_time = state.dlq_lock.lock().await;
-    let channel = channel(&state).await?;
-    let (report, not_found) = replay_named(&state, &channel, stage, &filter)
+    let (letters, not_found) = select(&state, stage, task_ids, limit).await?;
+    let connection = state
+        .progress
+        .connection()
+        .ok_or_else(|| ApiError::unavailable("not connected to the broker; try again"))?;
+    let report = dlq::replay(&connection, &state.topology, stage, &letters, from)
         .await
         .map_err(broker_error)?;
-    let _ = channel.close(200, "done".into()).await;
+    let settled = report.settled.clone();
+    blocking(&state.db, move |db| {
+        db.settle_dead_letters(stage, &settled, "replayed")
+    })
+    .await?;
     let skipped: Vec<Value> = report
         .skipped
         .iter()
@@ -94,75 +178,63 @@ pub async fn replay(
         .collect();
     Ok(Json(json!({
         "stage": stage,
+        "from": from,
         "replayed": report.replayed,
+        "settled": report.settled,
         "skipped": skipped,
         "not_found": not_found,
     })))
 }
 
-/// Replays, and looks again for named tasks that were not found: a dead
-/// letter just put back by a listing (a quorum queue requeues through its
-/// log) can be missing from the queue's count for a moment. Answers the
-/// report and the named tasks still not found.
-async fn replay_named(
+/// The pending dead letters a replay is about: every one of the named
+/// tasks', or the oldest `limit`. A task dead-lettered a moment ago may not
+/// be in the index yet: named tasks not found are looked for again for a
+/// moment. Answers the letters and the named tasks still not found.
+async fn select(
     state: &AppState,
-    channel: &lapin::Channel,
     stage: Stage,
-    filter: &ReplayFilter,
-) -> anyhow::Result<(dlq::ReplayReport, Vec<Uuid>)> {
-    let mut report = dlq::replay(channel, &state.topology, stage, filter).await?;
-    let mut missing = missing(filter, &report);
+    task_ids: Vec<Uuid>,
+    limit: usize,
+) -> Result<(Vec<DeadLetter>, Vec<Uuid>), ApiError> {
+    let query = |task_ids: Vec<Uuid>| {
+        let filter = DeadLetterFilter {
+            stage: Some(stage),
+            task_ids,
+            after: None,
+            settled: false,
+            limit,
+        };
+        blocking(&state.db, move |db| db.dead_letters(&filter))
+    };
+    let named = !task_ids.is_empty();
+    let mut letters: Vec<DeadLetter> = query(task_ids.clone())
+        .await?
+        .dead_letters
+        .into_iter()
+        .map(|l| l.letter)
+        .collect();
+    let mut missing = missing(&task_ids, &letters);
     for _ in 0..LOOK_AGAIN {
-        if missing.is_empty() {
+        if !named || missing.is_empty() {
             break;
         }
         tokio::time::sleep(LOOK_AGAIN_PAUSE).await;
-        let again = ReplayFilter {
-            task_ids: missing,
-            limit: None,
-        };
-        let more = dlq::replay(channel, &state.topology, stage, &again).await?;
-        report.replayed.extend(more.replayed);
-        report.skipped.extend(more.skipped);
-        missing = self::missing(filter, &report);
+        let more = query(missing.clone()).await?.dead_letters;
+        letters.extend(more.into_iter().map(|l| l.letter));
+        missing = self::missing(&task_ids, &letters);
     }
-    Ok((report, missing))
+    Ok((letters, missing))
 }
 
 /// Times a replay looks again for named tasks it did not find.
-const LOOK_AGAIN: usize = 5;
+const LOOK_AGAIN: usize = 10;
 /// Pause before looking again.
 const LOOK_AGAIN_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
-fn missing(filter: &ReplayFilter, report: &dlq::ReplayReport) -> Vec<Uuid> {
-    filter
-        .task_ids
+fn missing(task_ids: &[Uuid], letters: &[DeadLetter]) -> Vec<Uuid> {
+    task_ids
         .iter()
-        .filter(|t| !report.replayed.contains(t))
-        .filter(|t| !report.skipped.iter().any(|(s, _)| s.as_ref() == Some(*t)))
+        .filter(|t| !letters.iter().any(|l| l.task_id == Some(**t)))
         .copied()
         .collect()
-}
-
-fn replay_filter(
-    task_ids: Option<Vec<String>>,
-    limit: Option<usize>,
-) -> Result<ReplayFilter, ApiError> {
-    let task_ids = task_ids
-        .unwrap_or_default()
-        .iter()
-        .map(|raw| {
-            raw.parse::<Uuid>()
-                .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a task id")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if task_ids.is_empty() && limit.is_none() {
-        return Err(ApiError::bad_request(
-            "say what to replay: \"task_ids\": [...] or \"limit\": N",
-        ));
-    }
-    if limit == Some(0) {
-        return Err(ApiError::bad_request("limit must be at least 1"));
-    }
-    Ok(ReplayFilter { task_ids, limit })
 }

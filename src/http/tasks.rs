@@ -147,7 +147,18 @@ pub async fn summary(
     };
     let bytes = state.store.get(&summary.key).await.map_err(|e| match e {
         StoreError::Unavailable(_) => ApiError::unavailable("the document store is unavailable"),
-        other => ApiError::internal(format!("summary of {}: {other}", view.task_id)),
+        // Lost (not yet on disk at a power cut) or removed: the task is
+        // done, so no dead letter of it waits to be replayed.
+        StoreError::NotFound(key) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "gone",
+            format!(
+                "the summary of task {} is no longer in the document store (at {key}); \
+                 the task is done, so nothing of it waits to be replayed: submit its \
+                 documents again to make it anew",
+                view.task_id
+            ),
+        ),
     })?;
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::cache::{self, EventCache};
 use super::view::{TaskState, TaskView, fold};
+use crate::dlq::{DeadLetter, Entry};
 use crate::envelope::Stage;
 use crate::events::Event;
 
@@ -117,7 +118,56 @@ CREATE TABLE IF NOT EXISTS progress (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     stream_offset INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    stage TEXT NOT NULL,
+    stream_offset INTEGER NOT NULL,
+    task_id TEXT,
+    settled_by TEXT,
+    letter TEXT NOT NULL,
+    UNIQUE (stage, stream_offset)
+);
+CREATE INDEX IF NOT EXISTS dead_letters_pending ON dead_letters (settled_by, stage, id);
+CREATE INDEX IF NOT EXISTS dead_letters_by_task ON dead_letters (task_id);
+CREATE TABLE IF NOT EXISTS dead_letter_progress (
+    stage TEXT PRIMARY KEY,
+    stream_offset INTEGER NOT NULL
+);
 ";
+
+/// Which dead letters to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    /// Only this stage's.
+    pub stage: Option<Stage>,
+    /// Only these tasks' (all, when empty).
+    pub task_ids: Vec<Uuid>,
+    /// Only those after this cursor (the previous page's).
+    pub after: Option<i64>,
+    /// Settled ones too (replayed, superseded), not only those waiting.
+    pub settled: bool,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A page of dead letters, oldest first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetterPage {
+    /// The dead letters, each with whether it is settled.
+    pub dead_letters: Vec<IndexedDeadLetter>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A dead letter in the projector's index.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexedDeadLetter {
+    #[serde(flatten)]
+    pub letter: DeadLetter,
+    /// How it was settled (`replayed`, `superseded`); absent while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_by: Option<String>,
+}
 
 /// Version of the fold's output. Bump it when the fold changes what it
 /// derives: opening a database folded by another version folds every task
@@ -304,6 +354,165 @@ impl ViewDb {
             out.push(serde_json::from_str(&view?)?);
         }
         Ok(out)
+    }
+}
+
+/// The dead-letter index: the fold of the dead-letter streams (see
+/// [`crate::dlq`]). Written by the writer connection, whose own commits do
+/// not disturb its event cache; read by the reader.
+impl ViewDb {
+    /// The offset of the last entry of `stage`'s dead-letter stream folded
+    /// in, if any.
+    pub fn dead_letter_offset(&self, stage: Stage) -> Result<Option<u64>, DbError> {
+        let writer = lock(&self.writer);
+        let offset: Option<i64> = writer
+            .conn
+            .query_row(
+                "SELECT stream_offset FROM dead_letter_progress WHERE stage = ?1",
+                params![stage.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(offset.map(|o| o as u64))
+    }
+
+    /// Folds entries of `stage`'s dead-letter stream in and moves its
+    /// offset to `last_offset`, in one transaction. Entries read again
+    /// change nothing.
+    pub fn apply_dead_letters(
+        &self,
+        stage: Stage,
+        entries: &[Entry],
+        last_offset: u64,
+    ) -> Result<(), DbError> {
+        let mut writer = lock(&self.writer);
+        let tx = writer
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO dead_letters (stage, stream_offset, task_id, letter)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut settle = tx.prepare_cached(
+                "UPDATE dead_letters SET settled_by = ?3
+                 WHERE stage = ?1 AND stream_offset = ?2 AND settled_by IS NULL",
+            )?;
+            for entry in entries {
+                match entry {
+                    Entry::Letter(letter) => {
+                        insert.execute(params![
+                            stage.as_str(),
+                            letter.offset as i64,
+                            letter.task_id.map(|t| t.to_string()),
+                            serde_json::to_string(letter)?,
+                        ])?;
+                    }
+                    Entry::Settles { offset, by } => {
+                        settle.execute(params![stage.as_str(), *offset as i64, by])?;
+                    }
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO dead_letter_progress (stage, stream_offset) VALUES (?1, ?2)
+             ON CONFLICT (stage) DO UPDATE SET stream_offset = excluded.stream_offset",
+            params![stage.as_str(), last_offset as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks `stage`'s dead letters at `offsets` settled (a replay that
+    /// just appended their settlement entries): listing shows it at once,
+    /// before the projector reads those entries.
+    pub fn settle_dead_letters(
+        &self,
+        stage: Stage,
+        offsets: &[u64],
+        by: &str,
+    ) -> Result<(), DbError> {
+        let mut writer = lock(&self.writer);
+        let tx = writer.conn.transaction()?;
+        {
+            let mut settle = tx.prepare_cached(
+                "UPDATE dead_letters SET settled_by = ?3
+                 WHERE stage = ?1 AND stream_offset = ?2 AND settled_by IS NULL",
+            )?;
+            for offset in offsets {
+                settle.execute(params![stage.as_str(), *offset as i64, by])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A page of indexed dead letters, oldest first (in the order the
+    /// projector read them).
+    pub fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<DeadLetterPage, DbError> {
+        let conn = lock(&self.reader);
+        let tasks: Vec<String> = filter.task_ids.iter().map(Uuid::to_string).collect();
+        let tasks = serde_json::to_string(&tasks)?;
+        let mut query = conn.prepare_cached(
+            "SELECT id, letter, settled_by FROM dead_letters
+             WHERE (?1 OR settled_by IS NULL)
+               AND (?2 IS NULL OR stage = ?2)
+               AND (?3 IS NULL OR id > ?3)
+               AND (?4 = '[]' OR task_id IN (SELECT value FROM json_each(?4)))
+             ORDER BY id LIMIT ?5",
+        )?;
+        let rows = query.query_map(
+            params![
+                filter.settled,
+                filter.stage.map(Stage::as_str),
+                filter.after,
+                tasks,
+                filter.limit as i64 + 1,
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            },
+        )?;
+        let mut dead_letters = Vec::new();
+        let mut last_id = None;
+        let mut next_cursor = None;
+        for row in rows {
+            let (id, letter, settled_by) = row?;
+            if dead_letters.len() == filter.limit {
+                next_cursor = last_id.map(|id: i64| id.to_string());
+                break;
+            }
+            dead_letters.push(IndexedDeadLetter {
+                letter: serde_json::from_str(&letter)?,
+                settled_by,
+            });
+            last_id = Some(id);
+        }
+        Ok(DeadLetterPage {
+            dead_letters,
+            next_cursor,
+        })
+    }
+
+    /// Dead letters waiting, by stage (stages with none are left out).
+    pub fn pending_dead_letters(&self) -> Result<Vec<(Stage, u64)>, DbError> {
+        let conn = lock(&self.reader);
+        let mut query = conn.prepare_cached(
+            "SELECT stage, COUNT(*) FROM dead_letters WHERE settled_by IS NULL GROUP BY stage",
+        )?;
+        let rows = query.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut counts = Vec::new();
+        for row in rows {
+            let (stage, n) = row?;
+            if let Ok(stage) = stage.parse() {
+                counts.push((stage, n as u64));
+            }
+        }
+        Ok(counts)
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod cache;
 pub mod db;
+pub mod dead_letters;
 pub mod stream;
 pub mod view;
 
@@ -77,6 +78,11 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         changes: changes.clone(),
         progress: Arc::clone(&progress),
     };
+    let indexer = dead_letters::Indexer {
+        settings: Arc::clone(&settings),
+        topology: topology.clone(),
+        db: db.clone(),
+    };
     let state = AppState {
         submitter: Arc::new(Submitter::new(Arc::clone(&settings))?),
         store: Store::from_settings(&settings)?,
@@ -100,7 +106,7 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         true,
         local.clone(),
     ));
-    let handle = tokio::spawn(serve(consumer, listener, state, local));
+    let handle = tokio::spawn(serve(consumer, indexer, listener, state, local));
     Ok(Running {
         addr,
         db,
@@ -109,10 +115,12 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
     })
 }
 
-/// Runs the consumer and the server side by side; if one stops with an
-/// error the other is stopped too, and the error returned.
+/// Runs the events consumer, the dead-letter indexer and the server side
+/// by side; if one stops with an error the others are stopped too, and the
+/// error returned.
 async fn serve(
     consumer: Consumer,
+    indexer: dead_letters::Indexer,
     listener: TcpListener,
     state: AppState,
     local: CancellationToken,
@@ -125,12 +133,22 @@ async fn serve(
             result
         }
     });
+    let indexing = tokio::spawn({
+        let local = local.clone();
+        async move {
+            let result = indexer.run(local.clone()).await;
+            local.cancel();
+            result
+        }
+    });
     let limits = crate::http::ServeLimits::from_settings(&state.settings);
     let server = crate::http::serve(listener, router(state), limits, local.clone())
         .await
         .context("the HTTP server failed");
     local.cancel();
     let read = reading.await.context("the projector consumer panicked")?;
+    let indexed = indexing.await.context("the dead-letter indexer panicked")?;
     server?;
-    read.context("the projector stopped")
+    read.context("the projector stopped")?;
+    indexed.context("the dead-letter indexer stopped")
 }

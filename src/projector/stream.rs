@@ -276,7 +276,7 @@ impl Consumer {
 }
 
 /// Why a session ended.
-enum Lost {
+pub(super) enum Lost {
     /// The broker or the connection failed: reconnect and resume.
     Broker(anyhow::Error),
     /// The view database failed: nothing sensible to do but stop.
@@ -284,11 +284,11 @@ enum Lost {
 }
 
 impl Lost {
-    fn broker(error: impl Into<anyhow::Error>) -> Self {
+    pub(super) fn broker(error: impl Into<anyhow::Error>) -> Self {
         Lost::Broker(error.into())
     }
 
-    fn database(error: impl Into<anyhow::Error>) -> Self {
+    pub(super) fn database(error: impl Into<anyhow::Error>) -> Self {
         Lost::Database(error.into())
     }
 }

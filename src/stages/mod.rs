@@ -94,10 +94,38 @@ impl From<StoreError> for StageError {
         match err {
             StoreError::NotFound(key) => StageError::permanent(
                 "missing_artifact",
-                format!("the document store has nothing at {key}"),
+                format!(
+                    "the document store has nothing at {key} (lost, e.g. written just before \
+                     a power cut, or removed); {}",
+                    remake_advice(&key)
+                ),
             ),
             StoreError::Unavailable(message) => StageError::transient(message),
         }
+    }
+}
+
+/// What makes a lost object again: replaying the dead letter from the
+/// stage that wrote it.
+pub fn remake_advice(key: &str) -> String {
+    let writer = [
+        ("artifacts/parsed/", Stage::Parse),
+        ("artifacts/classified/", Stage::Filter),
+        ("artifacts/summary/", Stage::Extract),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| key.starts_with(prefix));
+    match writer {
+        Some((_, from)) => format!(
+            "make it again by replaying from {from}: `tenderflow dlq replay STAGE --task ID --from {from}`"
+        ),
+        None if key.starts_with("originals/") => {
+            "replay from ingest (`tenderflow dlq replay STAGE \
+             --task ID --from ingest`) if the document is still where it was submitted from, \
+             or submit it again"
+                .into()
+        }
+        None => "submit the task's documents again".into(),
     }
 }
 
@@ -166,6 +194,18 @@ impl Handler for StageHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_artifact_names_the_stage_to_replay_from() {
+        let err = StageError::from(StoreError::NotFound("artifacts/parsed/ab.json".into()));
+        let StageError::Permanent { kind, message } = err else {
+            panic!("a lost artifact cannot come back by retrying");
+        };
+        assert_eq!(kind, "missing_artifact");
+        assert!(message.contains("--from parse"), "{message}");
+        assert!(remake_advice("artifacts/classified/cd.json").contains("--from filter"));
+        assert!(remake_advice("originals/ef").contains("--from ingest"));
+    }
 
     #[test]
     fn document_errors_keep_whether_a_retry_helps() {

@@ -541,11 +541,28 @@ async fn a_multipart_upload_is_accepted_and_a_dead_letter_is_listed_and_replayed
     .int_header("x-tf-attempts", 1);
     broker::publish_all(&channel, &[dead]).await.unwrap();
 
-    let (status, listed) = app.get("/v1/dead-letters?stage=parse").await;
-    assert_eq!(status, StatusCode::OK, "{listed}");
+    // The projector's index shows it as soon as it has read it.
+    let mut listed = Value::Null;
+    for _ in 0..50 {
+        let (status, body) = app.get("/v1/dead-letters?stage=parse").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        listed = body;
+        if !listed["dead_letters"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let letters = listed["dead_letters"].as_array().unwrap();
     assert_eq!(letters.len(), 1, "{listed}");
     assert_eq!(letters[0]["task_id"], task_id.to_string());
+    assert_eq!(letters[0]["error_kind"], "corrupt");
+    assert_eq!(letters[0]["by_broker"], false);
+    assert!(
+        letters[0]["preview"]
+            .as_str()
+            .unwrap()
+            .starts_with("{\"schema\"")
+    );
 
     let response = app
         .http

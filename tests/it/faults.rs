@@ -567,8 +567,7 @@ async fn aborting_poison(work_queues: WorkQueues) {
         depths.iter().all(|(q, n)| *q == parse_dlq || *n == 0),
         "{depths:?}"
     );
-    let (_conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
-    let letters = dlq::list(&channel, &topology, Stage::Parse).await.unwrap();
+    let letters = pipeline.pending_dead_letters(Stage::Parse).await;
     let poison = letters
         .iter()
         .find(|l| l.task_id == Some(tasks["abort-me.md"]))
@@ -754,7 +753,8 @@ async fn bad_messages_sent_to_the_binary_are_dead_lettered_with_a_reason_and_it_
     let depths = wait_queues_settled(&pipeline.settings, &dead, Duration::from_secs(90)).await;
     let dlq_name = topology.dead_letter_queue(Stage::Ingest);
     assert_eq!(depths[&dlq_name], cases.len() as u32, "{depths:?}");
-    let letters = dlq::list(&channel, &topology, Stage::Ingest).await.unwrap();
+    let (conn, _, _) = broker::open(&pipeline.settings, "test").await.unwrap();
+    let letters = dlq::scan(&conn, &topology, Stage::Ingest).await.unwrap();
     let mut kinds: Vec<&str> = letters.iter().map(|l| l.error_kind.as_str()).collect();
     let mut expected: Vec<&str> = cases.iter().map(|(_, _, kind)| *kind).collect();
     kinds.sort();

@@ -151,9 +151,14 @@ impl TestPipeline {
         ids
     }
 
-    /// Messages waiting in `queue`.
+    /// Messages waiting in `queue` (for a dead-letter stream, its entries).
     pub async fn depth(&self, queue: &str) -> u32 {
         let (conn, channel, _) = broker::open(&self.settings, "test-depth").await.unwrap();
+        if queue.ends_with(".dlq") {
+            let entries = tenderflow::dlq::entries(&conn, queue).await.unwrap() as u32;
+            let _ = conn.close(200, "done".into()).await;
+            return entries;
+        }
         let passive = QueueDeclareOptions {
             passive: true,
             durable: true,
@@ -166,6 +171,16 @@ impl TestPipeline {
             .message_count();
         let _ = conn.close(200, "done".into()).await;
         count
+    }
+
+    /// The dead letters waiting at `stage`, read from its stream.
+    pub async fn pending_dead_letters(&self, stage: Stage) -> Vec<tenderflow::dlq::DeadLetter> {
+        let (conn, _, topology) = broker::open(&self.settings, "test-dlq").await.unwrap();
+        let letters = tenderflow::dlq::scan(&conn, &topology, stage)
+            .await
+            .unwrap();
+        let _ = conn.close(200, "done".into()).await;
+        letters
     }
 
     /// Asserts that no stage's dead-letter queue holds a message.

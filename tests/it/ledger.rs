@@ -224,7 +224,19 @@ pub async fn depths(settings: &Settings) -> anyhow::Result<BTreeMap<String, u32>
         ..QueueDeclareOptions::default()
     };
     let mut depths = BTreeMap::new();
-    for queue in topology.queues.iter().filter(|q| q.name != events) {
+    for stage in Stage::ALL {
+        let queue = topology.dead_letter_queue(stage);
+        depths.insert(
+            queue.clone(),
+            tenderflow::dlq::entries(&conn, &queue).await? as u32,
+        );
+    }
+    let streams: BTreeSet<String> = depths.keys().cloned().collect();
+    for queue in topology
+        .queues
+        .iter()
+        .filter(|q| q.name != events && !streams.contains(&q.name))
+    {
         // A failed passive declare closes its channel: one channel each.
         let channel = conn.create_channel().await?;
         let count = channel

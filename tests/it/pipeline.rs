@@ -8,7 +8,7 @@ use std::time::Duration;
 use lapin::options::BasicGetOptions;
 use tenderflow::broker::{self, Outgoing};
 use tenderflow::config::WorkQueues;
-use tenderflow::dlq::{self, ReplayFilter};
+use tenderflow::dlq;
 use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use tenderflow::events::{Event, EventKind};
 use tenderflow::submit::{Outcome, Submitter};
@@ -171,13 +171,7 @@ async fn transient_failures_that_persist_are_dead_lettered_after_the_last_tier()
     pipeline
         .wait_depth(&pipeline.topology().dead_letter_queue(Stage::Ingest), 1)
         .await;
-    let letters = dlq::list(
-        &broker::open(&pipeline.settings, "t").await.unwrap().1,
-        &pipeline.topology(),
-        Stage::Ingest,
-    )
-    .await
-    .unwrap();
+    let letters = pipeline.pending_dead_letters(Stage::Ingest).await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].attempts, 3);
     pipeline.teardown().await;
@@ -200,12 +194,12 @@ async fn a_permanent_failure_is_dead_lettered_with_headers_and_replay_completes_
     let (stage, kind, _) = failure(&done[&tasks[0]]);
     assert_eq!((stage, kind.as_str()), (Stage::Filter, "injected"));
 
-    let (_conn, channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
+    let (conn, _channel, topology) = broker::open(&pipeline.settings, "test").await.unwrap();
     pipeline
         .wait_depth(&topology.dead_letter_queue(Stage::Filter), 1)
         .await;
-    let letters = dlq::list(&channel, &topology, Stage::Filter).await.unwrap();
-    assert_eq!(letters.len(), 1, "listing leaves the queue as it was");
+    let letters = dlq::scan(&conn, &topology, Stage::Filter).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
     let letter = &letters[0];
     assert_eq!(letter.task_id, Some(tasks[0]));
     assert_eq!(letter.stage, Stage::Filter);
@@ -214,19 +208,21 @@ async fn a_permanent_failure_is_dead_lettered_with_headers_and_replay_completes_
     assert_eq!(letter.attempts, 1);
     assert!(letter.first_failure_at.is_some() && letter.last_failure_at.is_some());
     assert!(letter.replayable);
-    assert_eq!(
-        dlq::list(&channel, &topology, Stage::Filter)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert!(!letter.by_broker);
+    // Reading changes nothing: the same letter, as often as it is read.
+    for _ in 0..3 {
+        assert_eq!(
+            dlq::scan(&conn, &topology, Stage::Filter).await.unwrap(),
+            letters
+        );
+    }
 
     let follower = pipeline.follower().await;
-    let report = dlq::replay(&channel, &topology, Stage::Filter, &ReplayFilter::default())
+    let report = dlq::replay(&conn, &topology, Stage::Filter, &letters, Stage::Filter)
         .await
         .unwrap();
     assert_eq!(report.replayed, tasks);
+    assert_eq!(report.settled, vec![letter.offset]);
     let mut events = Vec::new();
     let done = tokio::time::timeout(
         Duration::from_secs(60),
@@ -241,11 +237,12 @@ async fn a_permanent_failure_is_dead_lettered_with_headers_and_replay_completes_
         done[&tasks[0]]
     );
     assert!(events.iter().any(|e| matches!(e.kind, EventKind::Replayed)));
-    assert_eq!(
-        pipeline
-            .depth(&topology.dead_letter_queue(Stage::Filter))
-            .await,
-        0
+    assert!(
+        dlq::scan(&conn, &topology, Stage::Filter)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the replayed letter is settled"
     );
     pipeline.teardown().await;
 }
@@ -292,7 +289,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_worker_goe
     }
     let queue = topology.dead_letter_queue(Stage::Ingest);
     pipeline.wait_depth(&queue, 4).await;
-    let letters = dlq::list(&channel, &topology, Stage::Ingest).await.unwrap();
+    let letters = pipeline.pending_dead_letters(Stage::Ingest).await;
     assert_eq!(letters.len(), 4);
     for (_, reason) in &bodies {
         assert!(
@@ -303,7 +300,8 @@ async fn malformed_messages_are_dead_lettered_with_the_reason_and_the_worker_goe
         );
     }
     assert!(letters.iter().all(|l| !l.replayable));
-    let report = dlq::replay(&channel, &topology, Stage::Ingest, &ReplayFilter::default())
+    let (conn, _, _) = broker::open(&pipeline.settings, "test").await.unwrap();
+    let report = dlq::replay(&conn, &topology, Stage::Ingest, &letters, Stage::Ingest)
         .await
         .unwrap();
     assert!(report.replayed.is_empty());

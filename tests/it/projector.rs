@@ -356,8 +356,19 @@ async fn without_a_broker_reads_still_work_and_readiness_says_why() {
     assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unavailable");
+    // Dead letters are listed from the stored index; replaying needs the
+    // broker.
     let (status, body) = app.get("/v1/dead-letters").await;
-    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["dead_letters"], serde_json::json!([]));
+    let response = app
+        .http
+        .post(app.url("/v1/dead-letters/replay"))
+        .json(&serde_json::json!({"stage": "parse", "limit": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     app.stop().await;
 }
 
