@@ -22,7 +22,22 @@ use crate::projector::view::TaskState;
 /// per state.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let counts = super::blocking(&state.db, |db| db.count_by_state()).await?;
-    let projector = projector_registry(&state, &counts);
+    let waiting = super::blocking(&state.db, |db| db.pending_dead_letters()).await?;
+    let mut projector = projector_registry(&state, &counts);
+    let dead: Family<Vec<(String, String)>, Gauge> = Family::default();
+    for stage in crate::envelope::Stage::ALL {
+        let n = waiting
+            .iter()
+            .find(|(s, _)| *s == stage)
+            .map_or(0, |(_, n)| *n);
+        dead.get_or_create(&vec![("stage".into(), stage.as_str().into())])
+            .set(n as i64);
+    }
+    projector.register(
+        "dead_letters_waiting",
+        "Dead letters not yet replayed, by stage (the projector's index)",
+        dead,
+    );
     let mut out = String::new();
     let encoded = crate::metrics::global()
         .encode_into(&mut out)

@@ -97,6 +97,19 @@ async fn listing_dead_letters_again_and_again_changes_none_of_them() {
         assert!(!headers.contains_key("x-delivery-count"), "{headers:?}");
         assert!(!delivery.redelivered);
     }
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tenderflow_dead_letters_waiting{stage=\"parse\"} 3"),
+        "{metrics}"
+    );
     // Pages of one, linked by their cursors.
     let (_, first) = app.get("/v1/dead-letters?stage=parse&limit=1").await;
     let cursor = first["next_cursor"].as_str().unwrap().to_string();
