@@ -33,6 +33,7 @@ impl Node {
     /// Starts a fresh node and waits until its RabbitMQ application runs.
     /// Panics with the node's own words if it does not start.
     pub fn start() -> Node {
+        stop_orphans();
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
         let name = format!("tf-faults-{}-{n}@localhost", std::process::id());
         let dir = tempfile::Builder::new()
@@ -201,13 +202,53 @@ impl Drop for Node {
             .output();
         if let Some(pid) = self.pid {
             // Still there after `stop` (or `stop` could not reach it).
-            if Path::new(&format!("/proc/{pid}")).exists() {
+            if alive(pid) {
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status();
             }
         }
     }
+}
+
+/// Stops private nodes left by a test process that was killed before its
+/// guards could run: their names carry the process id, and epmd lists them.
+fn stop_orphans() {
+    let Ok(listing) = Command::new("epmd").arg("-names").output() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&listing.stdout);
+    for name in text
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+    {
+        let Some(owner) = name
+            .strip_prefix("tf-faults-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !owner.parse().is_ok_and(alive) {
+            let _ = Command::new("rabbitmqctl")
+                .args([
+                    "-n",
+                    &format!("{name}@localhost"),
+                    "stop",
+                    "--timeout",
+                    "30",
+                ])
+                .output();
+        }
+    }
+}
+
+/// Whether process `pid` runs (a zombie, killed but not yet reaped, does
+/// not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 /// A loopback TCP port nobody listens on right now.
