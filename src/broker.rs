@@ -344,15 +344,37 @@ impl PendingConfirm {
         };
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => {
-                anyhow::bail!("{} is unroutable: the broker returned it", self.target)
+            Confirmation::Ack(Some(returned)) => Err(Unroutable {
+                target: self.target,
+                reply: format!("{} {}", returned.reply_code, returned.reply_text),
             }
+            .into()),
             Confirmation::Nack(_) => anyhow::bail!("the broker refused (nacked) {}", self.target),
             Confirmation::NotRequested => {
                 anyhow::bail!("publisher confirms are off on this channel")
             }
         }
     }
+}
+
+/// A publish the broker returned instead of routing it: every publish is
+/// `mandatory`, so one that reaches no queue (its queue unbound or deleted)
+/// comes back, and counts as not published. Without `mandatory` the broker
+/// would drop it and still confirm it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "{target} is unroutable: the broker returned it ({reply}), as no queue is bound to take it"
+)]
+pub struct Unroutable {
+    /// Exchange and routing key of the publish.
+    pub target: String,
+    /// The broker's reply code and text (`312 NO_ROUTE`).
+    pub reply: String,
+}
+
+/// Whether `err` is (or was caused by) a returned, unroutable publish.
+pub fn is_unroutable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.is::<Unroutable>())
 }
 
 /// Publishes every message, then waits for all their confirms.
@@ -427,18 +449,37 @@ pub struct EventSink {
 
 struct PendingEvents {
     events: Vec<Event>,
-    confirmed: tokio::sync::oneshot::Sender<Result<(), String>>,
+    confirmed: tokio::sync::oneshot::Sender<Result<(), BatchFailed>>,
+}
+
+/// Why a batch of events is not confirmed, for every sender in it.
+#[derive(Debug, Clone)]
+enum BatchFailed {
+    /// The broker returned it: the events stream is not bound.
+    Unroutable(Unroutable),
+    /// Anything else, with its cause chain.
+    Other(String),
+}
+
+impl BatchFailed {
+    fn of(err: anyhow::Error) -> BatchFailed {
+        match err.downcast::<Unroutable>() {
+            Ok(unroutable) => BatchFailed::Unroutable(unroutable),
+            Err(err) => BatchFailed::Other(format!("{err:#}")),
+        }
+    }
 }
 
 /// The confirm of events handed to an [`EventSink`].
-pub struct EventsConfirm(tokio::sync::oneshot::Receiver<Result<(), String>>);
+pub struct EventsConfirm(tokio::sync::oneshot::Receiver<Result<(), BatchFailed>>);
 
 impl EventsConfirm {
     /// Waits until the broker confirmed the batch holding these events.
     pub async fn wait(self) -> anyhow::Result<()> {
         match self.0.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(anyhow::anyhow!(message)),
+            Ok(Err(BatchFailed::Unroutable(unroutable))) => Err(unroutable.into()),
+            Ok(Err(BatchFailed::Other(message))) => Err(anyhow::anyhow!(message)),
             Err(_) => Err(anyhow::anyhow!(
                 "the event publisher stopped before confirming"
             )),
@@ -490,7 +531,7 @@ impl EventSink {
                     Ok(confirm) => confirm.wait().await,
                     Err(err) => Err(err),
                 }
-                .map_err(|e| format!("{e:#}"));
+                .map_err(BatchFailed::of);
                 for pending in batch {
                     let _ = pending.confirmed.send(result.clone());
                 }
@@ -505,10 +546,9 @@ impl EventSink {
         if events.is_empty() {
             let _ = confirmed.send(Ok(()));
         } else if let Err(refused) = self.queue.send(PendingEvents { events, confirmed }).await {
-            let _ = refused
-                .0
-                .confirmed
-                .send(Err("the event publisher has stopped".into()));
+            let _ = refused.0.confirmed.send(Err(BatchFailed::Other(
+                "the event publisher has stopped".into(),
+            )));
         }
         EventsConfirm(receiver)
     }
@@ -618,6 +658,19 @@ impl Publisher {
         {
             close_later(stale.conn);
         }
+    }
+
+    /// Declares the topology again on `link`'s connection, after the
+    /// broker returned a publish as unroutable: if the queue went missing
+    /// from the pipeline's own bindings (unbound, or deleted), this binds it
+    /// again. On a channel of its own, so that a declare the broker refuses
+    /// closes no channel a publish waits on; the link itself stays, since
+    /// the connection is sound and other deliveries publish on it.
+    pub async fn redeclare(&self, link: &PublishLink) -> anyhow::Result<()> {
+        let channel = within("opening a channel", link.conn.create_channel()).await?;
+        let applied = within("declaring the topology", self.topology.apply(&channel)).await;
+        let _ = within("closing", channel.close(200, "declared".into())).await;
+        applied
     }
 
     /// Closes the connection, if one is open.

@@ -85,6 +85,7 @@ pub struct Metrics {
     succeeded: Family<StageLabels, Counter>,
     retried: Family<StageLabels, Counter>,
     returned: Family<StageLabels, Counter>,
+    unroutable: Family<StageLabels, Counter>,
     dead_lettered: Family<DeadLetterLabels, Counter>,
     duration: Family<StageLabels, Histogram, fn() -> Histogram>,
     in_hand: Family<StageLabels, Gauge>,
@@ -115,6 +116,7 @@ impl Metrics {
             succeeded: Family::default(),
             retried: Family::default(),
             returned: Family::default(),
+            unroutable: Family::default(),
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             in_hand: Family::default(),
@@ -141,6 +143,11 @@ impl Metrics {
             "messages_returned",
             "Deliveries that came back unacknowledged from a stopped worker and were counted (classic queues)",
             metrics.returned.clone(),
+        );
+        registry.register(
+            "publishes_unroutable",
+            "Publishes (work messages or event batches) the broker returned because no queue is bound to take them; each is published again",
+            metrics.unroutable.clone(),
         );
         registry.register(
             "messages_dead_lettered",
@@ -214,6 +221,13 @@ impl Metrics {
                 })
                 .inc(),
         };
+    }
+
+    /// The broker returned a publish of `stage` as unroutable.
+    pub fn unroutable(&self, prefix: &str, stage: Stage) {
+        self.unroutable
+            .get_or_create(&Self::stage(prefix, stage))
+            .inc();
     }
 
     /// Sets the depth of one queue.

@@ -53,6 +53,14 @@ pub const RETURNS_HEADER: &str = "x-tf-returns";
 /// still publishes both.
 pub const ANNOUNCE_AFTER: Duration = Duration::from_millis(50);
 
+/// The first wait before an outcome the broker returned (its queue
+/// unbound) is published again; each further wait doubles, up to
+/// [`UNROUTABLE_MAX_WAIT`].
+const UNROUTABLE_FIRST_WAIT: Duration = Duration::from_millis(250);
+
+/// The longest wait between publishes of a returned outcome.
+const UNROUTABLE_MAX_WAIT: Duration = Duration::from_secs(5);
+
 /// How long a stopping worker waits for deliveries the broker sent before
 /// it saw the cancel.
 const DRAIN_WAIT: Duration = Duration::from_millis(500);
@@ -220,30 +228,52 @@ impl<H: Handler> Worker<H> {
                 requeue: true,
                 multiple: false,
             };
-            let Some(link) = self.publisher.link(token).await else {
+            let Some(mut link) = self.publisher.link(token).await else {
                 // Stopping before a publishing connection could be made.
                 let _ = broker::within("requeueing", delivery.acker.nack(requeue)).await;
                 return;
             };
-            let result = self.settle(&link, &delivery).await;
-            let ack = match result {
-                Ok(settled) => Some(settled),
-                Err(Unsettled::Unsent(err)) => {
-                    tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
-                    self.publisher.discard(&link).await;
-                    None
-                }
-                Err(Unsettled::EventsPending {
-                    events,
-                    settled,
-                    forwarded,
-                    error,
-                }) => {
-                    tracing::warn!(error = format!("{error:#}"), "the outcome is out but its events are not; sending them again");
-                    self.publisher.discard(&link).await;
-                    // Without a forward, a redo loses nothing and
-                    // publishes the events again.
-                    (self.send_events(events, token).await || forwarded).then_some(settled)
+            let mut result = self.settle(&link, &delivery).await;
+            let mut delay = UNROUTABLE_FIRST_WAIT;
+            let ack = loop {
+                match result {
+                    Ok(settled) => break Some(settled),
+                    Err(Unsettled::Unsent(err)) => {
+                        tracing::error!(error = format!("{err:#}"), "could not publish the outcome; requeueing the message");
+                        self.publisher.discard(&link).await;
+                        break None;
+                    }
+                    Err(Unsettled::Unroutable { outcome, error }) => {
+                        // Requeued, the message would be back at once, fail
+                        // the same way, and count towards poison; held, it
+                        // waits for its queue, and the stage takes no more
+                        // than its prefetch meanwhile.
+                        tracing::warn!(error = format!("{error:#}"), retry_in_ms = delay.as_millis() as u64, "the broker returned the outcome: no queue is bound for it; holding the message and publishing it again");
+                        self.repair(&link).await;
+                        tokio::select! {
+                            _ = token.cancelled() => break None,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(UNROUTABLE_MAX_WAIT);
+                        let Some(next) = self.publisher.link(token).await else {
+                            break None;
+                        };
+                        link = next;
+                        result = publish_outcome(&link, outcome).await;
+                    }
+                    Err(Unsettled::EventsPending {
+                        events,
+                        settled,
+                        forwarded,
+                        error,
+                    }) => {
+                        tracing::warn!(error = format!("{error:#}"), "the outcome is out but its events are not; sending them again");
+                        self.give_up_or_repair(&link, &error).await;
+                        // Without a forward, a redo loses nothing and
+                        // publishes the events again.
+                        break (self.send_events(events, token).await || forwarded)
+                            .then_some(settled);
+                    }
                 }
             };
             let acked = match ack {
@@ -276,9 +306,10 @@ impl<H: Handler> Worker<H> {
                 Err(err) => {
                     tracing::warn!(
                         error = format!("{err:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
                         "events not confirmed; trying again"
                     );
-                    self.publisher.discard(&link).await;
+                    self.give_up_or_repair(&link, &err).await;
                 }
             }
             tokio::select! {
@@ -292,6 +323,31 @@ impl<H: Handler> Worker<H> {
             "stopping with events of a published outcome unconfirmed"
         );
         false
+    }
+
+    /// After a publish on `link` failed with `err`: a returned (unroutable)
+    /// publish leaves the connection sound, so the link stays and the
+    /// topology is declared again ([`Worker::repair`]); any other failure
+    /// gives the link up, and the next one connects anew.
+    async fn give_up_or_repair(&self, link: &PublishLink, err: &anyhow::Error) {
+        if broker::is_unroutable(err) {
+            self.repair(link).await;
+        } else {
+            self.publisher.discard(link).await;
+        }
+    }
+
+    /// Counts a returned publish and declares the topology again, which
+    /// binds a queue of the pipeline that was unbound.
+    async fn repair(&self, link: &PublishLink) {
+        metrics::global().unroutable(self.topology.prefix(), self.stage);
+        if let Err(err) = self.publisher.redeclare(link).await {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "could not declare the topology again; reconnecting"
+            );
+            self.publisher.discard(link).await;
+        }
     }
 
     /// Decides the delivery's outcome and publishes it with confirms.
@@ -621,6 +677,13 @@ enum Unsettled {
     /// Its work message is not confirmed: nothing of it may count, and the
     /// delivery is requeued.
     Unsent(anyhow::Error),
+    /// The broker returned its work message: no queue is bound to take it
+    /// (see [`broker::Unroutable`]). Nothing of it counts; the outcome is
+    /// published again, as it is, once the queue can take it.
+    Unroutable {
+        outcome: Outcome,
+        error: anyhow::Error,
+    },
     /// Its work message (if it has one) is confirmed, its events are not.
     EventsPending {
         events: Vec<Event>,
@@ -646,8 +709,13 @@ async fn publish_outcome(link: &PublishLink, outcome: Outcome) -> Result<Settled
     };
     let forwarded = work.is_some();
     let events = link.events.send(outcome.events.clone()).await;
-    if let Some(work) = work {
-        work.wait().await?;
+    if let Some(work) = work
+        && let Err(error) = work.wait().await
+    {
+        if broker::is_unroutable(&error) {
+            return Err(Unsettled::Unroutable { outcome, error });
+        }
+        return Err(Unsettled::Unsent(error));
     }
     match events.wait().await {
         Ok(()) => Ok(outcome.settled),
