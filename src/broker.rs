@@ -396,6 +396,18 @@ pub fn traceparent_for(task_id: Uuid) -> String {
     format!("00-{}-{span:016x}-01", task_id.simple())
 }
 
+/// The stream offset the broker put on a delivery read from a stream.
+pub fn stream_offset(delivery: &lapin::message::Delivery) -> Option<u64> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get("x-stream-offset")? {
+        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
+        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
+        AMQPValue::Timestamp(v) => Some(*v),
+        _ => None,
+    }
+}
+
 /// The value of a string header, if present.
 pub fn header_str(headers: &Option<FieldTable>, key: &str) -> Option<String> {
     match headers.as_ref()?.inner().get(key)? {

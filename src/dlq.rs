@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::broker::{self, Outgoing, header_int, header_str, traceparent_for};
+use crate::broker::{self, Outgoing, header_int, header_str, stream_offset, traceparent_for};
 use crate::envelope::{Envelope, Stage};
 use crate::events::{ErrorInfo, Event, EventKind};
 use crate::topology::Topology;
@@ -519,18 +519,6 @@ pub async fn stream_consumer(
             arguments,
         )
         .await?)
-}
-
-/// The stream offset the broker put on a delivery.
-pub fn stream_offset(delivery: &Delivery) -> Option<u64> {
-    let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get("x-stream-offset")? {
-        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
-        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
-        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
-        AMQPValue::Timestamp(v) => Some(*v),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -448,7 +448,7 @@ pub async fn stream_last_offset(
         let Some(delivery) = next.transpose()? else {
             break;
         };
-        last = last.max(entry_offset(&delivery));
+        last = last.max(crate::broker::stream_offset(&delivery));
         delivery
             .acker
             .ack(BasicAckOptions::default())
@@ -458,18 +458,6 @@ pub async fn stream_last_offset(
     }
     let _ = channel.close(200, "tail read".into()).await;
     Ok(last)
-}
-
-/// The stream offset the broker put on a delivery.
-fn entry_offset(delivery: &lapin::message::Delivery) -> Option<u64> {
-    let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get("x-stream-offset")? {
-        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
-        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
-        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
-        AMQPValue::Timestamp(v) => Some(*v),
-        _ => None,
-    }
 }
 
 /// Serves `GET /metrics` (this process's registry) and `GET /healthz` on

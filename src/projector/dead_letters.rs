@@ -156,7 +156,7 @@ impl Indexer {
         batch: Vec<Delivery>,
     ) -> Result<(), Lost> {
         let last = batch.last().expect("a batch has a first delivery");
-        let last_offset = dlq::stream_offset(last).ok_or_else(|| {
+        let last_offset = broker::stream_offset(last).ok_or_else(|| {
             Lost::Broker(anyhow::anyhow!(
                 "a delivery without x-stream-offset: is {queue} a stream?"
             ))

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use super::db::{Batch, ViewDb};
 use super::view::TaskView;
-use crate::broker;
+use crate::broker::{self, stream_offset};
 use crate::config::Settings;
 use crate::events::decode_entry;
 use crate::topology::Topology;
@@ -307,16 +307,4 @@ fn gather(first: Delivery, deliveries: &mut lapin::Consumer) -> anyhow::Result<V
         }
     }
     Ok(batch)
-}
-
-/// The stream offset the broker put on a delivery.
-fn stream_offset(delivery: &Delivery) -> Option<u64> {
-    let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get("x-stream-offset")? {
-        AMQPValue::LongLongInt(v) => u64::try_from(*v).ok(),
-        AMQPValue::LongInt(v) => u64::try_from(*v).ok(),
-        AMQPValue::LongUInt(v) => Some(u64::from(*v)),
-        AMQPValue::Timestamp(v) => Some(*v),
-        _ => None,
-    }
 }
