@@ -13,3 +13,4 @@ mod pipeline;
 mod procs;
 mod projector;
 mod proxy;
+mod readiness;
