@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod ledger;
 mod legacy;
+mod memory;
 mod ops;
 mod package;
 mod pipeline;
