@@ -476,6 +476,14 @@ mod tests {
         settings.topology.prefix = "a b".into();
         assert!(settings.validate().is_err());
     }
+
+    #[test]
+    fn a_zero_readiness_lag_is_refused() {
+        let mut settings = Settings::load(None).unwrap();
+        settings.projector.ready_max_lag = 0;
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("projector.ready_max_lag"), "{err}");
+    }
 }
 
 #[cfg(test)]
