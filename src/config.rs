@@ -123,6 +123,10 @@ pub struct StageSettings {
 pub struct ProjectorSettings {
     /// The embedded database file of the task view.
     pub db_path: PathBuf,
+    /// Most events the projector may be behind the events stream's last
+    /// entry (as the metrics poller last read it) and still answer ready on
+    /// `/readyz`. At least 1.
+    pub ready_max_lag: u64,
 }
 
 /// The HTTP API.
@@ -232,6 +236,7 @@ max_deliveries = 5
 
 [projector]
 db_path = "data/projector.sqlite3"
+ready_max_lag = 1000
 
 [http]
 addr = "127.0.0.1:8080"
@@ -378,6 +383,9 @@ impl Settings {
         if self.metrics.poll_interval_ms == 0 {
             bail!("metrics.poll_interval_ms must be positive");
         }
+        if self.projector.ready_max_lag == 0 {
+            bail!("projector.ready_max_lag must be at least 1 (events)");
+        }
         Ok(())
     }
 
@@ -467,6 +475,14 @@ mod tests {
         let mut settings = Settings::load(None).unwrap();
         settings.topology.prefix = "a b".into();
         assert!(settings.validate().is_err());
+    }
+
+    #[test]
+    fn a_zero_readiness_lag_is_refused() {
+        let mut settings = Settings::load(None).unwrap();
+        settings.projector.ready_max_lag = 0;
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("projector.ready_max_lag"), "{err}");
     }
 }
 

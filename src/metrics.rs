@@ -8,9 +8,10 @@
 //! `serve` adds the projector's own gauges to the same page (see
 //! `http::health`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
@@ -91,6 +92,17 @@ pub struct Metrics {
     in_hand: Family<StageLabels, Gauge>,
     queue_depth: Family<QueueLabels, Gauge>,
     stream_last_offset: Family<PrefixLabels, Gauge>,
+    stream_tails: Mutex<HashMap<String, StreamTail>>,
+}
+
+/// What the poller last read of a pipeline's events stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTail {
+    /// The offset of the stream's last entry; `None` when the stream was
+    /// empty.
+    pub last_offset: Option<u64>,
+    /// When it was read.
+    pub read_at: Instant,
 }
 
 /// How a delivery ended, as the runtime reports it once its outcome is
@@ -122,6 +134,7 @@ impl Metrics {
             in_hand: Family::default(),
             queue_depth: Family::default(),
             stream_last_offset: Family::default(),
+            stream_tails: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -241,13 +254,34 @@ impl Metrics {
             .set(i64::from(depth));
     }
 
-    /// Sets the offset of the events stream's last entry.
-    pub fn set_stream_last_offset(&self, prefix: &str, offset: u64) {
-        self.stream_last_offset
-            .get_or_create(&PrefixLabels {
-                prefix: prefix.to_string(),
-            })
-            .set(i64::try_from(offset).unwrap_or(i64::MAX));
+    /// Records a read of the events stream's tail: the offset of its last
+    /// entry, or `None` when it is empty (the gauge then stays unset).
+    pub fn set_stream_last_offset(&self, prefix: &str, offset: Option<u64>) {
+        if let Some(offset) = offset {
+            self.stream_last_offset
+                .get_or_create(&PrefixLabels {
+                    prefix: prefix.to_string(),
+                })
+                .set(i64::try_from(offset).unwrap_or(i64::MAX));
+        }
+        let tail = StreamTail {
+            last_offset: offset,
+            read_at: Instant::now(),
+        };
+        self.stream_tails
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(prefix.to_string(), tail);
+    }
+
+    /// The last read of the events stream's tail, if it was ever read: an
+    /// empty stream is a read too, unlike [`Self::stream_last_offset`].
+    pub fn stream_tail(&self, prefix: &str) -> Option<StreamTail> {
+        self.stream_tails
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(prefix)
+            .copied()
     }
 
     /// The last polled offset of the events stream's last entry, if polled
@@ -327,6 +361,9 @@ pub async fn poll_queues(
     // Not "tenderflow-{prefix}-...": that names the connections doing the
     // pipeline's work (tests cut them by that name).
     let name = format!("tenderflow-metrics-{}", topology.prefix());
+    // The first poll comes soon, since readiness waits for it; later ones
+    // every interval.
+    let mut wait = interval.min(FIRST_POLL);
     loop {
         let Some(conn) = crate::broker::connect(&settings, &name, &token).await else {
             return Ok(());
@@ -343,8 +380,9 @@ pub async fn poll_queues(
                         let _ = channel.close(200, "metrics poller stopping".into()).await;
                         return anyhow::Ok(());
                     }
-                    () = tokio::time::sleep(interval) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
+                wait = interval;
                 poll_once(&conn, &channel, &topology, &stages, stream).await?;
             }
         }
@@ -375,14 +413,16 @@ async fn poll_once(
 ) -> anyhow::Result<()> {
     let metrics = global();
     let prefix = topology.prefix();
+    // The stream first: readiness waits for it (see `http::health`).
+    if stream {
+        let last = stream_last_offset(conn, &topology.events_queue()).await?;
+        metrics.set_stream_last_offset(prefix, last);
+    }
     for &stage in stages {
         let work = depth(channel, &topology.stage_queue(stage)).await?;
         metrics.set_queue_depth(prefix, stage, QueueKind::Work, work);
         let dead = depth(channel, &topology.dead_letter_queue(stage)).await?;
         metrics.set_queue_depth(prefix, stage, QueueKind::DeadLetter, dead);
-    }
-    if stream && let Some(last) = stream_last_offset(conn, &topology.events_queue()).await? {
-        metrics.set_stream_last_offset(prefix, last);
     }
     Ok(())
 }
@@ -401,6 +441,8 @@ async fn depth(channel: &lapin::Channel, queue: &str) -> anyhow::Result<u32> {
     Ok(declared.message_count())
 }
 
+/// Longest wait before the first poll.
+const FIRST_POLL: Duration = Duration::from_secs(1);
 /// Longest a stream-tail read waits for its first entry.
 const TAIL_FIRST_WAIT: Duration = Duration::from_millis(500);
 /// Quiet time after which the stream's tail counts as read.

@@ -1,16 +1,17 @@
 //! Liveness, readiness and metrics.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use serde_json::{Value, json};
-
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
@@ -106,27 +107,112 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// 200 when the projector is connected to the broker and has read everything
-/// the events stream had for it; 503 otherwise, saying which.
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// 200 when the projector is connected to the broker, has read everything
+/// the events stream had for it, and is at most `projector.ready_max_lag`
+/// events behind the stream's last entry (as the metrics poller last read
+/// it); 503 otherwise, saying which. Both bodies carry the figures: the
+/// offset folded in, the stream's last offset and the lag (`null` while
+/// unknown).
+pub async fn readyz(State(state): State<AppState>) -> Response {
     let progress = &state.progress;
-    if !progress.connected() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the projector is not connected to the broker",
-        ));
-    }
-    if !progress.caught_up() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the projector is still reading the events stream",
-        ));
-    }
-    Ok(Json(json!({
-        "status": "ready",
-        "stream_offset": progress.offset(),
+    let settings = &state.settings;
+    let folded = progress.offset();
+    let tail = crate::metrics::global().stream_tail(state.topology.prefix());
+    let fresh_for = tail_fresh_for(settings.metrics.poll_interval_ms);
+    let current = tail.filter(|t| t.read_at.elapsed() <= fresh_for);
+    let lag = current.map(|t| lag_events(t.last_offset, folded));
+    let max_lag = settings.projector.ready_max_lag;
+    let figures = json!({
+        "stream_offset": folded,
+        "stream_last_offset": current.and_then(|t| t.last_offset),
+        "lag_events": lag,
+        "ready_max_lag": max_lag,
         "skipped_events": progress.skipped(),
-    })))
+    });
+    let not_ready = if !progress.connected() {
+        Some("the projector is not connected to the broker".to_string())
+    } else if let Some(why) = lag_problem(tail.map(|t| t.read_at.elapsed()), lag, max_lag) {
+        Some(why)
+    } else if !progress.caught_up() {
+        Some("the projector is still reading the events stream".to_string())
+    } else {
+        None
+    };
+    let mut body = figures;
+    match not_ready {
+        None => {
+            body["status"] = json!("ready");
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Some(message) => {
+            body["error"] = json!({"code": "not_ready", "message": message});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+/// How long a read of the stream's tail stands for the stream: a few of the
+/// poller's intervals (a poll can fail once, or take its full tail read).
+fn tail_fresh_for(poll_interval_ms: u64) -> Duration {
+    Duration::from_millis(poll_interval_ms.saturating_mul(3)) + Duration::from_secs(5)
+}
+
+/// Entries of the stream not folded in: from the one after `folded` (the
+/// first, when nothing was) to `last` (none, when the stream is empty). The
+/// last offset is polled, so it can trail the projector: never below 0.
+fn lag_events(last: Option<u64>, folded: Option<u64>) -> u64 {
+    let Some(last) = last else { return 0 };
+    match folded {
+        Some(folded) => last.saturating_sub(folded),
+        None => last + 1,
+    }
+}
+
+/// Why the lag keeps the projector unready, if it does: unknown (the tail
+/// never read, or last read `read_ago`), or over `max_lag`.
+fn lag_problem(read_ago: Option<Duration>, lag: Option<u64>, max_lag: u64) -> Option<String> {
+    match (lag, read_ago) {
+        (Some(lag), _) if lag > max_lag => Some(format!(
+            "the projector is {lag} events behind the events stream (ready at {max_lag} or fewer)"
+        )),
+        (Some(_), _) => None,
+        (None, None) => Some("the events stream's last offset has not been read yet".to_string()),
+        (None, Some(ago)) => Some(format!(
+            "the events stream's last offset was last read {} s ago: the lag is unknown",
+            ago.as_secs()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lag_counts_the_entries_not_folded_in() {
+        assert_eq!(lag_events(None, None), 0, "an empty stream");
+        assert_eq!(lag_events(Some(0), None), 1, "one entry, none folded");
+        assert_eq!(lag_events(Some(9), Some(9)), 0);
+        assert_eq!(lag_events(Some(1009), Some(9)), 1000);
+        assert_eq!(
+            lag_events(Some(5), Some(9)),
+            0,
+            "a poll behind the projector"
+        );
+    }
+
+    #[test]
+    fn readiness_needs_a_known_lag_within_the_bound() {
+        let ago = Some(Duration::from_secs(2));
+        assert_eq!(lag_problem(ago, Some(1000), 1000), None);
+        let over = lag_problem(ago, Some(1001), 1000).unwrap();
+        assert!(over.contains("1001 events behind"), "{over}");
+        assert!(
+            lag_problem(None, None, 1000)
+                .unwrap()
+                .contains("not been read yet")
+        );
+        let stale = lag_problem(Some(Duration::from_secs(40)), None, 1000).unwrap();
+        assert!(stale.contains("40 s ago"), "{stale}");
+    }
 }
