@@ -5,6 +5,7 @@
 mod api;
 mod faults;
 mod helpers;
+mod isolation;
 mod ledger;
 mod legacy;
 mod ops;
