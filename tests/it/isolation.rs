@@ -3,13 +3,15 @@
 //! outgrows its memory limit is contained.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tenderflow::envelope::{Stage, TaskOptions};
+use tenderflow::parse::ParseLimits;
+use tenderflow::stages::parse::child::{Confinement, parse_in_child};
 use tenderflow::submit::{Outcome, Submitter, Upload};
 use uuid::Uuid;
 
@@ -24,7 +26,14 @@ struct Proc {
     command: String,
 }
 
-/// Every process now.
+impl Proc {
+    /// The stand-in OCR process of [`hanging_tesseract`] at work.
+    fn is_ocr(&self) -> bool {
+        self.command.starts_with(HANGING_OCR)
+    }
+}
+
+/// Every live process now.
 fn processes() -> Vec<Proc> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -32,8 +41,12 @@ fn processes() -> Vec<Proc> {
     dir.filter_map(|entry| {
         let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // After the command name in parentheses: state, ppid, pgrp.
-        let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(1);
+        // After the command name in parentheses: state, ppid, pgrp. A
+        // zombie has ended; only its parent's wait is missing.
+        let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+        if fields.next()? == "Z" {
+            return None;
+        }
         let ppid = fields.next()?.parse().ok()?;
         let group = fields.next()?.parse().ok()?;
         let command = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -53,17 +66,18 @@ fn processes() -> Vec<Proc> {
 /// process) and every process in their groups (their OCR processes).
 struct Watcher {
     stop: Arc<AtomicBool>,
-    seen: JoinHandle<BTreeSet<Proc>>,
+    seen: Arc<Mutex<BTreeSet<Proc>>>,
+    thread: JoinHandle<()>,
 }
 
 impl Watcher {
     fn start(marker: &str) -> Watcher {
         let marker = format!(" --filename={marker}");
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let seen = Arc::new(Mutex::new(BTreeSet::new()));
+        let (flag, found) = (Arc::clone(&stop), Arc::clone(&seen));
         let me = std::process::id();
-        let seen = std::thread::spawn(move || {
-            let mut seen = BTreeSet::new();
+        let thread = std::thread::spawn(move || {
             let mut groups = BTreeSet::new();
             while !flag.load(Ordering::SeqCst) {
                 for proc in processes() {
@@ -71,20 +85,25 @@ impl Watcher {
                         groups.insert(proc.pid);
                     }
                     if groups.contains(&proc.group) {
-                        seen.insert(proc);
+                        found.lock().unwrap().insert(proc);
                     }
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            seen
         });
-        Watcher { stop, seen }
+        Watcher { stop, seen, thread }
+    }
+
+    /// Whether an OCR process was seen so far.
+    fn has_seen_ocr(&self) -> bool {
+        self.seen.lock().unwrap().iter().any(Proc::is_ocr)
     }
 
     /// Every process seen in a parse process's group.
     fn stop(self) -> BTreeSet<Proc> {
         self.stop.store(true, Ordering::SeqCst);
-        self.seen.join().unwrap()
+        self.thread.join().unwrap();
+        std::mem::take(&mut *self.seen.lock().unwrap())
     }
 }
 
@@ -143,8 +162,8 @@ async fn a_parse_past_its_timeout_is_stopped_with_every_process_it_started() {
     start(&pipeline, 1);
     let follower = pipeline.follower().await;
     let watcher = Watcher::start("timeout-");
-    // Seconds of pdf-extract each in a debug build; the scan's one page
-    // spends its time in tesseract, a process of the parse's.
+    // Seconds of pdf-extract each in a debug build, and a scan (pdf-extract,
+    // then tesseract).
     let slow = std::fs::read(corpus("cn_construction.pdf")).unwrap();
     let scan = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -178,10 +197,6 @@ async fn a_parse_past_its_timeout_is_stopped_with_every_process_it_started() {
         .map(|p| p.pid)
         .collect();
     assert!(groups.len() >= 4, "a parse process per document: {seen:#?}");
-    assert!(
-        seen.iter().any(|p| p.command.contains("tesseract")),
-        "the scan's OCR ran in the parse's group: {seen:#?}"
-    );
     // ...nor outside it: every process of the parses' groups is gone.
     let left: Vec<Proc> = processes()
         .into_iter()
@@ -258,4 +273,86 @@ async fn a_parse_that_outgrows_its_memory_is_contained() {
         "the heavy task, dead-lettered"
     );
     pipeline.teardown().await;
+}
+
+/// The command line of [`hanging_tesseract`]'s work.
+const HANGING_OCR: &str = "sleep 37";
+
+/// A `tesseract` that answers the probe as Tesseract 5 with its languages,
+/// then, asked to read a page, hangs without touching its pipes: an OCR
+/// process that would outlive its parse unless its group is killed (the
+/// real one dies of a broken pipe, sooner or later).
+fn hanging_tesseract(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("tesseract");
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in\n--version) echo 'tesseract 5.3.0' ;;\n\
+         --list-langs) printf 'List of available languages:\\nchi_sim\\neng\\n' ;;\n\
+         *) exec {HANGING_OCR} ;;\nesac\n"
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_dropped_parse_takes_its_processes_with_it() {
+    // What the runtime does at stages.handler_timeout_ms: it drops the
+    // handler's future, whatever the parse is doing.
+    let confinement = Confinement {
+        program: env!("CARGO_BIN_EXE_tenderflow").into(),
+        max_memory: 2048 << 20,
+        max_cpu_seconds: 300,
+    };
+    let scan = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/scan_cn_selection_p1.pdf"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::start("dropped-");
+    let limits = ParseLimits {
+        tesseract: hanging_tesseract(dir.path()),
+        ..ParseLimits::default()
+    };
+    let timeout = Duration::from_secs(600);
+    let parse = parse_in_child(
+        Bytes::from(scan),
+        "dropped-scan.pdf",
+        &limits,
+        &confinement,
+        tokio::time::Instant::now() + timeout,
+        timeout,
+    );
+    let ocr_running = async {
+        while !watcher.has_seen_ocr() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        done = parse => panic!("the parse ended before its OCR was seen: {done:?}"),
+        () = ocr_running => {}
+        () = tokio::time::sleep(Duration::from_secs(60)) => panic!("no OCR process seen"),
+    }
+    // The parse future is dropped here, mid-OCR.
+    let seen = watcher.stop();
+    let groups: BTreeSet<u32> = seen
+        .iter()
+        .filter(|p| p.command.contains(" parse-child --filename=dropped-"))
+        .map(|p| p.pid)
+        .collect();
+    assert_eq!(groups.len(), 1, "{seen:#?}");
+    assert!(seen.iter().any(Proc::is_ocr), "{seen:#?}");
+    let mut left = Vec::new();
+    for _ in 0..25 {
+        left = processes()
+            .into_iter()
+            .filter(|p| groups.contains(&p.group))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(left.is_empty(), "left running after the drop: {left:#?}");
 }
