@@ -2,7 +2,8 @@
 //! comparison against other extractors.
 //!
 //! Run: `cargo bench --bench parse` (add `-- --runs 9` for more runs,
-//! `-- --ocr-only` for the OCR table alone).
+//! `-- --ocr-only` for the OCR table alone, `-- --isolation` for the cost
+//! of parsing in a child process alone).
 //! Prints two Markdown tables:
 //! 1. per file: median parse time, pages/s (pages of the document's PDF
 //!    rendering, so formats compare), MB/s, peak RSS growth while parsing,
@@ -37,6 +38,10 @@ fn main() {
     let runs = run_count();
     if std::env::args().any(|a| a == "--ocr-only") {
         ocr_section(runs);
+        return;
+    }
+    if std::env::args().any(|a| a == "--isolation") {
+        isolation_section(runs);
         return;
     }
     let pdftotext = has_pdftotext();
@@ -88,6 +93,94 @@ fn main() {
         fidelity_row("pdftotext -layout", runs, |_, p| run_pdftotext(p, true));
     }
     ocr_section(runs);
+}
+
+/// The real documents beside the synthetic corpus.
+const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/real");
+
+/// What parsing in a child process (`parse.isolation = "process"`) costs:
+/// every corpus document, dev and real, parsed in this process and the
+/// way the parse stage parses it (`tenderflow parse-child`, the document
+/// through a pipe and the parsed document back as JSON), in one run, runs
+/// interleaved so that drift hits both alike; each pair of parses must
+/// give the same document.
+fn isolation_section(runs: usize) {
+    use tenderflow::stages::parse::child::{Confinement, parse_in_child};
+    let confinement = Confinement {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_tenderflow")),
+        max_memory: 2048 << 20,
+        max_cpu_seconds: 300,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut files: Vec<PathBuf> = [CORPUS, REAL]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            !name.ends_with(".gold.json") && !name.ends_with("README.md")
+        })
+        .collect();
+    files.sort();
+    println!("## Parsing in a child process (median of {runs} runs, release build, wall time)\n");
+    println!("| file | size KB | in process ms | child process ms | cost ms | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let limits = ParseLimits::default();
+    let timeout = Duration::from_secs(600);
+    let (mut total_in, mut total_child) = (Duration::ZERO, Duration::ZERO);
+    for path in &files {
+        let bytes = std::fs::read(path).expect("a corpus file");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let media_type = sniff(&bytes, &name).expect("a known type");
+        let (mut inside, mut outside) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let start = Instant::now();
+            let here = parse(&bytes, media_type, &limits).expect("parses in process");
+            inside.push(start.elapsed());
+            let owned = bytes::Bytes::from(bytes.clone());
+            let start = Instant::now();
+            let deadline = tokio::time::Instant::now() + timeout;
+            let there = runtime
+                .block_on(parse_in_child(
+                    owned,
+                    &name,
+                    &limits,
+                    &confinement,
+                    deadline,
+                    timeout,
+                ))
+                .expect("parses in a child");
+            outside.push(start.elapsed());
+            assert!(here == there, "{name}: the child parsed another document");
+        }
+        let (a, b) = (median(inside), median(outside));
+        total_in += a;
+        total_child += b;
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:+.1} | {:.2} |",
+            bytes.len() / 1024,
+            ms(a),
+            ms(b),
+            ms(b) - ms(a),
+            ms(b) / ms(a)
+        );
+    }
+    println!(
+        "| **all {} documents** | | {:.1} | {:.1} | {:+.1} | {:.2} |",
+        files.len(),
+        ms(total_in),
+        ms(total_child),
+        ms(total_child) - ms(total_in),
+        ms(total_child) / ms(total_in)
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// The OCR table: our parse of each scan against the tesseract command

@@ -170,6 +170,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Internal: the parse stage's child process (the document on stdin,
+    /// the parsed document on stdout).
+    #[command(name = crate::stages::parse::child::SUBCOMMAND, hide = true)]
+    ParseChild(crate::stages::parse::child::ChildArgs),
 }
 
 /// Dead-letter actions.
@@ -218,6 +222,10 @@ pub enum TopologyAction {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A parse child needs no settings: its limits are its arguments.
+    if let Command::ParseChild(args) = &cli.command {
+        return Ok(crate::stages::parse::child::run(args));
+    }
     let settings = Arc::new(Settings::load(cli.config.as_deref())?);
     let _telemetry = crate::telemetry::init(&settings.log);
     match cli.command {
@@ -264,6 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq { action } => dead_letters(&settings, action).await,
         Command::Topology { action } => topology(&settings, action).await,
         Command::Parse { file, json } => parse_file(&file, json),
+        Command::ParseChild(_) => unreachable!("answered above"),
         Command::Extract {
             file,
             amendments,

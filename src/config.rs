@@ -23,6 +23,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// How stages run.
     pub stages: StageSettings,
+    /// How the parse stage runs the parser.
+    pub parse: ParseSettings,
     /// The projector's embedded store.
     pub projector: ProjectorSettings,
     /// The HTTP API.
@@ -116,6 +118,43 @@ pub struct StageSettings {
     /// Deliveries of one message after which it is treated as poison (it
     /// killed its worker that many times) and dead-lettered.
     pub max_deliveries: u32,
+}
+
+/// How the parse stage runs the parser.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ParseSettings {
+    /// Where a document is parsed: see [`ParseIsolation`].
+    pub isolation: ParseIsolation,
+    /// Address space one parse process may take, in MiB (`RLIMIT_AS`); its
+    /// OCR processes get no more. Past it the parse fails as
+    /// `parser_crashed`. A PDF needs 400 at least (its extraction thread
+    /// alone reserves a 256 MiB stack).
+    pub max_memory_mb: u64,
+    /// CPU time one parse process may use, in seconds (`RLIMIT_CPU`): a
+    /// backstop behind `timeout_ms` for a process its worker lost.
+    pub max_cpu_seconds: u64,
+    /// Longest the parse of one message's documents may take, in ms; its
+    /// processes are killed then and the task fails as `parse_timeout`.
+    /// Below `stages.handler_timeout_ms`; unset, 90% of it.
+    pub timeout_ms: Option<u64>,
+    /// The tenderflow binary run as `PROGRAM parse-child`. Unset, this
+    /// binary (or, from a test or an example, the tenderflow binary cargo
+    /// built beside it).
+    pub program: Option<PathBuf>,
+}
+
+/// Where the parse stage parses a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParseIsolation {
+    /// A child process per document, with its memory and CPU limits, killed
+    /// (with its OCR processes) at the timeout: a slow, hostile or crashing
+    /// document costs only its own process.
+    Process,
+    /// On the worker's blocking pool: a few milliseconds faster per
+    /// document, but nothing bounds its memory, a crash takes the worker
+    /// down, and a parse abandoned at the handler timeout runs on.
+    InProcess,
 }
 
 /// The projector.
@@ -234,6 +273,11 @@ concurrency = 4
 handler_timeout_ms = 120000
 max_deliveries = 5
 
+[parse]
+isolation = "process"
+max_memory_mb = 2048
+max_cpu_seconds = 300
+
 [projector]
 db_path = "data/projector.sqlite3"
 ready_max_lag = 1000
@@ -257,6 +301,10 @@ token_budget = 200000
 [metrics]
 poll_interval_ms = 5000
 "#;
+
+/// The least address space a parse process is given: the binary and its
+/// libraries take a few tens of MiB before it reads a byte.
+const MIN_PARSE_MEMORY_MB: u64 = 64;
 
 /// The smallest frame AMQP 0-9-1 allows.
 const MIN_FRAME_MAX: u32 = 4096;
@@ -347,6 +395,21 @@ impl Settings {
         if self.stages.max_deliveries < 2 {
             bail!("stages.max_deliveries must be at least 2");
         }
+        if self.parse.max_memory_mb < MIN_PARSE_MEMORY_MB {
+            bail!("parse.max_memory_mb must be at least {MIN_PARSE_MEMORY_MB}");
+        }
+        if self.parse.max_cpu_seconds == 0 {
+            bail!("parse.max_cpu_seconds must be positive");
+        }
+        if let Some(timeout) = self.parse.timeout_ms
+            && (timeout == 0 || timeout >= self.stages.handler_timeout_ms)
+        {
+            bail!(
+                "parse.timeout_ms must be positive and below stages.handler_timeout_ms ({}), \
+                 so that the parse stage stops its parse before the runtime abandons the handler",
+                self.stages.handler_timeout_ms
+            );
+        }
         if self.store.max_document_bytes == 0 {
             bail!("store.max_document_bytes must be positive");
         }
@@ -387,6 +450,17 @@ impl Settings {
             bail!("projector.ready_max_lag must be at least 1 (events)");
         }
         Ok(())
+    }
+
+    /// Longest the parse of one message may take: `parse.timeout_ms`, or
+    /// 90% of the handler's limit, so that the parse stage stops its parse
+    /// (and says so) before the runtime abandons the handler.
+    pub fn parse_timeout(&self) -> std::time::Duration {
+        let ms = self
+            .parse
+            .timeout_ms
+            .unwrap_or(self.stages.handler_timeout_ms / 10 * 9);
+        std::time::Duration::from_millis(ms)
     }
 
     /// How many attempts a stage makes before dead-lettering.
@@ -468,6 +542,24 @@ mod tests {
     fn secrets_do_not_print() {
         let secret = Secret::new("hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_parse_timeout_stays_below_the_handlers() {
+        let mut settings = Settings::load(None).unwrap();
+        assert_eq!(settings.parse.isolation, ParseIsolation::Process);
+        assert_eq!(settings.parse_timeout().as_millis(), 108_000);
+        settings.parse.timeout_ms = Some(5_000);
+        assert_eq!(settings.parse_timeout().as_millis(), 5_000);
+        settings.parse.timeout_ms = Some(settings.stages.handler_timeout_ms);
+        assert!(settings.validate().is_err());
+        settings.parse.timeout_ms = None;
+        settings.parse.max_memory_mb = 16;
+        assert!(settings.validate().is_err());
+        let env = [("TENDERFLOW__PARSE__ISOLATION", "in_process")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let settings = Settings::load_with_env(None, Some(env.into_iter().collect())).unwrap();
+        assert_eq!(settings.parse.isolation, ParseIsolation::InProcess);
     }
 
     #[test]

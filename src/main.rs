@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tenderflow::cli::{self, Cli};
+use tenderflow::cli::{self, Cli, Command};
+use tenderflow::stages::parse::child;
 
 /// jemalloc, with its background thread, hands freed pages back to the
 /// system a few seconds after a burst even when the worker then sits idle.
@@ -11,10 +12,21 @@ use tenderflow::cli::{self, Cli};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli::run(cli).await {
+    // A parse child runs single-threaded, without a runtime: its address
+    // space limit counts every thread's stack, and it starts per document.
+    if let Command::ParseChild(args) = &cli.command {
+        return child::run(args);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

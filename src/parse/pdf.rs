@@ -86,7 +86,14 @@ pub fn parse_pdf(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, P
         .name("pdf-extract".into())
         .stack_size(EXTRACT_STACK)
         .spawn(move || guard("PDF", || extract_pages(&bytes, &limits_owned)))
-        .map_err(|e| ParseError::corrupt(format!("could not start the PDF parser: {e}")))?;
+        .map_err(|e| {
+            // Not the file's fault: the process has no room for the stack
+            // (under a tight address-space limit, say).
+            ParseError::too_large(format!(
+                "could not start the PDF parser's thread, with its {} MiB stack: {e}",
+                EXTRACT_STACK >> 20
+            ))
+        })?;
     let (pages, meta) = worker
         .join()
         .unwrap_or_else(|_| Err(ParseError::corrupt("the PDF parser failed on this file")))?;

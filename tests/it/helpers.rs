@@ -59,6 +59,9 @@ impl TestPipeline {
         settings.store.root = dir.path().join("store");
         settings.retry.delays_ms = vec![200, 400];
         settings.stages.handler_timeout_ms = 20_000;
+        // Parse in child processes, as production does, of the real binary
+        // (this test binary has no `parse-child`).
+        settings.parse.program = Some(env!("CARGO_BIN_EXE_tenderflow").into());
         tweak(&mut settings, dir.path());
         settings.validate().unwrap();
         TestPipeline {
@@ -97,10 +100,12 @@ impl TestPipeline {
 
     /// Starts one stage worker with `handler`.
     pub fn start<H: Handler>(&self, stage: Stage, handler: H) {
-        let options = WorkerOptions {
-            stage,
-            concurrency: 4,
-        };
+        self.start_with(stage, handler, 4);
+    }
+
+    /// Starts one stage worker with `handler`, `concurrency` messages at once.
+    pub fn start_with<H: Handler>(&self, stage: Stage, handler: H, concurrency: u16) {
+        let options = WorkerOptions { stage, concurrency };
         let settings = Arc::clone(&self.settings);
         let token = self.token.clone();
         self.tracker.spawn(async move {

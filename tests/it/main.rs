@@ -6,6 +6,7 @@ mod api;
 mod dead_letters;
 mod faults;
 mod helpers;
+mod isolation;
 mod ledger;
 mod legacy;
 mod memory;
