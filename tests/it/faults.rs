@@ -300,9 +300,10 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
     let mut run = tenderflow(&pipeline.settings, &["run"], None);
     let prefix = &pipeline.settings.topology.prefix;
     // Two connections per stage (consuming and publishing apart), and the
-    // projector's.
-    let connections = await_worker_connections(prefix, 9).await;
-    assert_eq!(connections.len(), 9, "{connections:?}");
+    // projector's two (the events stream, the dead-letter streams).
+    let expected = 10;
+    let connections = await_worker_connections(prefix, expected).await;
+    assert_eq!(connections.len(), expected, "{connections:?}");
     let tasks = submit_mix(&pipeline.settings, &MIX, 160).await;
 
     // Cut as soon as the work is under way: rabbitmqctl takes a second or so.
@@ -311,7 +312,7 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
         .await;
     assert!(first.handled(&tasks) >= 1, "the pipeline makes progress");
     let closed = close_connections(&connections).await;
-    assert_eq!(closed, 9, "every connection of the process was cut");
+    assert_eq!(closed, expected, "every connection of the process was cut");
     let at_cut = log.tally().completed(&tasks);
     assert!(
         at_cut < tasks.len(),
@@ -322,9 +323,9 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
     let all: Vec<Uuid> = tasks.iter().chain(&more).copied().collect();
 
     assert_nothing_lost(&pipeline, &log, &all, 120, true).await;
-    let reconnected = await_worker_connections(prefix, 9).await;
+    let reconnected = await_worker_connections(prefix, expected).await;
     assert!(
-        reconnected.len() == 9 && reconnected.iter().all(|c| !connections.contains(c)),
+        reconnected.len() == expected && reconnected.iter().all(|c| !connections.contains(c)),
         "the workers and the projector run on new connections: {reconnected:?}"
     );
     assert!(run.try_status().is_none(), "the process lived through it");

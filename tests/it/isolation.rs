@@ -243,10 +243,9 @@ async fn a_parse_that_outgrows_its_memory_is_contained() {
 
     let (stage, kind, message) = failure(&done[&heavy]);
     assert_eq!((stage, kind), (Stage::Parse, "parser_crashed"), "{message}");
-    assert!(
-        message.contains("SIGABRT") && message.contains("memory limit of 128 MiB"),
-        "{message}"
-    );
+    // Killed on an allocation it could not make (SIGABRT), or told of one
+    // it could report: the memory limit either way.
+    assert!(message.contains("memory limit of 128 MiB"), "{message}");
     assert!(
         matches!(done[&quick], Outcome::Completed { .. }),
         "{:?}",

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use clap::Parser;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -465,12 +465,12 @@ async fn a_worker_process_logs_json_with_the_task_and_continues_the_trace() {
     let last = about_task.last().unwrap();
 
     // The dead letter continues the trace from the hop that parked it.
-    let letter = channel
-        .basic_get(dlq.as_str().into(), BasicGetOptions::default())
+    let letter = tenderflow::dlq::fetch(&conn, &topology, Stage::Parse, &[0])
         .await
         .unwrap()
+        .remove(&0)
         .expect("the dead letter");
-    let traceparent = header_str(letter.delivery.properties.headers(), "traceparent").unwrap();
+    let traceparent = header_str(letter.properties.headers(), "traceparent").unwrap();
     let hop = tenderflow::telemetry::TraceParent::parse(&traceparent).unwrap();
     assert_eq!(hop.trace_id, task.as_u128());
     assert_eq!(
@@ -478,12 +478,6 @@ async fn a_worker_process_logs_json_with_the_task_and_continues_the_trace() {
         last["span"]["span_id"].as_str().unwrap(),
         "{traceparent}"
     );
-    letter
-        .delivery
-        .acker
-        .ack(BasicAckOptions::default())
-        .await
-        .unwrap();
     let _ = conn.close(200, "done".into()).await;
 }
 

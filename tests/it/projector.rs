@@ -446,7 +446,10 @@ async fn a_cut_connection_is_re_established_and_reading_resumes() {
     app.wait_for("/readyz", 10, |_| true).await;
 
     let closed = crate::helpers::close_worker_connections(&settings.topology.prefix);
-    assert_eq!(closed, 1, "the projector's connection carries the prefix");
+    assert_eq!(
+        closed, 2,
+        "the projector's connections (events, dead letters) carry the prefix"
+    );
     let after = task_events(9);
     publish_events(settings, &after).await;
     let all: Vec<Event> = before.iter().chain(&after).cloned().collect();

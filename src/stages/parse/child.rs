@@ -205,6 +205,11 @@ pub fn run(args: &ChildArgs) -> ExitCode {
         .read_to_end(&mut bytes);
     if let Err(err) = read {
         eprintln!("parse-child: reading the document: {err}");
+        // An allocator that fails the reservation (rather than aborting)
+        // says so here: it is the memory limit all the same.
+        if err.kind() == std::io::ErrorKind::OutOfMemory {
+            return ExitCode::from(OUT_OF_MEMORY);
+        }
         return ExitCode::from(2);
     }
     let limits = args.limits();
@@ -362,6 +367,10 @@ async fn read_bounded(from: Option<impl AsyncRead + Unpin>, limit: u64) -> (Vec<
     (kept, more > 0)
 }
 
+/// The child's exit code when its memory limit refused an allocation it
+/// could report (rather than abort on).
+const OUT_OF_MEMORY: u8 = 3;
+
 /// What the child's exit status, stdout and stderr mean for the stage.
 pub fn outcome(
     status: ExitStatus,
@@ -387,6 +396,16 @@ pub fn outcome(
             format!(
                 "the parse process was killed by {}{why}{last_words}",
                 signal_name(signal)
+            ),
+        ));
+    }
+    if status.code() == Some(i32::from(OUT_OF_MEMORY)) {
+        return Err(StageError::permanent(
+            "parser_crashed",
+            format!(
+                "the parse process ran out of its memory limit of {} MiB \
+                 (parse.max_memory_mb){last_words}",
+                confinement.max_memory >> 20
             ),
         ));
     }
@@ -526,6 +545,10 @@ mod tests {
         assert!(err.info().message.contains("30 s"));
         let err = outcome(ExitStatus::from_raw(11), b"", "", &confinement()).unwrap_err();
         assert!(err.info().message.contains("SIGSEGV"));
+        // A refused allocation the child could report, as its exit code.
+        let status = ExitStatus::from_raw(i32::from(OUT_OF_MEMORY) << 8);
+        let err = outcome(status, b"", "out of memory\n", &confinement()).unwrap_err();
+        assert!(err.info().message.contains("memory limit of 512 MiB"));
         // Exit status 101 (a panic that escaped), as wait reports it.
         let panicked = "thread 'main' panicked at src/x.rs:1:1\nboom\n";
         let err = outcome(
