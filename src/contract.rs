@@ -31,10 +31,7 @@ impl Contract {
 
     /// The committed file's path inside the repository.
     pub fn file(&self) -> String {
-        format!(
-            "contracts/{}",
-            self.name.replace(".json", ".schema.json")
-        )
+        format!("contracts/{}", self.name.replace(".json", ".schema.json"))
     }
 }
 
@@ -116,8 +113,15 @@ mod tests {
         assert_eq!(schema["additionalProperties"], false);
         // The submission time defaults to the reading time, which is no
         // constant: the schema shows no default rather than a stale one.
-        assert!(schema["properties"]["submitted_at"].get("default").is_none());
-        assert_eq!(schema["properties"]["stage"]["default"], Stage::Ingest.as_str());
+        assert!(
+            schema["properties"]["submitted_at"]
+                .get("default")
+                .is_none()
+        );
+        assert_eq!(
+            schema["properties"]["stage"]["default"],
+            Stage::Ingest.as_str()
+        );
         assert_eq!(schema["properties"]["attempt"]["default"], 1);
     }
 

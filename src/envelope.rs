@@ -16,7 +16,9 @@ use crate::summary::SummaryDocument;
 pub const ENVELOPE_SCHEMA: u32 = 1;
 
 /// A pipeline stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Ingest,

@@ -57,7 +57,10 @@ fn start(settings: &Settings, dir: &Path) -> Pipeline {
             "TENDERFLOW__STORE__ALLOWED_ROOTS",
             &settings.store.allowed_roots[0],
         )
-        .env("TENDERFLOW__PROJECTOR__DB_PATH", &settings.projector.db_path)
+        .env(
+            "TENDERFLOW__PROJECTOR__DB_PATH",
+            &settings.projector.db_path,
+        )
         .env("TENDERFLOW__HTTP__ADDR", &settings.http.addr)
         .env("TENDERFLOW__AMQP__URL", settings.amqp.url.expose())
         .env("TENDERFLOW__RETRY__DELAYS_MS", "200,400")

@@ -26,5 +26,30 @@ pub async fn show(Path(name): Path<String>) -> Result<Response, ApiError> {
             names.join(", ")
         ))
     })?;
-    Ok(([(header::CONTENT_TYPE, "application/schema+json")], found.text).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/schema+json")],
+        found.text,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_schema_is_served_as_committed_and_an_unknown_one_is_named_in_a_404() {
+        let served = show(Path("envelope.v1.json".into())).await.unwrap();
+        assert_eq!(
+            served.headers()[header::CONTENT_TYPE],
+            "application/schema+json"
+        );
+        let body = axum::body::to_bytes(served.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(body, CONTRACTS[0].text.as_bytes());
+        let err = show(Path("envelope.v9.json".into())).await.unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::NOT_FOUND);
+        assert!(err.message.contains("envelope.v1.json"), "{}", err.message);
+    }
 }
