@@ -126,6 +126,27 @@ mod tests {
     }
 
     #[test]
+    fn the_readmes_example_message_is_an_envelope_a_new_task_starts_with() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("## Publishing from another language")
+            .nth(1)
+            .expect("the README has the section");
+        let example = section
+            .split("```json\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("the section has an example message");
+        let envelope = Envelope::decode(example.as_bytes(), Stage::Ingest).unwrap();
+        assert_eq!(envelope.task_id.get_version_num(), 4);
+        assert_eq!(
+            envelope.submitted_at.to_rfc3339(),
+            "2026-03-02T01:30:00+00:00"
+        );
+        assert_eq!(envelope.options.filter_model, "rules");
+    }
+
+    #[test]
     fn schemas_are_found_by_their_served_name() {
         assert!(find("event.v1.json").is_some());
         assert!(find("envelope.v2.json").is_none());

@@ -74,18 +74,21 @@ impl std::str::FromStr for Stage {
 /// A reference to a document the task is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DocumentRef {
-    /// Where the bytes are: `store:originals/<sha256>` for a document already
-    /// in the document store, `file:///abs/path` for one on storage the
-    /// workers share (checked against the allowed roots).
+    /// Where the bytes are: `file:///abs/path`, a percent-encoded file URL
+    /// on storage the workers share, beneath one of `store.allowed_roots`;
+    /// or `store:originals/<sha256>` for a document already in the
+    /// document store. Any other scheme is refused (`unsupported_uri`).
     pub uri: String,
-    /// Hex SHA-256 of the bytes, as the submitter computed it.
+    /// Hex SHA-256 of the bytes (either case), as the submitter computed
+    /// it; ingest checks it (`checksum_mismatch`).
     pub sha256: String,
-    /// Size in bytes, as the submitter saw it.
+    /// Size in bytes, as the submitter saw it; ingest checks it
+    /// (`size_mismatch`).
     pub size: u64,
     /// Media type; the submitter's guess until ingest sniffs the bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
-    /// The file's name, for people.
+    /// The file's name, for people; the type is read from the bytes.
     pub filename: String,
 }
 
@@ -170,7 +173,7 @@ pub struct Artifacts {
     pub summary: Option<ArtifactRef>,
 }
 
-/// Per-task options.
+/// Per-task options; each defaults to `rules`, the built-in backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskOptions {
     /// Backend of the filter stage: `rules` or `openai`.
