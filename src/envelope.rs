@@ -5,6 +5,7 @@
 //! refused (dead-lettered), never guessed at.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -15,7 +16,9 @@ use crate::summary::SummaryDocument;
 pub const ENVELOPE_SCHEMA: u32 = 1;
 
 /// A pipeline stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Ingest,
@@ -69,25 +72,28 @@ impl std::str::FromStr for Stage {
 }
 
 /// A reference to a document the task is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DocumentRef {
-    /// Where the bytes are: `store:originals/<sha256>` for a document already
-    /// in the document store, `file:///abs/path` for one on storage the
-    /// workers share (checked against the allowed roots).
+    /// Where the bytes are: `file:///abs/path`, a percent-encoded file URL
+    /// on storage the workers share, beneath one of `store.allowed_roots`;
+    /// or `store:originals/<sha256>` for a document already in the
+    /// document store. Any other scheme is refused (`unsupported_uri`).
     pub uri: String,
-    /// Hex SHA-256 of the bytes, as the submitter computed it.
+    /// Hex SHA-256 of the bytes (either case), as the submitter computed
+    /// it; ingest checks it (`checksum_mismatch`).
     pub sha256: String,
-    /// Size in bytes, as the submitter saw it.
+    /// Size in bytes, as the submitter saw it; ingest checks it
+    /// (`size_mismatch`).
     pub size: u64,
     /// Media type; the submitter's guess until ingest sniffs the bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
-    /// The file's name, for people.
+    /// The file's name, for people; the type is read from the bytes.
     pub filename: String,
 }
 
 /// A reference to an artifact in the document store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ArtifactRef {
     /// Object key in the store (content addressed).
     pub key: String,
@@ -99,7 +105,7 @@ pub struct ArtifactRef {
 
 /// One file of the task and what ingest took it as: a submitted document,
 /// or a file unpacked from a submitted zip package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskFile {
     /// The file's name: as submitted, or its path inside the package.
     pub name: String,
@@ -145,7 +151,7 @@ impl TaskFile {
 /// The artifacts produced so far. `originals`, `parsed` and `classified`
 /// run parallel to each other: the main document, then its amendments in
 /// order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Artifacts {
     /// Each document's stored original (ingest): the submitted documents,
     /// or the main document and amendments taken out of a package.
@@ -167,8 +173,8 @@ pub struct Artifacts {
     pub summary: Option<ArtifactRef>,
 }
 
-/// Per-task options.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Per-task options; each defaults to `rules`, the built-in backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskOptions {
     /// Backend of the filter stage: `rules` or `openai`.
     #[serde(default = "default_model")]
@@ -191,33 +197,61 @@ impl Default for TaskOptions {
     }
 }
 
-/// The message body every stage consumes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The message body every stage consumes, and the one message another
+/// system publishes to start a task (routing key `ingest` on the work
+/// exchange). Only `schema`, `task_id` and `documents` are required; every
+/// other field has a default, so an outside producer writes just those.
+/// Unknown fields are refused: a misspelt field is an error, not a silence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "tenderflow work envelope, schema 1")]
 pub struct Envelope {
-    /// Layout version; must equal [`ENVELOPE_SCHEMA`].
+    /// Layout version: 1. A message of another version is dead-lettered
+    /// (`invalid_message`), never guessed at.
+    #[schemars(extend("const" = ENVELOPE_SCHEMA))]
     pub schema: u32,
-    /// The task (UUID v7).
+    /// The task: a UUID chosen by the producer, unique per task (v7
+    /// preferred, as tenderflow makes them; v4 is accepted).
     pub task_id: Uuid,
-    /// The stage this message is for.
+    /// The stage this message is for; a new task's is `ingest`.
+    #[serde(default = "first_stage")]
     pub stage: Stage,
     /// 1 for the first try at this stage, counting up through retries.
+    #[serde(default = "first_attempt")]
+    #[schemars(range(min = 1))]
     pub attempt: u32,
     /// What was submitted: the main document first, then its amendments in
-    /// order; or one zip package, which ingest unpacks (see
-    /// [`Artifacts::files`]).
+    /// order; or one zip package, which ingest unpacks. At least one.
+    #[schemars(length(min = 1))]
     pub documents: Vec<DocumentRef>,
-    /// What earlier stages produced.
+    /// What earlier stages produced; a new task has none (omit it).
     #[serde(default)]
     pub artifacts: Artifacts,
-    /// Per-task options.
+    /// Per-task options; omitted, the rule-based backends.
     #[serde(default)]
     pub options: TaskOptions,
-    /// When the task was submitted.
+    /// When the task was submitted (RFC 3339); omitted, the time ingest
+    /// first reads the message.
+    #[serde(default = "Utc::now")]
+    // The default is the reading time, not a constant the schema can show.
+    #[schemars(transform = without_default)]
     pub submitted_at: DateTime<Utc>,
-    /// When this stage first failed for this task, while retrying.
+    /// When this stage first failed for this task, while retrying (RFC
+    /// 3339; set by tenderflow, omit it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure_at: Option<DateTime<Utc>>,
+}
+
+fn first_stage() -> Stage {
+    Stage::Ingest
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn without_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 /// Why a message body could not be read as an [`Envelope`].
@@ -426,6 +460,42 @@ mod tests {
             env.rewound_to(Stage::Extract).artifacts.classified,
             vec![art("c")]
         );
+    }
+
+    #[test]
+    fn an_outside_producer_writes_only_the_required_fields() {
+        // As the README's example: a UUID v4, a file by reference, and
+        // nothing tenderflow can fill in itself.
+        let body = br#"{
+            "schema": 1,
+            "task_id": "3f0b6c1e-8a44-4c2b-9d6e-2f1a7c5b9e10",
+            "documents": [{
+                "uri": "file:///srv/tenders/notice.md",
+                "sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+                "size": 3,
+                "filename": "notice.md"
+            }]
+        }"#;
+        let before = Utc::now();
+        let env = Envelope::decode(body, Stage::Ingest).unwrap();
+        assert_eq!(env.task_id.get_version_num(), 4);
+        assert_eq!(env.stage, Stage::Ingest);
+        assert_eq!(env.attempt, 1);
+        assert_eq!(env.options, TaskOptions::default());
+        assert_eq!(env.artifacts, Artifacts::default());
+        assert!(env.submitted_at >= before && env.submitted_at <= Utc::now());
+        assert!(env.first_failure_at.is_none());
+        // Once read, the time is the message's: a retry keeps it.
+        let again = Envelope::decode(&env.encode(), Stage::Ingest).unwrap();
+        assert_eq!(again.submitted_at, env.submitted_at);
+    }
+
+    #[test]
+    fn a_misspelt_field_is_refused_by_name() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["submited_at"] = "2026-01-01T00:00:00Z".into();
+        let err = Envelope::decode(value.to_string().as_bytes(), Stage::Ingest).unwrap_err();
+        assert!(err.to_string().contains("submited_at"), "{err}");
     }
 
     #[test]

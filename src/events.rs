@@ -5,6 +5,7 @@
 //! depend on arrival order).
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -14,7 +15,7 @@ use crate::envelope::{ArtifactRef, Envelope, Stage, TaskFile, TaskOptions};
 pub const EVENT_SCHEMA: u32 = 1;
 
 /// What went wrong, as the task view and the dead-letter headers show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorInfo {
     /// A stable, machine-readable kind: `transient`, `unsupported_type`,
     /// `invalid_message`, `panic`, `timeout`, ...
@@ -24,7 +25,7 @@ pub struct ErrorInfo {
 }
 
 /// A document of the task as the view shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DocumentInfo {
     pub filename: String,
     pub sha256: String,
@@ -32,7 +33,7 @@ pub struct DocumentInfo {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// The task was submitted.
@@ -81,11 +82,13 @@ impl EventKind {
 }
 
 /// One task event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
-    /// Layout version ([`EVENT_SCHEMA`]).
+    /// Layout version: 1 ([`EVENT_SCHEMA`]).
+    #[schemars(extend("const" = EVENT_SCHEMA))]
     pub schema: u32,
-    /// Unique per event (UUID v7).
+    /// Unique per event (UUID v7; a `received` event's is a UUID v8 derived
+    /// from the task id, the same however often it is published).
     pub event_id: Uuid,
     /// The task.
     pub task_id: Uuid,
@@ -127,7 +130,18 @@ impl Event {
         }
     }
 
-    /// The `received` event of a newly submitted task.
+    /// The `received` event of a task: its documents and options.
+    ///
+    /// Both the submitter (beside the task's first message, so the task
+    /// shows at once) and ingest (on every delivery, so a task published by
+    /// another system with one message gets it too) publish it. Everything
+    /// in it comes from what the envelope says of the task as submitted,
+    /// and its id is derived from the task id, so the copies are one event
+    /// to the fold, which keeps one event per id: announced or not,
+    /// retried or replayed, the view is the same. (A flag in the envelope
+    /// saying "already announced" would be simpler to read but would trust
+    /// every producer to set it right, and a lost announcement could not
+    /// be made good.)
     pub fn received(envelope: &Envelope) -> Self {
         let documents = envelope
             .documents
@@ -138,19 +152,37 @@ impl Event {
                 size: d.size,
             })
             .collect();
-        Event::about(
-            envelope,
-            EventKind::Received {
+        Event {
+            schema: EVENT_SCHEMA,
+            event_id: received_id(envelope.task_id),
+            task_id: envelope.task_id,
+            stage: Stage::Ingest,
+            attempt: 1,
+            at: envelope.submitted_at,
+            kind: EventKind::Received {
                 documents,
                 options: envelope.options.clone(),
             },
-        )
+        }
     }
 
     /// The JSON body.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an event always serialises")
     }
+}
+
+/// The id of a task's `received` event: a UUID v8 of the task id's
+/// SHA-256, the same wherever and however often it is made.
+fn received_id(task_id: Uuid) -> Uuid {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"tenderflow received ")
+        .chain_update(task_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::new_v8(bytes)
 }
 
 /// Reads one entry of the events stream: a single event, or a batch of
@@ -180,6 +212,40 @@ pub fn encode_batch(events: &[&Event]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::DocumentRef;
+
+    #[test]
+    fn received_is_the_same_event_from_the_submitter_and_from_ingest() {
+        let submitted = Envelope::new_task(
+            vec![DocumentRef {
+                uri: "store:originals/ab".into(),
+                sha256: "ab".into(),
+                size: 3,
+                media_type: None,
+                filename: "a.md".into(),
+            }],
+            TaskOptions::default(),
+        );
+        let announced = Event::received(&submitted);
+        // Ingest reads the message later, perhaps on a retry.
+        let mut retried = submitted.clone();
+        retried.attempt = 3;
+        retried.first_failure_at = Some(Utc::now());
+        let at_ingest = Event::received(&retried);
+        assert_eq!(at_ingest, announced);
+        assert_eq!(at_ingest.at, submitted.submitted_at);
+        assert_eq!(at_ingest.stage, Stage::Ingest);
+        // Each task has its own.
+        let other = Envelope {
+            task_id: Uuid::now_v7(),
+            ..submitted.clone()
+        };
+        assert_ne!(Event::received(&other).event_id, announced.event_id);
+        let view = crate::projector::view::fold([&announced, &at_ingest]).unwrap();
+        assert_eq!(view.events, 1);
+        assert_eq!(view.documents.len(), 1);
+        assert_eq!(view.created_at, submitted.submitted_at);
+    }
 
     #[test]
     fn events_round_trip_with_a_flat_kind_tag() {

@@ -12,6 +12,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod contract;
 pub mod dlq;
 pub mod document;
 pub mod envelope;

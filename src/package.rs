@@ -21,7 +21,7 @@ use zip::ZipArchive;
 use crate::parse::{ParseError, sniff};
 
 /// What a file of a task was taken as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The tender document the summary is read from.

@@ -385,7 +385,8 @@ impl<H: Handler> Worker<H> {
                     "delivered {deliveries} times without being acknowledged: handling it keeps stopping the worker"
                 ),
             };
-            let outcome = self.dead_letter(&envelope, &delivery.data, &error, &traceparent);
+            let mut outcome = self.dead_letter(&envelope, &delivery.data, &error, &traceparent);
+            outcome.events.splice(0..0, self.facts(&envelope));
             return publish_outcome(link, outcome).await;
         }
         let started = Event::about(&envelope, EventKind::Started);
@@ -398,7 +399,9 @@ impl<H: Handler> Worker<H> {
             biased;
             result = &mut handler => (result, None),
             () = tokio::time::sleep(ANNOUNCE_AFTER) => {
-                let announced = link.events.send(vec![started.clone()]).await;
+                let mut announce = self.facts(&envelope);
+                announce.push(started.clone());
+                let announced = link.events.send(announce).await;
                 (handler.await, Some(announced))
             }
         };
@@ -414,6 +417,7 @@ impl<H: Handler> Worker<H> {
             // A failure keeps its whole story: the attempt began, then this.
             outcome.events.insert(0, started.clone());
         }
+        outcome.events.splice(0..0, self.facts(&envelope));
         let forwarded = outcome.work.is_some();
         let settled = publish_outcome(link, outcome).await?;
         if let Some(announced) = announced
@@ -427,6 +431,18 @@ impl<H: Handler> Worker<H> {
             });
         }
         Ok(settled)
+    }
+
+    /// What this stage states of the task whatever the attempt's outcome:
+    /// at ingest, the task's `received` event, so that a task published by
+    /// another system with its first message alone has its documents and
+    /// options in the view. It is the same event as the submitter's
+    /// (see [`Event::received`]): a copy changes nothing.
+    fn facts(&self, envelope: &Envelope) -> Vec<Event> {
+        match self.stage {
+            Stage::Ingest => vec![Event::received(envelope)],
+            _ => Vec::new(),
+        }
     }
 
     /// Runs the handler in its own task, with a time limit; a panic or an

@@ -7,6 +7,7 @@ mod dead_letters;
 mod documents;
 pub mod error;
 mod health;
+mod schemas;
 mod tasks;
 
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::index))
         .route("/assets/{name}", get(dashboard::asset))
         .route("/v1/openapi.json", get(dashboard::openapi))
+        .route("/v1/schemas", get(schemas::list))
+        .route("/v1/schemas/{name}", get(schemas::show))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
