@@ -21,17 +21,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus")
 DOCUMENTS = [
-    "real/zb_hayin.pdf",
     "real/zb_hayin.docx",
-    "real/en_boi_furniture.pdf",
     "real/sdsg_multilot.txt",
-    "dev/cn_construction.pdf",
+    "real/zb_zhongyou.docx",
+    "real/en_boi_furniture.pdf",
     "dev/cn_construction.docx",
+    "dev/cn_construction.md",
 ]
 
 
@@ -44,6 +45,16 @@ def free_port():
 def get(url, timeout=10):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def state(url):
+    """A task's state; `None` until the projector has heard of it."""
+    try:
+        return get(url)["state"]
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
 
 
 def wait(what, check, limit=120):
@@ -104,17 +115,18 @@ def main():
         rows = []
         for _ in range(rounds):
             idle = probe(url, lambda: True, 300)
-            submitted = subprocess.run(
-                [binary, "submit", *documents],
-                env=env, check=True, capture_output=True, text=True,
-            ).stdout.split()
+            # One line per task: its id, then the file.
+            submitted = [
+                line.split()[0]
+                for line in subprocess.run(
+                    [binary, "submit", *documents],
+                    env=env, check=True, capture_output=True, text=True,
+                ).stdout.splitlines()
+            ]
             started = time.time()
 
             def all_done():
-                return all(
-                    get(f"{base}/v1/tasks/{t}")["state"] in ("done", "failed")
-                    for t in submitted
-                )
+                return all(state(f"{base}/v1/tasks/{t}") in ("done", "failed") for t in submitted)
 
             loaded = probe(url, all_done, 50)
             rows.append((idle, loaded, time.time() - started))
