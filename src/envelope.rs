@@ -377,10 +377,11 @@ pub fn loose_task_id(body: &[u8]) -> Option<Uuid> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Envelope {
+    /// A new task of one stored Markdown document.
+    pub(crate) fn sample() -> Envelope {
         Envelope::new_task(
             vec![DocumentRef {
                 uri: "store:originals/ab".into(),

@@ -212,20 +212,10 @@ pub fn encode_batch(events: &[&Event]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::DocumentRef;
 
     #[test]
     fn received_is_the_same_event_from_the_submitter_and_from_ingest() {
-        let submitted = Envelope::new_task(
-            vec![DocumentRef {
-                uri: "store:originals/ab".into(),
-                sha256: "ab".into(),
-                size: 3,
-                media_type: None,
-                filename: "a.md".into(),
-            }],
-            TaskOptions::default(),
-        );
+        let submitted = crate::envelope::tests::sample();
         let announced = Event::received(&submitted);
         // Ingest reads the message later, perhaps on a retry.
         let mut retried = submitted.clone();

@@ -95,7 +95,7 @@ pub async fn list(
                 )));
             }
         },
-        limit: limit(query.limit.as_deref())?,
+        limit: super::page_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?,
     };
     let page = blocking(&state.db, move |db| db.dead_letters(&filter)).await?;
     Ok(Json(page))
@@ -104,19 +104,6 @@ pub async fn list(
 fn task_id(raw: &str) -> Result<Uuid, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a task id")))
-}
-
-fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
-    match raw {
-        None | Some("") => Ok(DEFAULT_LIMIT),
-        Some(raw) => raw
-            .parse()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}, not {raw:?}"))
-            }),
-    }
 }
 
 /// `POST /v1/dead-letters/replay` with `{"stage", "task_ids"}` or

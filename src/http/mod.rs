@@ -147,6 +147,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// The `limit` of a page query: `default` when absent or empty, else a
+/// number from 1 to `max`.
+fn page_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match raw {
+        None | Some("") => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::bad_request(format!("limit must be 1 to {max}, not {raw:?}"))),
+    }
+}
+
 /// Bounds on the server's connections.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {

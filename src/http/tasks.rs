@@ -71,16 +71,7 @@ impl ListQuery {
     fn filter(self) -> Result<ListFilter, ApiError> {
         let state = self.state.filter(|s| !s.is_empty());
         let stage = self.stage.filter(|s| !s.is_empty());
-        let limit = match self.limit {
-            None => DEFAULT_LIMIT,
-            Some(raw) => raw
-                .parse()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("limit must be 1 to {MAX_LIMIT}, not {raw:?}"))
-                })?,
-        };
+        let limit = super::page_limit(self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
         let before = match self.cursor.filter(|c| !c.is_empty()) {
             None => None,
             Some(raw) => Some(raw.parse().map_err(|_| {

@@ -22,8 +22,6 @@ use tenderflow::broker::{self, Outgoing};
 use tenderflow::config::{Settings, WorkQueues};
 use tenderflow::dlq;
 use tenderflow::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
-use tenderflow::events::Event;
-use tenderflow::projector::view::fold;
 use tenderflow::store::Store;
 use tenderflow::submit::{Submitter, Upload};
 use uuid::Uuid;
@@ -80,40 +78,7 @@ async fn assert_view_consistent(
     tasks: &[Uuid],
     secs: u64,
 ) -> BTreeMap<Uuid, serde_json::Value> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let events = log.events();
-        let mut served = BTreeMap::new();
-        let mut differ = Vec::new();
-        for task in tasks {
-            let mine: Vec<&Event> = events.iter().filter(|e| e.task_id == *task).collect();
-            let expected = serde_json::to_value(fold(mine)).unwrap();
-            let url = format!("{}/v1/tasks/{task}", api(settings));
-            let view = match http.get(&url).send().await {
-                Ok(response) => response.json::<serde_json::Value>().await.ok(),
-                Err(_) => None,
-            };
-            if view.as_ref() != Some(&expected) {
-                differ.push((*task, expected, view));
-            } else if let Some(view) = view {
-                served.insert(*task, view);
-            }
-        }
-        if differ.is_empty() {
-            return served;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} task views still differ from the fold of their events after {secs} s; first: {:#?}",
-            differ.len(),
-            differ[0]
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    crate::view::assert_view_equals_fold(&api(settings), || log.events(), tasks, secs).await
 }
 
 /// Starts `tenderflow ARGS` with the pipeline's settings; `amqp_url`

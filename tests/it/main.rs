@@ -17,3 +17,5 @@ mod procs;
 mod projector;
 mod proxy;
 mod readiness;
+#[path = "../support/view.rs"]
+mod view;
