@@ -112,38 +112,15 @@ impl TestApp {
     }
 }
 
-/// Publishes events to the events exchange with confirms.
-///
-/// Tries again on a fresh connection when the broker fails the publish:
-/// RabbitMQ 3.10 can fail a publish to a stream it has only just created
-/// (its writer not yet known: an `INTERNAL_ERROR` that closes the
-/// connection). Events are idempotent by id, so a second copy is harmless.
+/// Publishes events to the events exchange with confirms (again on a
+/// fresh connection if the broker fails it: events are idempotent by id).
 pub async fn publish_events(settings: &Settings, events: &[Event]) {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match try_publish_events(settings, events).await {
-            Ok(()) => return,
-            Err(err) if attempts < 5 => {
-                eprintln!("publishing test events failed, trying again: {err:#}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(err) => panic!("publishing test events: {err:#}"),
-        }
-    }
-}
-
-async fn try_publish_events(settings: &Settings, events: &[Event]) -> anyhow::Result<()> {
-    let (conn, channel, topology) = broker::open(settings, "test-publisher").await?;
+    let topology = tenderflow::topology::Topology::from_settings(settings).unwrap();
     let messages: Vec<Outgoing> = events
         .iter()
         .map(|e| Outgoing::event(&topology, e, None))
         .collect();
-    for chunk in messages.chunks(500) {
-        broker::publish_all(&channel, chunk).await?;
-    }
-    let _ = conn.close(200, "done".into()).await;
-    Ok(())
+    crate::helpers::publish_retrying(settings, &messages).await;
 }
 
 /// Checks the error shape and code of a response.

@@ -20,7 +20,7 @@ use crate::api::{TestApp, test_pipeline};
 /// Parks `n` parse messages of new tasks in parse's dead-letter stream, as
 /// the runtime would; answers their task ids.
 async fn park(settings: &tenderflow::config::Settings, n: usize) -> Vec<Uuid> {
-    let (conn, channel, topology) = broker::open(settings, "test-park").await.unwrap();
+    let topology = tenderflow::topology::Topology::from_settings(settings).unwrap();
     let mut tasks = Vec::new();
     let mut messages = Vec::new();
     for i in 0..n {
@@ -49,8 +49,7 @@ async fn park(settings: &tenderflow::config::Settings, n: usize) -> Vec<Uuid> {
             .int_header("x-tf-attempts", 1),
         );
     }
-    broker::publish_all(&channel, &messages).await.unwrap();
-    let _ = conn.close(200, "done".into()).await;
+    crate::helpers::publish_retrying(settings, &messages).await;
     tasks
 }
 

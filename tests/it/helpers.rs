@@ -311,3 +311,31 @@ pub fn close_worker_connections(prefix: &str) -> usize {
     }
     closed
 }
+
+/// Publishes `messages` (confirmed) on a fresh connection, trying again on
+/// another when the broker fails the publish: RabbitMQ 3.10 can fail a
+/// publish to a stream it has only just created (its writer not yet known:
+/// an `INTERNAL_ERROR` that closes the connection).
+pub async fn publish_retrying(settings: &Settings, messages: &[broker::Outgoing]) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let sent = async {
+            let (conn, channel, _) = broker::open(settings, "test-publisher").await?;
+            for chunk in messages.chunks(500) {
+                broker::publish_all(&channel, chunk).await?;
+            }
+            let _ = conn.close(200, "done".into()).await;
+            anyhow::Ok(())
+        }
+        .await;
+        match sent {
+            Ok(()) => return,
+            Err(err) if attempts < 5 => {
+                eprintln!("publishing failed, trying again: {err:#}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("publishing: {err:#}"),
+        }
+    }
+}
