@@ -416,18 +416,25 @@ impl Topology {
         let queues = self.queues.iter().map(|q| (true, q.name.as_str()));
         let exchanges = self.exchanges.iter().map(|e| (false, e.name.as_str()));
         for (is_queue, name) in queues.chain(exchanges) {
-            let Some(open) = channel.as_ref() else { break };
-            let result = if is_queue {
-                open.queue_delete(name.into(), Default::default())
-                    .await
-                    .map(|_| ())
-            } else {
-                open.exchange_delete(name.into(), Default::default()).await
-            };
-            match result {
-                Ok(()) => deleted += 1,
-                // A failed delete closes the channel: carry on with a new one.
-                Err(_) => channel = conn.create_channel().await.ok(),
+            // A failed delete closes the channel: try once more on a new
+            // one (a queue busy with its last consumer's close can refuse
+            // for a moment), then carry on.
+            for _ in 0..2 {
+                let Some(open) = channel.as_ref() else { break };
+                let result = if is_queue {
+                    open.queue_delete(name.into(), Default::default())
+                        .await
+                        .map(|_| ())
+                } else {
+                    open.exchange_delete(name.into(), Default::default()).await
+                };
+                match result {
+                    Ok(()) => {
+                        deleted += 1;
+                        break;
+                    }
+                    Err(_) => channel = conn.create_channel().await.ok(),
+                }
             }
         }
         deleted

@@ -63,7 +63,16 @@ fn start(settings: &Settings, dir: &Path) -> Pipeline {
         )
         .env("TENDERFLOW__HTTP__ADDR", &settings.http.addr)
         .env("TENDERFLOW__AMQP__URL", settings.amqp.url.expose())
-        .env("TENDERFLOW__RETRY__DELAYS_MS", "200,400")
+        .env(
+            "TENDERFLOW__RETRY__DELAYS_MS",
+            settings
+                .retry
+                .delays_ms
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -98,6 +107,9 @@ fn an_outside_team_publishes_a_task_with_one_message_from_python() {
     settings.store.allowed_roots = vec![inbox.clone()];
     settings.projector.db_path = dir.path().join("view.db");
     settings.http.addr = format!("127.0.0.1:{}", free_port());
+    // The child's retry tiers (TENDERFLOW__RETRY__DELAYS_MS below), so that
+    // the teardown deletes the queues it declared.
+    settings.retry.delays_ms = vec![200, 400];
     let pipeline = start(&settings, dir.path());
 
     let status = Command::new(&python)
