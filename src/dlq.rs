@@ -300,27 +300,21 @@ pub async fn replay(
         "cannot replay {stage} dead letters from {from}: it comes after {stage}"
     );
     let mut report = ReplayReport::default();
-    // Each task's newest letter stands for its others; letters without a
-    // task stand alone (they are not replayable anyway).
-    let mut groups: BTreeMap<Option<Uuid>, Vec<u64>> = BTreeMap::new();
-    let mut alone = Vec::new();
+    // Each task's newest letter stands for its others. (A replayable letter
+    // is a valid envelope, so it names its task.)
+    let mut groups: BTreeMap<Uuid, Vec<u64>> = BTreeMap::new();
     for letter in letters.iter().filter(|l| l.stage == stage) {
-        if !letter.replayable {
-            report.skipped.push((
+        match letter.task_id.filter(|_| letter.replayable) {
+            Some(task) => groups.entry(task).or_default().push(letter.offset),
+            None => report.skipped.push((
                 letter.task_id,
                 format!("not replayable: {}", letter.error_message),
-            ));
-            continue;
-        }
-        match letter.task_id {
-            Some(task) => groups.entry(Some(task)).or_default().push(letter.offset),
-            None => alone.push(letter.offset),
+            )),
         }
     }
     let newest: Vec<u64> = groups
         .values()
         .filter_map(|offsets| offsets.iter().max().copied())
-        .chain(alone.iter().copied())
         .collect();
     let fetched = fetch(conn, topology, stage, &newest).await?;
     let channel = broker::confirm_channel(conn).await?;
@@ -328,7 +322,7 @@ pub async fn replay(
         let newest = *offsets.iter().max().expect("a group has an offset");
         let Some(delivery) = fetched.get(&newest) else {
             report.skipped.push((
-                task,
+                Some(task),
                 format!("the dead letter at offset {newest} is no longer in the stream"),
             ));
             continue;
@@ -338,7 +332,7 @@ pub async fn replay(
             Err(err) => {
                 report
                     .skipped
-                    .push((task, format!("not replayable: {err}")));
+                    .push((Some(task), format!("not replayable: {err}")));
                 continue;
             }
         };

@@ -390,6 +390,7 @@ impl<H: Handler> Worker<H> {
             return publish_outcome(link, outcome).await;
         }
         let started = Event::about(&envelope, EventKind::Started);
+        let facts = self.facts(&envelope);
         let clock = Instant::now();
         let handler = self.run_handler(envelope.clone());
         tokio::pin!(handler);
@@ -399,7 +400,7 @@ impl<H: Handler> Worker<H> {
             biased;
             result = &mut handler => (result, None),
             () = tokio::time::sleep(ANNOUNCE_AFTER) => {
-                let mut announce = self.facts(&envelope);
+                let mut announce = facts.clone();
                 announce.push(started.clone());
                 let announced = link.events.send(announce).await;
                 (handler.await, Some(announced))
@@ -413,18 +414,21 @@ impl<H: Handler> Worker<H> {
             clock.elapsed(),
             &traceparent,
         );
-        if announced.is_none() && outcome.settled != Settled::Succeeded {
-            // A failure keeps its whole story: the attempt began, then this.
-            outcome.events.insert(0, started.clone());
+        if announced.is_none() {
+            if outcome.settled != Settled::Succeeded {
+                // A failure keeps its whole story: the attempt began, then this.
+                outcome.events.insert(0, started.clone());
+            }
+            // Announced, the facts went out with `started`.
+            outcome.events.splice(0..0, facts.iter().cloned());
         }
-        outcome.events.splice(0..0, self.facts(&envelope));
         let forwarded = outcome.work.is_some();
         let settled = publish_outcome(link, outcome).await?;
         if let Some(announced) = announced
             && let Err(error) = announced.wait().await
         {
             return Err(Unsettled::EventsPending {
-                events: vec![started],
+                events: facts.into_iter().chain([started]).collect(),
                 settled,
                 forwarded,
                 error,
@@ -796,7 +800,6 @@ fn bounded(mut error: ErrorInfo) -> ErrorInfo {
     error
 }
 
-/// The task id of a message that is not a valid envelope, if it has one.
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     let text = payload
         .downcast_ref::<&str>()

@@ -74,6 +74,18 @@ impl Indexer {
         let Some(connection) = broker::connect(&self.settings, &name, token).await else {
             return Ok(());
         };
+        // The streams exist before any reader consumes them.
+        let declared = async {
+            let channel = connection.create_channel().await?;
+            self.topology.apply(&channel).await?;
+            let _ = channel.close(200, "declared".into()).await;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(error) = declared {
+            let _ = broker::within("closing", connection.close(200, "failed".into())).await;
+            return Err(Lost::Broker(error));
+        }
         let local = token.child_token();
         let readers = Stage::ALL.map(|stage| self.follow(&connection, stage, &local));
         // The first reader to fail stops the others, so the session ends
@@ -100,7 +112,6 @@ impl Indexer {
         token: &CancellationToken,
     ) -> Result<(), Lost> {
         let channel = connection.create_channel().await.map_err(Lost::broker)?;
-        self.topology.apply(&channel).await.map_err(Lost::Broker)?;
         let events = broker::confirm_channel(connection)
             .await
             .map_err(Lost::Broker)?;

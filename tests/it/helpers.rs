@@ -339,3 +339,13 @@ pub async fn publish_retrying(settings: &Settings, messages: &[broker::Outgoing]
         }
     }
 }
+
+/// A loopback TCP port nobody listens on right now, for a server that
+/// cannot report its own.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

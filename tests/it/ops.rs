@@ -83,15 +83,6 @@ async fn wait_text(url: &str, secs: u64, done: impl Fn(&str) -> bool) -> String 
     }
 }
 
-/// A free port on the loopback, for a server that cannot report its own.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn submit_over_http(app: &TestApp, name: &str, body: &str) -> Uuid {
     let response = app
         .http
@@ -352,7 +343,7 @@ async fn a_worker_process_logs_json_with_the_task_and_continues_the_trace() {
     let pipeline = TestPipeline::new(|settings, _| settings.retry.delays_ms = vec![100, 200]);
     let settings = &pipeline.settings;
     let (conn, channel, topology) = broker::open(settings, "test-ops-trace").await.unwrap();
-    let port = free_port();
+    let port = crate::helpers::free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenderflow"))
         .args(["worker", "parse"])
         .env_remove("RUST_LOG")

@@ -42,7 +42,7 @@ impl Node {
             .expect("a temporary folder");
         let mut node = Node {
             name,
-            amqp_port: free_port(),
+            amqp_port: crate::helpers::free_port(),
             pid: None,
             dir,
         };
@@ -145,7 +145,7 @@ impl Node {
     /// `rabbitmq-server` with the node's environment.
     fn server_command(&self) -> Command {
         let mut command = Command::new("rabbitmq-server");
-        let dist_port = free_port();
+        let dist_port = crate::helpers::free_port();
         let path = |file: &str| self.path(file).display().to_string();
         command
             .env("RABBITMQ_NODENAME", &self.name)
@@ -249,15 +249,6 @@ fn alive(pid: u32) -> bool {
         stat.rsplit_once(") ")
             .is_some_and(|(_, rest)| !rest.starts_with('Z'))
     })
-}
-
-/// A loopback TCP port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn set_mode(path: &Path, mode: u32) {
