@@ -311,9 +311,13 @@ impl Follower {
     ) -> anyhow::Result<BTreeMap<Uuid, Outcome>> {
         let wanted: HashSet<Uuid> = tasks.iter().copied().collect();
         let mut outcomes = BTreeMap::new();
+        // An event can be in the stream twice (ingest states `received`
+        // again, an outcome published again): each is told once, as the
+        // fold takes it once.
+        let mut told: HashSet<Uuid> = HashSet::new();
         while outcomes.len() < wanted.len() {
             let event = self.next_event().await?;
-            if !wanted.contains(&event.task_id) {
+            if !wanted.contains(&event.task_id) || !told.insert(event.event_id) {
                 continue;
             }
             on_event(&event);
