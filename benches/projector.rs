@@ -137,6 +137,7 @@ fn task_entries(i: usize) -> Vec<Vec<Event>> {
     let mut event = |stage: Stage, kind: EventKind| {
         clock += 3;
         Event {
+            callback: None,
             schema: EVENT_SCHEMA,
             event_id: Uuid::now_v7(),
             task_id,

@@ -532,18 +532,12 @@ impl EventSink {
                     }
                 }
                 let events: Vec<&Event> = batch.iter().flat_map(|p| &p.events).collect();
-                let message = Outgoing::new(
-                    exchange.as_str(),
-                    "events",
-                    crate::events::encode_batch(&events),
-                );
+                let messages = batch_messages(&exchange, &events);
                 // The next batch gathers while this one waits for its
-                // confirm.
-                let result = match publish_on(&channel, status.as_ref(), &message).await {
-                    Ok(confirm) => confirm.wait().await,
-                    Err(err) => Err(err),
-                }
-                .map_err(BatchFailed::of);
+                // confirms.
+                let result = publish_batch(&channel, status.as_ref(), &messages)
+                    .await
+                    .map_err(BatchFailed::of);
                 for pending in batch {
                     let _ = pending.confirmed.send(result.clone());
                 }
@@ -564,6 +558,48 @@ impl EventSink {
         }
         EventsConfirm(receiver)
     }
+}
+
+/// The stream entries of one batch of events: the terminal events
+/// (`completed`, `dead_lettered`) each in an entry of its own, with its
+/// kind as routing key, so that a consumer bound to just those kinds (the
+/// notify consumer, through the `terminal` exchange) gets them and nothing
+/// else; every other event in one entry (routing key `events`), as before.
+/// A task has one or two terminal events, against ten of the others.
+fn batch_messages(exchange: &str, events: &[&Event]) -> Vec<Outgoing> {
+    let (terminal, others): (Vec<&Event>, Vec<&Event>) =
+        events.iter().partition(|e| e.kind.is_terminal());
+    let mut messages = Vec::with_capacity(terminal.len() + 1);
+    if !others.is_empty() {
+        messages.push(Outgoing::new(
+            exchange,
+            "events",
+            crate::events::encode_batch(&others),
+        ));
+    }
+    for event in terminal {
+        let mut message = Outgoing::new(exchange, event.kind.name(), event.encode());
+        message.task_id = Some(event.task_id);
+        messages.push(message);
+    }
+    messages
+}
+
+/// Publishes `messages` and waits for every confirm; the first failure
+/// fails them all (a redo publishes events again under the same ids).
+async fn publish_batch(
+    channel: &Channel,
+    status: Option<&ConnectionStatus>,
+    messages: &[Outgoing],
+) -> anyhow::Result<()> {
+    let mut confirms = Vec::with_capacity(messages.len());
+    for message in messages {
+        confirms.push(publish_on(channel, status, message).await?);
+    }
+    for confirm in confirms {
+        confirm.wait().await?;
+    }
+    Ok(())
 }
 
 /// A worker's publishing side, on a connection of its own. RabbitMQ blocks

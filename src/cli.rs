@@ -66,7 +66,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Every stage in one process: the single-machine default.
+    /// Every stage and the notify consumer in one process: the
+    /// single-machine default.
     Run {
         /// Messages each stage works on at once (default: stages.concurrency).
         #[arg(long)]
@@ -104,6 +105,12 @@ pub enum Command {
         #[arg(long)]
         concurrency: Option<u16>,
     },
+    /// The notify consumer alone: POSTs the completion callbacks.
+    Notify {
+        /// Callbacks in flight at once (default: notify.concurrency).
+        #[arg(long)]
+        concurrency: Option<u16>,
+    },
     /// Submit documents: each file is its own task, with its amendments.
     Submit {
         /// The documents.
@@ -134,6 +141,10 @@ pub enum Command {
         /// Print JSON lines instead of text.
         #[arg(long)]
         json: bool,
+        /// POST each task's outcome here when it ends (a host of
+        /// notify.allowed_hosts; default: notify.default_url).
+        #[arg(long)]
+        callback_url: Option<String>,
     },
     /// Dead-letter queues.
     Dlq {
@@ -230,12 +241,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _telemetry = crate::telemetry::init(&settings.log);
     match cli.command {
         Command::Run { concurrency } => {
-            run_pipeline(settings, &Stage::ALL, concurrency, true).await
+            let parts = Parts {
+                serve: true,
+                notify: true,
+            };
+            run_pipeline(settings, &Stage::ALL, concurrency, parts).await
         }
         Command::Worker { stage, concurrency } => {
-            run_pipeline(settings, &[stage], concurrency, false).await
+            run_pipeline(settings, &[stage], concurrency, Parts::default()).await
         }
-        Command::Serve => run_pipeline(settings, &[], None, true).await,
+        Command::Notify { concurrency } => {
+            let parts = Parts {
+                serve: false,
+                notify: true,
+            };
+            run_pipeline(settings, &[], concurrency, parts).await
+        }
+        Command::Serve => {
+            let parts = Parts {
+                serve: true,
+                notify: false,
+            };
+            run_pipeline(settings, &[], None, parts).await
+        }
         Command::Status { task_id, json } => status(&settings, task_id, json).await,
         Command::Tasks {
             state,
@@ -253,6 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             extract_model,
             summary,
             json,
+            callback_url,
         } => {
             let options = TaskOptions {
                 filter_model,
@@ -266,6 +295,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 timeout,
                 summary,
                 json,
+                callback_url,
             };
             submit(settings, request, options).await
         }
@@ -300,14 +330,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs `stages` (and the projector with the HTTP API, if `serve`) in this
-/// process until SIGINT or SIGTERM, then shuts down gracefully.
+/// What runs beside the stages in one process.
+#[derive(Debug, Clone, Copy, Default)]
+struct Parts {
+    /// The projector with the HTTP API.
+    serve: bool,
+    /// The notify consumer (completion callbacks).
+    notify: bool,
+}
+
+/// Runs `stages` (and the `parts` beside them) in this process until
+/// SIGINT or SIGTERM, then shuts down gracefully.
 async fn run_pipeline(
     settings: Arc<Settings>,
     stages: &[Stage],
     concurrency: Option<u16>,
-    serve: bool,
+    parts: Parts,
 ) -> anyhow::Result<ExitCode> {
+    let serve = parts.serve;
     let token = CancellationToken::new();
     let context = StageContext {
         store: Store::from_settings(&settings)?,
@@ -328,6 +368,17 @@ async fn run_pipeline(
         tracker.spawn(supervise(
             format!("{stage} worker"),
             worker,
+            token.clone(),
+            Arc::clone(&failed),
+        ));
+    }
+    if parts.notify {
+        // `concurrency` is the stages' in `run`; the notifier has its own.
+        let own = if stages.is_empty() { concurrency } else { None };
+        let notifier = crate::notify::run_notifier(Arc::clone(&settings), own, token.clone());
+        tracker.spawn(supervise(
+            "notify consumer".into(),
+            notifier,
             token.clone(),
             Arc::clone(&failed),
         ));
@@ -366,7 +417,7 @@ async fn run_pipeline(
         }
     }
     tracker.close();
-    tracing::info!(stages = ?stages, serve, "running; SIGINT or SIGTERM stops");
+    tracing::info!(stages = ?stages, serve, notify = parts.notify, "running; SIGINT or SIGTERM stops");
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("signal received; finishing the messages in hand"),
         _ = token.cancelled() => {}
@@ -419,6 +470,7 @@ struct SubmitRequest {
     timeout: u64,
     summary: bool,
     json: bool,
+    callback_url: Option<String>,
 }
 
 async fn submit(
@@ -453,7 +505,11 @@ async fn submit(
     for paths in tasks {
         let envelope = if request.by_reference {
             submitter
-                .submit_by_reference(&paths, options.clone())
+                .submit_by_reference_with_callback(
+                    &paths,
+                    options.clone(),
+                    request.callback_url.clone(),
+                )
                 .await?
         } else {
             let mut uploads = Vec::new();
@@ -466,7 +522,9 @@ async fn submit(
                     bytes: Bytes::from(bytes),
                 });
             }
-            submitter.submit(uploads, options.clone()).await?
+            submitter
+                .submit_with_callback(uploads, options.clone(), request.callback_url.clone())
+                .await?
         };
         if request.json {
             outln!(

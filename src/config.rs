@@ -35,6 +35,8 @@ pub struct Settings {
     pub llm: LlmSettings,
     /// Prometheus metrics of workers.
     pub metrics: MetricsSettings,
+    /// Completion callbacks (the notify consumer).
+    pub notify: NotifySettings,
 }
 
 /// The broker connection.
@@ -206,6 +208,36 @@ pub struct MetricsSettings {
     pub poll_interval_ms: u64,
 }
 
+/// Completion callbacks: where they may go, how they are signed, how long
+/// one may take. See the README's "Completion callbacks".
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotifySettings {
+    /// Hosts a callback URL may name: exact names or IP addresses, or
+    /// `*.example.com` for any name under it. Empty (the default), every
+    /// callback is refused at submission: tenderflow makes no request to a
+    /// host nobody chose (server-side request forgery). A name that resolves
+    /// to a loopback, private or link-local address is refused unless that
+    /// address is listed too.
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_hosts: Vec<String>,
+    /// Whether `http://` callback URLs are allowed beside `https://`.
+    pub allow_http: bool,
+    /// The HMAC-SHA256 key of the `X-Tenderflow-Signature` header; needed
+    /// once `allowed_hosts` is set.
+    pub secret: Option<Secret>,
+    /// The callback of a task submitted without one (through the API or
+    /// `tenderflow submit`); unset, such a task has none.
+    pub default_url: Option<String>,
+    /// Where the API is reached from outside, such as
+    /// `https://tenders.example.com`: the callback's `summary_url` is made
+    /// from it. Unset, `summary_url` is the path alone.
+    pub public_url: Option<String>,
+    /// Longest one callback request may take, connecting included, in ms.
+    pub timeout_ms: u64,
+    /// Callbacks in flight at once per notify consumer (its prefetch).
+    pub concurrency: u16,
+}
+
 /// A list, or a single value standing for a list of one: the environment
 /// gives `TENDERFLOW__RETRY__DELAYS_MS=1000` as one number, not a list. The
 /// list's elements still go through the source's own deserializer, which
@@ -300,6 +332,12 @@ token_budget = 200000
 
 [metrics]
 poll_interval_ms = 5000
+
+[notify]
+allowed_hosts = []
+allow_http = false
+timeout_ms = 10000
+concurrency = 4
 "#;
 
 /// The least address space a parse process is given: the binary and its
@@ -355,6 +393,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("retry.delays_ms")
                 .with_list_parse_key("store.allowed_roots")
+                .with_list_parse_key("notify.allowed_hosts")
                 .try_parsing(true)
                 .source(env),
         );
@@ -448,6 +487,41 @@ impl Settings {
         }
         if self.projector.ready_max_lag == 0 {
             bail!("projector.ready_max_lag must be at least 1 (events)");
+        }
+        self.validate_notify()
+    }
+
+    fn validate_notify(&self) -> anyhow::Result<()> {
+        let notify = &self.notify;
+        if notify.timeout_ms == 0 || notify.concurrency == 0 {
+            bail!("notify.timeout_ms and notify.concurrency must be positive");
+        }
+        if let Some(host) = notify.allowed_hosts.iter().find(|h| {
+            let bare = h.strip_prefix("*.").unwrap_or(h);
+            bare.is_empty()
+                || bare.contains(['/', ':', '*', ' ']) && bare.parse::<std::net::IpAddr>().is_err()
+        }) {
+            bail!(
+                "notify.allowed_hosts: {host:?} is not a host name, an IP address or *.domain (no scheme, port or path)"
+            );
+        }
+        let secret = notify.secret.as_ref().map(|s| s.expose().trim());
+        if !notify.allowed_hosts.is_empty() && secret.is_none_or(str::is_empty) {
+            bail!(
+                "notify.secret must be set once notify.allowed_hosts is: every callback is signed with it"
+            );
+        }
+        if let Some(url) = &notify.default_url {
+            crate::notify::policy::CallbackPolicy::from_settings(notify)
+                .check(url)
+                .map_err(|e| anyhow::anyhow!("notify.default_url: {e}"))?;
+        }
+        if let Some(public) = &notify.public_url {
+            let parsed = url::Url::parse(public)
+                .with_context(|| format!("notify.public_url {public:?} is not a URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                bail!("notify.public_url must be an http or https URL");
+            }
         }
         Ok(())
     }

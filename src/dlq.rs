@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::broker::{self, Outgoing, header_int, header_str, stream_offset, traceparent_for};
 use crate::envelope::{Envelope, Stage};
-use crate::events::{ErrorInfo, Event, EventKind};
+use crate::events::{Callback, ErrorInfo, Event, EventKind};
 use crate::topology::Topology;
 
 /// Header of a settlement entry: the offset of the dead letter it settles.
@@ -76,6 +76,10 @@ pub struct DeadLetter {
     pub body_bytes: u64,
     /// The body's first [`PREVIEW_BYTES`] bytes, as text.
     pub preview: String,
+    /// The task's callback, which the event announcing a broker's dead
+    /// letter carries on to the notify consumer. Not part of the listing.
+    #[serde(skip)]
+    pub callback: Option<Callback>,
 }
 
 /// One entry of a dead-letter stream.
@@ -166,6 +170,7 @@ fn describe(stage: Stage, offset: u64, headers: &Option<FieldTable>, body: &[u8]
         by_broker,
         body_bytes: body.len() as u64,
         preview: preview(body),
+        callback: Callback::loose(body),
     }
 }
 
@@ -232,6 +237,7 @@ impl DeadLetter {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
         Some(Event {
+            callback: None,
             schema: crate::events::EVENT_SCHEMA,
             event_id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
             task_id,

@@ -240,6 +240,15 @@ pub struct Envelope {
     /// 3339; set by tenderflow, omit it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure_at: Option<DateTime<Utc>>,
+    /// The submitter's own id for the task, echoed in its callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Where to POST the task's outcome when it completes or fails for good
+    /// (an `https` URL on a host of `notify.allowed_hosts`; see the README's
+    /// "Completion callbacks"). Carried unchanged through the stages into
+    /// the terminal events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 fn first_stage() -> Stage {
@@ -282,6 +291,8 @@ impl Envelope {
             options,
             submitted_at: Utc::now(),
             first_failure_at: None,
+            external_id: None,
+            callback_url: None,
         }
     }
 

@@ -67,6 +67,15 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Whether the task ends here, for now: what the notify consumer
+    /// calls back about. A replayed task that then completes ends again.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Completed { .. } | EventKind::DeadLettered { .. }
+        )
+    }
+
     /// The kind's name, as in the JSON.
     pub fn name(&self) -> &'static str {
         match self {
@@ -78,6 +87,39 @@ impl EventKind {
             EventKind::Replayed => "replayed",
             EventKind::Completed { .. } => "completed",
         }
+    }
+}
+
+/// Where a task's completion callback goes, and the submitter's id for
+/// the task. Carried by the task's terminal events, so the notify consumer
+/// (see [`crate::notify`]) needs no store of its own to find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Callback {
+    /// The URL the callback is POSTed to, as submitted.
+    pub url: String,
+    /// The submitter's own id for the task, echoed in the callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+impl Callback {
+    /// The callback the task of `envelope` asked for, if any.
+    pub fn of(envelope: &Envelope) -> Option<Callback> {
+        envelope.callback_url.as_ref().map(|url| Callback {
+            url: url.clone(),
+            external_id: envelope.external_id.clone(),
+        })
+    }
+
+    /// The callback a body that is not a valid envelope names, when it
+    /// names one: so that the task still hears that it failed.
+    pub fn loose(body: &[u8]) -> Option<Callback> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let text = |key: &str| value.get(key)?.as_str().map(str::to_string);
+        Some(Callback {
+            url: text("callback_url")?,
+            external_id: text("external_id"),
+        })
     }
 }
 
@@ -101,6 +143,10 @@ pub struct Event {
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// On a terminal event (`completed`, `dead_lettered`) of a task that
+    /// named a callback: where to call back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
 }
 
 impl Event {
@@ -113,6 +159,7 @@ impl Event {
             stage: envelope.stage,
             attempt: envelope.attempt,
             at: Utc::now(),
+            callback: kind.is_terminal().then(|| Callback::of(envelope)).flatten(),
             kind,
         }
     }
@@ -163,6 +210,7 @@ impl Event {
                 documents,
                 options: envelope.options.clone(),
             },
+            callback: None,
         }
     }
 
@@ -253,6 +301,7 @@ mod tests {
                 },
                 due_at: Utc::now(),
             },
+            callback: None,
         };
         let json: serde_json::Value = serde_json::from_slice(&event.encode()).unwrap();
         assert_eq!(json["kind"], "retry_scheduled");

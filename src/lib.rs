@@ -23,6 +23,7 @@ pub mod filter;
 pub mod http;
 pub mod llm;
 pub mod metrics;
+pub mod notify;
 pub mod ocr_evidence;
 pub mod package;
 pub mod parse;

@@ -673,6 +673,8 @@ impl<H: Handler> Worker<H> {
         if let Some(task_id) = crate::envelope::loose_task_id(&delivery.data) {
             parked = parked.header("x-tf-task-id", task_id.to_string());
             events.push(Event {
+                // A task with a callback hears of it even so.
+                callback: crate::events::Callback::loose(&delivery.data),
                 schema: crate::events::EVENT_SCHEMA,
                 event_id: uuid::Uuid::now_v7(),
                 task_id,

@@ -19,6 +19,7 @@ use crate::broker::{self, Outgoing, traceparent_for};
 use crate::config::Settings;
 use crate::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use crate::events::{Event, EventKind};
+use crate::notify::policy::CallbackPolicy;
 use crate::parse::sniff;
 use crate::store::{Store, sha256_hex};
 use crate::topology::Topology;
@@ -39,6 +40,10 @@ pub enum SubmitError {
     /// The request itself is wrong (no documents, bad options).
     #[error("{0}")]
     Invalid(String),
+    /// The callback URL is one tenderflow will not call (see
+    /// `notify.allowed_hosts`).
+    #[error("callback_url refused: {0}")]
+    Callback(String),
     /// The store or the broker failed; try again later.
     #[error("could not submit: {0:#}")]
     Unavailable(anyhow::Error),
@@ -77,7 +82,21 @@ impl Submitter {
         uploads: Vec<Upload>,
         options: TaskOptions,
     ) -> Result<Envelope, SubmitError> {
+        self.submit_with_callback(uploads, options, None).await
+    }
+
+    /// [`Submitter::submit`] with the URL to call back when the task ends
+    /// (`None`: `notify.default_url`, if set). A URL the callback policy
+    /// refuses fails the submission here, before anything is stored, rather
+    /// than the callback later.
+    pub async fn submit_with_callback(
+        &self,
+        uploads: Vec<Upload>,
+        options: TaskOptions,
+        callback_url: Option<String>,
+    ) -> Result<Envelope, SubmitError> {
         check_options(&options)?;
+        let callback_url = self.callback_for(callback_url)?;
         if uploads.is_empty() {
             return Err(SubmitError::Invalid(
                 "a task needs at least one document".into(),
@@ -99,7 +118,8 @@ impl Submitter {
                 filename: upload.filename,
             });
         }
-        let envelope = Envelope::new_task(documents, options);
+        let mut envelope = Envelope::new_task(documents, options);
+        envelope.callback_url = callback_url;
         self.publish_task(&envelope).await?;
         Ok(envelope)
     }
@@ -111,7 +131,20 @@ impl Submitter {
         paths: &[PathBuf],
         options: TaskOptions,
     ) -> Result<Envelope, SubmitError> {
+        self.submit_by_reference_with_callback(paths, options, None)
+            .await
+    }
+
+    /// [`Submitter::submit_by_reference`] with a callback, as
+    /// [`Submitter::submit_with_callback`].
+    pub async fn submit_by_reference_with_callback(
+        &self,
+        paths: &[PathBuf],
+        options: TaskOptions,
+        callback_url: Option<String>,
+    ) -> Result<Envelope, SubmitError> {
         check_options(&options)?;
+        let callback_url = self.callback_for(callback_url)?;
         let mut documents = Vec::with_capacity(paths.len());
         for path in paths {
             let absolute = std::path::absolute(path)
@@ -135,9 +168,26 @@ impl Submitter {
                 "a task needs at least one document".into(),
             ));
         }
-        let envelope = Envelope::new_task(documents, options);
+        let mut envelope = Envelope::new_task(documents, options);
+        envelope.callback_url = callback_url;
         self.publish_task(&envelope).await?;
         Ok(envelope)
+    }
+
+    /// The task's callback: the one asked for, else the configured default;
+    /// checked against the callback policy.
+    fn callback_for(&self, requested: Option<String>) -> Result<Option<String>, SubmitError> {
+        let notify = &self.settings.notify;
+        let Some(url) = requested
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| notify.default_url.clone())
+        else {
+            return Ok(None);
+        };
+        CallbackPolicy::from_settings(notify)
+            .check(url.trim())
+            .map_err(|refused| SubmitError::Callback(refused.to_string()))?;
+        Ok(Some(url.trim().to_string()))
     }
 
     fn check_upload(&self, filename: &str, bytes: &[u8]) -> Result<&'static str, SubmitError> {

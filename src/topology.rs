@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, ExchangeKind};
 use serde::Deserialize;
@@ -32,6 +34,9 @@ struct ExchangeSpec {
     name: String,
     #[serde(rename = "type")]
     kind: String,
+    /// An exchange-to-exchange binding: what `exchange` routes with
+    /// `routing_key` comes here too, with its own routing key.
+    bind: Option<BindSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,7 +55,24 @@ struct QueueSpec {
     overflow: Option<String>,
     message_ttl: Option<String>,
     max_age: Option<String>,
-    bind: Option<BindSpec>,
+    bind: Option<Binds>,
+}
+
+/// One binding, or several (a queue bound with two routing keys).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Binds {
+    One(BindSpec),
+    Many(Vec<BindSpec>),
+}
+
+impl Binds {
+    fn all(&self) -> &[BindSpec] {
+        match self {
+            Binds::One(one) => std::slice::from_ref(one),
+            Binds::Many(many) => many,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,11 +103,15 @@ pub struct QueueDecl {
     pub arguments: BTreeMap<String, Arg>,
 }
 
-/// A binding of a queue to an exchange.
+/// A binding of a queue, or of another exchange, to an exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindingDecl {
+    /// The source exchange.
     pub exchange: String,
-    pub queue: String,
+    /// The queue (or exchange) bound to it.
+    pub destination: String,
+    /// Whether the destination is an exchange.
+    pub to_exchange: bool,
     pub routing_key: String,
 }
 
@@ -189,6 +215,14 @@ impl Topology {
                 name: topology.name(&exchange.name),
                 kind: exchange.kind.clone(),
             });
+            if let Some(bind) = &exchange.bind {
+                topology.bindings.push(BindingDecl {
+                    exchange: topology.name(&bind.exchange),
+                    destination: topology.name(&exchange.name),
+                    to_exchange: true,
+                    routing_key: bind.routing_key.clone(),
+                });
+            }
         }
         for queue in &spec.queues {
             for vars in expansions(&queue.name, &spec.stages, delays_ms) {
@@ -237,10 +271,11 @@ impl Topology {
         if let Some(age) = &spec.max_age {
             arguments.insert("x-max-age".into(), Arg::Str(age.clone()));
         }
-        if let Some(bind) = &spec.bind {
+        for bind in spec.bind.iter().flat_map(Binds::all) {
             self.bindings.push(BindingDecl {
                 exchange: self.name(&bind.exchange),
-                queue: name.clone(),
+                destination: name.clone(),
+                to_exchange: false,
                 routing_key: vars.fill(&bind.routing_key),
             });
         }
@@ -263,8 +298,8 @@ impl Topology {
         for binding in &self.bindings {
             if !self.exchanges.iter().any(|e| e.name == binding.exchange) {
                 bail!(
-                    "queue {} binds to undeclared exchange {}",
-                    binding.queue,
+                    "{} binds to undeclared exchange {}",
+                    binding.destination,
                     binding.exchange
                 );
             }
@@ -282,7 +317,7 @@ impl Topology {
         let streams = Stage::ALL
             .into_iter()
             .map(|stage| self.dead_letter_queue(stage))
-            .chain([self.events_queue()]);
+            .chain([self.events_queue(), self.notify_dead_letter_queue()]);
         for name in streams {
             if let Some(queue) = self.queues.iter().find(|q| q.name == name)
                 && queue.arguments.get("x-queue-type") != Some(&stream)
@@ -305,6 +340,14 @@ impl Topology {
             for attempt in 1..=self.delays_ms.len() as u32 {
                 names.extend(self.retry_queue(stage, attempt).map(|(name, _)| name));
             }
+        }
+        names.extend([
+            self.terminal_exchange(),
+            self.notify_queue(),
+            self.notify_dead_letter_queue(),
+        ]);
+        for attempt in 1..=self.delays_ms.len() as u32 {
+            names.extend(self.notify_retry_queue(attempt).map(|(name, _)| name));
         }
         names
     }
@@ -331,6 +374,33 @@ impl Topology {
     /// The stream queue of events.
     pub fn events_queue(&self) -> String {
         self.name("events")
+    }
+
+    /// The exchange the events exchange forwards every entry to, routed by
+    /// the routing key it was published with (a terminal event's kind).
+    pub fn terminal_exchange(&self) -> String {
+        self.name("terminal")
+    }
+
+    /// The notify consumer's queue: the terminal events.
+    pub fn notify_queue(&self) -> String {
+        self.name("notify")
+    }
+
+    /// The notify consumer's dead letters: callbacks that failed for good.
+    pub fn notify_dead_letter_queue(&self) -> String {
+        self.name("notify.dlq")
+    }
+
+    /// Where a callback goes after attempt `failed_attempt` (1-based)
+    /// failed, as [`Topology::retry_queue`] for a stage.
+    pub fn notify_retry_queue(&self, failed_attempt: u32) -> Option<(String, u64)> {
+        let index = usize::try_from(failed_attempt.checked_sub(1)?).ok()?;
+        let delay = *self.delays_ms.get(index)?;
+        Some((
+            self.name(&format!("notify.retry.{}", format_delay(delay))),
+            delay,
+        ))
     }
 
     /// A stage's work queue.
@@ -392,16 +462,30 @@ impl Topology {
                 })?;
         }
         for binding in &self.bindings {
-            channel
-                .queue_bind(
-                    binding.queue.as_str().into(),
-                    binding.exchange.as_str().into(),
-                    binding.routing_key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .with_context(|| format!("binding {} to {}", binding.queue, binding.exchange))?;
+            let bound = if binding.to_exchange {
+                channel
+                    .exchange_bind(
+                        binding.destination.as_str().into(),
+                        binding.exchange.as_str().into(),
+                        binding.routing_key.as_str().into(),
+                        ExchangeBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+            } else {
+                channel
+                    .queue_bind(
+                        binding.destination.as_str().into(),
+                        binding.exchange.as_str().into(),
+                        binding.routing_key.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+            };
+            bound.with_context(|| {
+                format!("binding {} to {}", binding.destination, binding.exchange)
+            })?;
         }
         Ok(())
     }
@@ -474,8 +558,9 @@ impl Topology {
             .bindings
             .iter()
             .map(|b| {
-                json!({"source": b.exchange, "vhost": vhost, "destination": b.queue,
-                       "destination_type": "queue", "routing_key": b.routing_key, "arguments": {}})
+                let kind = if b.to_exchange { "exchange" } else { "queue" };
+                json!({"source": b.exchange, "vhost": vhost, "destination": b.destination,
+                       "destination_type": kind, "routing_key": b.routing_key, "arguments": {}})
             })
             .collect();
         json!({"exchanges": exchanges, "queues": queues, "bindings": bindings})
@@ -587,8 +672,9 @@ mod tests {
     #[test]
     fn expands_one_queue_set_per_stage_and_tier() {
         let topology = builtin();
-        // 4 stage queues, 16 retry queues, 4 dead-letter queues, 1 stream.
-        assert_eq!(topology.queues.len(), 25);
+        // 4 stage queues, 16 retry queues, 4 dead-letter queues, 1 stream;
+        // the notify queue, its 4 retry queues and its dead-letter stream.
+        assert_eq!(topology.queues.len(), 31);
         assert!(topology.queues.iter().all(|q| q.name.starts_with("t1.")));
         let retry = topology
             .queues
@@ -629,6 +715,44 @@ mod tests {
         assert_eq!(dlq.arguments["x-queue-type"], Arg::Str("stream".into()));
         assert!(!dlq.arguments.contains_key("x-max-age"));
         assert!(!dlq.arguments.contains_key("x-max-length-bytes"));
+    }
+
+    #[test]
+    fn notify_binds_to_the_terminal_events_only() {
+        let topology = builtin();
+        let into_terminal: Vec<_> = topology
+            .bindings
+            .iter()
+            .filter(|b| b.destination == "t1.terminal")
+            .collect();
+        assert_eq!(into_terminal.len(), 1);
+        assert!(into_terminal[0].to_exchange);
+        assert_eq!(into_terminal[0].exchange, "t1.events");
+        let mut keys: Vec<&str> = topology
+            .bindings
+            .iter()
+            .filter(|b| b.destination == "t1.notify")
+            .map(|b| {
+                assert_eq!(b.exchange, "t1.terminal");
+                b.routing_key.as_str()
+            })
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["completed", "dead_lettered"]);
+        assert_eq!(
+            topology.notify_retry_queue(2),
+            Some(("t1.notify.retry.10s".into(), 10_000))
+        );
+        assert_eq!(topology.notify_retry_queue(5), None);
+        let retry = topology
+            .queues
+            .iter()
+            .find(|q| q.name == "t1.notify.retry.1s")
+            .unwrap();
+        assert_eq!(
+            retry.arguments["x-dead-letter-routing-key"],
+            Arg::Str("t1.notify".into())
+        );
     }
 
     #[test]
@@ -707,7 +831,12 @@ mod tests {
     #[test]
     fn export_is_a_definitions_document() {
         let export = builtin().export("/");
-        assert_eq!(export["queues"].as_array().unwrap().len(), 25);
+        assert_eq!(export["queues"].as_array().unwrap().len(), 31);
+        assert!(export["bindings"].as_array().unwrap().iter().any(|b| {
+            b["source"] == "t1.events"
+                && b["destination"] == "t1.terminal"
+                && b["destination_type"] == "exchange"
+        }));
         assert!(
             export["bindings"]
                 .as_array()

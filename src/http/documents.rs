@@ -28,18 +28,26 @@ pub struct SubmitQuery {
     filename: Option<String>,
     filter_model: Option<String>,
     extract_model: Option<String>,
+    callback_url: Option<String>,
 }
 
-/// Takes a multipart form (file fields, plus optional `filter_model` and
-/// `extract_model` fields) or a raw body whose name is in the `X-Filename`
-/// header or the `filename` query parameter. Answers 202 with the task id.
+/// What a submission asks for beside its documents.
+struct Asked {
+    options: TaskOptions,
+    callback_url: Option<String>,
+}
+
+/// Takes a multipart form (file fields, plus optional `filter_model`,
+/// `extract_model` and `callback_url` fields) or a raw body whose name is in
+/// the `X-Filename` header or the `filename` query parameter. Answers 202
+/// with the task id; 422 when the callback URL is not one tenderflow calls.
 pub async fn submit(
     State(state): State<AppState>,
     query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let (uploads, options) = if is_multipart(request.headers()) {
+    let (uploads, asked) = if is_multipart(request.headers()) {
         let multipart = Multipart::from_request(request, &state).await?;
         read_form(multipart, query).await?
     } else {
@@ -48,7 +56,7 @@ pub async fn submit(
     let changes = state.changes.subscribe();
     let envelope = state
         .submitter
-        .submit(uploads, options)
+        .submit_with_callback(uploads, asked.options, asked.callback_url)
         .await
         .map_err(submit_error)?;
     let task_id = envelope.task_id;
@@ -111,7 +119,7 @@ async fn read_raw(
     request: Request,
     state: &AppState,
     query: SubmitQuery,
-) -> Result<(Vec<Upload>, TaskOptions), ApiError> {
+) -> Result<(Vec<Upload>, Asked), ApiError> {
     let from_header = match request.headers().get(FILENAME_HEADER) {
         Some(value) => Some(header_filename(value.as_bytes())?),
         None => None,
@@ -124,16 +132,20 @@ async fn read_raw(
         )
     })?;
     let upload = Upload { filename, bytes };
-    let options = options(query.filter_model, query.extract_model);
-    Ok((vec![upload], options))
+    let asked = Asked {
+        options: options(query.filter_model, query.extract_model),
+        callback_url: query.callback_url,
+    };
+    Ok((vec![upload], asked))
 }
 
 async fn read_form(
     mut form: Multipart,
     query: SubmitQuery,
-) -> Result<(Vec<Upload>, TaskOptions), ApiError> {
+) -> Result<(Vec<Upload>, Asked), ApiError> {
     let mut uploads = Vec::new();
     let (mut filter_model, mut extract_model) = (query.filter_model, query.extract_model);
+    let mut callback_url = query.callback_url;
     while let Some(field) = form.next_field().await? {
         let name = field.name().unwrap_or("").to_string();
         if let Some(filename) = field.file_name().map(str::to_string) {
@@ -145,9 +157,10 @@ async fn read_form(
         match name.as_str() {
             "filter_model" => filter_model = Some(text),
             "extract_model" => extract_model = Some(text),
+            "callback_url" => callback_url = Some(text),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unexpected form field {other:?}: send files (with a filename), filter_model, extract_model"
+                    "unexpected form field {other:?}: send files (with a filename), filter_model, extract_model, callback_url"
                 )));
             }
         }
@@ -157,7 +170,11 @@ async fn read_form(
             "the form has no file (a field with a filename)",
         ));
     }
-    Ok((uploads, options(filter_model, extract_model)))
+    let asked = Asked {
+        options: options(filter_model, extract_model),
+        callback_url,
+    };
+    Ok((uploads, asked))
 }
 
 fn submit_error(error: SubmitError) -> ApiError {
@@ -165,6 +182,11 @@ fn submit_error(error: SubmitError) -> ApiError {
         SubmitError::TooLarge { .. } => ApiError::too_large(error.to_string()),
         SubmitError::Unsupported { .. } => ApiError::unsupported(error.to_string()),
         SubmitError::Invalid(message) => ApiError::bad_request(message),
+        SubmitError::Callback(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "callback_refused",
+            error.to_string(),
+        ),
         SubmitError::Unavailable(detail) => {
             tracing::warn!(error = format!("{detail:#}"), "submission failed");
             ApiError::unavailable("the broker or the document store is unavailable; try again")

@@ -652,6 +652,7 @@ pub(crate) mod tests {
     /// An event of `kind` about `task_id`'s first ingest attempt, now.
     pub(crate) fn event(task_id: Uuid, kind: EventKind) -> Event {
         Event {
+            callback: None,
             schema: EVENT_SCHEMA,
             event_id: Uuid::now_v7(),
             task_id,

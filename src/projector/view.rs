@@ -503,6 +503,7 @@ pub(crate) mod tests {
         fn push(&mut self, stage: Stage, attempt: u32, kind: EventKind) -> &mut Self {
             self.clock += 7;
             self.events.push(Event {
+                callback: None,
                 schema: EVENT_SCHEMA,
                 event_id: Uuid::now_v7(),
                 task_id: self.task_id,

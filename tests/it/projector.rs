@@ -22,6 +22,7 @@ fn task_events(i: usize) -> Vec<Event> {
     let mut push = |stage: Stage, attempt: u32, kind: EventKind| {
         clock += 3;
         events.push(Event {
+            callback: None,
             schema: EVENT_SCHEMA,
             event_id: Uuid::now_v7(),
             task_id,
@@ -235,6 +236,7 @@ async fn the_task_list_pages_newest_first_with_filters() {
 
 fn event(task_id: Uuid, stage: Stage, kind: EventKind) -> Event {
     Event {
+        callback: None,
         schema: EVENT_SCHEMA,
         event_id: Uuid::now_v7(),
         task_id,

@@ -21,6 +21,7 @@ const MAX_LAG: u64 = 100;
 /// One task received: a small event that makes a row of the view.
 fn received(i: u64) -> Event {
     Event {
+        callback: None,
         schema: EVENT_SCHEMA,
         event_id: Uuid::now_v7(),
         task_id: Uuid::now_v7(),
