@@ -115,6 +115,17 @@ impl TestPipeline {
         });
     }
 
+    /// Starts the notify consumer (completion callbacks).
+    pub fn start_notify(&self) {
+        let settings = Arc::clone(&self.settings);
+        let token = self.token.clone();
+        self.tracker.spawn(async move {
+            tenderflow::notify::run_notifier(settings, Some(4), token)
+                .await
+                .unwrap();
+        });
+    }
+
     /// Stops every worker gracefully and waits for them.
     pub async fn stop(&mut self) {
         self.token.cancel();

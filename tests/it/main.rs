@@ -10,6 +10,7 @@ mod isolation;
 mod ledger;
 mod legacy;
 mod memory;
+mod notify;
 mod ops;
 mod package;
 mod pipeline;

@@ -255,7 +255,7 @@ fn refs(value: &Value, out: &mut Vec<String>) {
 
 /// Checks the top level of `value` against an object schema of the
 /// document: every required property is there, and nothing undocumented.
-fn conforms(doc: &Value, schema: &str, value: &Value) {
+pub fn conforms(doc: &Value, schema: &str, value: &Value) {
     let schema = &doc["components"]["schemas"][schema];
     let properties = schema["properties"].as_object().unwrap();
     for required in schema["required"].as_array().unwrap() {
