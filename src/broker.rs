@@ -437,6 +437,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn terminal_events_go_out_alone_routed_by_their_kind() {
+        use crate::events::{ErrorInfo, EventKind};
+        let envelope = crate::envelope::tests::sample();
+        let started = Event::about(&envelope, EventKind::Started);
+        let failed = Event::about(
+            &envelope,
+            EventKind::DeadLettered {
+                error: ErrorInfo {
+                    kind: "corrupt".into(),
+                    message: "bad".into(),
+                },
+            },
+        );
+        let messages = batch_messages("p.events", &[&started, &failed, &started]);
+        let keys: Vec<&str> = messages.iter().map(|m| m.routing_key.as_str()).collect();
+        assert_eq!(keys, ["events", "dead_lettered"]);
+        assert_eq!(
+            crate::events::decode_entry(&messages[0].body).unwrap(),
+            vec![started.clone(), started.clone()]
+        );
+        assert_eq!(
+            crate::events::decode_entry(&messages[1].body).unwrap(),
+            vec![failed.clone()]
+        );
+        assert_eq!(messages[1].task_id, Some(envelope.task_id));
+        // A batch of terminal events alone has no `events` entry.
+        let only = batch_messages("p.events", &[&failed]);
+        assert_eq!(only.len(), 1);
+    }
+
+    #[test]
     fn traceparent_uses_the_task_as_trace() {
         let task = Uuid::now_v7();
         let tp = traceparent_for(task);

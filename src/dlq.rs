@@ -237,7 +237,7 @@ impl DeadLetter {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
         Some(Event {
-            callback: None,
+            callback: self.callback.clone(),
             schema: crate::events::EVENT_SCHEMA,
             event_id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
             task_id,

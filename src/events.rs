@@ -286,6 +286,53 @@ mod tests {
     }
 
     #[test]
+    fn only_terminal_events_carry_the_callback() {
+        let mut envelope = crate::envelope::tests::sample();
+        envelope.callback_url = Some("https://hooks.example.com/t".into());
+        envelope.external_id = Some("bid-7".into());
+        let callback = Callback::of(&envelope).unwrap();
+        assert_eq!(callback.external_id.as_deref(), Some("bid-7"));
+        let summary = ArtifactRef {
+            key: "artifacts/summary/ab.json".into(),
+            sha256: "ab".into(),
+            size: 2,
+        };
+        let completed = Event::about(&envelope, EventKind::Completed { summary });
+        assert_eq!(completed.callback.as_ref(), Some(&callback));
+        let json: serde_json::Value = serde_json::from_slice(&completed.encode()).unwrap();
+        assert_eq!(json["callback"]["url"], "https://hooks.example.com/t");
+        assert_eq!(decode_entry(&completed.encode()).unwrap(), vec![completed]);
+        assert!(
+            Event::about(&envelope, EventKind::Started)
+                .callback
+                .is_none()
+        );
+        assert!(Event::received(&envelope).callback.is_none());
+        // A body that is no envelope still names its callback.
+        let loose =
+            Callback::loose(br#"{"schema": 9, "task_id": "x", "callback_url": "https://h/t"}"#)
+                .unwrap();
+        assert_eq!(loose.url, "https://h/t");
+        assert!(Callback::loose(b"{}").is_none());
+        // No callback, nothing in the JSON.
+        let plain = crate::envelope::tests::sample();
+        let done = Event::about(
+            &plain,
+            EventKind::DeadLettered {
+                error: ErrorInfo {
+                    kind: "x".into(),
+                    message: "y".into(),
+                },
+            },
+        );
+        assert!(
+            !String::from_utf8(done.encode())
+                .unwrap()
+                .contains("callback")
+        );
+    }
+
+    #[test]
     fn events_round_trip_with_a_flat_kind_tag() {
         let event = Event {
             schema: EVENT_SCHEMA,

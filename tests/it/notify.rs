@@ -374,3 +374,67 @@ async fn a_callback_outside_the_allowed_hosts_is_refused_at_submission() {
     app.stop().await;
     pipeline.teardown().await;
 }
+
+#[tokio::test]
+async fn a_message_the_broker_dead_letters_itself_is_called_back_failed() {
+    use futures_util::StreamExt;
+    use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+    let receiver = Receiver::start(&[]).await;
+    let pipeline = test_pipeline(allow_loopback);
+    let app = TestApp::start(&pipeline.settings).await;
+    pipeline.start(Stage::Ingest, pipeline.real_handler(Stage::Ingest));
+    pipeline.start_notify();
+    let task = submit_with_callback(&pipeline, "en_itt.md", &receiver.url).await;
+    app.wait_for(&format!("/v1/tasks/{task}"), 30, |v| {
+        v["stages"][0]["state"] == "succeeded"
+    })
+    .await;
+    // A consumer that hands the parse message back until the queue's
+    // delivery limit: the broker dead-letters it with no event of ours, and
+    // the projector announces it.
+    let (conn, channel, topology) = tenderflow::broker::open(&pipeline.settings, "test-returner")
+        .await
+        .unwrap();
+    channel
+        .basic_qos(1, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let mut returns = channel
+        .basic_consume(
+            topology.stage_queue(Stage::Parse).as_str().into(),
+            "returner".into(),
+            BasicConsumeOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let dlq = topology.dead_letter_queue(Stage::Parse);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tenderflow::dlq::entries(&conn, &dlq).await.unwrap() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never dead-lettered"
+        );
+        if let Ok(Some(delivery)) =
+            tokio::time::timeout(Duration::from_millis(200), returns.next()).await
+        {
+            let requeue = BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            };
+            delivery.unwrap().acker.nack(requeue).await.unwrap();
+        }
+    }
+    let _ = channel.close(200, "done".into()).await;
+    let _ = conn.close(200, "done".into()).await;
+
+    let got = receiver.wait_for(1, 60).await;
+    assert_eq!(got.len(), 1);
+    let body = verified_body(&got[0]);
+    assert_eq!(body["task_id"], task.to_string());
+    assert_eq!(body["state"], "failed");
+    assert_eq!(body["stage"], "parse");
+    assert_eq!(body["error"]["kind"], "delivery_limit");
+    app.stop().await;
+    pipeline.teardown().await;
+}
