@@ -653,6 +653,62 @@ mod tests {
 }
 
 #[cfg(test)]
+mod notify_settings {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_with_env(None, Some(env))
+    }
+
+    #[test]
+    fn callbacks_need_a_secret_and_a_default_on_the_list() {
+        let off = with(&[]).unwrap();
+        assert!(off.notify.allowed_hosts.is_empty());
+        let err = with(&[("TENDERFLOW__NOTIFY__ALLOWED_HOSTS", "hooks.example.com")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("notify.secret"), "{err}");
+        let on = with(&[
+            (
+                "TENDERFLOW__NOTIFY__ALLOWED_HOSTS",
+                "hooks.example.com,10.0.0.5",
+            ),
+            ("TENDERFLOW__NOTIFY__SECRET", "k"),
+            (
+                "TENDERFLOW__NOTIFY__DEFAULT_URL",
+                "https://hooks.example.com/t",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(on.notify.allowed_hosts, ["hooks.example.com", "10.0.0.5"]);
+        assert!(!format!("{on:?}").contains("secret: Some(Secret(\"k"));
+        let err = with(&[
+            ("TENDERFLOW__NOTIFY__ALLOWED_HOSTS", "hooks.example.com"),
+            ("TENDERFLOW__NOTIFY__SECRET", "k"),
+            (
+                "TENDERFLOW__NOTIFY__DEFAULT_URL",
+                "https://elsewhere.example.com/t",
+            ),
+        ])
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("notify.default_url"), "{err:#}");
+        let err = with(&[
+            (
+                "TENDERFLOW__NOTIFY__ALLOWED_HOSTS",
+                "https://hooks.example.com/",
+            ),
+            ("TENDERFLOW__NOTIFY__SECRET", "k"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("no scheme, port or path"), "{err}");
+    }
+}
+
+#[cfg(test)]
 mod example_file {
     use super::*;
 

@@ -609,6 +609,13 @@ fn the_compose_file_matches_the_command_line_and_the_settings() {
             "{stage}: a grace period of {grace} s is cut before a handler's {timeout_s} s"
         );
     }
+    // The notify consumer, scaled apart from the stages.
+    let notify = service("notify");
+    assert!(matches!(
+        parse_cli(&strings(&notify["command"])).command,
+        Command::Notify { .. }
+    ));
+    assert!(notify.get("ports").is_none());
     let serve = service("serve");
     assert!(matches!(
         parse_cli(&strings(&serve["command"])).command,
