@@ -438,3 +438,30 @@ async fn a_message_the_broker_dead_letters_itself_is_called_back_failed() {
     app.stop().await;
     pipeline.teardown().await;
 }
+
+#[test]
+fn the_command_line_refuses_a_callback_outside_the_list_before_submitting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tenderflow"))
+        .args(["submit", "--callback-url", "https://169.254.169.254/latest"])
+        .arg(corpus("en_itt.md"))
+        .env_remove("TENDERFLOW_CONFIG")
+        .env(
+            "TENDERFLOW__TOPOLOGY__PREFIX",
+            format!("t-{}", Uuid::now_v7().simple()),
+        )
+        .env("TENDERFLOW__STORE__ROOT", dir.path().join("store"))
+        .env("TENDERFLOW__NOTIFY__ALLOWED_HOSTS", "hooks.example.com")
+        .env("TENDERFLOW__NOTIFY__SECRET", "k")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .contains("callback_url refused: host 169.254.169.254 is not in notify.allowed_hosts"),
+        "{stderr}"
+    );
+    // Refused before anything was stored.
+    assert!(!dir.path().join("store").join("originals").exists());
+}
