@@ -238,7 +238,7 @@ impl Outgoing {
     pub fn event(topology: &Topology, event: &Event, traceparent: Option<&str>) -> Self {
         let mut out = Outgoing::new(
             topology.events_exchange(),
-            event.kind.name(),
+            event.routing_key(),
             event.encode(),
         );
         out.task_id = Some(event.task_id);
@@ -439,17 +439,21 @@ mod tests {
     #[test]
     fn terminal_events_go_out_alone_routed_by_their_kind() {
         use crate::events::{ErrorInfo, EventKind};
-        let envelope = crate::envelope::tests::sample();
-        let started = Event::about(&envelope, EventKind::Started);
-        let failed = Event::about(
-            &envelope,
-            EventKind::DeadLettered {
-                error: ErrorInfo {
-                    kind: "corrupt".into(),
-                    message: "bad".into(),
-                },
+        let mut envelope = crate::envelope::tests::sample();
+        let dead = EventKind::DeadLettered {
+            error: ErrorInfo {
+                kind: "corrupt".into(),
+                message: "bad".into(),
             },
-        );
+        };
+        // Without a callback, a terminal event is batched like the rest.
+        let quiet = Event::about(&envelope, dead.clone());
+        let messages = batch_messages("p.events", &[&quiet]);
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].routing_key, "events");
+        envelope.callback_url = Some("https://hooks.example.com/t".into());
+        let started = Event::about(&envelope, EventKind::Started);
+        let failed = Event::about(&envelope, dead);
         let messages = batch_messages("p.events", &[&started, &failed, &started]);
         let keys: Vec<&str> = messages.iter().map(|m| m.routing_key.as_str()).collect();
         assert_eq!(keys, ["events", "dead_lettered"]);
@@ -591,15 +595,16 @@ impl EventSink {
     }
 }
 
-/// The stream entries of one batch of events: the terminal events
-/// (`completed`, `dead_lettered`) each in an entry of its own, with its
-/// kind as routing key, so that a consumer bound to just those kinds (the
-/// notify consumer, through the `terminal` exchange) gets them and nothing
-/// else; every other event in one entry (routing key `events`), as before.
-/// A task has one or two terminal events, against ten of the others.
+/// The stream entries of one batch of events: each event the notify
+/// consumer needs (a terminal event of a task with a callback) in an entry
+/// of its own, routed by its kind (see [`Event::routing_key`]), so that the
+/// notify queue, bound through the `terminal` exchange to just those kinds,
+/// gets them and nothing else; every other event in one entry (routing key
+/// `events`), as before. Such a task has one or two terminal events, against
+/// ten of the others.
 fn batch_messages(exchange: &str, events: &[&Event]) -> Vec<Outgoing> {
     let (terminal, others): (Vec<&Event>, Vec<&Event>) =
-        events.iter().partition(|e| e.kind.is_terminal());
+        events.iter().partition(|e| e.calls_back());
     let mut messages = Vec::with_capacity(terminal.len() + 1);
     if !others.is_empty() {
         messages.push(Outgoing::new(
@@ -609,7 +614,7 @@ fn batch_messages(exchange: &str, events: &[&Event]) -> Vec<Outgoing> {
         ));
     }
     for event in terminal {
-        let mut message = Outgoing::new(exchange, event.kind.name(), event.encode());
+        let mut message = Outgoing::new(exchange, event.routing_key(), event.encode());
         message.task_id = Some(event.task_id);
         messages.push(message);
     }

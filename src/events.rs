@@ -214,6 +214,25 @@ impl Event {
         }
     }
 
+    /// Whether the notify consumer needs this event: a terminal event of a
+    /// task that named a callback.
+    pub fn calls_back(&self) -> bool {
+        self.kind.is_terminal() && self.callback.is_some()
+    }
+
+    /// The routing key of an entry of this event alone: its kind's name
+    /// when the notify consumer needs it (the notify queue binds to
+    /// `completed` and `dead_lettered`), else `events`, which nothing but
+    /// the events stream takes. A task without a callback thus leaves
+    /// nothing in the notify queue, whether a notify consumer runs or not.
+    pub fn routing_key(&self) -> &'static str {
+        if self.calls_back() {
+            self.kind.name()
+        } else {
+            "events"
+        }
+    }
+
     /// The JSON body.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an event always serialises")

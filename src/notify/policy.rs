@@ -146,7 +146,7 @@ impl CallbackPolicy {
 
 /// Whether `addr` is reachable on the public internet: not loopback,
 /// private, shared (carrier NAT), link-local, unspecified, broadcast,
-/// documentation, multicast or unique-local.
+/// documentation, benchmarking, reserved, multicast or unique-local.
 pub fn is_public(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(v4) => {
@@ -159,7 +159,9 @@ pub fn is_public(addr: IpAddr) -> bool {
                 || v4.is_documentation()
                 || v4.is_multicast()
                 || a == 0
+                || a >= 240
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || (a == 198 && (b == 18 || b == 19)))
         }
         IpAddr::V6(v6) => {
@@ -304,6 +306,9 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::",
+            "240.0.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
         ] {
             assert!(!is_public(inside.parse().unwrap()), "{inside}");
         }

@@ -264,9 +264,10 @@ async fn workers_of_the_binary_reconnect_when_the_broker_closes_their_connection
     let log = EventLog::start(&pipeline.settings).await.unwrap();
     let mut run = tenderflow(&pipeline.settings, &["run"], None);
     let prefix = &pipeline.settings.topology.prefix;
-    // Two connections per stage (consuming and publishing apart), and the
-    // projector's two (the events stream, the dead-letter streams).
-    let expected = 10;
+    // Two connections per stage and the notify consumer (consuming and
+    // publishing apart), and the projector's two (the events stream, the
+    // dead-letter streams).
+    let expected = 12;
     let connections = await_worker_connections(prefix, expected).await;
     assert_eq!(connections.len(), expected, "{connections:?}");
     let tasks = submit_mix(&pipeline.settings, &MIX, 160).await;
