@@ -96,11 +96,16 @@ pub async fn run_notifier(
     let concurrency = concurrency
         .unwrap_or(notifier.settings.notify.concurrency)
         .max(1);
-    if notifier.publisher.link(&token).await.is_none() {
-        return Ok(());
-    }
     let name = format!("{name}-consume");
     loop {
+        // Publish first, on every (re)connect: a consumer with nowhere to
+        // put a retry or a dead letter would only hold deliveries. (Most
+        // deliveries publish nothing, so waiting for the first that does
+        // would leave a lost publishing connection down unnoticed.)
+        if notifier.publisher.link(&token).await.is_none() {
+            notifier.publisher.close().await;
+            return Ok(());
+        }
         let Some(conn) = broker::connect(&notifier.settings, &name, &token).await else {
             notifier.publisher.close().await;
             return Ok(());
