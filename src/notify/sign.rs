@@ -87,6 +87,20 @@ mod tests {
     }
 
     #[test]
+    fn the_signature_matches_the_readme_python() {
+        // Computed with the README's construction: hmac.new(b"change-me",
+        // b"1700000000." + body, hashlib.sha256).hexdigest().
+        assert_eq!(
+            signature(
+                b"change-me",
+                1_700_000_000,
+                br#"{"task_id":"x","state":"done"}"#
+            ),
+            "t=1700000000,v1=8f4ed48bf5d369b155306d685b85e81df34239fac1df33ce0326b274f26469f4"
+        );
+    }
+
+    #[test]
     fn verification_checks_the_key_the_body_and_the_time() {
         let body = br#"{"task_id":"x","state":"done"}"#;
         let header = signature(b"s3cret", 1_700_000_000, body);
