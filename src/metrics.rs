@@ -67,6 +67,18 @@ pub struct QueueLabels {
     pub queue: String,
 }
 
+/// Labels of a callback count: how the callback's delivery ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallbackLabels {
+    /// The topology prefix.
+    pub prefix: String,
+    /// `delivered` (2xx), `retried` (into a tier) or `dead_lettered`.
+    pub outcome: String,
+    /// The dead letter's error kind (`callback_rejected`, ...); empty
+    /// otherwise.
+    pub kind: String,
+}
+
 /// Labels of a pipeline-wide series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PrefixLabels {
@@ -92,6 +104,7 @@ pub struct Metrics {
     in_hand: Family<StageLabels, Gauge>,
     queue_depth: Family<QueueLabels, Gauge>,
     stream_last_offset: Family<PrefixLabels, Gauge>,
+    callbacks: Family<CallbackLabels, Counter>,
     stream_tails: Mutex<HashMap<String, StreamTail>>,
 }
 
@@ -134,6 +147,7 @@ impl Metrics {
             in_hand: Family::default(),
             queue_depth: Family::default(),
             stream_last_offset: Family::default(),
+            callbacks: Family::default(),
             stream_tails: Mutex::default(),
             registry: Registry::default(),
         };
@@ -187,6 +201,11 @@ impl Metrics {
             "Offset of the events stream's last entry (polled)",
             metrics.stream_last_offset.clone(),
         );
+        registry.register(
+            "callbacks",
+            "Completion callbacks by outcome (delivered, retried, dead_lettered), confirmed",
+            metrics.callbacks.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -234,6 +253,18 @@ impl Metrics {
                 })
                 .inc(),
         };
+    }
+
+    /// A callback was delivered, or its retry or dead letter confirmed;
+    /// `kind` is the dead letter's error kind.
+    pub fn callback(&self, prefix: &str, outcome: &str, kind: &str) {
+        self.callbacks
+            .get_or_create(&CallbackLabels {
+                prefix: prefix.to_string(),
+                outcome: outcome.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     /// The broker returned a publish of `stage` as unroutable.

@@ -45,6 +45,7 @@ use tracing::Instrument;
 use crate::broker::{self, Outgoing, PublishLink, Publisher, header_int};
 use crate::config::Settings;
 use crate::events::{ErrorInfo, Event, EventKind};
+use crate::metrics;
 use crate::store::{Store, StoreError};
 use crate::summary::Summary;
 use crate::topology::Topology;
@@ -68,8 +69,13 @@ struct Notifier {
 enum Verdict {
     /// Nothing more to do: delivered, or no callback asked for.
     Done,
-    /// Publish this (a retry copy, or a dead letter), then ack.
-    Forward(Outgoing),
+    /// Publish this (a retry copy, or a dead letter), then ack; counted
+    /// in the metrics as `outcome` (`retried`, `dead_lettered`) of `kind`.
+    Forward {
+        message: Outgoing,
+        outcome: &'static str,
+        kind: String,
+    },
 }
 
 /// Runs one notify consumer until `token` is cancelled: connects (with
@@ -212,10 +218,20 @@ impl Notifier {
             let verdict = self.verdict(&delivery, attempt).await;
             let settled = match verdict {
                 Verdict::Done => true,
-                Verdict::Forward(message) => match self.publisher.link(token).await {
-                    Some(link) => self.forward(&link, &message).await,
-                    None => false,
-                },
+                Verdict::Forward {
+                    message,
+                    outcome,
+                    kind,
+                } => {
+                    let forwarded = match self.publisher.link(token).await {
+                        Some(link) => self.forward(&link, &message).await,
+                        None => false,
+                    };
+                    if forwarded {
+                        metrics::global().callback(self.topology.prefix(), outcome, &kind);
+                    }
+                    forwarded
+                }
             };
             let result = if settled {
                 broker::within("acking", delivery.acker.ack(BasicAckOptions::default())).await
@@ -259,7 +275,11 @@ impl Notifier {
                     message: format!("not a task event: {reason}"),
                 };
                 tracing::error!(error = %error.message, "undecodable entry; dead-lettering it");
-                return Verdict::Forward(self.dead_letter(delivery, None, &error, attempt));
+                return Verdict::Forward {
+                    message: self.dead_letter(delivery, None, &error, attempt),
+                    outcome: "dead_lettered",
+                    kind: error.kind,
+                };
             }
         };
         for event in events.iter().filter(|e| e.kind.is_terminal()) {
@@ -271,7 +291,11 @@ impl Notifier {
             return match (&err, retry) {
                 (CallbackError::Transient(_), Some((queue, delay_ms))) => {
                     tracing::warn!(error = %err, delay_ms, "callback failed; trying again later");
-                    Verdict::Forward(self.retry(delivery, &queue, attempt + 1))
+                    Verdict::Forward {
+                        message: self.retry(delivery, &queue, attempt + 1),
+                        outcome: "retried",
+                        kind: String::new(),
+                    }
                 }
                 _ => {
                     let mut error = err.info();
@@ -280,7 +304,11 @@ impl Notifier {
                             format!("gave up after {attempt} attempts: {}", error.message);
                     }
                     tracing::error!(kind = %error.kind, error = %error.message, "callback failed for good; dead-lettering it");
-                    Verdict::Forward(self.dead_letter(delivery, Some(event), &error, attempt))
+                    Verdict::Forward {
+                        message: self.dead_letter(delivery, Some(event), &error, attempt),
+                        outcome: "dead_lettered",
+                        kind: error.kind,
+                    }
                 }
             };
         }
@@ -323,6 +351,7 @@ impl Notifier {
             )
             .await?;
         tracing::info!(state = body_state(event), "callback delivered");
+        metrics::global().callback(self.topology.prefix(), "delivered", "");
         Ok(())
     }
 

@@ -206,6 +206,14 @@ async fn a_completed_task_is_called_back_once_the_receiver_recovers() {
     assert_eq!(receiver.received().len(), 3);
     let dlq = pipeline.topology().notify_dead_letter_queue();
     assert_eq!(pipeline.depth(&dlq).await, 0);
+    let prefix = &pipeline.settings.topology.prefix;
+    let page = tenderflow::metrics::global().page();
+    for (outcome, count) in [("delivered", 1), ("retried", 2)] {
+        let series = format!(
+            "tenderflow_callbacks_total{{prefix=\"{prefix}\",outcome=\"{outcome}\",kind=\"\"}} {count}"
+        );
+        assert!(page.contains(&series), "{series} in\n{page}");
+    }
 
     // The task's terminal event carries its callback, as documented.
     let doc: Value = serde_json::from_str(tenderflow::http::dashboard::OPENAPI).unwrap();
@@ -269,6 +277,14 @@ async fn a_receiver_that_answers_400_gets_one_attempt_and_a_dead_letter() {
     );
     let (kind, message) = first_dead_letter(&pipeline).await;
     assert_eq!(kind, "callback_rejected");
+    let series = format!(
+        "tenderflow_callbacks_total{{prefix=\"{}\",outcome=\"dead_lettered\",kind=\"callback_rejected\"}} 1",
+        pipeline.settings.topology.prefix
+    );
+    assert!(
+        tenderflow::metrics::global().page().contains(&series),
+        "{series}"
+    );
     assert!(message.contains("400"), "{message}");
     // A 4xx is not retried: the tiers would have sent it again by now.
     tokio::time::sleep(Duration::from_secs(1)).await;
