@@ -118,6 +118,11 @@ pub struct StageSettings {
     /// Deliveries of one message after which it is treated as poison (it
     /// killed its worker that many times) and dead-lettered.
     pub max_deliveries: u32,
+    /// Threads for the filter and extract rules, shared by every stage of
+    /// the process (0: one per core). Fixed, so that the regex match caches
+    /// the rules keep per thread stay bounded (see [`crate::cpu`]).
+    #[serde(default)]
+    pub cpu_threads: u16,
 }
 
 /// How the parse stage runs the parser.
@@ -272,6 +277,7 @@ max_document_bytes = 67108864
 concurrency = 4
 handler_timeout_ms = 120000
 max_deliveries = 5
+cpu_threads = 0
 
 [parse]
 isolation = "process"

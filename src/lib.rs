@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod contract;
+pub mod cpu;
 pub mod dlq;
 pub mod document;
 pub mod envelope;
