@@ -96,6 +96,7 @@ pub async fn run_worker<H: Handler>(
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let topology = Topology::from_settings(&settings)?;
+    metrics::global().worker_started(topology.prefix(), options.stage);
     let name = format!("tenderflow-{}-{}", topology.prefix(), options.stage);
     let worker = Arc::new(Worker {
         stage: options.stage,
