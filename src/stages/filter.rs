@@ -36,5 +36,6 @@ pub async fn handle(
         artifacts,
         produced,
         files: Vec::new(),
+        duplicate_of: None,
     })
 }
