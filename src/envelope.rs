@@ -249,7 +249,7 @@ pub struct Envelope {
     /// Makes submitting the task idempotent: 1 to 255 visible ASCII
     /// characters. Ingest starts the first task under a key; another task
     /// with the same key and the same documents, options and external id
-    /// within `api.idempotency_window` is acknowledged without work (its
+    /// within `store.idempotency_window_ms` is acknowledged without work (its
     /// view ends `duplicate`, naming the first task); one with other
     /// documents is dead-lettered (`idempotency_conflict`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -215,14 +215,20 @@ fn submit_error(error: SubmitError) -> ApiError {
     }
 }
 
-/// Waits (briefly) until the projector has folded the new task in, so the
-/// `Location` answers at once; a slow projector only delays the answer.
+/// Waits (briefly) until the projector has folded the task in, so the
+/// `Location` answers at once; a slow projector only delays the answer. A
+/// task known already (the first task of an idempotency key) answers at
+/// once: no change of it may ever come.
 async fn wait_until_seen(
     state: &AppState,
     mut changes: tokio::sync::broadcast::Receiver<crate::projector::view::TaskView>,
     task_id: Uuid,
 ) {
     let seen = async {
+        let known = super::blocking(&state.db, move |db| db.task(task_id)).await;
+        if matches!(known, Ok(Some(_))) {
+            return;
+        }
         loop {
             match changes.recv().await {
                 Ok(view) if view.task_id == task_id => return,

@@ -637,6 +637,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_duplicate_ends_at_ingest_naming_the_first_task() {
+        let mut script = Script::new(0);
+        let first = Uuid::now_v7();
+        script.push(Stage::Ingest, 1, EventKind::Duplicate { of: first });
+        let at = script.events.last().unwrap().at;
+        let view = script.view();
+        assert_eq!(view.state, TaskState::Duplicate);
+        assert!(view.state.is_final());
+        assert_eq!(view.duplicate_of, Some(first));
+        assert_eq!(view.finished_at, Some(at));
+        assert_eq!(view.stage, Stage::Ingest);
+        assert_eq!(view.stages[0].state, StageState::Succeeded);
+        // Nothing waits in the later stages' queues.
+        assert!(
+            view.stages[1..]
+                .iter()
+                .all(|s| s.state == StageState::Pending)
+        );
+        assert!(view.summary.is_none() && view.last_error.is_none());
+    }
+
+    #[test]
     fn a_quick_attempt_without_started_begins_its_duration_before_it_succeeded() {
         let mut script = Script::new(0);
         script.succeed(Stage::Ingest, 1);
