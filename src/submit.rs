@@ -79,7 +79,7 @@ impl Refs {
 #[derive(Debug, Clone)]
 pub enum Submitted {
     /// A new task, published.
-    New(Envelope),
+    New(Box<Envelope>),
     /// The same request came before under its idempotency key: this is the
     /// task it started, and nothing new was published.
     Existing(Uuid),
@@ -129,7 +129,7 @@ impl Submitter {
         options: TaskOptions,
     ) -> Result<Envelope, SubmitError> {
         match self.submit_with(uploads, options, Refs::default()).await? {
-            Submitted::New(envelope) => Ok(envelope),
+            Submitted::New(envelope) => Ok(*envelope),
             Submitted::Existing(_) => unreachable!("without a key every submission is new"),
         }
     }
@@ -179,7 +179,7 @@ impl Submitter {
             .submit_by_reference_with(paths, options, Refs::default())
             .await?
         {
-            Submitted::New(envelope) => Ok(envelope),
+            Submitted::New(envelope) => Ok(*envelope),
             Submitted::Existing(_) => unreachable!("without a key every submission is new"),
         }
     }
@@ -235,7 +235,7 @@ impl Submitter {
         envelope.idempotency_key = refs.idempotency_key;
         let Some(key) = envelope.idempotency_key.clone() else {
             self.publish_task(&envelope).await?;
-            return Ok(Submitted::New(envelope));
+            return Ok(Submitted::New(Box::new(envelope)));
         };
         let mine = Claim {
             task_id: envelope.task_id,
@@ -266,7 +266,7 @@ impl Submitter {
             }
             return Err(err);
         }
-        Ok(Submitted::New(envelope))
+        Ok(Submitted::New(Box::new(envelope)))
     }
 
     fn check_upload(&self, filename: &str, bytes: &[u8]) -> Result<&'static str, SubmitError> {

@@ -338,6 +338,15 @@ async fn over_amqp_ingest_claims_the_key_and_acks_a_duplicate_without_work() {
         })
         .await;
     assert_eq!(duplicate["duplicate_of"], first.task_id.to_string());
+    assert_eq!(duplicate["external_id"], "crm-7");
+    // Every field of it is in the API's document, the new state too.
+    let doc: Value = serde_json::from_str(tenderflow::http::dashboard::OPENAPI).unwrap();
+    let schema = &doc["components"]["schemas"]["TaskView"]["properties"];
+    for key in duplicate.as_object().unwrap().keys() {
+        assert!(schema.get(key).is_some(), "{key} is not documented");
+    }
+    let states = &doc["components"]["schemas"]["TaskState"]["enum"];
+    assert!(states.as_array().unwrap().contains(&duplicate["state"]));
     assert_eq!(duplicate["stages"][1]["state"], "pending", "{duplicate}");
     assert!(duplicate["finished_at"].is_string(), "{duplicate}");
     let (_, events) = app
