@@ -108,9 +108,17 @@ async fn an_idempotency_key_over_http_gives_one_task_per_request() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    // Eight at once under a new key: one task, every answer names it.
-    let racers = (0..8).map(|_| post(&app, "/v1/documents", Some("k-race"), OTHER));
+    // Eight at once under a new key, to two API replicas (each its own
+    // projector, one store): one task, every answer names it.
+    let mut replica = (*pipeline.settings).clone();
+    replica.projector.db_path = pipeline.dir.path().join("replica.sqlite3");
+    let other_app = TestApp::start(&replica).await;
+    let racers = (0..8).map(|i| {
+        let app = if i % 2 == 0 { &app } else { &other_app };
+        post(app, "/v1/documents", Some("k-race"), OTHER)
+    });
     let answers = futures_util::future::join_all(racers).await;
+    other_app.stop().await;
     let statuses: Vec<StatusCode> = answers.iter().map(|(s, _)| *s).collect();
     assert_eq!(
         statuses
@@ -330,7 +338,14 @@ async fn over_amqp_ingest_claims_the_key_and_acks_a_duplicate_without_work() {
         .iter()
         .map(|e| to_ingest(&pipeline, e.encode(), e.task_id))
         .collect();
+    let follower = pipeline.follower().await;
     crate::helpers::publish_retrying(&pipeline.settings, &messages).await;
+    // A follower (as `submit --wait` uses) hears the duplicate's end.
+    let ended = crate::helpers::outcomes(follower, &[again.task_id], 30).await;
+    assert_eq!(
+        ended[&again.task_id],
+        tenderflow::submit::Outcome::Duplicate { of: first.task_id }
+    );
 
     let duplicate = app
         .wait_for(&format!("/v1/tasks/{}", again.task_id), 30, |v| {
