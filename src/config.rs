@@ -596,6 +596,18 @@ mod tests {
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.contains("projector.ready_max_lag"), "{err}");
     }
+
+    #[test]
+    fn the_idempotency_window_is_a_day_and_must_be_positive() {
+        let mut settings = Settings::load(None).unwrap();
+        assert_eq!(
+            settings.store.idempotency_window(),
+            chrono::Duration::hours(24)
+        );
+        settings.store.idempotency_window_ms = 0;
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("store.idempotency_window_ms"), "{err}");
+    }
 }
 
 #[cfg(test)]
