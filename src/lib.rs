@@ -22,6 +22,7 @@ pub mod events;
 pub mod extract;
 pub mod filter;
 pub mod http;
+pub mod idempotency;
 pub mod llm;
 pub mod metrics;
 pub mod ocr_evidence;

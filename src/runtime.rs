@@ -519,6 +519,14 @@ impl<H: Handler> Worker<H> {
         took: Duration,
         traceparent: &str,
     ) -> Outcome {
+        if let Some(of) = output.duplicate_of {
+            tracing::info!(duplicate_of = %of, "the task repeats an earlier one; acknowledged without work");
+            return Outcome {
+                work: None,
+                events: vec![Event::about(envelope, EventKind::Duplicate { of })],
+                settled: Settled::Succeeded,
+            };
+        }
         let succeeded = Event::about(
             envelope,
             EventKind::Succeeded {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
+use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -19,6 +20,7 @@ use crate::broker::{self, Outgoing, traceparent_for};
 use crate::config::Settings;
 use crate::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use crate::events::{Event, EventKind};
+use crate::idempotency::{self, Claim, Claimed, fingerprint};
 use crate::parse::sniff;
 use crate::store::{Store, sha256_hex};
 use crate::topology::Topology;
@@ -39,9 +41,58 @@ pub enum SubmitError {
     /// The request itself is wrong (no documents, bad options).
     #[error("{0}")]
     Invalid(String),
+    /// The idempotency key is held by another task, submitted with other
+    /// documents, options or external id, within the window.
+    #[error(
+        "the idempotency key {key:?} belongs to task {first}, submitted with other documents, \
+         options or external_id; use a new key for a new request"
+    )]
+    Conflict { key: String, first: Uuid },
     /// The store or the broker failed; try again later.
     #[error("could not submit: {0:#}")]
     Unavailable(anyhow::Error),
+}
+
+/// The client's own references of a submission, both optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refs {
+    /// Its reference for the task (a project id): 1 to 200 characters.
+    pub external_id: Option<String>,
+    /// Makes the submission idempotent (see [`crate::idempotency`]).
+    pub idempotency_key: Option<String>,
+}
+
+impl Refs {
+    /// Checks both against the envelope's rules.
+    pub fn check(&self) -> Result<(), SubmitError> {
+        if let Some(id) = &self.external_id {
+            crate::envelope::check_external_id(id).map_err(SubmitError::Invalid)?;
+        }
+        if let Some(key) = &self.idempotency_key {
+            crate::envelope::check_idempotency_key(key).map_err(SubmitError::Invalid)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a submission led to.
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    /// A new task, published.
+    New(Box<Envelope>),
+    /// The same request came before under its idempotency key: this is the
+    /// task it started, and nothing new was published.
+    Existing(Uuid),
+}
+
+impl Submitted {
+    /// The task the submission answers with.
+    pub fn task_id(&self) -> Uuid {
+        match self {
+            Submitted::New(envelope) => envelope.task_id,
+            Submitted::Existing(task_id) => *task_id,
+        }
+    }
 }
 
 /// A document to submit: its name and bytes.
@@ -77,7 +128,22 @@ impl Submitter {
         uploads: Vec<Upload>,
         options: TaskOptions,
     ) -> Result<Envelope, SubmitError> {
+        match self.submit_with(uploads, options, Refs::default()).await? {
+            Submitted::New(envelope) => Ok(*envelope),
+            Submitted::Existing(_) => unreachable!("without a key every submission is new"),
+        }
+    }
+
+    /// [`Submitter::submit`] with the client's references: under an
+    /// idempotency key already used for the same request, the earlier task.
+    pub async fn submit_with(
+        &self,
+        uploads: Vec<Upload>,
+        options: TaskOptions,
+        refs: Refs,
+    ) -> Result<Submitted, SubmitError> {
         check_options(&options)?;
+        refs.check()?;
         if uploads.is_empty() {
             return Err(SubmitError::Invalid(
                 "a task needs at least one document".into(),
@@ -99,9 +165,7 @@ impl Submitter {
                 filename: upload.filename,
             });
         }
-        let envelope = Envelope::new_task(documents, options);
-        self.publish_task(&envelope).await?;
-        Ok(envelope)
+        self.start(documents, options, refs).await
     }
 
     /// One task whose documents stay where they are, on storage the workers
@@ -111,7 +175,24 @@ impl Submitter {
         paths: &[PathBuf],
         options: TaskOptions,
     ) -> Result<Envelope, SubmitError> {
+        match self
+            .submit_by_reference_with(paths, options, Refs::default())
+            .await?
+        {
+            Submitted::New(envelope) => Ok(*envelope),
+            Submitted::Existing(_) => unreachable!("without a key every submission is new"),
+        }
+    }
+
+    /// [`Submitter::submit_by_reference`] with the client's references.
+    pub async fn submit_by_reference_with(
+        &self,
+        paths: &[PathBuf],
+        options: TaskOptions,
+        refs: Refs,
+    ) -> Result<Submitted, SubmitError> {
         check_options(&options)?;
+        refs.check()?;
         let mut documents = Vec::with_capacity(paths.len());
         for path in paths {
             let absolute = std::path::absolute(path)
@@ -135,9 +216,57 @@ impl Submitter {
                 "a task needs at least one document".into(),
             ));
         }
-        let envelope = Envelope::new_task(documents, options);
-        self.publish_task(&envelope).await?;
-        Ok(envelope)
+        self.start(documents, options, refs).await
+    }
+
+    /// Publishes a new task of `documents`, after claiming its idempotency
+    /// key when it has one. The claim comes first, so that of two
+    /// submissions at once (on any replica) only one publishes; a claim
+    /// whose task could not be published is given up, so the client's
+    /// retry with the same key starts the task.
+    async fn start(
+        &self,
+        documents: Vec<DocumentRef>,
+        options: TaskOptions,
+        refs: Refs,
+    ) -> Result<Submitted, SubmitError> {
+        let mut envelope = Envelope::new_task(documents, options);
+        envelope.external_id = refs.external_id;
+        envelope.idempotency_key = refs.idempotency_key;
+        let Some(key) = envelope.idempotency_key.clone() else {
+            self.publish_task(&envelope).await?;
+            return Ok(Submitted::New(Box::new(envelope)));
+        };
+        let mine = Claim {
+            task_id: envelope.task_id,
+            fingerprint: fingerprint(
+                envelope.documents.iter().map(|d| d.sha256.as_str()),
+                &envelope.options,
+                envelope.external_id.as_deref(),
+            ),
+            claimed_at: Utc::now(),
+        };
+        let window = self.settings.store.idempotency_window();
+        let claimed = idempotency::claim(&self.store, &key, &mine, window, mine.claimed_at)
+            .await
+            .map_err(|e| SubmitError::Unavailable(e.into()))?;
+        match claimed {
+            Claimed::Won | Claimed::Ours => {}
+            Claimed::Duplicate(held) => return Ok(Submitted::Existing(held.task_id)),
+            Claimed::Conflict(held) => {
+                return Err(SubmitError::Conflict {
+                    key,
+                    first: held.task_id,
+                });
+            }
+        }
+        if let Err(err) = self.publish_task(&envelope).await {
+            if let Err(release) = idempotency::release(&self.store, &key, envelope.task_id).await {
+                tracing::warn!(error = %release, "could not give up the claim of an unpublished task");
+            }
+            return Err(err);
+        }
+        Ok(Submitted::New(Box::new(envelope)))
     }
 
     fn check_upload(&self, filename: &str, bytes: &[u8]) -> Result<&'static str, SubmitError> {
@@ -236,6 +365,9 @@ pub enum Outcome {
         kind: String,
         message: String,
     },
+    /// Ingest found it repeats task `of` under the same idempotency key,
+    /// and did nothing with it.
+    Duplicate { of: Uuid },
 }
 
 /// Reads task events from the events stream, from shortly before `since`.
@@ -329,6 +461,9 @@ impl Follower {
                             summary_key: summary.key.clone(),
                         },
                     );
+                }
+                EventKind::Duplicate { of } => {
+                    outcomes.insert(event.task_id, Outcome::Duplicate { of: *of });
                 }
                 EventKind::DeadLettered { error } => {
                     outcomes.insert(

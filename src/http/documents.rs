@@ -14,10 +14,12 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use crate::envelope::TaskOptions;
-use crate::submit::{SubmitError, Upload};
+use crate::submit::{Refs, SubmitError, Submitted, Upload};
 
 /// Header naming the file of a raw-body upload.
 pub const FILENAME_HEADER: &str = "x-filename";
+/// Header making a submission idempotent.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// How long a submission waits for the projector to see the new task, so
 /// that a client reading right after the 202 finds it.
 const SEEN_WAIT: Duration = Duration::from_secs(2);
@@ -28,38 +30,71 @@ pub struct SubmitQuery {
     filename: Option<String>,
     filter_model: Option<String>,
     extract_model: Option<String>,
+    external_id: Option<String>,
 }
 
-/// Takes a multipart form (file fields, plus optional `filter_model` and
-/// `extract_model` fields) or a raw body whose name is in the `X-Filename`
-/// header or the `filename` query parameter. Answers 202 with the task id.
+/// Takes a multipart form (file fields, plus optional `filter_model`,
+/// `extract_model` and `external_id` fields) or a raw body whose name is in
+/// the `X-Filename` header or the `filename` query parameter. Answers 202
+/// with the task id; under an `Idempotency-Key` already used for the same
+/// request, 200 with the first task's id, and 409 for another request.
 pub async fn submit(
     State(state): State<AppState>,
     query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let (uploads, options) = if is_multipart(request.headers()) {
+    // Checked before the body is read: a bad key costs no upload.
+    let idempotency_key = idempotency_key(request.headers())?;
+    let (uploads, options, external_id) = if is_multipart(request.headers()) {
         let multipart = Multipart::from_request(request, &state).await?;
         read_form(multipart, query).await?
     } else {
         read_raw(request, &state, query).await?
     };
+    let refs = Refs {
+        external_id: external_id.filter(|id| !id.is_empty()),
+        idempotency_key,
+    };
     let changes = state.changes.subscribe();
-    let envelope = state
+    let submitted = state
         .submitter
-        .submit(uploads, options)
+        .submit_with(uploads, options, refs)
         .await
         .map_err(submit_error)?;
-    let task_id = envelope.task_id;
+    let task_id = submitted.task_id();
     wait_until_seen(&state, changes, task_id).await;
+    let status = match submitted {
+        Submitted::New(_) => StatusCode::ACCEPTED,
+        Submitted::Existing(_) => StatusCode::OK,
+    };
     let location = format!("/v1/tasks/{task_id}");
     Ok((
-        StatusCode::ACCEPTED,
+        status,
         [(header::LOCATION, location)],
         Json(json!({"task_id": task_id})),
     )
         .into_response())
+}
+
+/// The `Idempotency-Key` header, checked: 400 when it is sent twice, or
+/// is not 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key is sent more than once; send one key",
+        ));
+    }
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII characters"))?;
+    crate::envelope::check_idempotency_key(key)
+        .map_err(|e| ApiError::bad_request(format!("Idempotency-Key: {e}")))?;
+    Ok(Some(key.to_string()))
 }
 
 fn is_multipart(headers: &HeaderMap) -> bool {
@@ -107,11 +142,14 @@ fn header_filename(raw: &[u8]) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("X-Filename decodes to bytes that are not UTF-8"))
 }
 
+/// Documents, options and external id of a submission.
+type Submission = (Vec<Upload>, TaskOptions, Option<String>);
+
 async fn read_raw(
     request: Request,
     state: &AppState,
     query: SubmitQuery,
-) -> Result<(Vec<Upload>, TaskOptions), ApiError> {
+) -> Result<Submission, ApiError> {
     let from_header = match request.headers().get(FILENAME_HEADER) {
         Some(value) => Some(header_filename(value.as_bytes())?),
         None => None,
@@ -125,15 +163,13 @@ async fn read_raw(
     })?;
     let upload = Upload { filename, bytes };
     let options = options(query.filter_model, query.extract_model);
-    Ok((vec![upload], options))
+    Ok((vec![upload], options, query.external_id))
 }
 
-async fn read_form(
-    mut form: Multipart,
-    query: SubmitQuery,
-) -> Result<(Vec<Upload>, TaskOptions), ApiError> {
+async fn read_form(mut form: Multipart, query: SubmitQuery) -> Result<Submission, ApiError> {
     let mut uploads = Vec::new();
     let (mut filter_model, mut extract_model) = (query.filter_model, query.extract_model);
+    let mut external_id = query.external_id;
     while let Some(field) = form.next_field().await? {
         let name = field.name().unwrap_or("").to_string();
         if let Some(filename) = field.file_name().map(str::to_string) {
@@ -145,9 +181,11 @@ async fn read_form(
         match name.as_str() {
             "filter_model" => filter_model = Some(text),
             "extract_model" => extract_model = Some(text),
+            "external_id" => external_id = Some(text),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unexpected form field {other:?}: send files (with a filename), filter_model, extract_model"
+                    "unexpected form field {other:?}: send files (with a filename), \
+                     filter_model, extract_model, external_id"
                 )));
             }
         }
@@ -157,7 +195,7 @@ async fn read_form(
             "the form has no file (a field with a filename)",
         ));
     }
-    Ok((uploads, options(filter_model, extract_model)))
+    Ok((uploads, options(filter_model, extract_model), external_id))
 }
 
 fn submit_error(error: SubmitError) -> ApiError {
@@ -165,6 +203,11 @@ fn submit_error(error: SubmitError) -> ApiError {
         SubmitError::TooLarge { .. } => ApiError::too_large(error.to_string()),
         SubmitError::Unsupported { .. } => ApiError::unsupported(error.to_string()),
         SubmitError::Invalid(message) => ApiError::bad_request(message),
+        SubmitError::Conflict { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            error.to_string(),
+        ),
         SubmitError::Unavailable(detail) => {
             tracing::warn!(error = format!("{detail:#}"), "submission failed");
             ApiError::unavailable("the broker or the document store is unavailable; try again")
@@ -172,14 +215,20 @@ fn submit_error(error: SubmitError) -> ApiError {
     }
 }
 
-/// Waits (briefly) until the projector has folded the new task in, so the
-/// `Location` answers at once; a slow projector only delays the answer.
+/// Waits (briefly) until the projector has folded the task in, so the
+/// `Location` answers at once; a slow projector only delays the answer. A
+/// task known already (the first task of an idempotency key) answers at
+/// once: no change of it may ever come.
 async fn wait_until_seen(
     state: &AppState,
     mut changes: tokio::sync::broadcast::Receiver<crate::projector::view::TaskView>,
     task_id: Uuid,
 ) {
     let seen = async {
+        let known = super::blocking(&state.db, move |db| db.task(task_id)).await;
+        if matches!(known, Ok(Some(_))) {
+            return;
+        }
         loop {
             match changes.recv().await {
                 Ok(view) if view.task_id == task_id => return,

@@ -47,5 +47,6 @@ pub async fn handle(
         artifacts,
         produced: Some(stored),
         files: Vec::new(),
+        duplicate_of: None,
     })
 }

@@ -38,5 +38,6 @@ pub async fn handle(
         artifacts,
         produced,
         files: Vec::new(),
+        duplicate_of: None,
     })
 }

@@ -17,5 +17,6 @@ mod procs;
 mod projector;
 mod proxy;
 mod readiness;
+mod refs;
 #[path = "../support/view.rs"]
 mod view;

@@ -422,6 +422,22 @@ async fn the_openapi_document_matches_the_router_and_the_answers() {
             documented.insert((method.clone(), path.clone()));
         }
     }
+    // A form field that is also a query parameter takes the same values.
+    let submit = &doc["paths"]["/v1/documents"]["post"];
+    let fields = &submit["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"];
+    for param in submit["parameters"].as_array().unwrap() {
+        let name = param["name"].as_str().unwrap();
+        if param["in"] == "query" && fields.get(name).is_some() {
+            assert_eq!(
+                fields[name]["enum"], param["schema"]["enum"],
+                "form field {name} and query parameter {name} take the same values"
+            );
+            assert_eq!(
+                fields[name]["maxLength"], param["schema"]["maxLength"],
+                "{name}"
+            );
+        }
+    }
     let routed = routes_in_source(include_str!("../../src/http/mod.rs"));
     assert!(routed.len() >= 14, "{routed:?}");
     assert_eq!(documented, routed, "the OpenAPI paths are the router's");
