@@ -150,7 +150,7 @@ let refreshTasks = () => {};
 function tasksPage() {
   const filter = el("select", { id: "state-filter" },
     el("option", { value: "" }, "every state"),
-    ["queued", "running", "retrying", "done", "failed"].map((s) => el("option", { value: s }, s)));
+    ["queued", "running", "retrying", "done", "failed", "duplicate"].map((s) => el("option", { value: s }, s)));
   const status = el("span", { class: "muted", id: "tasks-status" });
   const body = el("tbody", { id: "tasks" });
   const table = el("table", {},
@@ -226,7 +226,7 @@ function taskPage(id) {
   api(`/v1/tasks/${id}`).then((view) => {
     if (stopped) return;
     show(view);
-    if (view.state === "done" || view.state === "failed") return;
+    if (["done", "failed", "duplicate"].includes(view.state)) return;
     // Live updates: one `task` event per change, ending when final.
     source = watch(`/v1/tasks/${id}/watch`, show);
   }).catch((error) => {

@@ -157,7 +157,11 @@ fn task_entries(i: usize) -> Vec<Vec<Event>> {
     let options = TaskOptions::default();
     let mut entries = vec![vec![event(
         Stage::Ingest,
-        EventKind::Received { documents, options },
+        EventKind::Received {
+            documents,
+            options,
+            external_id: None,
+        },
     )]];
     for stage in Stage::ALL {
         entries.push(vec![event(stage, EventKind::Started)]);

@@ -19,7 +19,7 @@ use crate::projector::view::TaskState;
 use crate::runtime::{self, WorkerOptions};
 use crate::stages::{StageContext, StageHandler};
 use crate::store::Store;
-use crate::submit::{Follower, Outcome, Submitter, Upload, file_name};
+use crate::submit::{Follower, Outcome, Refs, Submitted, Submitter, Upload, file_name};
 use crate::topology::Topology;
 
 /// `print!` for the commands' output, except that a reader that went away
@@ -84,9 +84,12 @@ pub enum Command {
     },
     /// A page of tasks, newest first (from the API).
     Tasks {
-        /// Only tasks in this state: queued, running, retrying, done, failed.
+        /// Only tasks in this state: queued, running, retrying, done, failed, duplicate.
         #[arg(long)]
         state: Option<TaskState>,
+        /// Only tasks submitted with this reference (`submit --external-id`).
+        #[arg(long)]
+        external_id: Option<String>,
         /// At most this many.
         #[arg(long)]
         limit: Option<usize>,
@@ -138,13 +141,22 @@ pub enum Command {
         /// With --wait: print each completed task's summary (from the store).
         #[arg(long, requires = "wait")]
         summary: bool,
-        /// Print JSON lines instead of text.
+        /// Your reference for the task (a project id, up to 200
+        /// characters); `tasks --external-id` finds it again.
         #[arg(long)]
-        json: bool,
+        external_id: Option<String>,
+        /// Submit at most once: a second submit of the same documents
+        /// under this key (within store.idempotency_window_ms) answers the
+        /// first task. One task only (one file, with its amendments).
+        #[arg(long)]
+        idempotency_key: Option<String>,
         /// POST each task's outcome here when it ends (a host of
         /// notify.allowed_hosts; default: notify.default_url).
         #[arg(long)]
         callback_url: Option<String>,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Dead-letter queues.
     Dlq {
@@ -267,10 +279,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { task_id, json } => status(&settings, task_id, json).await,
         Command::Tasks {
             state,
+            external_id,
             limit,
             cursor,
             json,
-        } => tasks(&settings, state, limit, cursor, json).await,
+        } => tasks(&settings, state, external_id, limit, cursor, json).await,
         Command::Submit {
             files,
             amendments,
@@ -280,8 +293,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             filter_model,
             extract_model,
             summary,
-            json,
+            external_id,
+            idempotency_key,
             callback_url,
+            json,
         } => {
             let options = TaskOptions {
                 filter_model,
@@ -295,7 +310,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 timeout,
                 summary,
                 json,
-                callback_url,
+                refs: Refs {
+                    external_id,
+                    idempotency_key,
+                    callback_url,
+                },
             };
             submit(settings, request, options).await
         }
@@ -470,7 +489,7 @@ struct SubmitRequest {
     timeout: u64,
     summary: bool,
     json: bool,
-    callback_url: Option<String>,
+    refs: Refs,
 }
 
 async fn submit(
@@ -481,6 +500,13 @@ async fn submit(
     if !request.amendments.is_empty() && request.files.len() != 1 {
         anyhow::bail!("--amendment needs exactly one main document");
     }
+    if request.refs.idempotency_key.is_some() && request.files.len() != 1 {
+        anyhow::bail!(
+            "--idempotency-key makes one task: give one file (with its --amendment files), \
+             or submit each file with its own key"
+        );
+    }
+    request.refs.check()?;
     let follower = if request.wait {
         // The tasks are new: any event of theirs counts, whatever the clocks say.
         let since = chrono::Utc::now() - chrono::Duration::minutes(10);
@@ -503,13 +529,10 @@ async fn submit(
     };
     let mut ids = Vec::new();
     for paths in tasks {
-        let envelope = if request.by_reference {
+        let refs = request.refs.clone();
+        let submitted = if request.by_reference {
             submitter
-                .submit_by_reference_with_callback(
-                    &paths,
-                    options.clone(),
-                    request.callback_url.clone(),
-                )
+                .submit_by_reference_with(&paths, options.clone(), refs)
                 .await?
         } else {
             let mut uploads = Vec::new();
@@ -523,18 +546,29 @@ async fn submit(
                 });
             }
             submitter
-                .submit_with_callback(uploads, options.clone(), request.callback_url.clone())
+                .submit_with(uploads, options.clone(), refs)
                 .await?
         };
+        let task_id = submitted.task_id();
+        let existing = matches!(submitted, Submitted::Existing(_));
         if request.json {
             outln!(
                 "{}",
-                serde_json::json!({"task_id": envelope.task_id, "file": paths[0]})
+                serde_json::json!({"task_id": task_id, "file": paths[0], "existing": existing})
+            );
+        } else if existing {
+            outln!(
+                "{task_id}  {}  (submitted before under this idempotency key; nothing new started)",
+                paths[0].display()
             );
         } else {
-            outln!("{}  {}", envelope.task_id, paths[0].display());
+            outln!("{task_id}  {}", paths[0].display());
         }
-        ids.push(envelope.task_id);
+        // An earlier task may have ended long before the follower's start:
+        // `status` shows it, the follower waits only for new tasks.
+        if !existing {
+            ids.push(task_id);
+        }
     }
     let Some(follower) = follower else {
         return Ok(ExitCode::SUCCESS);
@@ -563,6 +597,9 @@ async fn submit(
             } => {
                 failed = true;
                 outln!("{task}  FAILED at {stage}: {kind}: {message}");
+            }
+            Outcome::Duplicate { of } => {
+                outln!("{task}  duplicate of {of} (same idempotency key and documents)");
             }
         }
     }
@@ -645,12 +682,15 @@ async fn status(settings: &Settings, task_id: Uuid, json: bool) -> anyhow::Resul
 async fn tasks(
     settings: &Settings,
     state: Option<TaskState>,
+    external_id: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = ApiClient::from_settings(settings);
-    let page = client.tasks(state, limit, cursor.as_deref()).await?;
+    let page = client
+        .tasks(state, external_id.as_deref(), limit, cursor.as_deref())
+        .await?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&page)?);
     } else {

@@ -122,16 +122,23 @@ impl ApiClient {
         self.get_json(&format!("/v1/tasks/{task_id}")).await
     }
 
-    /// A page of tasks, newest first.
+    /// A page of tasks, newest first; with `external_id`, only the tasks
+    /// submitted with that reference.
     pub async fn tasks(
         &self,
         state: Option<TaskState>,
+        external_id: Option<&str>,
         limit: Option<usize>,
         cursor: Option<&str>,
     ) -> Result<Page, ClientError> {
         let mut query = Vec::new();
         if let Some(state) = state {
             query.push(format!("state={}", state.as_str()));
+        }
+        if let Some(id) = external_id {
+            let encoded =
+                percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+            query.push(format!("external_id={encoded}"));
         }
         if let Some(limit) = limit {
             query.push(format!("limit={limit}"));
@@ -362,6 +369,14 @@ pub fn render_status(view: &TaskView) -> String {
         .map(|d| format!("{} ({} bytes, sha256 {})", d.filename, d.size, d.sha256))
         .collect();
     out.push_str(&format!("documents {}\n", names.join(", ")));
+    if let Some(id) = &view.external_id {
+        out.push_str(&format!("external  {id}\n"));
+    }
+    if let Some(first) = view.duplicate_of {
+        out.push_str(&format!(
+            "duplicate of {first} (same idempotency key and documents)\n"
+        ));
+    }
     for file in &view.files {
         out.push_str(&format!(
             "file      {} {}: {}\n",

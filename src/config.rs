@@ -108,6 +108,20 @@ pub struct StoreSettings {
     pub allowed_roots: Vec<PathBuf>,
     /// Largest document accepted, in bytes.
     pub max_document_bytes: u64,
+    /// How long an idempotency key holds, in ms, from the first submit
+    /// under it: a submit with the same key within it answers the first
+    /// task; after it, a new task starts. The claims live in the store, so
+    /// the API and ingest read the same window. Positive; 24 h by default.
+    pub idempotency_window_ms: u64,
+}
+
+impl StoreSettings {
+    /// [`StoreSettings::idempotency_window_ms`] as a duration.
+    pub fn idempotency_window(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(
+            i64::try_from(self.idempotency_window_ms).unwrap_or(i64::MAX),
+        )
+    }
 }
 
 /// How the stages run.
@@ -120,6 +134,11 @@ pub struct StageSettings {
     /// Deliveries of one message after which it is treated as poison (it
     /// killed its worker that many times) and dead-lettered.
     pub max_deliveries: u32,
+    /// Threads for the filter and extract rules, shared by every stage of
+    /// the process (0: one per core). Fixed, so that the regex match caches
+    /// the rules keep per thread stay bounded (see [`crate::cpu`]).
+    #[serde(default)]
+    pub cpu_threads: u16,
 }
 
 /// How the parse stage runs the parser.
@@ -299,11 +318,13 @@ delays_ms = [1000, 10000, 60000, 600000]
 root = "data/store"
 allowed_roots = []
 max_document_bytes = 67108864
+idempotency_window_ms = 86400000
 
 [stages]
 concurrency = 4
 handler_timeout_ms = 120000
 max_deliveries = 5
+cpu_threads = 0
 
 [parse]
 isolation = "process"
@@ -451,6 +472,11 @@ impl Settings {
         }
         if self.store.max_document_bytes == 0 {
             bail!("store.max_document_bytes must be positive");
+        }
+        if self.store.idempotency_window_ms == 0
+            || self.store.idempotency_window_ms > i64::MAX as u64
+        {
+            bail!("store.idempotency_window_ms must be positive (86400000 is a day)");
         }
         if self.http.max_connections == 0 || self.http.header_timeout_ms == 0 {
             bail!("http.max_connections and http.header_timeout_ms must be positive");
@@ -649,6 +675,18 @@ mod tests {
         settings.projector.ready_max_lag = 0;
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.contains("projector.ready_max_lag"), "{err}");
+    }
+
+    #[test]
+    fn the_idempotency_window_is_a_day_and_must_be_positive() {
+        let mut settings = Settings::load(None).unwrap();
+        assert_eq!(
+            settings.store.idempotency_window(),
+            chrono::Duration::hours(24)
+        );
+        settings.store.idempotency_window_ms = 0;
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("store.idempotency_window_ms"), "{err}");
     }
 }
 

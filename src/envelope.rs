@@ -240,15 +240,76 @@ pub struct Envelope {
     /// 3339; set by tenderflow, omit it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure_at: Option<DateTime<Utc>>,
-    /// The submitter's own id for the task, echoed in its callback.
+    /// The submitter's own reference for the task (a project id, say): 1
+    /// to 200 characters, no control characters. Shown in the task view;
+    /// `GET /v1/tasks?external_id=` finds its tasks. Not unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
     pub external_id: Option<String>,
+    /// Makes submitting the task idempotent: 1 to 255 visible ASCII
+    /// characters. Ingest starts the first task under a key; another task
+    /// with the same key and the same documents, options and external id
+    /// within `store.idempotency_window_ms` is acknowledged without work (its
+    /// view ends `duplicate`, naming the first task); one with other
+    /// documents is dead-lettered (`idempotency_conflict`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[\x21-\x7e]+$"))]
+    pub idempotency_key: Option<String>,
     /// Where to POST the task's outcome when it completes or fails for good
     /// (an `https` URL on a host of `notify.allowed_hosts`; see the README's
     /// "Completion callbacks"). Carried unchanged through the stages into
     /// the terminal events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+}
+
+/// Longest `external_id`, in characters.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 200;
+/// Longest idempotency key, in bytes (visible ASCII).
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// Checks a client's reference: 1 to [`MAX_EXTERNAL_ID_CHARS`]
+/// characters, none of them a control character (they would break logs
+/// and terminals, and no real project id has one).
+pub fn check_external_id(id: &str) -> Result<(), String> {
+    let chars = id.chars().count();
+    if chars == 0 {
+        return Err("external_id is empty; leave it out instead".into());
+    }
+    if chars > MAX_EXTERNAL_ID_CHARS {
+        return Err(format!(
+            "external_id has {chars} characters, over the limit of {MAX_EXTERNAL_ID_CHARS}"
+        ));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "external_id holds the control character {:?}; use printable text",
+            c
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_BYTES`] visible
+/// ASCII characters (no spaces), what fits an HTTP header as it is and
+/// what clients make keys of (UUIDs, hashes, ids joined by dashes).
+pub fn check_idempotency_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the idempotency key is empty".into());
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(format!(
+            "the idempotency key has {} bytes, over the limit of {MAX_IDEMPOTENCY_KEY_BYTES}",
+            key.len()
+        ));
+    }
+    if !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(
+            "the idempotency key must be visible ASCII characters (no spaces or control characters)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 fn first_stage() -> Stage {
@@ -292,6 +353,7 @@ impl Envelope {
             submitted_at: Utc::now(),
             first_failure_at: None,
             external_id: None,
+            idempotency_key: None,
             callback_url: None,
         }
     }
@@ -319,6 +381,12 @@ impl Envelope {
         }
         if envelope.attempt == 0 {
             return Err(DecodeError::Invalid("attempt must be 1 or more".into()));
+        }
+        if let Some(id) = &envelope.external_id {
+            check_external_id(id).map_err(DecodeError::Invalid)?;
+        }
+        if let Some(key) = &envelope.idempotency_key {
+            check_idempotency_key(key).map_err(DecodeError::Invalid)?;
         }
         Ok(envelope)
     }
@@ -508,6 +576,38 @@ pub(crate) mod tests {
         value["submited_at"] = "2026-01-01T00:00:00Z".into();
         let err = Envelope::decode(value.to_string().as_bytes(), Stage::Ingest).unwrap_err();
         assert!(err.to_string().contains("submited_at"), "{err}");
+    }
+
+    #[test]
+    fn client_references_are_checked() {
+        assert!(check_external_id("proj-42").is_ok());
+        assert!(check_external_id(&"项".repeat(MAX_EXTERNAL_ID_CHARS)).is_ok());
+        let long = check_external_id(&"项".repeat(MAX_EXTERNAL_ID_CHARS + 1)).unwrap_err();
+        assert!(long.contains("201 characters"), "{long}");
+        assert!(check_external_id("").is_err());
+        assert!(check_external_id("a\nb").unwrap_err().contains("control"));
+        assert!(check_idempotency_key("0b7e-4f1a:retry/1").is_ok());
+        assert!(check_idempotency_key(&"k".repeat(MAX_IDEMPOTENCY_KEY_BYTES)).is_ok());
+        assert!(check_idempotency_key(&"k".repeat(MAX_IDEMPOTENCY_KEY_BYTES + 1)).is_err());
+        assert!(check_idempotency_key("").is_err());
+        assert!(check_idempotency_key("has space").is_err());
+        assert!(check_idempotency_key("键").is_err());
+    }
+
+    #[test]
+    fn an_envelope_with_a_bad_reference_is_invalid() {
+        let mut env = sample();
+        env.external_id = Some("x".repeat(MAX_EXTERNAL_ID_CHARS + 1));
+        let err = Envelope::decode(&env.encode(), Stage::Ingest).unwrap_err();
+        assert!(matches!(err, DecodeError::Invalid(_)), "{err}");
+        let mut env = sample();
+        env.idempotency_key = Some("tab\tkey".into());
+        let err = Envelope::decode(&env.encode(), Stage::Ingest).unwrap_err();
+        assert!(matches!(err, DecodeError::Invalid(_)), "{err}");
+        let mut env = sample();
+        env.external_id = Some("项目-7".into());
+        env.idempotency_key = Some("k-1".into());
+        assert_eq!(Envelope::decode(&env.encode(), Stage::Ingest).unwrap(), env);
     }
 
     #[test]

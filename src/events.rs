@@ -40,6 +40,9 @@ pub enum EventKind {
     Received {
         documents: Vec<DocumentInfo>,
         options: TaskOptions,
+        /// The submitter's reference for the task, when it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external_id: Option<String>,
     },
     /// A stage started an attempt.
     Started,
@@ -64,6 +67,10 @@ pub enum EventKind {
     Replayed,
     /// The last stage finished: the summary is stored.
     Completed { summary: ArtifactRef },
+    /// Ingest found the task's idempotency key claimed by another task
+    /// with the same documents and options, within the window: this task
+    /// was acknowledged without work, and `of` is the task to follow.
+    Duplicate { of: Uuid },
 }
 
 impl EventKind {
@@ -86,6 +93,7 @@ impl EventKind {
             EventKind::DeadLettered { .. } => "dead_lettered",
             EventKind::Replayed => "replayed",
             EventKind::Completed { .. } => "completed",
+            EventKind::Duplicate { .. } => "duplicate",
         }
     }
 }
@@ -209,6 +217,7 @@ impl Event {
             kind: EventKind::Received {
                 documents,
                 options: envelope.options.clone(),
+                external_id: envelope.external_id.clone(),
             },
             callback: None,
         }

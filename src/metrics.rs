@@ -219,6 +219,25 @@ impl Metrics {
         }
     }
 
+    /// A worker of `stage` starts: its counters are served from zero before
+    /// anything happens, so that a rule's `rate()` or `increase()` sees the
+    /// first event (a series that appears at 1 shows no increase) and the
+    /// page names every metric the alert rules and the board use.
+    pub fn worker_started(&self, prefix: &str, stage: Stage) {
+        let labels = Self::stage(prefix, stage);
+        for counter in [
+            &self.handled,
+            &self.succeeded,
+            &self.retried,
+            &self.returned,
+            &self.unroutable,
+        ] {
+            drop(counter.get_or_create(&labels));
+        }
+        drop(self.in_hand.get_or_create(&labels));
+        drop(self.duration.get_or_create(&labels));
+    }
+
     /// A delivery was taken; the returned guard counts it in hand until
     /// dropped.
     pub fn delivery(&'static self, prefix: &str, stage: Stage) -> InHand {

@@ -96,6 +96,7 @@ pub async fn run_worker<H: Handler>(
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let topology = Topology::from_settings(&settings)?;
+    metrics::global().worker_started(topology.prefix(), options.stage);
     let name = format!("tenderflow-{}-{}", topology.prefix(), options.stage);
     let worker = Arc::new(Worker {
         stage: options.stage,
@@ -518,6 +519,14 @@ impl<H: Handler> Worker<H> {
         took: Duration,
         traceparent: &str,
     ) -> Outcome {
+        if let Some(of) = output.duplicate_of {
+            tracing::info!(duplicate_of = %of, "the task repeats an earlier one; acknowledged without work");
+            return Outcome {
+                work: None,
+                events: vec![Event::about(envelope, EventKind::Duplicate { of })],
+                settled: Settled::Succeeded,
+            };
+        }
         let succeeded = Event::about(
             envelope,
             EventKind::Succeeded {

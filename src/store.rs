@@ -262,6 +262,97 @@ impl Store {
     }
 }
 
+/// Small records that are written once and never overwritten: the claims
+/// of idempotency keys ([`crate::idempotency`]). Unlike artifacts, their
+/// keys are not content addressed, so "first writer wins" must be the
+/// store's, not ours: across API replicas only the store sees every write.
+impl Store {
+    /// Writes `bytes` at `key` only if nothing is there: `Ok(true)` when
+    /// this write made it, `Ok(false)` when the key was already taken. In
+    /// a folder the bytes are staged, synced and hard-linked into place (a
+    /// link fails when the name exists, and a reader never sees a part);
+    /// on S3 a put with `If-None-Match: *`.
+    pub async fn create_new(&self, key: &str, bytes: Bytes) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Folder(folder) => {
+                let path = folder.path(key)?;
+                let folder = Arc::clone(folder);
+                blocking(move || folder.create_new(&path, &bytes))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("writing {key}: {e}")))
+            }
+            Backend::Remote(inner) => {
+                let options = object_store::PutOptions {
+                    mode: object_store::PutMode::Create,
+                    ..Default::default()
+                };
+                match inner
+                    .put_opts(&Path::from(key), PutPayload::from_bytes(bytes), options)
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                    Err(e) => Err(StoreError::Unavailable(e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// The keys directly beneath the folder `prefix` (no trailing slash),
+    /// in no particular order; none when it does not exist.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match &self.backend {
+            Backend::Folder(folder) => {
+                let dir = folder.path(prefix)?;
+                let folder_key = prefix.to_string();
+                blocking(move || {
+                    let entries = match std::fs::read_dir(&dir) {
+                        Ok(entries) => entries,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                        Err(e) => return Err(e),
+                    };
+                    let mut keys = Vec::new();
+                    for entry in entries {
+                        let name = entry?.file_name();
+                        keys.push(format!("{folder_key}/{}", name.to_string_lossy()));
+                    }
+                    Ok(keys)
+                })
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("listing {}: {e}", prefix)))
+            }
+            Backend::Remote(inner) => {
+                use futures_util::TryStreamExt as _;
+                let listed: Vec<object_store::ObjectMeta> = inner
+                    .list(Some(&Path::from(prefix)))
+                    .try_collect()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                Ok(listed.into_iter().map(|m| m.location.to_string()).collect())
+            }
+        }
+    }
+
+    /// Deletes `key`; nothing there is no error.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Folder(folder) => {
+                let path = folder.path(key)?;
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(StoreError::Unavailable(format!("deleting {key}: {e}")))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Backend::Remote(inner) => match inner.delete(&Path::from(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            },
+        }
+    }
+}
+
 /// Objects up to this size are read and written on the calling task: a
 /// few system calls on the page cache take microseconds. Larger ones go to
 /// the blocking pool, so that a big original does not hold up a runtime
@@ -387,6 +478,36 @@ impl Folder {
             let _ = std::fs::remove_file(&temp);
         }
         written
+    }
+    /// Writes `bytes` at `path` unless something is there (see
+    /// [`Store::create_new`]).
+    fn create_new(&self, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<bool> {
+        let dir = path.parent().expect("a store key has a folder");
+        let name = path.file_name().expect("a store key has a name");
+        let temp = self.staging.join(format!(
+            "{}.{}",
+            name.to_string_lossy(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        let staged = std::fs::File::create_new(&temp).and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+        let linked = staged.and_then(|()| match std::fs::hard_link(&temp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).and_then(|()| std::fs::hard_link(&temp, path))
+            }
+            other => other,
+        });
+        let _ = std::fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {
+                std::fs::File::open(dir)?.sync_all()?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

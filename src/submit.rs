@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
+use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -19,6 +20,7 @@ use crate::broker::{self, Outgoing, traceparent_for};
 use crate::config::Settings;
 use crate::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use crate::events::{Event, EventKind};
+use crate::idempotency::{self, Claim, Claimed, fingerprint};
 use crate::notify::policy::CallbackPolicy;
 use crate::parse::sniff;
 use crate::store::{Store, sha256_hex};
@@ -44,9 +46,63 @@ pub enum SubmitError {
     /// `notify.allowed_hosts`).
     #[error("callback_url refused: {0}")]
     Callback(String),
+    /// The idempotency key is held by another task, submitted with other
+    /// documents, options or external id, within the window.
+    #[error(
+        "the idempotency key {key:?} belongs to task {first}, submitted with other documents, \
+         options or external_id; use a new key for a new request"
+    )]
+    Conflict { key: String, first: Uuid },
     /// The store or the broker failed; try again later.
     #[error("could not submit: {0:#}")]
     Unavailable(anyhow::Error),
+}
+
+/// The client's own references of a submission, both optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refs {
+    /// Its reference for the task (a project id): 1 to 200 characters.
+    pub external_id: Option<String>,
+    /// Makes the submission idempotent (see [`crate::idempotency`]).
+    pub idempotency_key: Option<String>,
+    /// Where to POST the task's outcome when it ends; `None`:
+    /// `notify.default_url`, if set. A URL the callback policy refuses
+    /// fails the submission, before anything is stored, rather than the
+    /// callback later.
+    pub callback_url: Option<String>,
+}
+
+impl Refs {
+    /// Checks both against the envelope's rules.
+    pub fn check(&self) -> Result<(), SubmitError> {
+        if let Some(id) = &self.external_id {
+            crate::envelope::check_external_id(id).map_err(SubmitError::Invalid)?;
+        }
+        if let Some(key) = &self.idempotency_key {
+            crate::envelope::check_idempotency_key(key).map_err(SubmitError::Invalid)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a submission led to.
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    /// A new task, published.
+    New(Box<Envelope>),
+    /// The same request came before under its idempotency key: this is the
+    /// task it started, and nothing new was published.
+    Existing(Uuid),
+}
+
+impl Submitted {
+    /// The task the submission answers with.
+    pub fn task_id(&self) -> Uuid {
+        match self {
+            Submitted::New(envelope) => envelope.task_id,
+            Submitted::Existing(task_id) => *task_id,
+        }
+    }
 }
 
 /// A document to submit: its name and bytes.
@@ -82,21 +138,23 @@ impl Submitter {
         uploads: Vec<Upload>,
         options: TaskOptions,
     ) -> Result<Envelope, SubmitError> {
-        self.submit_with_callback(uploads, options, None).await
+        match self.submit_with(uploads, options, Refs::default()).await? {
+            Submitted::New(envelope) => Ok(*envelope),
+            Submitted::Existing(_) => unreachable!("without a key every submission is new"),
+        }
     }
 
-    /// [`Submitter::submit`] with the URL to call back when the task ends
-    /// (`None`: `notify.default_url`, if set). A URL the callback policy
-    /// refuses fails the submission here, before anything is stored, rather
-    /// than the callback later.
-    pub async fn submit_with_callback(
+    /// [`Submitter::submit`] with the client's references: under an
+    /// idempotency key already used for the same request, the earlier task.
+    pub async fn submit_with(
         &self,
         uploads: Vec<Upload>,
         options: TaskOptions,
-        callback_url: Option<String>,
-    ) -> Result<Envelope, SubmitError> {
+        refs: Refs,
+    ) -> Result<Submitted, SubmitError> {
         check_options(&options)?;
-        let callback_url = self.callback_for(callback_url)?;
+        refs.check()?;
+        let refs = self.with_callback(refs)?;
         if uploads.is_empty() {
             return Err(SubmitError::Invalid(
                 "a task needs at least one document".into(),
@@ -118,10 +176,7 @@ impl Submitter {
                 filename: upload.filename,
             });
         }
-        let mut envelope = Envelope::new_task(documents, options);
-        envelope.callback_url = callback_url;
-        self.publish_task(&envelope).await?;
-        Ok(envelope)
+        self.start(documents, options, refs).await
     }
 
     /// One task whose documents stay where they are, on storage the workers
@@ -131,20 +186,25 @@ impl Submitter {
         paths: &[PathBuf],
         options: TaskOptions,
     ) -> Result<Envelope, SubmitError> {
-        self.submit_by_reference_with_callback(paths, options, None)
-            .await
+        match self
+            .submit_by_reference_with(paths, options, Refs::default())
+            .await?
+        {
+            Submitted::New(envelope) => Ok(*envelope),
+            Submitted::Existing(_) => unreachable!("without a key every submission is new"),
+        }
     }
 
-    /// [`Submitter::submit_by_reference`] with a callback, as
-    /// [`Submitter::submit_with_callback`].
-    pub async fn submit_by_reference_with_callback(
+    /// [`Submitter::submit_by_reference`] with the client's references.
+    pub async fn submit_by_reference_with(
         &self,
         paths: &[PathBuf],
         options: TaskOptions,
-        callback_url: Option<String>,
-    ) -> Result<Envelope, SubmitError> {
+        refs: Refs,
+    ) -> Result<Submitted, SubmitError> {
         check_options(&options)?;
-        let callback_url = self.callback_for(callback_url)?;
+        refs.check()?;
+        let refs = self.with_callback(refs)?;
         let mut documents = Vec::with_capacity(paths.len());
         for path in paths {
             let absolute = std::path::absolute(path)
@@ -168,26 +228,75 @@ impl Submitter {
                 "a task needs at least one document".into(),
             ));
         }
-        let mut envelope = Envelope::new_task(documents, options);
-        envelope.callback_url = callback_url;
-        self.publish_task(&envelope).await?;
-        Ok(envelope)
+        self.start(documents, options, refs).await
     }
 
-    /// The task's callback: the one asked for, else the configured default;
-    /// checked against the callback policy.
-    fn callback_for(&self, requested: Option<String>) -> Result<Option<String>, SubmitError> {
-        let notify = &self.settings.notify;
-        let Some(url) = requested
-            .filter(|u| !u.trim().is_empty())
-            .or_else(|| notify.default_url.clone())
-        else {
-            return Ok(None);
+    /// Publishes a new task of `documents`, after claiming its idempotency
+    /// key when it has one. The claim comes first, so that of two
+    /// submissions at once (on any replica) only one publishes; a claim
+    /// whose task could not be published is given up, so the client's
+    /// retry with the same key starts the task.
+    async fn start(
+        &self,
+        documents: Vec<DocumentRef>,
+        options: TaskOptions,
+        refs: Refs,
+    ) -> Result<Submitted, SubmitError> {
+        let mut envelope = Envelope::new_task(documents, options);
+        envelope.external_id = refs.external_id;
+        envelope.idempotency_key = refs.idempotency_key;
+        envelope.callback_url = refs.callback_url;
+        let Some(key) = envelope.idempotency_key.clone() else {
+            self.publish_task(&envelope).await?;
+            return Ok(Submitted::New(Box::new(envelope)));
         };
-        CallbackPolicy::from_settings(notify)
-            .check(url.trim())
-            .map_err(|refused| SubmitError::Callback(refused.to_string()))?;
-        Ok(Some(url.trim().to_string()))
+        let mine = Claim {
+            task_id: envelope.task_id,
+            fingerprint: fingerprint(
+                envelope.documents.iter().map(|d| d.sha256.as_str()),
+                &envelope.options,
+                envelope.external_id.as_deref(),
+            ),
+            claimed_at: Utc::now(),
+        };
+        let window = self.settings.store.idempotency_window();
+        let claimed = idempotency::claim(&self.store, &key, &mine, window, mine.claimed_at)
+            .await
+            .map_err(|e| SubmitError::Unavailable(e.into()))?;
+        match claimed {
+            Claimed::Won | Claimed::Ours => {}
+            Claimed::Duplicate(held) => return Ok(Submitted::Existing(held.task_id)),
+            Claimed::Conflict(held) => {
+                return Err(SubmitError::Conflict {
+                    key,
+                    first: held.task_id,
+                });
+            }
+        }
+        if let Err(err) = self.publish_task(&envelope).await {
+            if let Err(release) = idempotency::release(&self.store, &key, envelope.task_id).await {
+                tracing::warn!(error = %release, "could not give up the claim of an unpublished task");
+            }
+            return Err(err);
+        }
+        Ok(Submitted::New(Box::new(envelope)))
+    }
+
+    /// `refs` with the task's callback: the one asked for, else the
+    /// configured default; checked against the callback policy.
+    fn with_callback(&self, mut refs: Refs) -> Result<Refs, SubmitError> {
+        let notify = &self.settings.notify;
+        refs.callback_url = refs
+            .callback_url
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .or_else(|| notify.default_url.clone());
+        if let Some(url) = &refs.callback_url {
+            CallbackPolicy::from_settings(notify)
+                .check(url)
+                .map_err(|refused| SubmitError::Callback(refused.to_string()))?;
+        }
+        Ok(refs)
     }
 
     fn check_upload(&self, filename: &str, bytes: &[u8]) -> Result<&'static str, SubmitError> {
@@ -286,6 +395,9 @@ pub enum Outcome {
         kind: String,
         message: String,
     },
+    /// Ingest found it repeats task `of` under the same idempotency key,
+    /// and did nothing with it.
+    Duplicate { of: Uuid },
 }
 
 /// Reads task events from the events stream, from shortly before `since`.
@@ -379,6 +491,9 @@ impl Follower {
                             summary_key: summary.key.clone(),
                         },
                     );
+                }
+                EventKind::Duplicate { of } => {
+                    outcomes.insert(event.task_id, Outcome::Duplicate { of: *of });
                 }
                 EventKind::DeadLettered { error } => {
                     outcomes.insert(

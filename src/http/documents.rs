@@ -14,10 +14,12 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use crate::envelope::TaskOptions;
-use crate::submit::{SubmitError, Upload};
+use crate::submit::{Refs, SubmitError, Submitted, Upload};
 
 /// Header naming the file of a raw-body upload.
 pub const FILENAME_HEADER: &str = "x-filename";
+/// Header making a submission idempotent.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// How long a submission waits for the projector to see the new task, so
 /// that a client reading right after the 202 finds it.
 const SEEN_WAIT: Duration = Duration::from_secs(2);
@@ -28,46 +30,75 @@ pub struct SubmitQuery {
     filename: Option<String>,
     filter_model: Option<String>,
     extract_model: Option<String>,
-    callback_url: Option<String>,
-}
-
-/// What a submission asks for beside its documents.
-struct Asked {
-    options: TaskOptions,
+    external_id: Option<String>,
     callback_url: Option<String>,
 }
 
 /// Takes a multipart form (file fields, plus optional `filter_model`,
-/// `extract_model` and `callback_url` fields) or a raw body whose name is in
-/// the `X-Filename` header or the `filename` query parameter. Answers 202
-/// with the task id; 422 when the callback URL is not one tenderflow calls.
+/// `extract_model`, `external_id` and `callback_url` fields) or a raw body
+/// whose name is in the `X-Filename` header or the `filename` query
+/// parameter. Answers 202 with the task id; under an `Idempotency-Key`
+/// already used for the same request, 200 with the first task's id, and 409
+/// for another request; 422 when the callback URL is not one tenderflow
+/// calls.
 pub async fn submit(
     State(state): State<AppState>,
     query: Result<Query<SubmitQuery>, axum::extract::rejection::QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let (uploads, asked) = if is_multipart(request.headers()) {
+    // Checked before the body is read: a bad key costs no upload.
+    let idempotency_key = idempotency_key(request.headers())?;
+    let (uploads, options, asked) = if is_multipart(request.headers()) {
         let multipart = Multipart::from_request(request, &state).await?;
         read_form(multipart, query).await?
     } else {
         read_raw(request, &state, query).await?
     };
+    let refs = Refs {
+        external_id: asked.external_id.filter(|id| !id.is_empty()),
+        idempotency_key,
+        callback_url: asked.callback_url,
+    };
     let changes = state.changes.subscribe();
-    let envelope = state
+    let submitted = state
         .submitter
-        .submit_with_callback(uploads, asked.options, asked.callback_url)
+        .submit_with(uploads, options, refs)
         .await
         .map_err(submit_error)?;
-    let task_id = envelope.task_id;
+    let task_id = submitted.task_id();
     wait_until_seen(&state, changes, task_id).await;
+    let status = match submitted {
+        Submitted::New(_) => StatusCode::ACCEPTED,
+        Submitted::Existing(_) => StatusCode::OK,
+    };
     let location = format!("/v1/tasks/{task_id}");
     Ok((
-        StatusCode::ACCEPTED,
+        status,
         [(header::LOCATION, location)],
         Json(json!({"task_id": task_id})),
     )
         .into_response())
+}
+
+/// The `Idempotency-Key` header, checked: 400 when it is sent twice, or
+/// is not 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key is sent more than once; send one key",
+        ));
+    }
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII characters"))?;
+    crate::envelope::check_idempotency_key(key)
+        .map_err(|e| ApiError::bad_request(format!("Idempotency-Key: {e}")))?;
+    Ok(Some(key.to_string()))
 }
 
 fn is_multipart(headers: &HeaderMap) -> bool {
@@ -115,11 +146,21 @@ fn header_filename(raw: &[u8]) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("X-Filename decodes to bytes that are not UTF-8"))
 }
 
+/// Documents, options and references (external id, callback URL) of a
+/// submission.
+type Submission = (Vec<Upload>, TaskOptions, Asked);
+
+/// The references a submission's form or query names.
+struct Asked {
+    external_id: Option<String>,
+    callback_url: Option<String>,
+}
+
 async fn read_raw(
     request: Request,
     state: &AppState,
     query: SubmitQuery,
-) -> Result<(Vec<Upload>, Asked), ApiError> {
+) -> Result<Submission, ApiError> {
     let from_header = match request.headers().get(FILENAME_HEADER) {
         Some(value) => Some(header_filename(value.as_bytes())?),
         None => None,
@@ -132,19 +173,18 @@ async fn read_raw(
         )
     })?;
     let upload = Upload { filename, bytes };
+    let options = options(query.filter_model, query.extract_model);
     let asked = Asked {
-        options: options(query.filter_model, query.extract_model),
+        external_id: query.external_id,
         callback_url: query.callback_url,
     };
-    Ok((vec![upload], asked))
+    Ok((vec![upload], options, asked))
 }
 
-async fn read_form(
-    mut form: Multipart,
-    query: SubmitQuery,
-) -> Result<(Vec<Upload>, Asked), ApiError> {
+async fn read_form(mut form: Multipart, query: SubmitQuery) -> Result<Submission, ApiError> {
     let mut uploads = Vec::new();
     let (mut filter_model, mut extract_model) = (query.filter_model, query.extract_model);
+    let mut external_id = query.external_id;
     let mut callback_url = query.callback_url;
     while let Some(field) = form.next_field().await? {
         let name = field.name().unwrap_or("").to_string();
@@ -157,10 +197,12 @@ async fn read_form(
         match name.as_str() {
             "filter_model" => filter_model = Some(text),
             "extract_model" => extract_model = Some(text),
+            "external_id" => external_id = Some(text),
             "callback_url" => callback_url = Some(text),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unexpected form field {other:?}: send files (with a filename), filter_model, extract_model, callback_url"
+                    "unexpected form field {other:?}: send files (with a filename), \
+                     filter_model, extract_model, external_id, callback_url"
                 )));
             }
         }
@@ -171,10 +213,10 @@ async fn read_form(
         ));
     }
     let asked = Asked {
-        options: options(filter_model, extract_model),
+        external_id,
         callback_url,
     };
-    Ok((uploads, asked))
+    Ok((uploads, options(filter_model, extract_model), asked))
 }
 
 fn submit_error(error: SubmitError) -> ApiError {
@@ -187,6 +229,11 @@ fn submit_error(error: SubmitError) -> ApiError {
             "callback_refused",
             error.to_string(),
         ),
+        SubmitError::Conflict { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            error.to_string(),
+        ),
         SubmitError::Unavailable(detail) => {
             tracing::warn!(error = format!("{detail:#}"), "submission failed");
             ApiError::unavailable("the broker or the document store is unavailable; try again")
@@ -194,14 +241,20 @@ fn submit_error(error: SubmitError) -> ApiError {
     }
 }
 
-/// Waits (briefly) until the projector has folded the new task in, so the
-/// `Location` answers at once; a slow projector only delays the answer.
+/// Waits (briefly) until the projector has folded the task in, so the
+/// `Location` answers at once; a slow projector only delays the answer. A
+/// task known already (the first task of an idempotency key) answers at
+/// once: no change of it may ever come.
 async fn wait_until_seen(
     state: &AppState,
     mut changes: tokio::sync::broadcast::Receiver<crate::projector::view::TaskView>,
     task_id: Uuid,
 ) {
     let seen = async {
+        let known = super::blocking(&state.db, move |db| db.task(task_id)).await;
+        if matches!(known, Ok(Some(_))) {
+            return;
+        }
         loop {
             match changes.recv().await {
                 Ok(view) if view.task_id == task_id => return,

@@ -65,10 +65,15 @@ pub struct ListQuery {
     stage: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    external_id: Option<String>,
 }
 
 impl ListQuery {
     fn filter(self) -> Result<ListFilter, ApiError> {
+        let external_id = self.external_id.filter(|id| !id.is_empty());
+        if let Some(id) = &external_id {
+            crate::envelope::check_external_id(id).map_err(ApiError::bad_request)?;
+        }
         let state = self.state.filter(|s| !s.is_empty());
         let stage = self.stage.filter(|s| !s.is_empty());
         let limit = super::page_limit(self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
@@ -89,12 +94,13 @@ impl ListQuery {
                 .map_err(ApiError::bad_request)?,
             before,
             limit,
+            external_id,
         })
     }
 }
 
-/// `GET /v1/tasks?state=&stage=&limit=&cursor=`: a page of tasks, newest
-/// first.
+/// `GET /v1/tasks?state=&stage=&external_id=&limit=&cursor=`: a page of
+/// tasks, newest first.
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,

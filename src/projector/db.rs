@@ -50,6 +50,8 @@ pub struct ListFilter {
     pub stage: Option<Stage>,
     /// Only tasks older than this one (the previous page's cursor).
     pub before: Option<Uuid>,
+    /// Only tasks submitted with this reference.
+    pub external_id: Option<String>,
     /// At most this many.
     pub limit: usize,
 }
@@ -133,6 +135,14 @@ CREATE TABLE IF NOT EXISTS dead_letter_progress (
     stage TEXT PRIMARY KEY,
     stream_offset INTEGER NOT NULL
 );
+-- The submitters' references: a table of its own, so a database of an
+-- older build gains it as it opens (and fills it as it folds again, see
+-- FOLD_VERSION), with no column to add to a table that has rows.
+CREATE TABLE IF NOT EXISTS task_refs (
+    external_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    PRIMARY KEY (external_id, task_id)
+) WITHOUT ROWID;
 ";
 
 /// Which dead letters to list.
@@ -173,7 +183,7 @@ pub struct IndexedDeadLetter {
 /// derives: opening a database folded by another version folds every task
 /// again from its stored events, so old views do not linger until their
 /// task's next event.
-pub const FOLD_VERSION: i64 = 2;
+pub const FOLD_VERSION: i64 = 3;
 
 /// The writer's SQLite page cache: negative means KiB, so 64 MiB (SQLite's
 /// default is 2 MiB); a bound, allocated only as pages are used.
@@ -302,19 +312,31 @@ impl ViewDb {
     /// order is their creation order and doubles as a stable cursor.
     pub fn tasks(&self, filter: &ListFilter) -> Result<Page, DbError> {
         let conn = lock(&self.reader);
-        let mut query = conn.prepare_cached(
+        // With a reference, the walk is over its rows of `task_refs` (in
+        // task order, by its key), never over every task.
+        let sql = if filter.external_id.is_some() {
+            "SELECT t.view FROM task_refs r JOIN tasks t ON t.task_id = r.task_id
+             WHERE r.external_id = ?5
+               AND (?1 IS NULL OR t.state = ?1)
+               AND (?2 IS NULL OR t.stage = ?2)
+               AND (?3 IS NULL OR r.task_id < ?3)
+             ORDER BY r.task_id DESC LIMIT ?4"
+        } else {
             "SELECT view FROM tasks
              WHERE (?1 IS NULL OR state = ?1)
                AND (?2 IS NULL OR stage = ?2)
                AND (?3 IS NULL OR task_id < ?3)
-             ORDER BY task_id DESC LIMIT ?4",
-        )?;
+               AND ?5 IS NULL
+             ORDER BY task_id DESC LIMIT ?4"
+        };
+        let mut query = conn.prepare_cached(sql)?;
         let rows = query.query_map(
             params![
                 filter.state.map(TaskState::as_str),
                 filter.stage.map(Stage::as_str),
                 filter.before.map(|id| id.to_string()),
                 filter.limit as i64 + 1,
+                filter.external_id.as_deref(),
             ],
             |r| r.get::<_, String>(0),
         )?;
@@ -623,8 +645,16 @@ fn refold(conn: &Connection, task_id: Uuid) -> Result<Option<TaskView>, DbError>
     Ok(store_view(conn, &view)?.then_some(view))
 }
 
-/// Stores a task's view; returns whether it changed.
+/// Stores a task's view, and its reference in `task_refs`; returns
+/// whether the view changed. A task's reference comes from its `received`
+/// event, which never changes, so a row once written stays right.
 fn store_view(conn: &Connection, view: &TaskView) -> Result<bool, DbError> {
+    if let Some(external_id) = &view.external_id {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO task_refs (external_id, task_id) VALUES (?1, ?2)",
+        )?
+        .execute(params![external_id, view.task_id.to_string()])?;
+    }
     let json = serde_json::to_string(view)?;
     let changed = conn
         .prepare_cached(
@@ -667,6 +697,7 @@ pub(crate) mod tests {
         let kind = EventKind::Received {
             documents: Vec::new(),
             options: Default::default(),
+            external_id: None,
         };
         event(task_id, kind)
     }
@@ -795,6 +826,81 @@ pub(crate) mod tests {
         assert!(db.tasks(&filter).unwrap().tasks.is_empty());
         filter.state = Some(TaskState::Queued);
         assert_eq!(db.tasks(&filter).unwrap().tasks.len(), 5);
+    }
+
+    #[test]
+    fn tasks_are_found_by_their_reference_and_again_after_a_refold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("view.sqlite3");
+        let db = ViewDb::open(&path).unwrap();
+        let with_ref = |task_id, external_id: &str| {
+            let kind = EventKind::Received {
+                documents: Vec::new(),
+                options: Default::default(),
+                external_id: Some(external_id.into()),
+            };
+            event(task_id, kind)
+        };
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let events = vec![
+            with_ref(a, "proj-1"),
+            with_ref(b, "proj-2"),
+            with_ref(c, "proj-1"),
+            received(Uuid::now_v7()),
+        ];
+        db.apply(&Batch {
+            events,
+            last_offset: 0,
+        })
+        .unwrap();
+        let find = |db: &ViewDb, id: &str| -> Vec<Uuid> {
+            let filter = ListFilter {
+                external_id: Some(id.into()),
+                limit: 10,
+                ..Default::default()
+            };
+            db.tasks(&filter)
+                .unwrap()
+                .tasks
+                .iter()
+                .map(|t| t.task_id)
+                .collect()
+        };
+        assert_eq!(find(&db, "proj-1"), vec![c, a]);
+        assert_eq!(find(&db, "proj-2"), vec![b]);
+        assert!(find(&db, "proj-3").is_empty());
+        assert_eq!(
+            db.task(a).unwrap().unwrap().external_id.as_deref(),
+            Some("proj-1")
+        );
+        // The plan walks the index of references, not every task.
+        let plan: Vec<String> = {
+            let conn = lock(&db.reader);
+            let mut query = conn
+                .prepare("EXPLAIN QUERY PLAN SELECT t.view FROM task_refs r JOIN tasks t ON t.task_id = r.task_id WHERE r.external_id = 'x' ORDER BY r.task_id DESC")
+                .unwrap();
+            query
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert!(
+            plan.iter().any(|step| step.contains("SEARCH r")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+        // A database of an older fold, without the index's rows, gets them back.
+        drop(db);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DELETE FROM task_refs; PRAGMA user_version = 2;")
+            .unwrap();
+        drop(conn);
+        let db = ViewDb::open(&path).unwrap();
+        assert_eq!(find(&db, "proj-1"), vec![c, a]);
     }
 
     proptest::proptest! {

@@ -29,16 +29,20 @@ pub enum TaskState {
     Done,
     /// A stage gave up; the task waits in a dead-letter queue.
     Failed,
+    /// Its idempotency key belongs to an earlier task with the same
+    /// documents: nothing was done, `duplicate_of` names that task.
+    Duplicate,
 }
 
 impl TaskState {
     /// Every state.
-    pub const ALL: [TaskState; 5] = [
+    pub const ALL: [TaskState; 6] = [
         TaskState::Queued,
         TaskState::Running,
         TaskState::Retrying,
         TaskState::Done,
         TaskState::Failed,
+        TaskState::Duplicate,
     ];
 
     /// The state's name, as in the JSON.
@@ -49,12 +53,16 @@ impl TaskState {
             TaskState::Retrying => "retrying",
             TaskState::Done => "done",
             TaskState::Failed => "failed",
+            TaskState::Duplicate => "duplicate",
         }
     }
 
     /// Whether the task will change no more (short of a replay).
     pub fn is_final(self) -> bool {
-        matches!(self, TaskState::Done | TaskState::Failed)
+        matches!(
+            self,
+            TaskState::Done | TaskState::Failed | TaskState::Duplicate
+        )
     }
 }
 
@@ -66,7 +74,9 @@ impl std::str::FromStr for TaskState {
             .into_iter()
             .find(|state| state.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown state {s:?} (expected queued, running, retrying, done or failed)")
+                format!(
+                    "unknown state {s:?} (expected queued, running, retrying, done, failed or duplicate)"
+                )
             })
     }
 }
@@ -153,6 +163,13 @@ pub struct TaskView {
     pub files: Vec<TaskFile>,
     /// Its options, once the `received` event is known.
     pub options: Option<TaskOptions>,
+    /// The submitter's reference for the task, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The earlier task with the same idempotency key, documents and
+    /// options, when this one is a duplicate of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Uuid>,
     /// The stored summary, once done.
     pub summary: Option<ArtifactRef>,
     /// When it was submitted.
@@ -182,7 +199,13 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<TaskView>
         .into_iter()
         .map(|stage| stage_view(stage, &events))
         .collect();
-    Some(task_view(first.task_id, &events, stage_queued(stages)))
+    // A duplicate goes no further than ingest: no later stage waits.
+    let stages = if events.iter().any(|e| duplicate_of(e).is_some()) {
+        stages
+    } else {
+        stage_queued(stages)
+    };
+    Some(task_view(first.task_id, &events, stages))
 }
 
 /// Orders a stage's events: by replay epoch, then attempt, then what
@@ -200,7 +223,9 @@ fn stage_key(event: &Event, replays: &[&Event]) -> StageKey {
         EventKind::Replayed | EventKind::Received { .. } => 0,
         EventKind::Started => 1,
         EventKind::RetryScheduled { .. } => 2,
-        EventKind::DeadLettered { .. } | EventKind::Succeeded { .. } => 3,
+        EventKind::DeadLettered { .. }
+        | EventKind::Succeeded { .. }
+        | EventKind::Duplicate { .. } => 3,
         EventKind::Completed { .. } => 4,
     };
     (
@@ -283,7 +308,7 @@ fn apply_latest(view: &mut StageView, latest: &Event) {
             view.duration_ms = Some(*duration_ms);
             StageState::Succeeded
         }
-        EventKind::Completed { .. } => {
+        EventKind::Completed { .. } | EventKind::Duplicate { .. } => {
             view.finished_at = Some(latest.at);
             StageState::Succeeded
         }
@@ -299,6 +324,13 @@ fn stage_queued(mut stages: Vec<StageView>) -> Vec<StageView> {
         }
     }
     stages
+}
+
+fn duplicate_of(event: &Event) -> Option<Uuid> {
+    match event.kind {
+        EventKind::Duplicate { of } => Some(of),
+        _ => None,
+    }
 }
 
 fn error_of(event: &Event) -> Option<&ErrorInfo> {
@@ -317,20 +349,33 @@ fn by_time<'a>(events: &[&'a Event], pick: impl Fn(&Event) -> bool) -> Vec<&'a E
 fn task_view(task_id: Uuid, events: &[&Event], stages: Vec<StageView>) -> TaskView {
     let received = by_time(events, |e| matches!(e.kind, EventKind::Received { .. }));
     let completed = by_time(events, |e| matches!(e.kind, EventKind::Completed { .. }));
-    let (documents, options) = match received.first().map(|e| &e.kind) {
-        Some(EventKind::Received { documents, options }) => {
-            (documents.clone(), Some(options.clone()))
-        }
-        _ => (Vec::new(), None),
+    let (documents, options, external_id) = match received.first().map(|e| &e.kind) {
+        Some(EventKind::Received {
+            documents,
+            options,
+            external_id,
+        }) => (
+            documents.clone(),
+            Some(options.clone()),
+            external_id.clone(),
+        ),
+        _ => (Vec::new(), None, None),
     };
+    let duplicate = by_time(events, |e| duplicate_of(e).is_some())
+        .first()
+        .and_then(|e| Some((e.at, duplicate_of(e)?)));
     let summary = match completed.first().map(|e| &e.kind) {
         Some(EventKind::Completed { summary }) => Some(summary.clone()),
         _ => None,
     };
     let files = sorted_files(events);
-    let state = overall_state(&stages, summary.is_some());
+    let state = match duplicate {
+        Some(_) if summary.is_none() => TaskState::Duplicate,
+        _ => overall_state(&stages, summary.is_some()),
+    };
     let finished_at = match state {
         TaskState::Done => completed.first().map(|e| e.at),
+        TaskState::Duplicate => duplicate.map(|(at, _)| at),
         TaskState::Failed => stages
             .iter()
             .filter_map(|s| s.finished_at.filter(|_| s.state == StageState::Failed))
@@ -354,6 +399,8 @@ fn task_view(task_id: Uuid, events: &[&Event], stages: Vec<StageView>) -> TaskVi
         documents,
         files,
         options,
+        external_id,
+        duplicate_of: duplicate.map(|(_, of)| of),
         summary,
         created_at: received.first().map_or(at_min, |e| e.at),
         updated_at: events
@@ -496,7 +543,15 @@ pub(crate) mod tests {
                 size: 42,
             }];
             let options = TaskOptions::default();
-            script.push(Stage::Ingest, 1, EventKind::Received { documents, options });
+            script.push(
+                Stage::Ingest,
+                1,
+                EventKind::Received {
+                    documents,
+                    options,
+                    external_id: None,
+                },
+            );
             script
         }
 
@@ -580,6 +635,28 @@ pub(crate) mod tests {
         assert!(view.stages.iter().all(|s| s.duration_ms == Some(5)));
         assert_eq!(view.finished_at, Some(view.updated_at));
         assert!(view.last_error.is_none());
+    }
+
+    #[test]
+    fn a_duplicate_ends_at_ingest_naming_the_first_task() {
+        let mut script = Script::new(0);
+        let first = Uuid::now_v7();
+        script.push(Stage::Ingest, 1, EventKind::Duplicate { of: first });
+        let at = script.events.last().unwrap().at;
+        let view = script.view();
+        assert_eq!(view.state, TaskState::Duplicate);
+        assert!(view.state.is_final());
+        assert_eq!(view.duplicate_of, Some(first));
+        assert_eq!(view.finished_at, Some(at));
+        assert_eq!(view.stage, Stage::Ingest);
+        assert_eq!(view.stages[0].state, StageState::Succeeded);
+        // Nothing waits in the later stages' queues.
+        assert!(
+            view.stages[1..]
+                .iter()
+                .all(|s| s.state == StageState::Pending)
+        );
+        assert!(view.summary.is_none() && view.last_error.is_none());
     }
 
     #[test]

@@ -26,9 +26,11 @@ pub async fn handle(
     let model = envelope.options.extract_model.as_str();
     let mut summary = match model {
         // The rules are CPU work: off the runtime's threads, which also
-        // serve the API and the projector in `run`.
+        // serve the API and the projector in `run`, onto the fixed threads
+        // that bound what their regexes keep.
         "" | "rules" if !docs.is_empty() => {
-            tokio::task::spawn_blocking(move || crate::extract::summarize(&docs))
+            crate::cpu::Pool::shared(context.settings.stages.cpu_threads.into())
+                .run(move || crate::extract::summarize(&docs))
                 .await
                 .map_err(|e| StageError::transient(format!("the extract task failed: {e}")))?
         }
@@ -45,5 +47,6 @@ pub async fn handle(
         artifacts,
         produced: Some(stored),
         files: Vec::new(),
+        duplicate_of: None,
     })
 }

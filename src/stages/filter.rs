@@ -22,8 +22,10 @@ pub async fn handle(
         let model = envelope.options.filter_model.as_str();
         let chunks = match model {
             // The rules are CPU work: off the runtime's threads, which also
-            // serve the API and the projector in `run`.
-            "" | "rules" => tokio::task::spawn_blocking(move || crate::filter::classify(&doc))
+            // serve the API and the projector in `run`, onto the fixed
+            // threads that bound what their regexes keep.
+            "" | "rules" => crate::cpu::Pool::shared(context.settings.stages.cpu_threads.into())
+                .run(move || crate::filter::classify(&doc))
                 .await
                 .map_err(|e| StageError::transient(format!("the filter task failed: {e}")))?,
             _ => crate::filter::run(model, &doc, &context.settings.llm).await?,
@@ -36,5 +38,6 @@ pub async fn handle(
         artifacts,
         produced,
         files: Vec::new(),
+        duplicate_of: None,
     })
 }

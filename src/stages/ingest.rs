@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::{StageContext, StageError, StageOutput};
 use crate::envelope::{ArtifactRef, DocumentRef, Envelope, Role, TaskFile};
+use crate::idempotency::{self, Claim, Claimed, fingerprint};
 use crate::package::{self, Member, PackageLimits, Unpacked};
 use crate::parse::sniff;
 use crate::store::{Store, StoreError, sha256_hex};
@@ -48,6 +49,14 @@ pub async fn handle(
             reason: String::new(),
         });
     }
+    if let Some(first) = claim_key(context, envelope).await? {
+        return Ok(StageOutput {
+            artifacts: envelope.artifacts.clone(),
+            produced: None,
+            files: Vec::new(),
+            duplicate_of: Some(first),
+        });
+    }
     let files = match package {
         Some(_) if submitted.len() > 1 => {
             return Err(StageError::permanent(
@@ -69,7 +78,49 @@ pub async fn handle(
         produced: artifacts.originals.first().cloned(),
         artifacts,
         files,
+        duplicate_of: None,
     })
+}
+
+/// Claims the task's idempotency key, once its documents are checked (so
+/// the fingerprint is of the bytes, not of what the producer said): the
+/// task that holds the key already, when this one repeats it. The API
+/// claims the key before it publishes, with the same task id, so here its
+/// claim is found to be the task's own. Another request under a held key
+/// is dead-lettered: nothing can be done with it but to look at it.
+async fn claim_key(
+    context: &StageContext,
+    envelope: &Envelope,
+) -> Result<Option<uuid::Uuid>, StageError> {
+    let Some(key) = &envelope.idempotency_key else {
+        return Ok(None);
+    };
+    let now = chrono::Utc::now();
+    let mine = Claim {
+        task_id: envelope.task_id,
+        fingerprint: fingerprint(
+            envelope.documents.iter().map(|d| d.sha256.as_str()),
+            &envelope.options,
+            envelope.external_id.as_deref(),
+        ),
+        claimed_at: now,
+    };
+    let window = context.settings.store.idempotency_window();
+    match idempotency::claim(&context.store, key, &mine, window, now).await {
+        Ok(Claimed::Won | Claimed::Ours) => Ok(None),
+        Ok(Claimed::Duplicate(held)) => Ok(Some(held.task_id)),
+        Ok(Claimed::Conflict(held)) => Err(StageError::permanent(
+            "idempotency_conflict",
+            format!(
+                "the idempotency key {key:?} belongs to task {}, submitted with other \
+                 documents, options or external_id; publish a new request with a new key",
+                held.task_id
+            ),
+        )),
+        Err(err) => Err(StageError::transient(format!(
+            "claiming the idempotency key: {err}"
+        ))),
+    }
 }
 
 /// Documents submitted one by one keep the submitter's order: the first is

@@ -81,12 +81,16 @@ pub trait Handler: Send + Sync + 'static {
 
 /// What a stage produced: the task's artifacts after this stage, the one
 /// artifact it added, and (ingest) the task's files with their roles; the
-/// last two are reported in its `succeeded` event.
+/// last two are reported in its `succeeded` event. At ingest,
+/// `duplicate_of` says the task repeats an earlier one under the same
+/// idempotency key: it goes no further, and its `duplicate` event names
+/// that task.
 #[derive(Debug, Clone)]
 pub struct StageOutput {
     pub artifacts: Artifacts,
     pub produced: Option<ArtifactRef>,
     pub files: Vec<TaskFile>,
+    pub duplicate_of: Option<uuid::Uuid>,
 }
 
 impl From<StoreError> for StageError {

@@ -64,6 +64,7 @@ pub async fn handle(
         artifacts,
         produced,
         files: Vec::new(),
+        duplicate_of: None,
     })
 }
 

@@ -239,7 +239,7 @@ async fn a_document_submitted_over_http_is_watched_to_done() {
     assert_eq!(lines, vec!["ingest ✓  parse ✓  filter ✓  extract ✓  done"]);
     assert!(render_status(&client.status(id).await.unwrap()).contains("招标公告.md"));
     let page = client
-        .tasks(Some(TaskState::Done), Some(10), None)
+        .tasks(Some(TaskState::Done), None, Some(10), None)
         .await
         .unwrap();
     assert!(render_tasks(&page).contains(&task_id));

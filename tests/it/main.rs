@@ -18,5 +18,6 @@ mod procs;
 mod projector;
 mod proxy;
 mod readiness;
+mod refs;
 #[path = "../support/view.rs"]
 mod view;

@@ -12,13 +12,15 @@ use serde_json::Value;
 use tenderflow::config::{Secret, Settings};
 use tenderflow::envelope::{Stage, TaskOptions};
 use tenderflow::notify::sign;
-use tenderflow::submit::{SubmitError, Submitter, Upload};
+use tenderflow::submit::{Refs, SubmitError, Submitter, Upload};
 use uuid::Uuid;
 
 use crate::api::{TestApp, test_pipeline};
 use crate::helpers::{Flaky, TestPipeline, corpus};
 
 const SECRET: &str = "test-callback-secret";
+/// The submitter's reference every test task carries, echoed back.
+const EXTERNAL_ID: &str = "bid-2029-044";
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -117,11 +119,16 @@ async fn submit_with_callback(pipeline: &TestPipeline, name: &str, url: &str) ->
         filename: name.to_string(),
         bytes: Bytes::from(std::fs::read(corpus(name)).unwrap()),
     };
+    let refs = Refs {
+        callback_url: Some(url.into()),
+        external_id: Some(EXTERNAL_ID.into()),
+        ..Refs::default()
+    };
     submitter
-        .submit_with_callback(vec![upload], TaskOptions::default(), Some(url.into()))
+        .submit_with(vec![upload], TaskOptions::default(), refs)
         .await
         .unwrap()
-        .task_id
+        .task_id()
 }
 
 /// The error kind and message of the first entry of `notify.dlq`.
@@ -189,6 +196,7 @@ async fn a_completed_task_is_called_back_once_the_receiver_recovers() {
     }
     let body = verified_body(&got[2]);
     assert_eq!(body["task_id"], task.to_string());
+    assert_eq!(body["external_id"], EXTERNAL_ID);
     assert_eq!(body["state"], "done");
     assert_eq!(body["delivery_id"], delivery);
     assert_eq!(
@@ -224,6 +232,7 @@ async fn a_completed_task_is_called_back_once_the_receiver_recovers() {
     }
     let completed = events.iter().find(|e| e["kind"] == "completed").unwrap();
     assert_eq!(completed["callback"]["url"], receiver.url);
+    assert_eq!(completed["callback"]["external_id"], EXTERNAL_ID);
     assert_eq!(completed["event_id"], delivery);
     app.stop().await;
     pipeline.teardown().await;
@@ -334,12 +343,12 @@ async fn a_callback_outside_the_allowed_hosts_is_refused_at_submission() {
         ("http://localhost:9/hook", "not in notify.allowed_hosts"),
         ("ftp://127.0.0.1/hook", "scheme"),
     ] {
+        let refs = Refs {
+            callback_url: Some(url.into()),
+            ..Refs::default()
+        };
         let refused = submitter
-            .submit_with_callback(
-                vec![upload.clone()],
-                TaskOptions::default(),
-                Some(url.into()),
-            )
+            .submit_with(vec![upload.clone()], TaskOptions::default(), refs)
             .await
             .unwrap_err();
         assert!(

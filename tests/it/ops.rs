@@ -199,8 +199,153 @@ async fn metrics_count_each_outcome_and_poll_the_queues() {
         "{content_type}"
     );
     assert!(response.text().await.unwrap().ends_with("# EOF\n"));
+    // The alert rules, their tests' series and the Grafana board name only
+    // what this page serves, with its labels.
+    check_deploy_metrics(&text);
     app.stop().await;
     pipeline.teardown().await;
+}
+
+/// Sample names a /metrics page serves, each with the label names of its
+/// samples: from the `# TYPE` lines (a counter's samples end in `_total`, a
+/// histogram's in `_bucket`, `_sum` and `_count`) and the samples.
+fn served_metrics(text: &str) -> HashMap<String, BTreeSet<BTreeSet<String>>> {
+    let mut served: HashMap<String, BTreeSet<BTreeSet<String>>> = HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            let names = match kind {
+                "counter" => vec![format!("{name}_total")],
+                "histogram" => ["_bucket", "_sum", "_count"]
+                    .map(|s| format!("{name}{s}"))
+                    .to_vec(),
+                _ => vec![name.to_string()],
+            };
+            for name in names {
+                served.entry(name).or_default();
+            }
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let series = line.rsplit_once(' ').unwrap().0;
+            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+            let labels: BTreeSet<String> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|pair| pair.split_once('=').map(|(k, _)| k.to_string()))
+                .filter(|k| k != "le")
+                .collect();
+            served.entry(name.to_string()).or_default().insert(labels);
+        }
+    }
+    served
+}
+
+/// Every `tenderflow_...` name in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("tenderflow_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+fn check_deploy_metrics(page: &str) {
+    let served = served_metrics(page);
+    let alerts = std::fs::read_to_string(repo("deploy/prometheus/alerts.yml")).unwrap();
+    let tests = std::fs::read_to_string(repo("deploy/prometheus/alerts.test.yml")).unwrap();
+    let board = std::fs::read_to_string(repo("deploy/grafana/tenderflow.json")).unwrap();
+    let board: Value = serde_json::from_str(&board).expect("the board is JSON");
+    let exprs: Vec<String> = board["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    for (what, text) in [
+        ("alerts.yml", alerts.as_str()),
+        ("the board", &exprs.join("\n")),
+    ] {
+        let names = metric_names(text);
+        assert!(names.len() >= 5, "{what}: {names:?}");
+        for name in names {
+            assert!(
+                served.contains_key(&name),
+                "{what} names {name}, which /metrics does not serve:\n{page}"
+            );
+        }
+    }
+    // The rule tests' input series: served names with the served labels,
+    // plus the scrape's own (job, instance and the DNS service name).
+    let tests: serde_norway::Value = serde_norway::from_str(&tests).unwrap();
+    let mut checked = 0;
+    for case in tests["tests"].as_sequence().unwrap() {
+        for input in case["input_series"].as_sequence().unwrap() {
+            let series = yaml_str(&input["series"]);
+            let (name, labels) = series.split_once('{').unwrap();
+            if name == "up" {
+                continue;
+            }
+            let labels: BTreeSet<String> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|pair| pair.split_once('=').map(|(k, _)| k.trim().to_string()))
+                .filter(|k| !["job", "instance", "service"].contains(&k.as_str()))
+                .collect();
+            let shapes = served.get(name).unwrap_or_else(|| {
+                panic!("the rule tests feed {name}, which /metrics does not serve")
+            });
+            assert!(
+                shapes.contains(&labels),
+                "the rule tests give {name} the labels {labels:?}; /metrics gives {shapes:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} series checked");
+}
+
+/// The alert rules are valid and pass their unit tests (`promtool`, from
+/// Debian's `prometheus` package; `.ci/run` installs it).
+#[test]
+fn the_alert_rules_pass_promtool() {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(!in_ci, "promtool is missing in CI");
+        eprintln!(
+            "\n!!! promtool is missing: the alert rules are NOT checked \
+             (apt-get install prometheus). CI installs it and runs this test. !!!\n"
+        );
+        return;
+    }
+    let dir = repo("deploy/prometheus");
+    for args in [
+        &["check", "rules", "alerts.yml"][..],
+        &["check", "config", "prometheus.yml", "--syntax-only"][..],
+        &["test", "rules", "alerts.test.yml"][..],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// `(method, path)` of every `.route(...)` in the router's source.
@@ -275,6 +420,22 @@ async fn the_openapi_document_matches_the_router_and_the_answers() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             documented.insert((method.clone(), path.clone()));
+        }
+    }
+    // A form field that is also a query parameter takes the same values.
+    let submit = &doc["paths"]["/v1/documents"]["post"];
+    let fields = &submit["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"];
+    for param in submit["parameters"].as_array().unwrap() {
+        let name = param["name"].as_str().unwrap();
+        if param["in"] == "query" && fields.get(name).is_some() {
+            assert_eq!(
+                fields[name]["enum"], param["schema"]["enum"],
+                "form field {name} and query parameter {name} take the same values"
+            );
+            assert_eq!(
+                fields[name]["maxLength"], param["schema"]["maxLength"],
+                "{name}"
+            );
         }
     }
     let routed = routes_in_source(include_str!("../../src/http/mod.rs"));

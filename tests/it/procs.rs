@@ -51,6 +51,10 @@ pub fn settings_env(settings: &Settings) -> Vec<(String, String)> {
             settings.stages.max_deliveries.to_string(),
         ),
         (
+            "TENDERFLOW__STAGES__CPU_THREADS",
+            settings.stages.cpu_threads.to_string(),
+        ),
+        (
             "TENDERFLOW__STAGES__HANDLER_TIMEOUT_MS",
             settings.stages.handler_timeout_ms.to_string(),
         ),

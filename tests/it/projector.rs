@@ -40,7 +40,15 @@ fn task_events(i: usize) -> Vec<Event> {
         size: 100 + i as u64,
     }];
     let options = TaskOptions::default();
-    push(Stage::Ingest, 1, EventKind::Received { documents, options });
+    push(
+        Stage::Ingest,
+        1,
+        EventKind::Received {
+            documents,
+            options,
+            external_id: None,
+        },
+    );
     let reached = i % 5;
     for stage in Stage::ALL.into_iter().take(reached) {
         let mut attempt = 1;
@@ -256,6 +264,7 @@ async fn a_watch_sends_each_change_and_ends_when_the_task_fails() {
     let received = EventKind::Received {
         documents: Vec::new(),
         options: TaskOptions::default(),
+        external_id: None,
     };
     publish_events(settings, &[event(task, Stage::Ingest, received)]).await;
     let path = format!("/v1/tasks/{task}");

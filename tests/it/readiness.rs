@@ -35,6 +35,7 @@ fn received(i: u64) -> Event {
                 size: 100,
             }],
             options: TaskOptions::default(),
+            external_id: None,
         },
     }
 }

@@ -52,6 +52,7 @@ impl Handler for KnownSummary {
                 artifacts,
                 produced: Some(stored),
                 files: Vec::new(),
+                duplicate_of: None,
             })
         })
     }
