@@ -179,6 +179,13 @@ impl Notifier {
                     if !broker::answers(conn, &channel, &queue).await {
                         break Err(anyhow!("the broker stopped answering on this connection"));
                     }
+                    // Most deliveries publish nothing, so a lost publishing
+                    // connection would stay down until a retry or a dead
+                    // letter needs it: look at it with each probe, and
+                    // connect it again now if it is gone.
+                    if self.publisher.link(token).await.is_none() {
+                        break Ok(());
+                    }
                 }
             }
         };
