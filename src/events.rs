@@ -64,6 +64,20 @@ pub enum EventKind {
     Replayed,
     /// The last stage finished: the summary is stored.
     Completed { summary: ArtifactRef },
+    /// The task was cancelled (`DELETE /v1/tasks/{id}`): its stages drop
+    /// its messages from now on. Its stage is the furthest the task had
+    /// reached. Ends the task, unless a forced replay (a later
+    /// `replayed`) runs it again.
+    Cancelled {
+        /// Who asked (where the request came from).
+        by: String,
+        /// Why, as the caller said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A stage dropped a delivery of a cancelled task: acked, not handled,
+    /// not forwarded, not dead-lettered.
+    Dropped,
 }
 
 impl EventKind {
@@ -77,6 +91,8 @@ impl EventKind {
             EventKind::DeadLettered { .. } => "dead_lettered",
             EventKind::Replayed => "replayed",
             EventKind::Completed { .. } => "completed",
+            EventKind::Cancelled { .. } => "cancelled",
+            EventKind::Dropped => "dropped",
         }
     }
 }
@@ -162,6 +178,33 @@ impl Event {
             kind: EventKind::Received {
                 documents,
                 options: envelope.options.clone(),
+            },
+        }
+    }
+
+    /// The `cancelled` event of a task's cancel marker, about `stage`. Its
+    /// id is derived from the marker, so publishing it again (a cancel
+    /// asked twice, or retried after a failed publish) is one event to the
+    /// fold.
+    pub fn cancelled(marker: &crate::store::CancelMarker, stage: Stage) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"tenderflow cancelled ")
+            .chain_update(marker.task_id.as_bytes())
+            .chain_update(marker.at.to_rfc3339().as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Event {
+            schema: EVENT_SCHEMA,
+            event_id: Uuid::new_v8(bytes),
+            task_id: marker.task_id,
+            stage,
+            attempt: 1,
+            at: marker.at,
+            kind: EventKind::Cancelled {
+                by: marker.by.clone(),
+                reason: marker.reason.clone(),
             },
         }
     }

@@ -173,7 +173,7 @@ pub struct IndexedDeadLetter {
 /// derives: opening a database folded by another version folds every task
 /// again from its stored events, so old views do not linger until their
 /// task's next event.
-pub const FOLD_VERSION: i64 = 2;
+pub const FOLD_VERSION: i64 = 3;
 
 /// The writer's SQLite page cache: negative means KiB, so 64 MiB (SQLite's
 /// default is 2 MiB); a bound, allocated only as pages are used.
