@@ -113,7 +113,11 @@ impl ApiClient {
         ApiClient {
             base: base.into().trim_end_matches('/').to_string(),
             token,
-            http: reqwest::Client::new(),
+            // Named, so that a cancel records who asked (`by`).
+            http: reqwest::Client::builder()
+                .user_agent(concat!("tenderflow-cli/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
         }
     }
 

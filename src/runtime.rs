@@ -39,8 +39,8 @@ use crate::events::{ErrorInfo, Event, EventKind};
 use crate::metrics::{self, Settled};
 pub use crate::stages::Handler;
 use crate::stages::{StageError, StageOutput};
-use crate::telemetry::{self, TraceParent};
 use crate::store::Store;
+use crate::telemetry::{self, TraceParent};
 use crate::topology::Topology;
 
 /// Where the runtime counts a message's returns when its queue does not.
@@ -388,8 +388,13 @@ impl<H: Handler> Worker<H> {
             Err(err) => {
                 // Not knowing is not running: the attempt waits its retry.
                 let started = Event::about(&envelope, EventKind::Started);
-                let mut outcome =
-                    self.outcome(&envelope, &delivery.data, Err(err), Duration::ZERO, &traceparent);
+                let mut outcome = self.outcome(
+                    &envelope,
+                    &delivery.data,
+                    Err(err),
+                    Duration::ZERO,
+                    &traceparent,
+                );
                 outcome.events.insert(0, started);
                 return publish_outcome(link, outcome).await;
             }
@@ -463,7 +468,9 @@ impl<H: Handler> Worker<H> {
         self.store
             .is_cancelled(envelope.task_id)
             .await
-            .map_err(|e| StageError::transient(format!("could not tell whether the task is cancelled: {e}")))
+            .map_err(|e| {
+                StageError::transient(format!("could not tell whether the task is cancelled: {e}"))
+            })
     }
 
     /// A cancelled task's delivery: acked with a `dropped` event, nothing

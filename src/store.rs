@@ -359,7 +359,9 @@ impl Store {
                         if let Some(dir) = path.parent() {
                             std::fs::File::open(dir)
                                 .and_then(|d| d.sync_all())
-                                .map_err(|e| StoreError::Unavailable(format!("syncing {key}: {e}")))?;
+                                .map_err(|e| {
+                                    StoreError::Unavailable(format!("syncing {key}: {e}"))
+                                })?;
                         }
                         Ok(())
                     }

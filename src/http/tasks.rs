@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{AppState, blocking};
-use crate::projector::db::{ListFilter, Page};
 use crate::broker::{self, Outgoing, traceparent_for};
 use crate::events::Event;
+use crate::projector::db::{ListFilter, Page};
 use crate::projector::view::{TaskState, TaskView};
 use crate::store::{CancelMarker, StoreError};
 
@@ -95,7 +95,10 @@ pub async fn cancel(
         .reason
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON) {
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON)
+    {
         return Err(ApiError::bad_request(format!(
             "the reason must be at most {MAX_REASON} characters"
         )));
@@ -118,7 +121,10 @@ pub async fn cancel(
                     format!("task {id} is done: there is nothing left to cancel"),
                 ));
             }
-            let by = match headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+            let by = match headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(agent) => format!("api ({})", agent.chars().take(100).collect::<String>()),
                 None => "api".to_string(),
             };

@@ -674,7 +674,11 @@ pub(crate) mod tests {
         raced.succeed(Stage::Extract, 1);
         let view = raced.view();
         assert_eq!(view.state, TaskState::Cancelled);
-        assert_eq!(view.summary, Some(artifact("summary")), "the summary was stored anyway");
+        assert_eq!(
+            view.summary,
+            Some(artifact("summary")),
+            "the summary was stored anyway"
+        );
         assert_eq!(view.stages[3].state, StageState::Succeeded);
         // A task retrying when cancelled has no retry to wait for.
         let mut retrying = Script::new(0);
@@ -688,7 +692,9 @@ pub(crate) mod tests {
     #[test]
     fn a_forced_replay_after_the_cancel_runs_the_task_again() {
         let mut script = Script::new(0);
-        script.succeed(Stage::Ingest, 1).dead_letter(Stage::Parse, 1);
+        script
+            .succeed(Stage::Ingest, 1)
+            .dead_letter(Stage::Parse, 1);
         script.cancel(Stage::Parse);
         assert_eq!(script.view().state, TaskState::Cancelled);
         script.push(Stage::Parse, 1, EventKind::Replayed);
