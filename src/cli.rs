@@ -518,6 +518,13 @@ async fn submit(
                 failed = true;
                 outln!("{task}  FAILED at {stage}: {kind}: {message}");
             }
+            Outcome::Cancelled { reason } => {
+                failed = true;
+                match reason {
+                    Some(reason) => outln!("{task}  CANCELLED: {reason}"),
+                    None => outln!("{task}  CANCELLED"),
+                }
+            }
         }
     }
     Ok(if failed {

@@ -2,8 +2,9 @@
 //! publish the outcome with confirms, then ack.
 //!
 //! Every delivery ends in exactly one of: the next stage's queue (success),
-//! a broker-held retry queue (transient failure), or the stage's dead-letter
-//! queue (permanent failure, attempts used up, undecodable, poison). The input
+//! a broker-held retry queue (transient failure), the stage's dead-letter
+//! queue (permanent failure, attempts used up, undecodable, poison), or,
+//! for a task cancelled in the store, a `dropped` event alone. The input
 //! is acked only after everything that outcome publishes is confirmed; if a
 //! publish fails the input is requeued, so a crash anywhere loses nothing.
 //!

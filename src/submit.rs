@@ -236,6 +236,8 @@ pub enum Outcome {
         kind: String,
         message: String,
     },
+    /// It was cancelled (`tenderflow cancel`).
+    Cancelled { reason: Option<String> },
 }
 
 /// Reads task events from the events stream, from shortly before `since`.
@@ -302,7 +304,8 @@ impl Follower {
         }
     }
 
-    /// Follows `tasks` until each has completed or failed, calling `on_event`
+    /// Follows `tasks` until each has completed, failed or been cancelled
+    /// (a cancel outranks a completion or failure seen with it), calling `on_event`
     /// for each of their events.
     pub async fn wait(
         mut self,
@@ -321,7 +324,20 @@ impl Follower {
                 continue;
             }
             on_event(&event);
+            let cancelled = matches!(
+                outcomes.get(&event.task_id),
+                Some(Outcome::Cancelled { .. })
+            );
             match &event.kind {
+                EventKind::Cancelled { reason, .. } => {
+                    outcomes.insert(
+                        event.task_id,
+                        Outcome::Cancelled {
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+                _ if cancelled => {}
                 EventKind::Completed { summary } => {
                     outcomes.insert(
                         event.task_id,

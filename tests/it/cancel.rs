@@ -14,6 +14,7 @@ use tenderflow::config::Secret;
 use tenderflow::envelope::{Envelope, Stage};
 use tenderflow::runtime::Handler;
 use tenderflow::stages::{StageError, StageOutput};
+use tenderflow::submit::Outcome;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -155,6 +156,32 @@ async fn a_task_cancelled_while_a_stage_works_on_it_is_dropped_by_the_next_stage
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, page) = app.get("/v1/tasks?state=cancelled").await;
     assert_eq!(page["tasks"][0]["task_id"], json!(task), "{page}");
+    // The drop is counted, and the task is in the state gauge.
+    let dropped = format!(
+        "tenderflow_messages_dropped_total{{prefix=\"{}\",stage=\"filter\"}} 1\n",
+        settings.topology.prefix
+    );
+    let mut text = String::new();
+    for _ in 0..40 {
+        text = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(&dropped) && text.contains("tenderflow_tasks{state=\"cancelled\"} 1\n") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(text.contains(&dropped), "{dropped} in\n{text}");
+    assert!(
+        text.contains("tenderflow_tasks{state=\"cancelled\"} 1\n"),
+        "{text}"
+    );
     app.stop().await;
     pipeline.teardown().await;
 }
@@ -177,6 +204,7 @@ async fn a_cancelled_task_waiting_in_a_retry_tier_is_dropped_when_it_comes_back(
             calls: Arc::clone(&calls),
         },
     );
+    let follower = pipeline.follower().await;
     let task = pipeline.submit_files(&["en_itt.md"]).await[0];
     let retrying = app
         .wait_for(&format!("/v1/tasks/{task}"), 60, |v| {
@@ -187,6 +215,9 @@ async fn a_cancelled_task_waiting_in_a_retry_tier_is_dropped_when_it_comes_back(
     let (status, answer) = cancel(&app, task, json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(answer["reason"], Value::Null);
+    // What `submit --wait` follows ends at the cancel.
+    let outcomes = crate::helpers::outcomes(follower, &[task], 30).await;
+    assert_eq!(outcomes[&task], Outcome::Cancelled { reason: None });
     let view = app
         .wait_for(&format!("/v1/tasks/{task}"), 30, |v| {
             v["stages"][1]["state"] == "dropped"
