@@ -281,6 +281,31 @@ mod tests {
     }
 
     #[test]
+    fn a_cancel_published_again_is_the_same_event() {
+        let marker = crate::store::CancelMarker {
+            task_id: Uuid::now_v7(),
+            at: Utc::now(),
+            by: "api".into(),
+            reason: Some("withdrawn".into()),
+        };
+        let first = Event::cancelled(&marker, Stage::Parse);
+        assert_eq!(Event::cancelled(&marker, Stage::Parse), first);
+        assert_eq!(first.at, marker.at);
+        let json: serde_json::Value = serde_json::from_slice(&first.encode()).unwrap();
+        assert_eq!(json["kind"], "cancelled");
+        assert_eq!(json["reason"], "withdrawn");
+        // A later cancel (after a forced replay lifted the first) is another.
+        let later = crate::store::CancelMarker {
+            at: marker.at + chrono::Duration::seconds(1),
+            ..marker
+        };
+        assert_ne!(
+            Event::cancelled(&later, Stage::Parse).event_id,
+            first.event_id
+        );
+    }
+
+    #[test]
     fn events_round_trip_with_a_flat_kind_tag() {
         let event = Event {
             schema: EVENT_SCHEMA,
