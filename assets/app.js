@@ -6,6 +6,8 @@
 
 const STAGES = ["ingest", "parse", "filter", "extract"];
 const POLL_MS = 2000;
+// States a task leaves only by a replay: no watch, and no cancel for done.
+const FINAL = ["done", "failed", "duplicate", "cancelled"];
 let stopPage = () => {};
 
 // ---- small helpers -------------------------------------------------------
@@ -150,7 +152,7 @@ let refreshTasks = () => {};
 function tasksPage() {
   const filter = el("select", { id: "state-filter" },
     el("option", { value: "" }, "every state"),
-    ["queued", "running", "retrying", "done", "failed", "duplicate"].map((s) => el("option", { value: s }, s)));
+    ["queued", "running", "retrying", "done", "failed", "duplicate", "cancelled"].map((s) => el("option", { value: s }, s)));
   const status = el("span", { class: "muted", id: "tasks-status" });
   const body = el("tbody", { id: "tasks" });
   const table = el("table", {},
@@ -202,14 +204,16 @@ function taskPage(id) {
   let summaryShown = false;
 
   const show = async (view) => {
-    head.replaceChildren(...taskHead(view, source));
+    head.replaceChildren(...taskHead(view, source, () => cancelled()));
     try {
       const history = await api(`/v1/tasks/${id}/events`);
       if (!stopped) events.replaceChildren(...eventsTable(history.events));
     } catch (error) {
       events.replaceChildren(el("p", { class: "error" }, error.message));
     }
-    if (view.state === "done" && !summaryShown) {
+    // A cancelled task may have a summary: its last stage finished while
+    // the cancel was on its way.
+    if (view.summary && !summaryShown) {
       summaryShown = true;
       try {
         const body = await api(`/v1/tasks/${id}/summary`);
@@ -223,10 +227,20 @@ function taskPage(id) {
     }
   };
 
+  // After a cancel, until the view says so: a failed task's page has no
+  // watch to bring the change.
+  const cancelled = async () => {
+    for (let i = 0; i < 40 && !stopped; i++) {
+      const view = await api(`/v1/tasks/${id}`).catch(() => null);
+      if (view && view.state === "cancelled") { if (source) source.close(); source = null; return show(view); }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  };
+
   api(`/v1/tasks/${id}`).then((view) => {
     if (stopped) return;
     show(view);
-    if (["done", "failed", "duplicate"].includes(view.state)) return;
+    if (FINAL.includes(view.state)) return;
     // Live updates: one `task` event per change, ending when final.
     source = watch(`/v1/tasks/${id}/watch`, show);
   }).catch((error) => {
@@ -235,7 +249,32 @@ function taskPage(id) {
   return () => { stopped = true; if (source) source.close(); };
 }
 
-function taskHead(view, live) {
+// The cancel form of a task's page: a reason, and the button.
+function cancelForm(view, onCancelled) {
+  const reason = el("input", { id: "cancel-reason", type: "text", placeholder: "reason (optional)", maxlength: 1000 });
+  const button = el("button", { id: "cancel-button", type: "button", class: "secondary",
+    title: "Its stages drop its messages at their next delivery" }, "Cancel task");
+  const result = el("span", { id: "cancel-result", class: "message" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    result.replaceChildren("Cancelling…");
+    try {
+      const body = await api(`/v1/tasks/${view.task_id}`, {
+        method: "DELETE",
+        headers: { "Content-Type": "application/json", ...authHeaders() },
+        body: JSON.stringify({ reason: reason.value || null }),
+      });
+      result.replaceChildren(el("span", { class: "ok" }, body.already ? "Already cancelled." : "Cancelled."));
+      onCancelled();
+    } catch (error) {
+      button.disabled = false;
+      result.replaceChildren(el("span", { class: "error" }, `Not cancelled: ${error.message}`));
+    }
+  });
+  return el("div", { class: "row", id: "cancel-form" }, reason, button, result);
+}
+
+function taskHead(view, live, onCancelled) {
   const facts = el("dl", { class: "facts" },
     el("dt", {}, "State"), el("dd", { id: "task-state", "data-state": view.state }, badge(view.state),
       live ? el("span", { class: "live" }, "● live") : null),
@@ -247,6 +286,9 @@ function taskHead(view, live) {
     el("dt", {}, "Created"), el("dd", {}, when(view.created_at)),
     el("dt", {}, "Finished"), el("dd", {}, when(view.finished_at)),
     view.next_retry_at ? [el("dt", {}, "Next retry"), el("dd", {}, when(view.next_retry_at))] : null,
+    view.cancelled ? [el("dt", {}, "Cancelled"), el("dd", { id: "task-cancelled" },
+      `${when(view.cancelled.at)} by ${view.cancelled.by}`, view.cancelled.reason ? `: ${view.cancelled.reason}` : "",
+      view.summary ? el("div", { class: "muted" }, "Its last stage finished while the cancel was on its way: a summary was stored anyway.") : null)] : null,
     view.last_error ? [el("dt", {}, "Last error"),
       el("dd", { class: "error", id: "task-error" }, `${view.last_error.stage}: ${view.last_error.kind}: ${view.last_error.message}`)] : null);
   const stages = el("table", {},
@@ -255,7 +297,10 @@ function taskHead(view, live) {
       el("td", {}, s.stage), el("td", {}, badge(s.state)), el("td", {}, s.attempts),
       el("td", {}, when(s.started_at)), el("td", {}, s.duration_ms != null ? `${s.duration_ms} ms` : ""),
       el("td", { class: "error" }, s.error ? `${s.error.kind}: ${s.error.message}` : "")))));
-  return [el("h2", {}, "Task ", el("span", { class: "mono" }, view.task_id)), facts, el("h2", { style: "margin-top:1rem" }, "Stages"), stages];
+  const cancellable = view.state !== "done" && view.state !== "cancelled";
+  return [el("h2", {}, "Task ", el("span", { class: "mono" }, view.task_id)), facts,
+    cancellable ? cancelForm(view, onCancelled) : null,
+    el("h2", { style: "margin-top:1rem" }, "Stages"), stages].filter(Boolean);
 }
 
 function eventsTable(events) {
@@ -264,6 +309,8 @@ function eventsTable(events) {
     if (e.kind === "succeeded") return e.duration_ms != null ? `${e.duration_ms} ms` : "";
     if (e.kind === "received") return (e.documents || []).map((d) => d.filename).join(", ");
     if (e.kind === "completed" && e.summary) return e.summary.key;
+    if (e.kind === "cancelled") return `by ${e.by}` + (e.reason ? `: ${e.reason}` : "");
+    if (e.kind === "dropped") return "dropped: the task is cancelled";
     return "";
   };
   return [el("h2", {}, "Events"), el("table", {},

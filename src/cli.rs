@@ -82,9 +82,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a task (through the API): its stages drop its messages.
+    Cancel {
+        task_id: Uuid,
+        /// Why, recorded with the cancel.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// A page of tasks, newest first (from the API).
     Tasks {
-        /// Only tasks in this state: queued, running, retrying, done, failed, duplicate.
+        /// Only tasks in this state: queued, running, retrying, done, failed,
+        /// duplicate, cancelled.
         #[arg(long)]
         state: Option<TaskState>,
         /// Only tasks submitted with this reference (`submit --external-id`).
@@ -227,6 +235,9 @@ pub enum DlqAction {
         /// later stages made is made again, e.g. after an artifact was lost.
         #[arg(long)]
         from: Option<Stage>,
+        /// Replay cancelled tasks too: their cancel is lifted.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -277,6 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_pipeline(settings, &[], None, parts).await
         }
         Command::Status { task_id, json } => status(&settings, task_id, json).await,
+        Command::Cancel { task_id, reason } => cancel(&settings, task_id, reason).await,
         Command::Tasks {
             state,
             external_id,
@@ -601,6 +613,13 @@ async fn submit(
             Outcome::Duplicate { of } => {
                 outln!("{task}  duplicate of {of} (same idempotency key and documents)");
             }
+            Outcome::Cancelled { reason } => {
+                failed = true;
+                match reason {
+                    Some(reason) => outln!("{task}  CANCELLED: {reason}"),
+                    None => outln!("{task}  CANCELLED"),
+                }
+            }
         }
     }
     Ok(if failed {
@@ -699,6 +718,24 @@ async fn tasks(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Cancels a task through the API.
+async fn cancel(
+    settings: &Settings,
+    task_id: Uuid,
+    reason: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let answer = ApiClient::from_settings(settings)
+        .cancel(task_id, reason.as_deref())
+        .await?;
+    let when = answer.cancelled_at.to_rfc3339();
+    if answer.already {
+        outln!("{}  already cancelled at {when}", answer.task_id);
+    } else {
+        outln!("{}  cancelled at {when}", answer.task_id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Dead letters through the API: the projector keeps their index, so
 /// listing touches nothing in the broker.
 async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<ExitCode> {
@@ -759,8 +796,12 @@ async fn dead_letters(settings: &Settings, action: DlqAction) -> anyhow::Result<
             tasks,
             limit,
             from,
+            force,
         } => {
             let mut request = serde_json::json!({"stage": stage});
+            if force {
+                request["force"] = serde_json::json!(true);
+            }
             if !tasks.is_empty() {
                 request["task_ids"] = serde_json::json!(tasks);
             }

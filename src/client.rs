@@ -76,6 +76,19 @@ pub struct ReplayAnswer {
     pub not_found: Vec<Uuid>,
 }
 
+/// What `DELETE /v1/tasks/{id}` answers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CancelAnswer {
+    /// The task.
+    pub task_id: Uuid,
+    /// When it was cancelled (the first time, when asked again).
+    pub cancelled_at: chrono::DateTime<chrono::Utc>,
+    /// Why, as the first cancel said.
+    pub reason: Option<String>,
+    /// Whether it was cancelled already before this request.
+    pub already: bool,
+}
+
 /// A dead letter a replay left alone.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Skipped {
@@ -100,7 +113,11 @@ impl ApiClient {
         ApiClient {
             base: base.into().trim_end_matches('/').to_string(),
             token,
-            http: reqwest::Client::new(),
+            // Named, so that a cancel records who asked (`by`).
+            http: reqwest::Client::builder()
+                .user_agent(concat!("tenderflow-cli/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
@@ -227,6 +244,25 @@ impl ApiClient {
             .await
     }
 
+    /// Cancels a task (`DELETE /v1/tasks/{id}`), with an optional reason.
+    pub async fn cancel(
+        &self,
+        task_id: Uuid,
+        reason: Option<&str>,
+    ) -> Result<CancelAnswer, ClientError> {
+        let response = self
+            .send(
+                self.http
+                    .delete(self.url(&format!("/v1/tasks/{task_id}")))
+                    .json(&serde_json::json!({ "reason": reason })),
+            )
+            .await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
     /// Replays dead letters (the body of `POST /v1/dead-letters/replay`);
     /// answers the API's report.
     pub async fn replay(&self, request: &serde_json::Value) -> Result<ReplayAnswer, ClientError> {
@@ -332,6 +368,7 @@ fn stage_mark(state: StageState) -> &'static str {
         StageState::Retrying => "↻",
         StageState::Succeeded => "✓",
         StageState::Failed => "✗",
+        StageState::Dropped => "⊘",
     }
 }
 
@@ -407,6 +444,18 @@ pub fn render_status(view: &TaskView) -> String {
         out.push_str(&format!(
             "last error {} {}: {}\n",
             error.stage, error.kind, error.message
+        ));
+    }
+    if let Some(cancelled) = &view.cancelled {
+        out.push_str(&format!(
+            "cancelled {} by {}{}\n",
+            cancelled.at.to_rfc3339(),
+            cancelled.by,
+            cancelled
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         ));
     }
     if let Some(summary) = &view.summary {

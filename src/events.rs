@@ -71,6 +71,20 @@ pub enum EventKind {
     /// with the same documents and options, within the window: this task
     /// was acknowledged without work, and `of` is the task to follow.
     Duplicate { of: Uuid },
+    /// The task was cancelled (`DELETE /v1/tasks/{id}`): its stages drop
+    /// its messages from now on. Its stage is the furthest the task had
+    /// reached. Ends the task, unless a forced replay (a later
+    /// `replayed`) runs it again.
+    Cancelled {
+        /// Who asked (where the request came from).
+        by: String,
+        /// Why, as the caller said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A stage dropped a delivery of a cancelled task: acked, not handled,
+    /// not forwarded, not dead-lettered.
+    Dropped,
 }
 
 impl EventKind {
@@ -94,6 +108,8 @@ impl EventKind {
             EventKind::Replayed => "replayed",
             EventKind::Completed { .. } => "completed",
             EventKind::Duplicate { .. } => "duplicate",
+            EventKind::Cancelled { .. } => "cancelled",
+            EventKind::Dropped => "dropped",
         }
     }
 }
@@ -242,6 +258,35 @@ impl Event {
         }
     }
 
+    /// The `cancelled` event of a task's cancel marker, about `stage`. Its
+    /// id is derived from the marker, so publishing it again (a cancel
+    /// asked twice, or retried after a failed publish) is one event to the
+    /// fold.
+    pub fn cancelled(marker: &crate::store::CancelMarker, stage: Stage) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"tenderflow cancelled ")
+            .chain_update(marker.task_id.as_bytes())
+            .chain_update(marker.at.to_rfc3339().as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Event {
+            schema: EVENT_SCHEMA,
+            event_id: Uuid::new_v8(bytes),
+            task_id: marker.task_id,
+            stage,
+            attempt: 1,
+            at: marker.at,
+            kind: EventKind::Cancelled {
+                by: marker.by.clone(),
+                reason: marker.reason.clone(),
+            },
+            // A cancel is the client's own doing: it is not called back.
+            callback: None,
+        }
+    }
+
     /// The JSON body.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an event always serialises")
@@ -357,6 +402,31 @@ mod tests {
             !String::from_utf8(done.encode())
                 .unwrap()
                 .contains("callback")
+        );
+    }
+
+    #[test]
+    fn a_cancel_published_again_is_the_same_event() {
+        let marker = crate::store::CancelMarker {
+            task_id: Uuid::now_v7(),
+            at: Utc::now(),
+            by: "api".into(),
+            reason: Some("withdrawn".into()),
+        };
+        let first = Event::cancelled(&marker, Stage::Parse);
+        assert_eq!(Event::cancelled(&marker, Stage::Parse), first);
+        assert_eq!(first.at, marker.at);
+        let json: serde_json::Value = serde_json::from_slice(&first.encode()).unwrap();
+        assert_eq!(json["kind"], "cancelled");
+        assert_eq!(json["reason"], "withdrawn");
+        // A later cancel (after a forced replay lifted the first) is another.
+        let later = crate::store::CancelMarker {
+            at: marker.at + chrono::Duration::seconds(1),
+            ..marker
+        };
+        assert_ne!(
+            Event::cancelled(&later, Stage::Parse).event_id,
+            first.event_id
         );
     }
 

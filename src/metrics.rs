@@ -98,6 +98,7 @@ pub struct Metrics {
     succeeded: Family<StageLabels, Counter>,
     retried: Family<StageLabels, Counter>,
     returned: Family<StageLabels, Counter>,
+    dropped: Family<StageLabels, Counter>,
     unroutable: Family<StageLabels, Counter>,
     dead_lettered: Family<DeadLetterLabels, Counter>,
     duration: Family<StageLabels, Histogram, fn() -> Histogram>,
@@ -131,6 +132,8 @@ pub enum Settled {
     /// Came back unacknowledged from a worker that stopped with it in hand,
     /// and was queued again with its returns counted.
     Returned,
+    /// Its task was cancelled: acked unhandled.
+    Dropped,
 }
 
 impl Metrics {
@@ -141,6 +144,7 @@ impl Metrics {
             succeeded: Family::default(),
             retried: Family::default(),
             returned: Family::default(),
+            dropped: Family::default(),
             unroutable: Family::default(),
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
@@ -170,6 +174,11 @@ impl Metrics {
             "messages_returned",
             "Deliveries that came back unacknowledged from a stopped worker and were counted (classic queues)",
             metrics.returned.clone(),
+        );
+        registry.register(
+            "messages_dropped",
+            "Deliveries of cancelled tasks, acked unhandled",
+            metrics.dropped.clone(),
         );
         registry.register(
             "publishes_unroutable",
@@ -263,6 +272,7 @@ impl Metrics {
             Settled::Succeeded => self.succeeded.get_or_create(&labels).inc(),
             Settled::Retried => self.retried.get_or_create(&labels).inc(),
             Settled::Returned => self.returned.get_or_create(&labels).inc(),
+            Settled::Dropped => self.dropped.get_or_create(&labels).inc(),
             Settled::DeadLettered(kind) => self
                 .dead_lettered
                 .get_or_create(&DeadLetterLabels {

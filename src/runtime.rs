@@ -2,8 +2,9 @@
 //! publish the outcome with confirms, then ack.
 //!
 //! Every delivery ends in exactly one of: the next stage's queue (success),
-//! a broker-held retry queue (transient failure), or the stage's dead-letter
-//! queue (permanent failure, attempts used up, undecodable, poison). The input
+//! a broker-held retry queue (transient failure), the stage's dead-letter
+//! queue (permanent failure, attempts used up, undecodable, poison), or,
+//! for a task cancelled in the store, a `dropped` event alone. The input
 //! is acked only after everything that outcome publishes is confirmed; if a
 //! publish fails the input is requeued, so a crash anywhere loses nothing.
 //!
@@ -39,6 +40,7 @@ use crate::events::{ErrorInfo, Event, EventKind};
 use crate::metrics::{self, Settled};
 pub use crate::stages::Handler;
 use crate::stages::{StageError, StageOutput};
+use crate::store::Store;
 use crate::telemetry::{self, TraceParent};
 use crate::topology::Topology;
 
@@ -83,6 +85,8 @@ struct Worker<H> {
     handler_timeout: Duration,
     /// Publishing, on a connection apart from the consumer's.
     publisher: Publisher,
+    /// Where cancelled tasks are marked (see [`Worker::cancelled`]).
+    store: Store,
 }
 
 /// Runs one stage worker until `token` is cancelled: connects (retrying with
@@ -98,6 +102,7 @@ pub async fn run_worker<H: Handler>(
     let topology = Topology::from_settings(&settings)?;
     metrics::global().worker_started(topology.prefix(), options.stage);
     let name = format!("tenderflow-{}-{}", topology.prefix(), options.stage);
+    let store = Store::from_settings(&settings)?;
     let worker = Arc::new(Worker {
         stage: options.stage,
         concurrency: options.concurrency.max(1),
@@ -107,6 +112,7 @@ pub async fn run_worker<H: Handler>(
             topology.clone(),
         ),
         topology,
+        store,
         handler_timeout: Duration::from_millis(settings.stages.handler_timeout_ms),
         settings,
         handler,
@@ -378,6 +384,23 @@ impl<H: Handler> Worker<H> {
             .and_then(|h| TraceParent::parse(&h))
             .unwrap_or_else(|| TraceParent::for_task(envelope.task_id));
         let traceparent = telemetry::start_hop(&span, &incoming).header();
+        match self.cancelled(&envelope).await {
+            Ok(false) => {}
+            Ok(true) => return publish_outcome(link, self.drop_cancelled(&envelope)).await,
+            Err(err) => {
+                // Not knowing is not running: the attempt waits its retry.
+                let started = Event::about(&envelope, EventKind::Started);
+                let mut outcome = self.outcome(
+                    &envelope,
+                    &delivery.data,
+                    Err(err),
+                    Duration::ZERO,
+                    &traceparent,
+                );
+                outcome.events.insert(0, started);
+                return publish_outcome(link, outcome).await;
+            }
+        }
         let deliveries = returns + 1;
         if deliveries >= i64::from(self.settings.stages.max_deliveries) {
             let error = ErrorInfo {
@@ -436,6 +459,32 @@ impl<H: Handler> Worker<H> {
             });
         }
         Ok(settled)
+    }
+
+    /// Whether the task was cancelled: one look at its marker in the
+    /// store per delivery. Not cached: a positive answer buys nothing (a
+    /// dropped message is not forwarded, so the task seldom comes back),
+    /// and a cached one would drop the message of a forced replay, which
+    /// removes the marker.
+    async fn cancelled(&self, envelope: &Envelope) -> Result<bool, StageError> {
+        self.store
+            .is_cancelled(envelope.task_id)
+            .await
+            .map_err(|e| {
+                StageError::transient(format!("could not tell whether the task is cancelled: {e}"))
+            })
+    }
+
+    /// A cancelled task's delivery: acked with a `dropped` event, nothing
+    /// forwarded, nothing dead-lettered. A retry that comes back from its
+    /// tier ends here too.
+    fn drop_cancelled(&self, envelope: &Envelope) -> Outcome {
+        tracing::info!("the task is cancelled; dropping its message");
+        Outcome {
+            work: None,
+            events: vec![Event::about(envelope, EventKind::Dropped)],
+            settled: Settled::Dropped,
+        }
     }
 
     /// What this stage states of the task whatever the attempt's outcome:

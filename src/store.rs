@@ -353,6 +353,121 @@ impl Store {
     }
 }
 
+/// A task's cancellation as the store keeps it, at `cancelled/<task_id>`:
+/// the one place every stage worker can look without the projector's
+/// database (workers are separate processes, often on other machines, and
+/// share only the broker and the store).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CancelMarker {
+    /// The task.
+    pub task_id: uuid::Uuid,
+    /// When it was cancelled, by the API's clock.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who asked: the API records where the request came from.
+    pub by: String,
+    /// Why, as the caller said, if they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Store {
+    fn cancel_key(task_id: uuid::Uuid) -> String {
+        format!("cancelled/{task_id}")
+    }
+
+    /// The task's cancel marker, if it is cancelled. A marker that is not
+    /// one (cut short by hand, say) still says the task is cancelled: a
+    /// worker must not run a task someone meant to stop.
+    pub async fn cancel_marker(
+        &self,
+        task_id: uuid::Uuid,
+    ) -> Result<Option<CancelMarker>, StoreError> {
+        let key = Self::cancel_key(task_id);
+        match self.get(&key).await {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(%task_id, error = %e, "unreadable cancel marker; the task counts as cancelled");
+                CancelMarker {
+                    task_id,
+                    at: chrono::DateTime::UNIX_EPOCH,
+                    by: "unknown".into(),
+                    reason: Some(format!("unreadable marker: {e}")),
+                }
+            }))),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the task is cancelled: what a stage asks before every
+    /// delivery. On a local folder one `stat` of a missing file (a few
+    /// microseconds, no read); on S3 one HEAD request.
+    pub async fn is_cancelled(&self, task_id: uuid::Uuid) -> Result<bool, StoreError> {
+        let key = Self::cancel_key(task_id);
+        match &self.backend {
+            Backend::Folder(folder) => {
+                let path = folder.path(&key)?;
+                match std::fs::metadata(&path) {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(StoreError::Unavailable(format!("looking at {key}: {e}"))),
+                }
+            }
+            Backend::Remote(inner) => match inner.head(&Path::from(key.as_str())).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            },
+        }
+    }
+
+    /// Writes the task's cancel marker, synced (a cancel must survive a
+    /// power cut as a submitted original does). Callers keep the first
+    /// marker of a task: see the API's cancel, which reads before it writes.
+    pub async fn put_cancel_marker(&self, marker: &CancelMarker) -> Result<(), StoreError> {
+        let bytes = Bytes::from(
+            serde_json::to_vec(marker).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        );
+        let sha256 = sha256_hex(&bytes);
+        self.put(
+            Self::cancel_key(marker.task_id),
+            sha256,
+            bytes,
+            Durability::Synced,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes the task's cancel marker (a forced replay); no marker is
+    /// no error.
+    pub async fn remove_cancel_marker(&self, task_id: uuid::Uuid) -> Result<(), StoreError> {
+        let key = Self::cancel_key(task_id);
+        match &self.backend {
+            Backend::Folder(folder) => {
+                let path = folder.path(&key)?;
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        if let Some(dir) = path.parent() {
+                            std::fs::File::open(dir)
+                                .and_then(|d| d.sync_all())
+                                .map_err(|e| {
+                                    StoreError::Unavailable(format!("syncing {key}: {e}"))
+                                })?;
+                        }
+                        Ok(())
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(StoreError::Unavailable(format!("removing {key}: {e}"))),
+                }
+            }
+            Backend::Remote(inner) => match inner.delete(&Path::from(key.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            },
+        }
+    }
+}
+
 /// Objects up to this size are read and written on the calling task: a
 /// few system calls on the page cache take microseconds. Larger ones go to
 /// the blocking pool, so that a big original does not hold up a runtime
@@ -632,5 +747,30 @@ mod tests {
         assert!(fresh.exists());
         let back: serde_json::Value = store.get_json(&stored).await.unwrap();
         assert_eq!(back["k"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_marker_is_seen_read_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let task_id = uuid::Uuid::now_v7();
+        assert!(!store.is_cancelled(task_id).await.unwrap());
+        assert_eq!(store.cancel_marker(task_id).await.unwrap(), None);
+        let marker = CancelMarker {
+            task_id,
+            at: chrono::Utc::now(),
+            by: "api".into(),
+            reason: Some("withdrawn by the purchaser".into()),
+        };
+        store.put_cancel_marker(&marker).await.unwrap();
+        assert!(store.is_cancelled(task_id).await.unwrap());
+        assert_eq!(store.cancel_marker(task_id).await.unwrap(), Some(marker));
+        assert!(dir.path().join(format!("cancelled/{task_id}")).is_file());
+        // Another task is not cancelled by it.
+        assert!(!store.is_cancelled(uuid::Uuid::now_v7()).await.unwrap());
+        store.remove_cancel_marker(task_id).await.unwrap();
+        assert!(!store.is_cancelled(task_id).await.unwrap());
+        // Removing what is not there is no error.
+        store.remove_cancel_marker(task_id).await.unwrap();
     }
 }

@@ -398,6 +398,8 @@ pub enum Outcome {
     /// Ingest found it repeats task `of` under the same idempotency key,
     /// and did nothing with it.
     Duplicate { of: Uuid },
+    /// It was cancelled (`tenderflow cancel`).
+    Cancelled { reason: Option<String> },
 }
 
 /// Reads task events from the events stream, from shortly before `since`.
@@ -464,7 +466,8 @@ impl Follower {
         }
     }
 
-    /// Follows `tasks` until each has completed or failed, calling `on_event`
+    /// Follows `tasks` until each has completed, failed or been cancelled
+    /// (a cancel outranks a completion or failure seen with it), calling `on_event`
     /// for each of their events.
     pub async fn wait(
         mut self,
@@ -483,7 +486,20 @@ impl Follower {
                 continue;
             }
             on_event(&event);
+            let cancelled = matches!(
+                outcomes.get(&event.task_id),
+                Some(Outcome::Cancelled { .. })
+            );
             match &event.kind {
+                EventKind::Cancelled { reason, .. } => {
+                    outcomes.insert(
+                        event.task_id,
+                        Outcome::Cancelled {
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+                _ if cancelled => {}
                 EventKind::Completed { summary } => {
                     outcomes.insert(
                         event.task_id,

@@ -41,6 +41,9 @@ pub struct ReplayRequest {
     /// Replay from this stage (the dead letters' own, or an earlier one).
     #[serde(default)]
     from: Option<String>,
+    /// Replay cancelled tasks too, lifting their cancel.
+    #[serde(default)]
+    force: bool,
 }
 
 fn stage(raw: &str) -> Result<Stage, ApiError> {
@@ -109,6 +112,8 @@ fn task_id(raw: &str) -> Result<Uuid, ApiError> {
 /// `POST /v1/dead-letters/replay` with `{"stage", "task_ids"}` or
 /// `{"stage", "limit"}`, and optionally `"from"`: puts exactly those back
 /// on the queue of `from` (by default their own stage), attempts reset.
+/// A cancelled task's are skipped (reported in `skipped`) unless
+/// `"force": true`, which lifts the cancel.
 pub async fn replay(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ReplayRequest>,
@@ -146,6 +151,7 @@ pub async fn replay(
     };
     let _one_at_a_time = state.dlq_lock.lock().await;
     let (letters, not_found) = select(&state, stage, task_ids, limit).await?;
+    let (letters, refused) = unless_cancelled(&state, letters, request.force).await?;
     let connection = state
         .progress
         .connection()
@@ -158,9 +164,9 @@ pub async fn replay(
         db.settle_dead_letters(stage, &settled, "replayed")
     })
     .await?;
-    let skipped: Vec<Value> = report
-        .skipped
+    let skipped: Vec<Value> = refused
         .iter()
+        .chain(&report.skipped)
         .map(|(task_id, reason)| json!({"task_id": task_id, "reason": reason}))
         .collect();
     Ok(Json(json!({
@@ -171,6 +177,52 @@ pub async fn replay(
         "skipped": skipped,
         "not_found": not_found,
     })))
+}
+
+/// The letters of tasks that are not cancelled, and the reason for each
+/// cancelled task left out. With `force`, a cancelled task's letters stay
+/// and its cancel marker is removed first, so that its stages do not drop
+/// the replayed message; the replay's `replayed` event then ends the
+/// cancel in the view.
+async fn unless_cancelled(
+    state: &AppState,
+    letters: Vec<DeadLetter>,
+    force: bool,
+) -> Result<(Vec<DeadLetter>, Vec<(Option<Uuid>, String)>), ApiError> {
+    let tasks: std::collections::BTreeSet<Uuid> =
+        letters.iter().filter_map(|l| l.task_id).collect();
+    let mut cancelled = std::collections::BTreeSet::new();
+    for task in tasks {
+        let marked = state.store.is_cancelled(task).await.map_err(|e| {
+            tracing::warn!(task_id = %task, error = %e, "replay: the document store failed");
+            ApiError::unavailable("the document store is unavailable; try again")
+        })?;
+        if !marked {
+            continue;
+        }
+        if force {
+            state.store.remove_cancel_marker(task).await.map_err(|e| {
+                tracing::warn!(task_id = %task, error = %e, "replay: could not lift the cancel");
+                ApiError::unavailable("the document store is unavailable; try again")
+            })?;
+            tracing::info!(task_id = %task, "forced replay: the cancel is lifted");
+        } else {
+            cancelled.insert(task);
+        }
+    }
+    let (refused, kept): (Vec<_>, Vec<_>) = letters
+        .into_iter()
+        .partition(|l| l.task_id.is_some_and(|t| cancelled.contains(&t)));
+    let mut reasons = Vec::new();
+    for task in &cancelled {
+        if refused.iter().any(|l| l.task_id == Some(*task)) {
+            reasons.push((
+                Some(*task),
+                "the task is cancelled; replay with force (--force) to run it again".to_string(),
+            ));
+        }
+    }
+    Ok((kept, reasons))
 }
 
 /// The pending dead letters a replay is about: every one of the named

@@ -18,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -54,18 +54,21 @@ pub struct AppState {
     pub store: Store,
     /// Names of queues and exchanges.
     pub topology: Topology,
-    /// One dead-letter operation at a time: each holds the whole queue
-    /// unacked while it works, so two at once would each see half.
+    /// One dead-letter operation or cancel at a time: a replay reads the
+    /// dead letters it settles and the cancel markers it may lift, a cancel
+    /// writes a marker, and two at once would each see half.
     pub dlq_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The API's router.
 pub fn router(state: AppState) -> Router {
     let limit = usize::try_from(state.settings.http.body_limit_bytes).unwrap_or(usize::MAX);
-    // Posts: the token when one is set, and never from another site.
+    // Writes (posts, the cancel's delete): the token when one is set, and
+    // never from another site.
     let mutating = Router::new()
         .route("/v1/documents", post(documents::submit))
         .route("/v1/dead-letters/replay", post(dead_letters::replay))
+        .route("/v1/tasks/{id}", delete(tasks::cancel))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::refuse_cross_site,

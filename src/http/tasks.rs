@@ -17,9 +17,11 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{AppState, blocking};
+use crate::broker::{self, Outgoing, traceparent_for};
+use crate::events::Event;
 use crate::projector::db::{ListFilter, Page};
 use crate::projector::view::{TaskState, TaskView};
-use crate::store::StoreError;
+use crate::store::{CancelMarker, StoreError};
 
 /// Tasks on a page when the client does not say.
 const DEFAULT_LIMIT: usize = 50;
@@ -55,6 +57,131 @@ pub async fn show(
     TaskId(id): TaskId,
 ) -> Result<Json<TaskView>, ApiError> {
     Ok(Json(find(&state, id).await?))
+}
+
+/// Longest cancel reason, in characters: it travels in an event.
+const MAX_REASON: usize = 1000;
+
+/// Body of `DELETE /v1/tasks/{id}`, which may be empty.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `DELETE /v1/tasks/{id}` with an optional `{"reason": "..."}`: cancels
+/// the task. The marker goes into the store first, then the `cancelled`
+/// event: a stage that sees the marker drops the task's message at its next
+/// delivery, whether or not the event is out yet. 202 the first time, 200
+/// when already cancelled (one marker: the first stays); 404 for a task the
+/// view does not know, 409 for a done one.
+pub async fn cancel(
+    State(state): State<AppState>,
+    TaskId(id): TaskId,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let request: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body must be empty or {{\"reason\": \"...\"}}: {e}"
+            ))
+        })?
+    };
+    let reason = request
+        .reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON)
+    {
+        return Err(ApiError::bad_request(format!(
+            "the reason must be at most {MAX_REASON} characters"
+        )));
+    }
+    let view = find(&state, id).await?;
+    let unavailable = |e: StoreError| {
+        tracing::warn!(task_id = %id, error = %e, "cancel: the document store failed");
+        ApiError::unavailable("the document store is unavailable; try again")
+    };
+    // A cancel and a forced replay (which lifts it) one at a time, so that
+    // two cancels leave one marker and a replay sees the marker as it is.
+    let _one_at_a_time = state.dlq_lock.lock().await;
+    let (marker, already) = match state.store.cancel_marker(id).await.map_err(unavailable)? {
+        Some(marker) => (marker, true),
+        None => {
+            if view.state == TaskState::Done {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "done",
+                    format!("task {id} is done: there is nothing left to cancel"),
+                ));
+            }
+            let by = match headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(agent) => format!("api ({})", agent.chars().take(100).collect::<String>()),
+                None => "api".to_string(),
+            };
+            let marker = CancelMarker {
+                task_id: id,
+                at: chrono::Utc::now(),
+                by,
+                reason,
+            };
+            state
+                .store
+                .put_cancel_marker(&marker)
+                .await
+                .map_err(unavailable)?;
+            (marker, false)
+        }
+    };
+    // Published every time: its id comes from the marker, so a second
+    // publish (a cancel asked again after the first one's event was lost)
+    // is the same event to the fold.
+    let event = Event::cancelled(&marker, view.stage);
+    let connection = state
+        .progress
+        .connection()
+        .ok_or_else(|| ApiError::unavailable("not connected to the broker; try again"))?;
+    let published = async {
+        let channel = broker::confirm_channel(&connection).await?;
+        let traceparent = traceparent_for(id);
+        let message = Outgoing::event(&state.topology, &event, Some(&traceparent));
+        broker::publish_all(&channel, &[message]).await?;
+        let _ = channel.close(200, "cancelled".into()).await;
+        anyhow::Ok(())
+    };
+    if let Err(e) = published.await {
+        tracing::warn!(task_id = %id, error = format!("{e:#}"), "cancel: the event was not published");
+        return Err(ApiError::unavailable(
+            "the task is marked cancelled (its stages drop it), but its event could not be \
+             published; ask again to publish it",
+        ));
+    }
+    let status = if already {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "task_id": id,
+            "state": "cancelled",
+            "cancelled_at": marker.at,
+            "by": marker.by,
+            "reason": marker.reason,
+            "already": already,
+        })),
+    )
+        .into_response())
 }
 
 /// The query of `GET /v1/tasks`; everything text, so that each bad value

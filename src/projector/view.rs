@@ -32,17 +32,21 @@ pub enum TaskState {
     /// Its idempotency key belongs to an earlier task with the same
     /// documents: nothing was done, `duplicate_of` names that task.
     Duplicate,
+    /// Cancelled: its stages drop its messages. Final, whatever comes
+    /// after (short of a forced replay).
+    Cancelled,
 }
 
 impl TaskState {
     /// Every state.
-    pub const ALL: [TaskState; 6] = [
+    pub const ALL: [TaskState; 7] = [
         TaskState::Queued,
         TaskState::Running,
         TaskState::Retrying,
         TaskState::Done,
         TaskState::Failed,
         TaskState::Duplicate,
+        TaskState::Cancelled,
     ];
 
     /// The state's name, as in the JSON.
@@ -54,6 +58,7 @@ impl TaskState {
             TaskState::Done => "done",
             TaskState::Failed => "failed",
             TaskState::Duplicate => "duplicate",
+            TaskState::Cancelled => "cancelled",
         }
     }
 
@@ -61,7 +66,7 @@ impl TaskState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            TaskState::Done | TaskState::Failed | TaskState::Duplicate
+            TaskState::Done | TaskState::Failed | TaskState::Duplicate | TaskState::Cancelled
         )
     }
 }
@@ -75,7 +80,7 @@ impl std::str::FromStr for TaskState {
             .find(|state| state.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown state {s:?} (expected queued, running, retrying, done, failed or duplicate)"
+                    "unknown state {s:?} (expected queued, running, retrying, done, failed, duplicate or cancelled)"
                 )
             })
     }
@@ -97,6 +102,8 @@ pub enum StageState {
     Succeeded,
     /// The stage gave up; the message is in its dead-letter queue.
     Failed,
+    /// The task was cancelled and the stage dropped its message.
+    Dropped,
 }
 
 /// One stage of a task.
@@ -131,6 +138,17 @@ pub struct LastError {
     pub message: String,
     /// When it happened.
     pub at: DateTime<Utc>,
+}
+
+/// A task's cancellation, as its `cancelled` event tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cancellation {
+    /// When it was cancelled.
+    pub at: DateTime<Utc>,
+    /// Who asked.
+    pub by: String,
+    /// Why, as the caller said.
+    pub reason: Option<String>,
 }
 
 /// What the projector knows about one task.
@@ -170,8 +188,12 @@ pub struct TaskView {
     /// options, when this one is a duplicate of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<Uuid>,
-    /// The stored summary, once done.
+    /// The stored summary, once done. A cancelled task can have one too:
+    /// its last stage finished while the cancel was on its way.
     pub summary: Option<ArtifactRef>,
+    /// Its cancellation, while it is cancelled.
+    #[serde(default)]
+    pub cancelled: Option<Cancellation>,
     /// When it was submitted.
     pub created_at: DateTime<Utc>,
     /// When its latest event happened.
@@ -225,8 +247,11 @@ fn stage_key(event: &Event, replays: &[&Event]) -> StageKey {
         EventKind::RetryScheduled { .. } => 2,
         EventKind::DeadLettered { .. }
         | EventKind::Succeeded { .. }
-        | EventKind::Duplicate { .. } => 3,
+        | EventKind::Duplicate { .. }
+        | EventKind::Dropped => 3,
         EventKind::Completed { .. } => 4,
+        // Not a stage's event (see `stage_view`): it is the task's.
+        EventKind::Cancelled { .. } => 0,
     };
     (
         epoch,
@@ -242,7 +267,7 @@ fn stage_view(stage: Stage, events: &[&Event]) -> StageView {
     let own: Vec<&Event> = events
         .iter()
         .copied()
-        .filter(|e| e.stage == stage)
+        .filter(|e| e.stage == stage && !matches!(e.kind, EventKind::Cancelled { .. }))
         .collect();
     let replays: Vec<&Event> = own
         .iter()
@@ -258,7 +283,13 @@ fn stage_view(stage: Stage, events: &[&Event]) -> StageView {
         .and_then(|e| error_of(e).cloned());
     let attempts = own
         .iter()
-        .filter(|e| !matches!(e.kind, EventKind::Replayed | EventKind::Received { .. }))
+        .filter(|e| {
+            // A drop is a delivery the stage did not work on.
+            !matches!(
+                e.kind,
+                EventKind::Replayed | EventKind::Received { .. } | EventKind::Dropped
+            )
+        })
         .map(|e| (stage_key(e, &replays).0, e.attempt))
         .collect::<std::collections::BTreeSet<_>>()
         .len() as u32;
@@ -312,6 +343,12 @@ fn apply_latest(view: &mut StageView, latest: &Event) {
             view.finished_at = Some(latest.at);
             StageState::Succeeded
         }
+        EventKind::Dropped => {
+            view.finished_at = Some(latest.at);
+            StageState::Dropped
+        }
+        // Never a stage's latest: `stage_view` leaves it out.
+        EventKind::Cancelled { .. } => view.state,
     };
 }
 
@@ -369,13 +406,16 @@ fn task_view(task_id: Uuid, events: &[&Event], stages: Vec<StageView>) -> TaskVi
         _ => None,
     };
     let files = sorted_files(events);
-    let state = match duplicate {
-        Some(_) if summary.is_none() => TaskState::Duplicate,
+    let cancelled = cancellation(events);
+    let state = match (&cancelled, duplicate) {
+        (Some(_), _) => TaskState::Cancelled,
+        (None, Some(_)) if summary.is_none() => TaskState::Duplicate,
         _ => overall_state(&stages, summary.is_some()),
     };
     let finished_at = match state {
         TaskState::Done => completed.first().map(|e| e.at),
         TaskState::Duplicate => duplicate.map(|(at, _)| at),
+        TaskState::Cancelled => cancelled.as_ref().map(|c| c.at),
         TaskState::Failed => stages
             .iter()
             .filter_map(|s| s.finished_at.filter(|_| s.state == StageState::Failed))
@@ -395,13 +435,19 @@ fn task_view(task_id: Uuid, events: &[&Event], stages: Vec<StageView>) -> TaskVi
         started_at: stages.iter().filter_map(|s| s.started_at).min(),
         finished_at,
         last_error: last_error(events),
-        next_retry_at: stages.iter().filter_map(|s| s.next_retry_at).min(),
+        // A cancelled task's retry is dropped when it falls due.
+        next_retry_at: stages
+            .iter()
+            .filter_map(|s| s.next_retry_at)
+            .min()
+            .filter(|_| cancelled.is_none()),
         documents,
         files,
         options,
         external_id,
         duplicate_of: duplicate.map(|(_, of)| of),
         summary,
+        cancelled,
         created_at: received.first().map_or(at_min, |e| e.at),
         updated_at: events
             .iter()
@@ -410,6 +456,26 @@ fn task_view(task_id: Uuid, events: &[&Event], stages: Vec<StageView>) -> TaskVi
             .expect("events are not empty"),
         events: events.len(),
         stages,
+    }
+}
+
+/// The task's cancellation, if it stands: its latest `cancelled` event,
+/// unless a `replayed` event (only a forced replay can follow a cancel)
+/// came after it. Chosen by time and id, so arrival order does not matter;
+/// a stage's `succeeded` or `completed` that raced the cancel does not
+/// undo it.
+fn cancellation(events: &[&Event]) -> Option<Cancellation> {
+    let latest = by_time(events, |e| {
+        matches!(e.kind, EventKind::Cancelled { .. } | EventKind::Replayed)
+    })
+    .pop()?;
+    match &latest.kind {
+        EventKind::Cancelled { by, reason } => Some(Cancellation {
+            at: latest.at,
+            by: by.clone(),
+            reason: reason.clone(),
+        }),
+        _ => None,
     }
 }
 
@@ -616,6 +682,83 @@ pub(crate) mod tests {
         fn view(&self) -> TaskView {
             fold(&self.events).unwrap()
         }
+
+        fn cancel(&mut self, stage: Stage) -> &mut Self {
+            self.push(
+                stage,
+                1,
+                EventKind::Cancelled {
+                    by: "test".into(),
+                    reason: Some("withdrawn".into()),
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn a_cancelled_task_stays_cancelled_whatever_raced_the_cancel() {
+        let mut script = Script::new(0);
+        script.succeed(Stage::Ingest, 1).succeed(Stage::Parse, 1);
+        script.cancel(Stage::Filter);
+        let view = script.view();
+        assert_eq!(view.state, TaskState::Cancelled);
+        assert!(view.state.is_final());
+        let cancelled = view.cancelled.clone().unwrap();
+        assert_eq!(cancelled.reason.as_deref(), Some("withdrawn"));
+        assert_eq!(view.finished_at, Some(cancelled.at));
+        // The cancel is no stage's event: filter still waits.
+        assert_eq!(view.stages[2].state, StageState::Queued);
+        script.push(Stage::Filter, 1, EventKind::Dropped);
+        let view = script.view();
+        assert_eq!(view.state, TaskState::Cancelled);
+        assert_eq!(view.stages[2].state, StageState::Dropped);
+        assert_eq!(view.stages[2].attempts, 0, "a drop is no attempt");
+        // A stage that was already running when the cancel came, and
+        // finished after it, does not bring the task back.
+        let mut raced = Script::new(0);
+        for stage in [Stage::Ingest, Stage::Parse, Stage::Filter] {
+            raced.succeed(stage, 1);
+        }
+        raced.push(Stage::Extract, 1, EventKind::Started);
+        raced.cancel(Stage::Extract);
+        raced.succeed(Stage::Extract, 1);
+        let view = raced.view();
+        assert_eq!(view.state, TaskState::Cancelled);
+        assert_eq!(
+            view.summary,
+            Some(artifact("summary")),
+            "the summary was stored anyway"
+        );
+        assert_eq!(view.stages[3].state, StageState::Succeeded);
+        // A task retrying when cancelled has no retry to wait for.
+        let mut retrying = Script::new(0);
+        retrying.succeed(Stage::Ingest, 1).retry(Stage::Parse, 1);
+        assert!(retrying.view().next_retry_at.is_some());
+        retrying.cancel(Stage::Parse);
+        assert_eq!(retrying.view().next_retry_at, None);
+        assert_eq!(retrying.view().state, TaskState::Cancelled);
+    }
+
+    #[test]
+    fn a_forced_replay_after_the_cancel_runs_the_task_again() {
+        let mut script = Script::new(0);
+        script
+            .succeed(Stage::Ingest, 1)
+            .dead_letter(Stage::Parse, 1);
+        script.cancel(Stage::Parse);
+        assert_eq!(script.view().state, TaskState::Cancelled);
+        script.push(Stage::Parse, 1, EventKind::Replayed);
+        let view = script.view();
+        assert_eq!(view.state, TaskState::Running);
+        assert_eq!(view.cancelled, None);
+        for stage in [Stage::Parse, Stage::Filter, Stage::Extract] {
+            script.succeed(stage, 1);
+        }
+        assert_eq!(script.view().state, TaskState::Done);
+        // Cancelled again later: cancelled again.
+        script.cancel(Stage::Extract);
+        assert_eq!(script.view().state, TaskState::Cancelled);
+        assert_eq!("cancelled".parse::<TaskState>(), Ok(TaskState::Cancelled));
     }
 
     #[test]
@@ -767,7 +910,7 @@ pub(crate) mod tests {
         (
             0usize..=4,
             prop::collection::vec(0u32..3, 4),
-            0u8..3,
+            0u8..5,
             -500i64..500,
         )
             .prop_map(|(reached, retries, ending, skew)| {
@@ -783,6 +926,16 @@ pub(crate) mod tests {
                         script.dead_letter(stage, 1);
                     }
                     if ending == 2 {
+                        script.push(stage, 1, EventKind::Replayed);
+                        script.succeed(stage, 1);
+                    }
+                }
+                if ending >= 3 {
+                    // Cancelled; the next stage drops the message, and one
+                    // run goes on with a forced replay.
+                    let stage = Stage::ALL.get(reached).copied().unwrap_or(Stage::Extract);
+                    script.cancel(stage).push(stage, 1, EventKind::Dropped);
+                    if ending == 4 {
                         script.push(stage, 1, EventKind::Replayed);
                         script.succeed(stage, 1);
                     }

@@ -458,6 +458,7 @@ async fn the_openapi_document_matches_the_router_and_the_answers() {
         let request = match method.as_str() {
             "get" => app.http.get(app.url(&concrete)),
             "post" => app.http.post(app.url(&concrete)).json(&json!({})),
+            "delete" => app.http.delete(app.url(&concrete)),
             other => panic!("undocumented method {other}"),
         };
         let response = request.send().await.unwrap();

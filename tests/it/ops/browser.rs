@@ -1,7 +1,8 @@
 //! The dashboard in headless Chromium, against a real pipeline: submit a
 //! document through the form; see it wait at parse in the list; follow it
 //! live on its page to done, with its events and its summary's evidence;
-//! replay a dead letter with its button. Screenshots go to
+//! replay a dead letter with its button, and cancel that task with the
+//! button of its page. Screenshots go to
 //! target/dashboard/ for review.
 
 use std::path::PathBuf;
@@ -225,6 +226,57 @@ async fn the_dashboard_submits_a_document_to_done_and_replays_a_dead_letter() {
         })
         .await;
     assert!(events["events"].as_array().unwrap().len() >= 3);
+
+    // Replayed, it fails again; its page's button cancels it.
+    app.wait_for(&format!("/v1/tasks/{failed}/events"), 60, |body| {
+        body["events"].as_array().is_some_and(|events| {
+            events
+                .iter()
+                .filter(|e| e["kind"] == "dead_lettered")
+                .count()
+                >= 2
+        })
+    })
+    .await;
+    page.eval(&format!("location.hash = '#/tasks/{failed}'"))
+        .await
+        .unwrap();
+    page.wait_for(
+        "document.querySelector('#task-state')?.dataset.state === 'failed' \
+         && document.querySelector('#cancel-button') !== null",
+        20,
+    )
+    .await;
+    page.eval(
+        "document.getElementById('cancel-reason').value = '不再需要'; \
+         document.getElementById('cancel-button').click()",
+    )
+    .await
+    .unwrap();
+    page.wait_for(
+        "document.querySelector('#task-state')?.dataset.state === 'cancelled'",
+        20,
+    )
+    .await;
+    let shown = page
+        .eval("document.getElementById('task-cancelled').innerText")
+        .await
+        .unwrap();
+    assert!(shown.as_str().unwrap().contains("不再需要"), "{shown}");
+    let gone = page
+        .eval("document.querySelector('#cancel-button') === null")
+        .await
+        .unwrap();
+    assert_eq!(gone, true, "no cancel button on a cancelled task");
+    page.wait_for(
+        "document.querySelector('#task-events tr[data-kind=\"cancelled\"]') !== null",
+        20,
+    )
+    .await;
+    page.screenshot(&shots.join("cancelled.png")).await;
+    let (_, view) = app.get(&format!("/v1/tasks/{failed}")).await;
+    assert_eq!(view["state"], "cancelled", "{view}");
+    assert_eq!(view["cancelled"]["reason"], "不再需要");
 
     browser.close().await;
     pipeline.stop().await;
