@@ -339,6 +339,9 @@ async fn run_pipeline(
     concurrency: Option<u16>,
     serve: bool,
 ) -> anyhow::Result<ExitCode> {
+    // A certificate TLS refuses is a mistake to say now, not a reason for
+    // every worker to retry for ever.
+    crate::broker::check_tls(&settings).await?;
     let token = CancellationToken::new();
     let context = StageContext {
         store: Store::from_settings(&settings)?,
