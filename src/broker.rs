@@ -52,12 +52,95 @@ pub async fn connect(
     }
 }
 
-/// One connection attempt.
+/// One connection attempt (TLS for an `amqps://` URL, as `amqp.tls` says).
 pub async fn connect_once(settings: &Settings, name: &str) -> anyhow::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name(LongString::from(name));
-    Connection::connect(settings.amqp.url.expose(), properties)
-        .await
-        .context("connecting to the broker")
+    let tls = tls_config(&settings.amqp.tls)?;
+    let runtime = lapin::runtime::default_runtime().context("the AMQP client's runtime")?;
+    let connected =
+        Connection::connect_with_config(settings.amqp.url.expose(), properties, tls, runtime).await;
+    match connected {
+        Ok(conn) => Ok(conn),
+        Err(err) => {
+            let err = anyhow::Error::new(err);
+            if refused_certificate(&err) {
+                Err(err.context(
+                    "TLS to the broker refused a certificate (check amqp.tls.ca_file, \
+                     amqp.tls.cert_file and the host name in amqp.url)",
+                ))
+            } else {
+                Err(err.context("connecting to the broker"))
+            }
+        }
+    }
+}
+
+/// The client side of TLS: the CA file's certificates trusted besides the
+/// system's roots, and the client certificate for mutual TLS. Read at each
+/// connection, so renewed files are picked up by the next reconnect.
+fn tls_config(tls: &crate::config::AmqpTlsSettings) -> anyhow::Result<lapin::tcp::OwnedTLSConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let cert_chain = match &tls.ca_file {
+        Some(path) => Some(
+            String::from_utf8(read(path)?)
+                .with_context(|| format!("{} is not PEM text", path.display()))?,
+        ),
+        None => None,
+    };
+    let identity = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(lapin::tcp::OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
+}
+
+/// Why the TLS handshake failed, when it failed on a certificate: ours was
+/// refused, or the broker's is not trusted or does not name the host. Such
+/// a failure does not pass by itself, unlike a broker that is down.
+pub fn refused_certificate(err: &anyhow::Error) -> bool {
+    let lower = format!("{err:#}").to_lowercase();
+    // rustls's words for a certificate it refused, and the alerts a broker
+    // sends when it refuses ours (TLS 1.3 reports those after the
+    // handshake, on the first read).
+    const SIGNS: [&str; 6] = [
+        "invalid peer certificate",
+        "received fatal alert: certificaterequired",
+        "received fatal alert: badcertificate",
+        "received fatal alert: unknownca",
+        "received fatal alert: certificateunknown",
+        "received fatal alert: handshakefailure",
+    ];
+    SIGNS.iter().any(|sign| lower.contains(sign))
+}
+
+/// Connects once and fails at once when TLS refuses a certificate: what a
+/// command checks before it starts anything, so that a wrong CA or client
+/// certificate is a clear error at start-up, not a worker retrying for
+/// ever. A broker that is merely unreachable is no error here: the workers
+/// wait for it with backoff.
+pub async fn check_tls(settings: &Settings) -> anyhow::Result<()> {
+    if !settings.amqp.url.expose().starts_with("amqps://") {
+        return Ok(());
+    }
+    match connect_once(settings, "tenderflow-tls-check").await {
+        Ok(conn) => {
+            let _ = within("closing", conn.close(200, "checked".into())).await;
+            Ok(())
+        }
+        Err(err) if refused_certificate(&err) => Err(err),
+        Err(err) => {
+            tracing::warn!(error = format!("{err:#}"), "broker unreachable at start-up");
+            Ok(())
+        }
+    }
 }
 
 /// Longest wait for the broker to take a publish, confirm it, or take an

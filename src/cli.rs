@@ -379,6 +379,9 @@ async fn run_pipeline(
     parts: Parts,
 ) -> anyhow::Result<ExitCode> {
     let serve = parts.serve;
+    // A certificate TLS refuses is a mistake to say now, not a reason for
+    // every worker to retry for ever.
+    crate::broker::check_tls(&settings).await?;
     let token = CancellationToken::new();
     let context = StageContext {
         store: Store::from_settings(&settings)?,

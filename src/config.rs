@@ -54,6 +54,55 @@ pub struct AmqpSettings {
     /// messages are references of a few KiB; a larger one simply spans
     /// several frames.
     pub frame_max: u32,
+    /// TLS for an `amqps://` URL: see [`AmqpTlsSettings`].
+    #[serde(default)]
+    pub tls: AmqpTlsSettings,
+}
+
+/// TLS to the broker, for an `amqps://` URL (rustls). The broker's
+/// certificate must chain to a trusted root (the system's, and the CA file
+/// when one is set) and name the URL's host.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AmqpTlsSettings {
+    /// PEM file of CA certificates trusted besides the system's roots (a
+    /// private CA).
+    pub ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate (and its chain), for a broker
+    /// that asks for one (mutual TLS); with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (PKCS#8, not
+    /// encrypted); with `cert_file`. Never logged.
+    pub key_file: Option<PathBuf>,
+}
+
+impl AmqpTlsSettings {
+    /// The files are there and hold what they should; a certificate without
+    /// its key, or TLS files for a plain `amqp://` URL, are mistakes.
+    fn check(&self, amqps: bool) -> anyhow::Result<()> {
+        let any = self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some();
+        if any && !amqps {
+            bail!("amqp.tls is set, but amqp.url is not an amqps:// URL");
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            bail!("amqp.tls.cert_file and amqp.tls.key_file go together");
+        }
+        let pem = |path: &Option<PathBuf>, setting: &str, label: &str| -> anyhow::Result<()> {
+            let Some(path) = path else { return Ok(()) };
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("amqp.tls.{setting}: reading {}", path.display()))?;
+            if !text.contains(label) {
+                bail!(
+                    "amqp.tls.{setting}: {} holds no PEM block with {label:?}",
+                    path.display()
+                );
+            }
+            Ok(())
+        };
+        pem(&self.ca_file, "ca_file", "-----BEGIN CERTIFICATE-----")?;
+        pem(&self.cert_file, "cert_file", "-----BEGIN CERTIFICATE-----")?;
+        pem(&self.key_file, "key_file", "PRIVATE KEY-----")?;
+        Ok(())
+    }
 }
 
 /// Topology naming and shape.
@@ -307,6 +356,8 @@ url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 reconnect_max_delay_ms = 10000
 frame_max = 16384
 
+[amqp.tls]
+
 [topology]
 prefix = "tenderflow"
 work_queues = "quorum"
@@ -434,6 +485,7 @@ impl Settings {
         if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
             bail!("amqp.url must start with amqp:// or amqps://");
         }
+        self.amqp.tls.check(url.starts_with("amqps://"))?;
         if self.amqp.frame_max < MIN_FRAME_MAX {
             bail!("amqp.frame_max must be at least {MIN_FRAME_MAX}");
         }

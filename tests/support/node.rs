@@ -33,6 +33,13 @@ impl Node {
     /// Starts a fresh node and waits until its RabbitMQ application runs.
     /// Panics with the node's own words if it does not start.
     pub fn start() -> Node {
+        Node::start_with(&[], "")
+    }
+
+    /// Starts a fresh node with `files` written into its folder first
+    /// (readable by the broker's user) and `config` added to its
+    /// `rabbitmq.conf`, where `{dir}` stands for that folder.
+    pub fn start_with(files: &[(&str, &[u8])], config: &str) -> Node {
         stop_orphans();
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
         let name = format!("tf-faults-{}-{n}@localhost", std::process::id());
@@ -47,6 +54,17 @@ impl Node {
             dir,
         };
         node.write_files();
+        for (name, bytes) in files {
+            std::fs::write(node.path(name), bytes).unwrap();
+            set_mode(&node.path(name), 0o644);
+        }
+        if !config.is_empty() {
+            let dir = node.dir.path().display().to_string();
+            let mut text = std::fs::read_to_string(node.path("rabbitmq.conf")).unwrap();
+            text.push_str(&config.replace("{dir}", &dir));
+            text.push('\n');
+            std::fs::write(node.path("rabbitmq.conf"), text).unwrap();
+        }
         let status = node
             .server_command()
             .arg("-detached")
