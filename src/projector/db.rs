@@ -199,6 +199,7 @@ impl ViewDb {
         let mut writer = Connection::open(path)?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.execute_batch(SCHEMA)?;
+        writer.execute_batch(super::index::SCHEMA)?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         // Room for the pages batches keep revisiting (the recent tasks' rows
         // and index pages), instead of reading them again from the files.
@@ -342,6 +343,23 @@ impl ViewDb {
             counts.push((state, n as u64));
         }
         Ok(counts)
+    }
+
+    /// Runs a read on the reading connection.
+    pub(super) fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        read(&lock(&self.reader))
+    }
+
+    /// Runs a write on the writing connection, outside the fold's batches
+    /// (its own commits leave the fold's event cache valid).
+    pub(super) fn write<T>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        write(&lock(&self.writer).conn)
     }
 
     /// Every view, by task id: for comparing two projectors' views.
