@@ -96,6 +96,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the summaries of done tasks as a spreadsheet (from the API).
+    Export {
+        /// Write the workbook (tasks, rejection clauses, scoring items) here.
+        #[arg(long, value_name = "FILE", required_unless_present = "csv")]
+        xlsx: Option<std::path::PathBuf>,
+        /// Write the tasks sheet as CSV here.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<std::path::PathBuf>,
+        /// Only tasks completed at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Tasks in this state (default: done).
+        #[arg(long)]
+        state: Option<TaskState>,
+    },
     /// One stage.
     Worker {
         /// ingest, parse, filter or extract.
@@ -243,6 +258,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cursor,
             json,
         } => tasks(&settings, state, limit, cursor, json).await,
+        Command::Export {
+            xlsx,
+            csv,
+            since,
+            state,
+        } => export(&settings, xlsx, csv, since, state).await,
         Command::Submit {
             files,
             amendments,
@@ -597,6 +618,29 @@ async fn tasks(
         outln!("{}", serde_json::to_string_pretty(&page)?);
     } else {
         out!("{}", render_tasks(&page));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exports through the API, each written to its file whole (to a
+/// temporary name first, so a failed export leaves no half file).
+async fn export(
+    settings: &Settings,
+    xlsx: Option<std::path::PathBuf>,
+    csv: Option<std::path::PathBuf>,
+    since: Option<String>,
+    state: Option<TaskState>,
+) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::from_settings(settings);
+    for (format, path) in [("xlsx", xlsx), ("csv", csv)] {
+        let Some(path) = path else { continue };
+        let bytes = client.export(format, state, since.as_deref()).await?;
+        let mut partial = path.clone().into_os_string();
+        partial.push(".partial");
+        std::fs::write(&partial, &bytes)
+            .with_context(|| format!("writing {}", std::path::Path::new(&partial).display()))?;
+        std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+        outln!("{} ({} bytes)", path.display(), bytes.len());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -236,6 +236,30 @@ impl ApiClient {
             .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
+    /// An export's bytes: `format` is `xlsx` or `csv`; `since` an RFC 3339
+    /// completion time.
+    pub async fn export(
+        &self,
+        format: &str,
+        state: Option<TaskState>,
+        since: Option<&str>,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(state) = state {
+            query.append_pair("state", state.as_str());
+        }
+        if let Some(since) = since {
+            query.append_pair("since", since);
+        }
+        let path = format!("/v1/summaries.{format}?{}", query.finish());
+        let request = self.http.get(self.url(&path));
+        self.send(request)
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let response = self.send(self.http.get(self.url(path))).await?;
         response

@@ -4,6 +4,7 @@
 
 mod api;
 mod dead_letters;
+mod exports;
 mod faults;
 mod helpers;
 mod isolation;
