@@ -50,6 +50,13 @@ pub struct ListFilter {
     pub stage: Option<Stage>,
     /// Only tasks older than this one (the previous page's cursor).
     pub before: Option<Uuid>,
+    /// Only done tasks whose project name, tender number or owner contains
+    /// this (any case).
+    pub q: Option<String>,
+    /// Only done tasks whose bid deadline (an absolute one) is at or after this.
+    pub deadline_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only done tasks whose bid deadline (an absolute one) is at or before this.
+    pub deadline_before: Option<chrono::DateTime<chrono::Utc>>,
     /// At most this many.
     pub limit: usize,
 }
@@ -300,15 +307,20 @@ impl ViewDb {
     }
 
     /// A page of tasks, newest first. Task ids are UUID v7, so their text
-    /// order is their creation order and doubles as a stable cursor.
+    /// order is their creation order and doubles as a stable cursor. The
+    /// search and deadline filters read the summary index, so they find
+    /// done tasks once the index has their row.
     pub fn tasks(&self, filter: &ListFilter) -> Result<Page, DbError> {
         let conn = lock(&self.reader);
         let mut query = conn.prepare_cached(
-            "SELECT view FROM tasks
-             WHERE (?1 IS NULL OR state = ?1)
-               AND (?2 IS NULL OR stage = ?2)
-               AND (?3 IS NULL OR task_id < ?3)
-             ORDER BY task_id DESC LIMIT ?4",
+            "SELECT t.view FROM tasks t LEFT JOIN summary_index s USING (task_id)
+             WHERE (?1 IS NULL OR t.state = ?1)
+               AND (?2 IS NULL OR t.stage = ?2)
+               AND (?3 IS NULL OR t.task_id < ?3)
+               AND (?5 IS NULL OR instr(s.search, ?5) > 0)
+               AND (?6 IS NULL OR s.deadline >= ?6)
+               AND (?7 IS NULL OR s.deadline <= ?7)
+             ORDER BY t.task_id DESC LIMIT ?4",
         )?;
         let rows = query.query_map(
             params![
@@ -316,6 +328,9 @@ impl ViewDb {
                 filter.stage.map(Stage::as_str),
                 filter.before.map(|id| id.to_string()),
                 filter.limit as i64 + 1,
+                filter.q.as_ref().map(|q| q.to_lowercase()),
+                filter.deadline_after.map(|t| t.timestamp()),
+                filter.deadline_before.map(|t| t.timestamp()),
             ],
             |r| r.get::<_, String>(0),
         )?;

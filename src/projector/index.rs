@@ -31,6 +31,8 @@ pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS summary_index (
     task_id TEXT PRIMARY KEY,
     summary_key TEXT NOT NULL,
+    search TEXT NOT NULL,
+    deadline INTEGER,
     row TEXT NOT NULL
 );
 ";
@@ -75,6 +77,17 @@ impl IndexRow {
             rejections: summary.rejections.len(),
             scoring: summary.scoring.len(),
         }
+    }
+
+    /// What `q` searches: project name, tender number and owner, in
+    /// lower case.
+    pub fn search_text(&self) -> String {
+        ["project", "tender_no", "owner"]
+            .iter()
+            .filter_map(|id| self.fields.get(*id))
+            .map(|f| f.value.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// A time field's normal form (RFC 3339 with the document's offset),
@@ -124,11 +137,19 @@ impl ViewDb {
         let json = serde_json::to_string(row)?;
         self.write(|conn| {
             conn.prepare_cached(
-                "INSERT INTO summary_index (task_id, summary_key, row) VALUES (?1, ?2, ?3)
+                "INSERT INTO summary_index (task_id, summary_key, search, deadline, row)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (task_id) DO UPDATE
-                 SET summary_key = excluded.summary_key, row = excluded.row",
+                 SET summary_key = excluded.summary_key, search = excluded.search,
+                     deadline = excluded.deadline, row = excluded.row",
             )?
-            .execute(params![task_id.to_string(), row.summary.key, json])?;
+            .execute(params![
+                task_id.to_string(),
+                row.summary.key,
+                row.search_text(),
+                row.time("deadline_bid").map(|t| t.timestamp()),
+                json
+            ])?;
             Ok(())
         })
     }

@@ -1,7 +1,8 @@
 //! The exports against real documents run through the pipeline on the real
 //! broker: the workbook and CSV cells are the summaries' values and
 //! evidence, the calendar parses back with one event per absolute deadline
-//! and opening, and a rebuilt projector fills its summary index by itself.
+//! and opening, the task search finds what the summaries say, and a rebuilt
+//! projector fills its summary index by itself.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -287,7 +288,7 @@ async fn done_tasks_export_as_a_workbook_and_csv_with_each_value_beside_its_evid
 }
 
 #[tokio::test]
-async fn the_calendar_has_an_event_per_absolute_deadline_and_opening_and_a_rebuild_reindexes() {
+async fn the_calendar_and_the_search_read_the_summaries_and_a_rebuild_reindexes() {
     let mut pipeline = test_pipeline(|s| s.http.token = Some(Secret::new(TOKEN)));
     let app = TestApp::start(&pipeline.settings).await;
     pipeline.start_all();
@@ -410,6 +411,77 @@ async fn the_calendar_has_an_event_per_absolute_deadline_and_opening_and_a_rebui
             .collect()
     };
     assert_eq!(uids(&again), uids(&ics));
+
+    // Search over project name, tender number and owner (any case), and
+    // the bid-deadline window; the answers are what the summaries say.
+    let found = |query: &[(&str, &str)]| {
+        let url = url::Url::parse_with_params(&app.url("/v1/tasks"), query).unwrap();
+        let http = app.http.clone();
+        async move {
+            let page: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            let ids: Vec<String> = page["tasks"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{page}"))
+                .iter()
+                .map(|t| t["task_id"].as_str().unwrap().to_string())
+                .collect();
+            ids
+        }
+    };
+    let matching = |pred: &dyn Fn(&Summary) -> bool| -> Vec<String> {
+        summaries
+            .iter()
+            .rev()
+            .filter(|(_, s)| pred(s))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let contains = |s: &Summary, q: &str| {
+        ["project", "tender_no", "owner"].iter().any(|f| {
+            s.fields
+                .get(*f)
+                .is_some_and(|v| v.value.to_lowercase().contains(q))
+        })
+    };
+    for q in ["道路改造", "sz-2027", "市"] {
+        let want = matching(&|s| contains(s, q));
+        assert!(!want.is_empty(), "{q} finds something");
+        assert_eq!(found(&[("q", q)]).await, want, "q={q}");
+    }
+    assert!(found(&[("q", "no such tender anywhere")]).await.is_empty());
+    let deadline = |s: &Summary| {
+        s.fields
+            .get("deadline_bid")
+            .and_then(|f| f.normalized.as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let (after, before) = ("2027-03-01T00:00:00+08:00", "2027-03-31T00:00:00+08:00");
+    let window = |s: &Summary| {
+        deadline(s).is_some_and(|d| {
+            d >= chrono::DateTime::parse_from_rfc3339(after).unwrap()
+                && d <= chrono::DateTime::parse_from_rfc3339(before).unwrap()
+        })
+    };
+    let want = matching(&window);
+    assert_eq!(
+        want.len(),
+        2,
+        "gov_tender and the sample close in March 2027"
+    );
+    let query = [("deadline_after", after), ("deadline_before", before)];
+    assert_eq!(found(&query).await, want);
+    let later = matching(&|s| {
+        deadline(s).is_some_and(|d| d >= chrono::DateTime::parse_from_rfc3339(after).unwrap())
+    });
+    assert_eq!(found(&[("deadline_after", after)]).await, later);
+    let (status, body) = app.get("/v1/tasks?deadline_before=tomorrow").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deadline_before")
+    );
 
     // A projector rebuilt from the stream into an empty database fills its
     // summary index by itself, without an export asking.
