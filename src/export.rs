@@ -74,7 +74,13 @@ pub fn normal_text(normalized: &Value) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Object(o) => match (o.get("amount"), o.get("currency")) {
-            (Some(amount), Some(Value::String(currency))) => format!("{amount} {currency}"),
+            (Some(Value::Number(amount)), Some(Value::String(currency))) => {
+                match amount.as_f64() {
+                    // 400000, not 400000.0: the amount as a person writes it.
+                    Some(a) if a.fract() == 0.0 && a.abs() < 1e15 => format!("{a:.0} {currency}"),
+                    _ => format!("{amount} {currency}"),
+                }
+            }
             _ => normalized.to_string(),
         },
         other => other.to_string(),
@@ -232,7 +238,7 @@ impl Spreadsheet {
             if let Some(value) = item.points_value {
                 sheet.write_number(row, 5, value)?;
             }
-            sheet.write_string(row, 6, evidence_text(&item.evidence))?;
+            sheet.write_string(row, 6, cell_text(&evidence_text(&item.evidence)))?;
         }
         Ok(())
     }
@@ -248,6 +254,24 @@ impl Spreadsheet {
     }
 }
 
+/// Excel's limit on the characters of a cell.
+const CELL_MAX_CHARS: usize = 32_767;
+
+/// A cell's text within Excel's limit: a longer one is cut, and says so
+/// with its whole length, rather than failing the workbook.
+fn cell_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let chars = text.chars().count();
+    if chars <= CELL_MAX_CHARS {
+        return text.into();
+    }
+    let note = format!(" … [cut: {chars} characters in all, see the summary]");
+    let keep: String = text
+        .chars()
+        .take(CELL_MAX_CHARS - note.chars().count())
+        .collect();
+    (keep + &note).into()
+}
+
 fn write_row(
     sheet: &mut Worksheet,
     row: u32,
@@ -259,6 +283,7 @@ fn write_row(
         if cell.is_empty() {
             continue;
         }
+        let cell = cell_text(cell);
         match format {
             Some(format) => sheet.write_string_with_format(row, col as u16, cell, format)?,
             None => sheet.write_string(row, col as u16, cell)?,
@@ -333,4 +358,69 @@ pub fn calendar(tasks: &[TaskRow], task_url: impl Fn(Uuid) -> String) -> String 
         }
     }
     calendar.done().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_past_excels_limit_is_cut_and_says_so() {
+        let short = "投标人须具备市政公用工程施工总承包贰级及以上资质";
+        assert_eq!(cell_text(short), short);
+        let long = "资".repeat(40_000);
+        let cut = cell_text(&long);
+        assert_eq!(cut.chars().count(), CELL_MAX_CHARS);
+        assert!(cut.ends_with("[cut: 40000 characters in all, see the summary]"));
+        let mut book = Spreadsheet::new().unwrap();
+        let summary = Summary {
+            rejections: vec![crate::summary::Rejection {
+                text: long,
+                kind: "explicit".into(),
+                evidence: Evidence {
+                    section: "第三章".into(),
+                    page: Some(2),
+                    quote: "否决".into(),
+                    document: 1,
+                    ocr: None,
+                },
+            }],
+            ..Summary::default()
+        };
+        let task = TaskSummary {
+            task_id: Uuid::now_v7(),
+            project: None,
+            summary: &summary,
+        };
+        book.clauses(&task).unwrap();
+        assert!(!book.finish().unwrap().is_empty());
+    }
+
+    #[test]
+    fn normal_forms_and_evidence_read_as_the_report_cites_them() {
+        assert_eq!(
+            normal_text(&serde_json::json!({"amount": 400000.0, "currency": "CNY"})),
+            "400000 CNY"
+        );
+        assert_eq!(
+            normal_text(&serde_json::json!({"amount": 0.03, "currency": "CNY"})),
+            "0.03 CNY"
+        );
+        assert_eq!(normal_text(&Value::Null), "");
+        assert_eq!(
+            normal_text(&"2027-03-18T09:30:00+08:00".into()),
+            "2027-03-18T09:30:00+08:00"
+        );
+        let evidence = Evidence {
+            section: "第二章 投标人须知前附表".into(),
+            page: Some(4),
+            quote: "投标保证金：人民币肆拾万元整".into(),
+            document: 1,
+            ocr: None,
+        };
+        assert_eq!(
+            evidence_text(&evidence),
+            "[第二章 投标人须知前附表, p. 4, amendment 1] 投标保证金：人民币肆拾万元整"
+        );
+    }
 }

@@ -9,7 +9,7 @@
 //! catches up after an outage, and after a rebuild of the view from the
 //! stream, by itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::DateTime;
@@ -241,8 +241,9 @@ impl Indexer {
     /// retried; only the view database failing stops it.
     pub async fn run(self, token: CancellationToken) -> anyhow::Result<()> {
         let mut changes = self.changes.subscribe();
+        let mut gone = HashSet::new();
         loop {
-            self.pass(&self.db).await?;
+            self.pass(&self.db, &mut gone).await?;
             let deadline = tokio::time::sleep(RETRY_EVERY);
             tokio::pin!(deadline);
             loop {
@@ -261,8 +262,10 @@ impl Indexer {
     }
 
     /// Fills the rows that are missing now, until none is left or every
-    /// one left failed in this pass.
-    async fn pass(&self, db: &ViewDb) -> anyhow::Result<()> {
+    /// one left failed in this pass. A summary gone from the store is
+    /// remembered in `gone` and not read again (nor logged again) by this
+    /// process: its task is done, nothing will bring it back.
+    async fn pass(&self, db: &ViewDb, gone: &mut HashSet<String>) -> anyhow::Result<()> {
         loop {
             let reader = db.clone();
             let missing =
@@ -270,8 +273,17 @@ impl Indexer {
             let full = missing.len() == PASS_LIMIT;
             let mut failed = 0;
             for (task_id, artifact) in &missing {
+                if gone.contains(&artifact.key) {
+                    failed += 1;
+                    continue;
+                }
                 match fill(db, &self.store, *task_id, artifact).await {
                     Ok(_) => {}
+                    Err(FillError::Store(StoreError::NotFound(key))) => {
+                        failed += 1;
+                        tracing::warn!(%task_id, %key, "a done task's summary is gone from the store; it stays out of the index");
+                        gone.insert(key);
+                    }
                     Err(FillError::Store(error)) => {
                         failed += 1;
                         tracing::warn!(%task_id, %error, "indexing a summary failed; trying again later");
