@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::broker;
-use crate::client::{ApiClient, render_status, render_tasks};
+use crate::client::{ApiClient, TaskSearch, render_status, render_tasks};
 use crate::config::Settings;
 use crate::envelope::{Stage, TaskOptions};
 use crate::projector::view::TaskState;
@@ -92,6 +92,16 @@ pub enum Command {
         /// The page after this cursor.
         #[arg(long)]
         cursor: Option<String>,
+        /// Only done tasks whose project name, tender number or owner
+        /// contains this (any case).
+        #[arg(long)]
+        search: Option<String>,
+        /// Only done tasks whose bid deadline is at or after this RFC 3339 time.
+        #[arg(long)]
+        deadline_after: Option<String>,
+        /// Only done tasks whose bid deadline is at or before this RFC 3339 time.
+        #[arg(long)]
+        deadline_before: Option<String>,
         /// Print the page as JSON.
         #[arg(long)]
         json: bool,
@@ -256,8 +266,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state,
             limit,
             cursor,
+            search,
+            deadline_after,
+            deadline_before,
             json,
-        } => tasks(&settings, state, limit, cursor, json).await,
+        } => {
+            let search = TaskSearch {
+                q: search,
+                deadline_after,
+                deadline_before,
+            };
+            tasks(&settings, state, limit, cursor, &search, json).await
+        }
         Command::Export {
             xlsx,
             csv,
@@ -610,10 +630,13 @@ async fn tasks(
     state: Option<TaskState>,
     limit: Option<usize>,
     cursor: Option<String>,
+    search: &TaskSearch,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = ApiClient::from_settings(settings);
-    let page = client.tasks(state, limit, cursor.as_deref()).await?;
+    let page = client
+        .search_tasks(state, limit, cursor.as_deref(), search)
+        .await?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&page)?);
     } else {

@@ -85,6 +85,17 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// The search filters of the task list (see `GET /v1/tasks`).
+#[derive(Debug, Clone, Default)]
+pub struct TaskSearch {
+    /// Text in the project name, tender number or owner.
+    pub q: Option<String>,
+    /// Bid deadline at or after this RFC 3339 time.
+    pub deadline_after: Option<String>,
+    /// Bid deadline at or before this RFC 3339 time.
+    pub deadline_before: Option<String>,
+}
+
 /// A client of one API server.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
@@ -129,17 +140,36 @@ impl ApiClient {
         limit: Option<usize>,
         cursor: Option<&str>,
     ) -> Result<Page, ClientError> {
-        let mut query = Vec::new();
+        self.search_tasks(state, limit, cursor, &TaskSearch::default())
+            .await
+    }
+
+    /// A page of tasks, newest first, found by `search`.
+    pub async fn search_tasks(
+        &self,
+        state: Option<TaskState>,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+        search: &TaskSearch,
+    ) -> Result<Page, ClientError> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
         if let Some(state) = state {
-            query.push(format!("state={}", state.as_str()));
+            query.append_pair("state", state.as_str());
         }
         if let Some(limit) = limit {
-            query.push(format!("limit={limit}"));
+            query.append_pair("limit", &limit.to_string());
         }
-        if let Some(cursor) = cursor {
-            query.push(format!("cursor={cursor}"));
+        for (key, value) in [
+            ("cursor", cursor),
+            ("q", search.q.as_deref()),
+            ("deadline_after", search.deadline_after.as_deref()),
+            ("deadline_before", search.deadline_before.as_deref()),
+        ] {
+            if let Some(value) = value {
+                query.append_pair(key, value);
+            }
         }
-        self.get_json(&format!("/v1/tasks?{}", query.join("&")))
+        self.get_json(&format!("/v1/tasks?{}", query.finish()))
             .await
     }
 

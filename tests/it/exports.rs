@@ -474,6 +474,27 @@ async fn the_calendar_and_the_search_read_the_summaries_and_a_rebuild_reindexes(
         deadline(s).is_some_and(|d| d >= chrono::DateTime::parse_from_rfc3339(after).unwrap())
     });
     assert_eq!(found(&[("deadline_after", after)]).await, later);
+    // The command line's search, through the API.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_tenderflow"))
+        .args(["tasks", "--search", "道路改造", "--json"])
+        .env(
+            "TENDERFLOW__HTTP__ADDR",
+            app.base.trim_start_matches("http://"),
+        )
+        .env("TENDERFLOW__HTTP__TOKEN", TOKEN)
+        .env_remove("TENDERFLOW_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let page: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ids: Vec<&str> = page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, matching(&|s| contains(s, "道路改造")));
     let (status, body) = app.get("/v1/tasks?deadline_before=tomorrow").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
