@@ -129,17 +129,13 @@ async fn gather(
     }
 }
 
-fn attachment(content_type: &'static str, filename: &'static str, body: Vec<u8>) -> Response {
+/// A download: its media type, and `disposition` naming the file a
+/// browser saves it as.
+fn attachment(content_type: &'static str, disposition: &'static str, body: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
-            (
-                header::CONTENT_DISPOSITION,
-                match filename {
-                    "summaries.xlsx" => "attachment; filename=\"summaries.xlsx\"",
-                    _ => "attachment; filename=\"summaries.csv\"",
-                },
-            ),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
         body,
     )
@@ -155,7 +151,11 @@ pub async fn csv(
     let (task_state, since) = query.parse()?;
     let tasks = gather(&state, task_state, since).await?;
     let body = export::csv(&tasks).map_err(ApiError::internal)?;
-    Ok(attachment("text/csv; charset=utf-8", "summaries.csv", body))
+    Ok(attachment(
+        "text/csv; charset=utf-8",
+        "attachment; filename=\"summaries.csv\"",
+        body,
+    ))
 }
 
 /// `GET /v1/summaries.xlsx?state=&since=`: the workbook (tasks, rejection
@@ -196,7 +196,7 @@ pub async fn xlsx(
         .map_err(ApiError::internal)?;
     Ok(attachment(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "summaries.xlsx",
+        "attachment; filename=\"summaries.xlsx\"",
         body,
     ))
 }

@@ -139,6 +139,10 @@ async fn done_tasks_export_as_a_workbook_and_csv_with_each_value_beside_its_evid
             .unwrap()
             .contains("spreadsheetml")
     );
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"summaries.xlsx\""
+    );
     let bytes = response.bytes().await.unwrap().to_vec();
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).unwrap();
     assert_eq!(book.sheet_names(), vec!["tasks", "rejections", "scoring"]);
