@@ -1,6 +1,6 @@
 // The tenderflow dashboard: plain JavaScript over the JSON API under /v1.
 // Pages (by the URL's hash): #/ the tasks and the submit form, #/tasks/ID a
-// task, #/dead-letters the dead letters. Nothing here is trusted as HTML:
+// task, #/deadlines the upcoming deadlines, #/dead-letters the dead letters. Nothing here is trusted as HTML:
 // every value is put on the page as text.
 "use strict";
 
@@ -153,23 +153,28 @@ function tasksPage() {
   const filter = el("select", { id: "state-filter" },
     el("option", { value: "" }, "every state"),
     ["queued", "running", "retrying", "done", "failed", "duplicate", "cancelled"].map((s) => el("option", { value: s }, s)));
+  const search = el("input", { id: "task-search", type: "search", placeholder: "project, tender number, owner", "aria-label": "Search" });
   const status = el("span", { class: "muted", id: "tasks-status" });
   const body = el("tbody", { id: "tasks" });
   const table = el("table", {},
     el("thead", {}, el("tr", {}, ["Task", "Document", "State", "Stages", "Attempts", "Updated"].map((h) => el("th", {}, h)))),
     body);
   setMain(submitSection(),
-    el("section", {}, el("div", { class: "row" }, el("h2", {}, "Tasks"), filter, status), table));
+    el("section", {}, el("div", { class: "row" }, el("h2", {}, "Tasks"), filter, search, status), table));
   let timer;
   let stopped = false;
   refreshTasks = async () => {
     clearTimeout(timer);
     try {
-      const state = filter.value;
-      const page = await api(`/v1/tasks?limit=100${state ? `&state=${state}` : ""}`);
+      const query = new URLSearchParams({ limit: "100" });
+      if (filter.value) query.set("state", filter.value);
+      const q = search.value.trim();
+      // The search reads the summaries' index, so it finds done tasks.
+      if (q) query.set("q", q);
+      const page = await api(`/v1/tasks?${query}`);
       if (stopped) return;
       body.replaceChildren(...page.tasks.map(taskRow));
-      if (!page.tasks.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No tasks yet.")));
+      if (!page.tasks.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, q ? "No done task matches." : "No tasks yet.")));
       status.textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {
       status.textContent = `could not load the tasks: ${error.message}`;
@@ -177,6 +182,8 @@ function tasksPage() {
     if (!stopped) timer = setTimeout(refreshTasks, POLL_MS);
   };
   filter.addEventListener("change", refreshTasks);
+  let typing;
+  search.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(refreshTasks, 250); });
   refreshTasks();
   return () => { stopped = true; clearTimeout(timer); };
 }
@@ -400,6 +407,58 @@ function deadLetterRow(letter, result, reload) {
     el("td", {}, replay));
 }
 
+// ---- upcoming deadlines --------------------------------------------------
+
+// The done tasks whose bid deadline is still ahead (the API's deadline
+// filter), with their deadline and opening, soonest first. A relative time
+// ("开标前3个工作日") has no date and is not listed; the calendar feed has the
+// same events for a calendar application to subscribe to.
+function deadlinesPage() {
+  const status = el("span", { class: "muted", id: "deadlines-status" });
+  const body = el("tbody", { id: "deadlines" });
+  setMain(el("section", {},
+    el("div", { class: "row" }, el("h2", {}, "Upcoming deadlines"), status),
+    el("p", { class: "muted" }, "Bid deadlines and openings of done tasks, soonest first. Subscribe a calendar to ",
+      el("a", { href: "/v1/calendar.ics", id: "calendar-link" }, "/v1/calendar.ics"),
+      " (add ?token=… when a token is set)."),
+    el("table", {},
+      el("thead", {}, el("tr", {}, ["When", "What", "Project", "Tender no.", "Place", "Task"].map((h) => el("th", {}, h)))),
+      body)));
+  let stopped = false;
+  (async () => {
+    try {
+      const now = new Date().toISOString();
+      const page = await api(`/v1/tasks?state=done&limit=100&deadline_after=${encodeURIComponent(now)}`);
+      const rows = [];
+      for (const view of page.tasks) {
+        const summary = await api(`/v1/tasks/${view.task_id}/summary`);
+        const fields = summary.fields || {};
+        const text = (id) => (fields[id] ? fields[id].value : "");
+        for (const [id, what, place] of [["deadline_bid", "bid deadline", "submission_place"], ["opening_time", "opening", "opening_place"]]) {
+          const field = fields[id];
+          const at = field && typeof field.normalized === "string" ? new Date(field.normalized) : null;
+          if (!at || isNaN(at) || at < new Date(now)) continue;
+          rows.push({ at, id, what, field, task: view.task_id, project: text("project"), number: text("tender_no"), place: text(place) || text("opening_place") });
+        }
+      }
+      if (stopped) return;
+      rows.sort((a, b) => a.at - b.at);
+      body.replaceChildren(...rows.map((r) => el("tr", { "data-task-id": r.task, "data-kind": r.id },
+        el("td", {}, el("div", {}, r.at.toLocaleString()), el("div", { class: "muted" }, r.field.value)),
+        el("td", {}, r.what),
+        el("td", {}, r.project),
+        el("td", { class: "mono" }, r.number),
+        el("td", {}, r.place),
+        el("td", {}, el("a", { href: `#/tasks/${r.task}`, class: "mono" }, r.task)))));
+      if (!rows.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No deadline ahead.")));
+      status.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } catch (error) {
+      status.textContent = `could not load the deadlines: ${error.message}`;
+    }
+  })();
+  return () => { stopped = true; };
+}
+
 // ---- routing -------------------------------------------------------------
 
 function route() {
@@ -409,6 +468,7 @@ function route() {
   let nav = "tasks";
   if (task) stopPage = taskPage(task[1]);
   else if (hash === "#/dead-letters") { stopPage = deadLettersPage(); nav = "dead-letters"; }
+  else if (hash === "#/deadlines") { stopPage = deadlinesPage(); nav = "deadlines"; }
   else stopPage = tasksPage();
   for (const link of document.querySelectorAll("nav a[data-nav]")) {
     link.classList.toggle("active", link.dataset.nav === nav && !task);

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::broker;
-use crate::client::{ApiClient, render_status, render_tasks};
+use crate::client::{ApiClient, TaskSearch, render_status, render_tasks};
 use crate::config::Settings;
 use crate::envelope::{Stage, TaskOptions};
 use crate::projector::view::TaskState;
@@ -104,9 +104,34 @@ pub enum Command {
         /// The page after this cursor.
         #[arg(long)]
         cursor: Option<String>,
+        /// Only done tasks whose project name, tender number or owner
+        /// contains this (any case).
+        #[arg(long)]
+        search: Option<String>,
+        /// Only done tasks whose bid deadline is at or after this RFC 3339 time.
+        #[arg(long)]
+        deadline_after: Option<String>,
+        /// Only done tasks whose bid deadline is at or before this RFC 3339 time.
+        #[arg(long)]
+        deadline_before: Option<String>,
         /// Print the page as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Write the summaries of done tasks as a spreadsheet (from the API).
+    Export {
+        /// Write the workbook (tasks, rejection clauses, scoring items) here.
+        #[arg(long, value_name = "FILE", required_unless_present = "csv")]
+        xlsx: Option<std::path::PathBuf>,
+        /// Write the tasks sheet as CSV here.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<std::path::PathBuf>,
+        /// Only tasks completed at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Tasks in this state (default: done).
+        #[arg(long)]
+        state: Option<TaskState>,
     },
     /// One stage.
     Worker {
@@ -294,8 +319,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             external_id,
             limit,
             cursor,
+            search,
+            deadline_after,
+            deadline_before,
             json,
-        } => tasks(&settings, state, external_id, limit, cursor, json).await,
+        } => {
+            let search = TaskSearch {
+                external_id,
+                q: search,
+                deadline_after,
+                deadline_before,
+            };
+            tasks(&settings, state, limit, cursor, &search, json).await
+        }
+        Command::Export {
+            xlsx,
+            csv,
+            since,
+            state,
+        } => export(&settings, xlsx, csv, since, state).await,
         Command::Submit {
             files,
             amendments,
@@ -704,14 +746,14 @@ async fn status(settings: &Settings, task_id: Uuid, json: bool) -> anyhow::Resul
 async fn tasks(
     settings: &Settings,
     state: Option<TaskState>,
-    external_id: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+    search: &TaskSearch,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let client = ApiClient::from_settings(settings);
     let page = client
-        .tasks(state, external_id.as_deref(), limit, cursor.as_deref())
+        .search_tasks(state, limit, cursor.as_deref(), search)
         .await?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&page)?);
@@ -735,6 +777,29 @@ async fn cancel(
         outln!("{}  already cancelled at {when}", answer.task_id);
     } else {
         outln!("{}  cancelled at {when}", answer.task_id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exports through the API, each written to its file whole (to a
+/// temporary name first, so a failed export leaves no half file).
+async fn export(
+    settings: &Settings,
+    xlsx: Option<std::path::PathBuf>,
+    csv: Option<std::path::PathBuf>,
+    since: Option<String>,
+    state: Option<TaskState>,
+) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::from_settings(settings);
+    for (format, path) in [("xlsx", xlsx), ("csv", csv)] {
+        let Some(path) = path else { continue };
+        let bytes = client.export(format, state, since.as_deref()).await?;
+        let mut partial = path.clone().into_os_string();
+        partial.push(".partial");
+        std::fs::write(&partial, &bytes)
+            .with_context(|| format!("writing {}", std::path::Path::new(&partial).display()))?;
+        std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+        outln!("{} ({} bytes)", path.display(), bytes.len());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -98,6 +98,19 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// The search filters of the task list (see `GET /v1/tasks`).
+#[derive(Debug, Clone, Default)]
+pub struct TaskSearch {
+    /// Only the tasks submitted with this reference.
+    pub external_id: Option<String>,
+    /// Text in the project name, tender number or owner.
+    pub q: Option<String>,
+    /// Bid deadline at or after this RFC 3339 time.
+    pub deadline_after: Option<String>,
+    /// Bid deadline at or before this RFC 3339 time.
+    pub deadline_before: Option<String>,
+}
+
 /// A client of one API server.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
@@ -148,22 +161,42 @@ impl ApiClient {
         limit: Option<usize>,
         cursor: Option<&str>,
     ) -> Result<Page, ClientError> {
-        let mut query = Vec::new();
+        let search = TaskSearch {
+            external_id: external_id.map(str::to_string),
+            ..TaskSearch::default()
+        };
+        self.search_tasks(state, limit, cursor, &search).await
+    }
+
+    /// A page of tasks, newest first, found by `search`.
+    pub async fn search_tasks(
+        &self,
+        state: Option<TaskState>,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+        search: &TaskSearch,
+    ) -> Result<Page, ClientError> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
         if let Some(state) = state {
-            query.push(format!("state={}", state.as_str()));
+            query.append_pair("state", state.as_str());
         }
-        if let Some(id) = external_id {
-            let encoded =
-                percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
-            query.push(format!("external_id={encoded}"));
+        if let Some(id) = search.external_id.as_deref() {
+            query.append_pair("external_id", id);
         }
         if let Some(limit) = limit {
-            query.push(format!("limit={limit}"));
+            query.append_pair("limit", &limit.to_string());
         }
-        if let Some(cursor) = cursor {
-            query.push(format!("cursor={cursor}"));
+        for (key, value) in [
+            ("cursor", cursor),
+            ("q", search.q.as_deref()),
+            ("deadline_after", search.deadline_after.as_deref()),
+            ("deadline_before", search.deadline_before.as_deref()),
+        ] {
+            if let Some(value) = value {
+                query.append_pair(key, value);
+            }
         }
-        self.get_json(&format!("/v1/tasks?{}", query.join("&")))
+        self.get_json(&format!("/v1/tasks?{}", query.finish()))
             .await
     }
 
@@ -275,6 +308,30 @@ impl ApiClient {
             .await?;
         response
             .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// An export's bytes: `format` is `xlsx` or `csv`; `since` an RFC 3339
+    /// completion time.
+    pub async fn export(
+        &self,
+        format: &str,
+        state: Option<TaskState>,
+        since: Option<&str>,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(state) = state {
+            query.append_pair("state", state.as_str());
+        }
+        if let Some(since) = since {
+            query.append_pair("since", since);
+        }
+        let path = format!("/v1/summaries.{format}?{}", query.finish());
+        let request = self.http.get(self.url(&path));
+        self.send(request)
+            .await?
+            .bytes()
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))
     }

@@ -19,6 +19,7 @@ pub mod document;
 pub mod envelope;
 pub mod eval;
 pub mod events;
+pub mod export;
 pub mod extract;
 pub mod filter;
 pub mod http;

@@ -35,7 +35,9 @@ const ORDER: &[&str] = &[
     "copies",
 ];
 
-fn cite(e: &Evidence) -> String {
+/// Where a value came from, for people: the clause path, the page and the
+/// amendment ("第二章 前附表 3.3, p. 4, amendment 1").
+pub fn cite(e: &Evidence) -> String {
     let mut s = if e.section.is_empty() {
         "start of document".to_string()
     } else {

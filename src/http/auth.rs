@@ -5,6 +5,8 @@
 //! letters show error messages and file names). What stays open: the
 //! dashboard's page and assets, the OpenAPI document, `/healthz`, `/readyz`
 //! and `/metrics` (counts and queue names, for the probes and the scraper).
+//! The exports show task data and need it too; the calendar feed also takes
+//! it as `?token=`, since calendar applications cannot send a header.
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, HOST, ORIGIN, WWW_AUTHENTICATE};
@@ -25,23 +27,53 @@ pub async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(expected) = &state.settings.http.token {
-        let presented = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer)
-            .unwrap_or("");
-        if !tokens_match(presented, expected.expose()) {
-            let mut response = ApiError::unauthorized().into_response();
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tenderflow\""),
-            );
-            return response;
-        }
+    let presented = header_token(&request).unwrap_or("").to_string();
+    check(&state, &presented, request, next).await
+}
+
+/// [`require_token`] that also takes the token as the `token` query
+/// parameter: for the calendar feed only, because calendar applications
+/// subscribe to a URL and cannot send a header. (A token in a URL can end
+/// up in logs and histories, so no other endpoint takes it there.)
+pub async fn require_token_or_query(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = match header_token(&request) {
+        Some(token) => token.to_string(),
+        None => query_token(request.uri().query().unwrap_or("")).unwrap_or_default(),
+    };
+    check(&state, &presented, request, next).await
+}
+
+async fn check(state: &AppState, presented: &str, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.settings.http.token
+        && !tokens_match(presented, expected.expose())
+    {
+        let mut response = ApiError::unauthorized().into_response();
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"tenderflow\""),
+        );
+        return response;
     }
     next.run(request).await
+}
+
+fn header_token(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+}
+
+/// The `token` parameter of a query string, percent-decoded.
+fn query_token(query: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.into_owned())
 }
 
 /// With no token set, a browser on another site could post to the API

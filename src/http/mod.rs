@@ -6,6 +6,7 @@ pub mod dashboard;
 mod dead_letters;
 mod documents;
 pub mod error;
+mod exports;
 mod health;
 mod schemas;
 mod tasks;
@@ -85,9 +86,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}/summary", get(tasks::summary))
         .route("/v1/tasks/{id}/watch", get(tasks::watch))
         .route("/v1/dead-letters", get(dead_letters::list))
+        .route("/v1/summaries.xlsx", get(exports::xlsx))
+        .route("/v1/summaries.csv", get(exports::csv))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
+        ));
+    // The calendar feed: the token as a header or, for calendar
+    // applications that cannot send one, as `?token=`.
+    let feed = Router::new()
+        .route("/v1/calendar.ics", get(exports::calendar))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token_or_query,
         ));
     Router::new()
         .route("/", get(dashboard::index))
@@ -99,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(reads)
+        .merge(feed)
         .merge(mutating)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

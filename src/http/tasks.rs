@@ -193,6 +193,27 @@ pub struct ListQuery {
     limit: Option<String>,
     cursor: Option<String>,
     external_id: Option<String>,
+    q: Option<String>,
+    deadline_after: Option<String>,
+    deadline_before: Option<String>,
+}
+
+/// An RFC 3339 time of the query, or a 400 that names the parameter.
+fn query_time(
+    name: &str,
+    raw: Option<String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    match raw.filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(raw) => chrono::DateTime::parse_from_rfc3339(&raw)
+            .map(|t| Some(t.to_utc()))
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{name} must be an RFC 3339 time such as 2027-03-01T00:00:00+08:00, \
+                     not {raw:?}: {e}"
+                ))
+            }),
+    }
 }
 
 impl ListQuery {
@@ -210,7 +231,16 @@ impl ListQuery {
                 ApiError::bad_request(format!("{raw:?} is not a cursor from a previous page"))
             })?),
         };
+        let q = self
+            .q
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty());
+        let deadline_after = query_time("deadline_after", self.deadline_after)?;
+        let deadline_before = query_time("deadline_before", self.deadline_before)?;
         Ok(ListFilter {
+            q,
+            deadline_after,
+            deadline_before,
             state: state
                 .map(|s| s.parse::<TaskState>())
                 .transpose()
@@ -226,8 +256,8 @@ impl ListQuery {
     }
 }
 
-/// `GET /v1/tasks?state=&stage=&external_id=&limit=&cursor=`: a page of
-/// tasks, newest first.
+/// `GET /v1/tasks?state=&stage=&external_id=&q=&deadline_after=&deadline_before=&limit=&cursor=`:
+/// a page of tasks, newest first.
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,

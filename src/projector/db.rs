@@ -52,6 +52,13 @@ pub struct ListFilter {
     pub before: Option<Uuid>,
     /// Only tasks submitted with this reference.
     pub external_id: Option<String>,
+    /// Only done tasks whose project name, tender number or owner contains
+    /// this (any case).
+    pub q: Option<String>,
+    /// Only done tasks whose bid deadline (an absolute one) is at or after this.
+    pub deadline_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only done tasks whose bid deadline (an absolute one) is at or before this.
+    pub deadline_before: Option<chrono::DateTime<chrono::Utc>>,
     /// At most this many.
     pub limit: usize,
 }
@@ -209,6 +216,7 @@ impl ViewDb {
         let mut writer = Connection::open(path)?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
         writer.execute_batch(SCHEMA)?;
+        writer.execute_batch(super::index::SCHEMA)?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         // Room for the pages batches keep revisiting (the recent tasks' rows
         // and index pages), instead of reading them again from the files.
@@ -309,25 +317,34 @@ impl ViewDb {
     }
 
     /// A page of tasks, newest first. Task ids are UUID v7, so their text
-    /// order is their creation order and doubles as a stable cursor.
+    /// order is their creation order and doubles as a stable cursor. The
+    /// search and deadline filters read the summary index, so they find
+    /// done tasks once the index has their row.
     pub fn tasks(&self, filter: &ListFilter) -> Result<Page, DbError> {
         let conn = lock(&self.reader);
         // With a reference, the walk is over its rows of `task_refs` (in
         // task order, by its key), never over every task.
         let sql = if filter.external_id.is_some() {
             "SELECT t.view FROM task_refs r JOIN tasks t ON t.task_id = r.task_id
+             LEFT JOIN summary_index s ON s.task_id = r.task_id
              WHERE r.external_id = ?5
                AND (?1 IS NULL OR t.state = ?1)
                AND (?2 IS NULL OR t.stage = ?2)
                AND (?3 IS NULL OR r.task_id < ?3)
+               AND (?6 IS NULL OR instr(s.search, ?6) > 0)
+               AND (?7 IS NULL OR s.deadline >= ?7)
+               AND (?8 IS NULL OR s.deadline <= ?8)
              ORDER BY r.task_id DESC LIMIT ?4"
         } else {
-            "SELECT view FROM tasks
-             WHERE (?1 IS NULL OR state = ?1)
-               AND (?2 IS NULL OR stage = ?2)
-               AND (?3 IS NULL OR task_id < ?3)
+            "SELECT t.view FROM tasks t LEFT JOIN summary_index s USING (task_id)
+             WHERE (?1 IS NULL OR t.state = ?1)
+               AND (?2 IS NULL OR t.stage = ?2)
+               AND (?3 IS NULL OR t.task_id < ?3)
                AND ?5 IS NULL
-             ORDER BY task_id DESC LIMIT ?4"
+               AND (?6 IS NULL OR instr(s.search, ?6) > 0)
+               AND (?7 IS NULL OR s.deadline >= ?7)
+               AND (?8 IS NULL OR s.deadline <= ?8)
+             ORDER BY t.task_id DESC LIMIT ?4"
         };
         let mut query = conn.prepare_cached(sql)?;
         let rows = query.query_map(
@@ -337,6 +354,9 @@ impl ViewDb {
                 filter.before.map(|id| id.to_string()),
                 filter.limit as i64 + 1,
                 filter.external_id.as_deref(),
+                filter.q.as_ref().map(|q| q.to_lowercase()),
+                filter.deadline_after.map(|t| t.timestamp()),
+                filter.deadline_before.map(|t| t.timestamp()),
             ],
             |r| r.get::<_, String>(0),
         )?;
@@ -364,6 +384,23 @@ impl ViewDb {
             counts.push((state, n as u64));
         }
         Ok(counts)
+    }
+
+    /// Runs a read on the reading connection.
+    pub(super) fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        read(&lock(&self.reader))
+    }
+
+    /// Runs a write on the writing connection, outside the fold's batches
+    /// (its own commits leave the fold's event cache valid).
+    pub(super) fn write<T>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        write(&lock(&self.writer).conn)
     }
 
     /// Every view, by task id: for comparing two projectors' views.

@@ -7,6 +7,7 @@
 mod cache;
 pub mod db;
 pub mod dead_letters;
+pub mod index;
 pub mod stream;
 pub mod view;
 
@@ -83,6 +84,11 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         topology: topology.clone(),
         db: db.clone(),
     };
+    let summaries = index::Indexer {
+        db: db.clone(),
+        store: Store::from_settings(&settings)?,
+        changes: changes.clone(),
+    };
     let state = AppState {
         submitter: Arc::new(Submitter::new(Arc::clone(&settings))?),
         store: Store::from_settings(&settings)?,
@@ -106,7 +112,7 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         true,
         local.clone(),
     ));
-    let handle = tokio::spawn(serve(consumer, indexer, listener, state, local));
+    let handle = tokio::spawn(serve(consumer, indexer, summaries, listener, state, local));
     Ok(Running {
         addr,
         db,
@@ -115,12 +121,13 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
     })
 }
 
-/// Runs the events consumer, the dead-letter indexer and the server side
-/// by side; if one stops with an error the others are stopped too, and the
+/// Runs the events consumer, the dead-letter and summary indexers and the
+/// server side by side; if one stops with an error the others are stopped too, and the
 /// error returned.
 async fn serve(
     consumer: Consumer,
     indexer: dead_letters::Indexer,
+    summaries: index::Indexer,
     listener: TcpListener,
     state: AppState,
     local: CancellationToken,
@@ -141,6 +148,14 @@ async fn serve(
             result
         }
     });
+    let summarising = tokio::spawn({
+        let local = local.clone();
+        async move {
+            let result = summaries.run(local.clone()).await;
+            local.cancel();
+            result
+        }
+    });
     let limits = crate::http::ServeLimits::from_settings(&state.settings);
     let server = crate::http::serve(listener, router(state), limits, local.clone())
         .await
@@ -148,7 +163,9 @@ async fn serve(
     local.cancel();
     let read = reading.await.context("the projector consumer panicked")?;
     let indexed = indexing.await.context("the dead-letter indexer panicked")?;
+    let summarised = summarising.await.context("the summary indexer panicked")?;
     server?;
+    summarised.context("the summary indexer stopped")?;
     read.context("the projector stopped")?;
     indexed.context("the dead-letter indexer stopped")
 }

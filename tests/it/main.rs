@@ -5,6 +5,7 @@
 mod api;
 mod cancel;
 mod dead_letters;
+mod exports;
 mod faults;
 mod helpers;
 mod isolation;

@@ -496,6 +496,25 @@ async fn the_openapi_document_matches_the_router_and_the_answers() {
     conforms(&doc, "Summary", &summary);
     let (_, error) = app.get("/v1/tasks/nope").await;
     conforms(&doc, "Error", &error);
+    // The exports answer in the media type documented for them.
+    for path in [
+        "/v1/summaries.xlsx",
+        "/v1/summaries.csv",
+        "/v1/calendar.ics",
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        let documented = doc["paths"][path]["get"]["responses"]["200"]["content"]
+            .as_object()
+            .unwrap();
+        assert!(
+            documented
+                .keys()
+                .any(|media| content_type.starts_with(media.as_str())),
+            "{path}: {content_type} is not documented"
+        );
+    }
     app.stop().await;
     pipeline.stop().await;
 }

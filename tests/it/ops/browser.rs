@@ -1,8 +1,9 @@
 //! The dashboard in headless Chromium, against a real pipeline: submit a
 //! document through the form; see it wait at parse in the list; follow it
 //! live on its page to done, with its events and its summary's evidence;
-//! replay a dead letter with its button, and cancel that task with the
-//! button of its page. Screenshots go to
+//! replay a dead letter with its button, cancel that task with the
+//! button of its page; search the tasks and see the upcoming deadlines.
+//! Screenshots go to
 //! target/dashboard/ for review.
 
 use std::path::PathBuf;
@@ -277,6 +278,137 @@ async fn the_dashboard_submits_a_document_to_done_and_replays_a_dead_letter() {
     let (_, view) = app.get(&format!("/v1/tasks/{failed}")).await;
     assert_eq!(view["state"], "cancelled", "{view}");
     assert_eq!(view["cancelled"]["reason"], "不再需要");
+
+    browser.close().await;
+    pipeline.stop().await;
+    app.stop().await;
+}
+
+/// A notice of `project` closing (and opening) at `at`, Beijing time.
+fn notice_closing(
+    project: &str,
+    number: &str,
+    at: chrono::DateTime<chrono::FixedOffset>,
+) -> String {
+    use chrono::Datelike;
+    let day = format!("{}年{}月{}日 09:30", at.year(), at.month(), at.day());
+    format!(
+        "# {project}招标公告\n\n项目名称：{project}\n\n项目编号：{number}\n\n采购人：某市水务局\n\n\
+         投标截止时间：{day}\n\n开标时间：{day}\n\n开标地点：某市公共资源交易中心第一开标室\n"
+    )
+}
+
+#[tokio::test]
+async fn the_dashboard_searches_tasks_and_lists_the_upcoming_deadlines() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let mut pipeline = test_pipeline(|_| {});
+    let app = TestApp::start(&pipeline.settings).await;
+    pipeline.start_all();
+    // One tender closing in 30 days, one that closed 30 days ago: dates
+    // from today's, so the test holds whenever it runs.
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let soon = (chrono::Utc::now() + chrono::Duration::days(30)).with_timezone(&beijing);
+    let past = (chrono::Utc::now() - chrono::Duration::days(30)).with_timezone(&beijing);
+    let mut ids = Vec::new();
+    for (name, body) in [
+        ("soon.md", notice_closing("某河道整治工程", "HD-0042", soon)),
+        (
+            "past.md",
+            notice_closing("某学校食堂改造工程", "XX-0007", past),
+        ),
+    ] {
+        let response = app
+            .http
+            .post(app.url("/v1/documents"))
+            .header("x-filename", name)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        let id = answer["task_id"].as_str().unwrap().to_string();
+        app.wait_for(&format!("/v1/tasks/{id}"), 60, |v| v["state"] == "done")
+            .await;
+        ids.push(id);
+    }
+    let (soon_id, past_id) = (&ids[0], &ids[1]);
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = browser.page().await;
+    let shots = screenshots();
+    page.navigate(&app.url("/")).await;
+    page.wait_for("document.querySelector('#task-search') !== null", 10)
+        .await;
+    let listed =
+        "[...document.querySelectorAll('#tasks tr[data-task-id]')].map(r => r.dataset.taskId)";
+    page.wait_for(&format!("{listed}.length === 2"), 20).await;
+
+    // The search box: a project-name fragment, then a tender number in
+    // another case.
+    for (typed, expected) in [("河道", soon_id), ("xx-00", past_id)] {
+        page.eval(&format!(
+            "(() => {{ const s = document.getElementById('task-search'); s.value = '{typed}'; \
+             s.dispatchEvent(new Event('input')); }})()"
+        ))
+        .await
+        .unwrap();
+        // Until the list shows that one task alone (the previous answer
+        // stays on screen until the new one arrives).
+        page.wait_for(
+            &format!("JSON.stringify({listed}) === JSON.stringify(['{expected}'])"),
+            20,
+        )
+        .await;
+    }
+    page.screenshot(&shots.join("search.png")).await;
+
+    // The deadlines view: the coming deadline and opening, not the past one.
+    page.eval("location.hash = '#/deadlines'").await.unwrap();
+    let row = |kind: &str| {
+        format!(
+            "document.querySelector('#deadlines tr[data-task-id=\"{soon_id}\"][data-kind=\"{kind}\"]')"
+        )
+    };
+    page.wait_for(&format!("{} !== null", row("opening_time")), 20)
+        .await;
+    let shown = page
+        .eval(&format!("{}.innerText", row("deadline_bid")))
+        .await
+        .unwrap();
+    let shown = shown.as_str().unwrap().to_string();
+    for expected in [
+        "某河道整治工程",
+        "HD-0042",
+        "bid deadline",
+        &format!(
+            "{}月{}日",
+            chrono::Datelike::month(&soon),
+            chrono::Datelike::day(&soon)
+        ),
+    ] {
+        assert!(shown.contains(expected), "{expected} in {shown:?}");
+    }
+    let opening = page
+        .eval(&format!("{}.innerText", row("opening_time")))
+        .await
+        .unwrap();
+    assert!(
+        opening
+            .as_str()
+            .unwrap()
+            .contains("某市公共资源交易中心第一开标室")
+    );
+    let past_rows = page
+        .eval(&format!(
+            "document.querySelectorAll('#deadlines tr[data-task-id=\"{past_id}\"]').length"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(past_rows, 0, "a deadline gone by is not upcoming");
+    page.screenshot(&shots.join("deadlines.png")).await;
 
     browser.close().await;
     pipeline.stop().await;
