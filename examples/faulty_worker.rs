@@ -10,11 +10,11 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tenderflow::cli::shutdown_signal;
 use tenderflow::config::Settings;
 use tenderflow::envelope::{Envelope, Stage};
 use tenderflow::runtime::{self, Handler, WorkerOptions};
 use tenderflow::stages::{StageContext, StageError, StageHandler, StageOutput};
+use tenderflow::startup::shutdown_signal;
 use tenderflow::store::Store;
 use tokio_util::sync::CancellationToken;
 

@@ -7,17 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::broker;
 use crate::client::{ApiClient, TaskSearch, render_status, render_tasks};
 use crate::config::Settings;
 use crate::envelope::{Stage, TaskOptions};
+use crate::progress::Progress;
 use crate::projector::view::TaskState;
-use crate::runtime::{self, WorkerOptions};
-use crate::stages::{StageContext, StageHandler};
 use crate::store::Store;
 use crate::submit::{Follower, Outcome, Refs, Submitted, Submitter, Upload, file_name};
 use crate::topology::Topology;
@@ -289,28 +286,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _telemetry = crate::telemetry::init(&settings.log);
     match cli.command {
         Command::Run { concurrency } => {
-            let parts = Parts {
+            let parts = crate::startup::Parts {
                 serve: true,
                 notify: true,
             };
-            run_pipeline(settings, &Stage::ALL, concurrency, parts).await
+            crate::startup::run(settings, &Stage::ALL, concurrency, parts).await
         }
         Command::Worker { stage, concurrency } => {
-            run_pipeline(settings, &[stage], concurrency, Parts::default()).await
+            crate::startup::run(
+                settings,
+                &[stage],
+                concurrency,
+                crate::startup::Parts::default(),
+            )
+            .await
         }
         Command::Notify { concurrency } => {
-            let parts = Parts {
+            let parts = crate::startup::Parts {
                 serve: false,
                 notify: true,
             };
-            run_pipeline(settings, &[], concurrency, parts).await
+            crate::startup::run(settings, &[], concurrency, parts).await
         }
         Command::Serve => {
-            let parts = Parts {
+            let parts = crate::startup::Parts {
                 serve: true,
                 notify: false,
             };
-            run_pipeline(settings, &[], None, parts).await
+            crate::startup::run(settings, &[], None, parts).await
         }
         Command::Status { task_id, json } => status(&settings, task_id, json).await,
         Command::Cancel { task_id, reason } => cancel(&settings, task_id, reason).await,
@@ -401,141 +404,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
-}
-
-/// What runs beside the stages in one process.
-#[derive(Debug, Clone, Copy, Default)]
-struct Parts {
-    /// The projector with the HTTP API.
-    serve: bool,
-    /// The notify consumer (completion callbacks).
-    notify: bool,
-}
-
-/// Runs `stages` (and the `parts` beside them) in this process until
-/// SIGINT or SIGTERM, then shuts down gracefully.
-async fn run_pipeline(
-    settings: Arc<Settings>,
-    stages: &[Stage],
-    concurrency: Option<u16>,
-    parts: Parts,
-) -> anyhow::Result<ExitCode> {
-    let serve = parts.serve;
-    // A certificate TLS refuses is a mistake to say now, not a reason for
-    // every worker to retry for ever.
-    crate::broker::check_tls(&settings).await?;
-    let token = CancellationToken::new();
-    let context = StageContext {
-        store: Store::from_settings(&settings)?,
-        settings: Arc::clone(&settings),
-    };
-    let tracker = TaskTracker::new();
-    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for &stage in stages {
-        let options = WorkerOptions {
-            stage,
-            concurrency: concurrency.unwrap_or(settings.stages.concurrency),
-        };
-        let handler = Arc::new(StageHandler {
-            stage,
-            context: context.clone(),
-        });
-        let worker = runtime::run_worker(Arc::clone(&settings), options, handler, token.clone());
-        tracker.spawn(supervise(
-            format!("{stage} worker"),
-            worker,
-            token.clone(),
-            Arc::clone(&failed),
-        ));
-    }
-    if parts.notify {
-        // `concurrency` is the stages' in `run`; the notifier has its own.
-        let own = if stages.is_empty() { concurrency } else { None };
-        let notifier = crate::notify::run_notifier(Arc::clone(&settings), own, token.clone());
-        tracker.spawn(supervise(
-            "notify consumer".into(),
-            notifier,
-            token.clone(),
-            Arc::clone(&failed),
-        ));
-    }
-    if serve {
-        let projector = crate::projector::run((*settings).clone(), token.clone());
-        tracker.spawn(supervise(
-            "projector".into(),
-            projector,
-            token.clone(),
-            Arc::clone(&failed),
-        ));
-    }
-    if let Some(addr) = &settings.metrics.addr {
-        let addr = addr.parse().context("metrics.addr")?;
-        tracker.spawn(supervise(
-            "metrics server".into(),
-            crate::metrics::serve(addr, token.clone()),
-            token.clone(),
-            Arc::clone(&failed),
-        ));
-        if !serve {
-            // `serve` polls every queue itself (see the projector).
-            let poller = crate::metrics::poll_queues(
-                Arc::clone(&settings),
-                stages.to_vec(),
-                false,
-                token.clone(),
-            );
-            tracker.spawn(supervise(
-                "queue poller".into(),
-                poller,
-                token.clone(),
-                Arc::clone(&failed),
-            ));
-        }
-    }
-    tracker.close();
-    tracing::info!(stages = ?stages, serve, notify = parts.notify, "running; SIGINT or SIGTERM stops");
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("signal received; finishing the messages in hand"),
-        _ = token.cancelled() => {}
-    }
-    token.cancel();
-    tracker.wait().await;
-    Ok(if failed.load(std::sync::atomic::Ordering::SeqCst) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// Runs one part of the process; if it fails, says which and why, and stops
-/// the rest.
-async fn supervise(
-    name: String,
-    part: impl std::future::Future<Output = anyhow::Result<()>>,
-    token: CancellationToken,
-    failed: Arc<std::sync::atomic::AtomicBool>,
-) {
-    if let Err(err) = part.await {
-        tracing::error!(part = %name, error = format!("{err:#}"), "stopped with an error; shutting down");
-        failed.store(true, std::sync::atomic::Ordering::SeqCst);
-        token.cancel();
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
 }
 
 struct SubmitRequest {
@@ -635,6 +503,7 @@ async fn submit(
     let outcomes = tokio::time::timeout(std::time::Duration::from_secs(request.timeout), waiting)
         .await
         .context("timed out waiting for the tasks")??;
+    display.finish();
     let mut failed = false;
     let store = Store::from_settings(&settings)?;
     for (task, outcome) in &outcomes {
@@ -672,64 +541,6 @@ async fn submit(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// How `submit --wait` shows its tasks: on a terminal, one line per task
-/// redrawn in place with each stage's progress (the view folded from the
-/// events seen so far); otherwise one line per event, or JSON lines.
-struct Progress {
-    order: Vec<Uuid>,
-    events: std::collections::HashMap<Uuid, Vec<crate::events::Event>>,
-    terminal: bool,
-    json: bool,
-    drawn: bool,
-}
-
-impl Progress {
-    fn new(tasks: &[Uuid], json: bool) -> Progress {
-        use std::io::IsTerminal;
-        Progress {
-            order: tasks.to_vec(),
-            events: std::collections::HashMap::new(),
-            terminal: !json && std::io::stdout().is_terminal(),
-            json,
-            drawn: false,
-        }
-    }
-
-    fn show(&mut self, event: &crate::events::Event) {
-        if self.json {
-            outln!("{}", serde_json::to_string(event).unwrap_or_default());
-            return;
-        }
-        if !self.terminal {
-            outln!(
-                "{}  {:<8} {:<16} attempt {}",
-                event.task_id,
-                event.stage,
-                event.kind.name(),
-                event.attempt
-            );
-            return;
-        }
-        self.events
-            .entry(event.task_id)
-            .or_default()
-            .push(event.clone());
-        if self.drawn {
-            out!("\x1b[{}A", self.order.len());
-        }
-        for task in &self.order {
-            let line = self
-                .events
-                .get(task)
-                .and_then(|events| crate::projector::view::fold(events.iter()))
-                .map(|view| crate::client::progress_line(&view))
-                .unwrap_or_else(|| "waiting".into());
-            outln!("\x1b[2K{task}  {line}");
-        }
-        self.drawn = true;
-    }
 }
 
 async fn status(settings: &Settings, task_id: Uuid, json: bool) -> anyhow::Result<ExitCode> {

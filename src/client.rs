@@ -429,18 +429,28 @@ fn stage_mark(state: StageState) -> &'static str {
     }
 }
 
-/// One line of progress: each stage's mark (and attempts past the first),
-/// then the overall state, e.g. `ingest ✓  parse ↻2  filter ·  extract ·  retrying`.
+/// One line of progress: each stage's mark (and attempts past the first)
+/// in a column of its own, then the overall state, e.g.
+/// `ingest ✓   parse ↻2    filter ·    extract ·   retrying`. The columns
+/// are as wide for every task and every stage, so lines of several tasks
+/// stay aligned whatever their attempts.
 pub fn progress_line(view: &TaskView) -> String {
+    let width = Stage::ALL
+        .iter()
+        .map(|s| s.as_str().len())
+        .max()
+        .unwrap_or(0)
+        + 4;
     let mut line = String::new();
-    for stage in &view.stages {
-        line.push_str(stage.stage.as_str());
-        line.push(' ');
-        line.push_str(stage_mark(stage.state));
-        if stage.attempts > 1 {
-            line.push_str(&stage.attempts.to_string());
-        }
-        line.push_str("  ");
+    for stage in Stage::ALL {
+        let cell = match view.stages.iter().find(|s| s.stage == stage) {
+            Some(seen) if seen.attempts > 1 => {
+                format!("{stage} {}{}", stage_mark(seen.state), seen.attempts)
+            }
+            Some(seen) => format!("{stage} {}", stage_mark(seen.state)),
+            None => format!("{stage} {}", stage_mark(StageState::Pending)),
+        };
+        line.push_str(&format!("{cell:<width$} "));
     }
     line.push_str(view.state.as_str());
     line

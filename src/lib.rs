@@ -9,6 +9,7 @@
 //! RabbitMQ and maps those errors onto retries and dead letters.
 
 pub mod broker;
+#[macro_use]
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -30,10 +31,12 @@ pub mod notify;
 pub mod ocr_evidence;
 pub mod package;
 pub mod parse;
+pub mod progress;
 pub mod projector;
 pub mod runtime;
 pub mod secret;
 pub mod stages;
+pub mod startup;
 pub mod store;
 pub mod submit;
 pub mod summary;

@@ -236,7 +236,10 @@ async fn a_document_submitted_over_http_is_watched_to_done() {
         .await
         .unwrap();
     assert_eq!(last.state, TaskState::Done);
-    assert_eq!(lines, vec!["ingest ✓  parse ✓  filter ✓  extract ✓  done"]);
+    assert_eq!(
+        lines,
+        vec!["ingest ✓    parse ✓     filter ✓    extract ✓   done"]
+    );
     assert!(render_status(&client.status(id).await.unwrap()).contains("招标公告.md"));
     let page = client
         .tasks(Some(TaskState::Done), None, Some(10), None)
