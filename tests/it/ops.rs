@@ -438,6 +438,14 @@ async fn the_openapi_document_matches_the_router_and_the_answers() {
             );
         }
     }
+    // A replay names its tasks or a limit: the schema says so, as the
+    // handler does (a body with neither is a 400, checked below).
+    let replay = &doc["components"]["schemas"]["ReplayRequest"];
+    assert_eq!(
+        replay["anyOf"],
+        json!([{"required": ["task_ids"]}, {"required": ["limit"]}]),
+        "{replay}"
+    );
     let routed = routes_in_source(include_str!("../../src/http/mod.rs"));
     assert!(routed.len() >= 14, "{routed:?}");
     assert_eq!(documented, routed, "the OpenAPI paths are the router's");
@@ -496,6 +504,14 @@ async fn the_openapi_document_matches_the_router_and_the_answers() {
     conforms(&doc, "Summary", &summary);
     let (_, error) = app.get("/v1/tasks/nope").await;
     conforms(&doc, "Error", &error);
+    let neither = app
+        .http
+        .post(app.url("/v1/dead-letters/replay"))
+        .json(&json!({"stage": "parse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(neither.status(), StatusCode::BAD_REQUEST);
     // The exports answer in the media type documented for them.
     for path in [
         "/v1/summaries.xlsx",
