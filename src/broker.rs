@@ -143,6 +143,30 @@ pub async fn check_tls(settings: &Settings) -> anyhow::Result<()> {
     }
 }
 
+/// A channel on `conn` with `prefetch` deliveries in hand at most, and a
+/// consumer of `queue` on it under the tag `tag`: what every consuming
+/// loop (the stage runtime, the notify consumer) starts with.
+pub async fn open_consumer(
+    conn: &Connection,
+    queue: &str,
+    tag: &str,
+    prefetch: u16,
+) -> anyhow::Result<(Channel, lapin::Consumer)> {
+    let channel = conn.create_channel().await?;
+    channel
+        .basic_qos(prefetch, lapin::options::BasicQosOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((channel, consumer))
+}
+
 /// Longest wait for the broker to take a publish, confirm it, or take an
 /// ack or a close. When a connection dies under it, lapin can leave these
 /// futures pending for ever; a bounded wait turns that into an error, so

@@ -25,10 +25,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use lapin::Connection;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, Span};
@@ -155,20 +152,10 @@ impl<H: Handler> Worker<H> {
         let setup = conn.create_channel().await?;
         self.topology.apply(&setup).await?;
         let _ = broker::within("closing", setup.close(200, "declared".into())).await;
-        let channel = conn.create_channel().await?;
-        channel
-            .basic_qos(self.concurrency, BasicQosOptions::default())
-            .await?;
         let tag = format!("tenderflow-{}-{}", self.stage, uuid::Uuid::now_v7());
         let queue = self.topology.stage_queue(self.stage);
-        let mut consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (channel, mut consumer) =
+            broker::open_consumer(conn, &queue, &tag, self.concurrency).await?;
         let in_hand = TaskTracker::new();
         let mut probe = broker::probe_timer();
         let outcome = loop {

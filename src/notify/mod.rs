@@ -34,10 +34,8 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::Connection;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, ShortString};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -147,20 +145,10 @@ impl Notifier {
         let setup = conn.create_channel().await?;
         self.topology.apply(&setup).await?;
         let _ = broker::within("closing", setup.close(200, "declared".into())).await;
-        let channel = conn.create_channel().await?;
-        channel
-            .basic_qos(concurrency, BasicQosOptions::default())
-            .await?;
         let tag = format!("tenderflow-notify-{}", uuid::Uuid::now_v7());
         let queue = self.topology.notify_queue();
-        let mut consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (channel, mut consumer) =
+            broker::open_consumer(conn, &queue, &tag, concurrency).await?;
         let in_hand = TaskTracker::new();
         let mut probe = broker::probe_timer();
         let outcome = loop {
