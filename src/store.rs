@@ -101,6 +101,29 @@ impl Store {
         Ok(Store { backend })
     }
 
+    /// Looks once at the store and fails when it refuses the credentials:
+    /// what a command checks before it starts anything, so that a wrong
+    /// key is a clear error at start-up rather than every task dead-lettered
+    /// as `store_denied`. A store that is merely unreachable is no error
+    /// here (the stages retry it), and a local folder has nothing to check.
+    pub async fn check_access(&self) -> anyhow::Result<()> {
+        let Backend::Remote(_) = &self.backend else {
+            return Ok(());
+        };
+        match self.is_cancelled(uuid::Uuid::nil()).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Denied(message)) => Err(anyhow::anyhow!(
+                "the document store refused the credentials (check store.access_key_id and \
+                 store.secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and \
+                 the policy on the bucket): {message}"
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "document store unreachable at start-up");
+                Ok(())
+            }
+        }
+    }
+
     /// Stores a document's original bytes under `originals/<sha256>`, unless
     /// they are there already (originals can be large: a look first is
     /// cheaper than writing them again). An original is the only copy of

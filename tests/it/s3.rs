@@ -405,3 +405,65 @@ async fn wrong_credentials_dead_letter_at_once_as_store_denied() {
     assert_eq!(*retries.lock().unwrap(), 0, "a refusal is not retried");
     pipeline.teardown().await;
 }
+
+/// `tenderflow worker ingest` with the store's keys as environment
+/// variables, its output to `log`.
+fn worker_with_store_keys(pipeline: &TestPipeline, moto: &Moto, secret: &str, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_tenderflow"))
+        .args(["worker", "ingest"])
+        .envs(crate::procs::settings_env(&pipeline.settings))
+        .env(
+            "TENDERFLOW__STORE__URL",
+            format!("s3://{}/cli", moto.bucket),
+        )
+        .env(
+            "TENDERFLOW__STORE__ENDPOINT",
+            format!("http://{}", moto.addr),
+        )
+        .env("TENDERFLOW__STORE__REGION", "us-east-1")
+        .env("TENDERFLOW__STORE__ACCESS_KEY_ID", &moto.access_key_id)
+        .env("TENDERFLOW__STORE__SECRET_ACCESS_KEY", secret)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting tenderflow worker")
+}
+
+#[tokio::test]
+async fn a_worker_given_a_refused_key_stops_at_start_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(moto) = Moto::start(dir.path()) else {
+        return;
+    };
+    let pipeline = TestPipeline::new(|_, _| {});
+    let refused_log = dir.path().join("refused.log");
+    let mut refused = worker_with_store_keys(&pipeline, &moto, "not-the-secret", &refused_log);
+    let mut status = None;
+    for _ in 0..300 {
+        status = refused.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = refused.kill();
+    let output = std::fs::read_to_string(&refused_log).unwrap();
+    let status = status.unwrap_or_else(|| panic!("the worker kept running: {output}"));
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("refused the credentials"), "{output}");
+    assert!(!output.contains("not-the-secret"), "{output}");
+    // The right key passes the check: the worker is still up seconds later.
+    let good_log = dir.path().join("good.log");
+    let mut good = worker_with_store_keys(&pipeline, &moto, &moto.secret_access_key, &good_log);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still_up = good.try_wait().unwrap().is_none();
+    let _ = good.kill();
+    let _ = good.wait();
+    assert!(
+        still_up,
+        "{}",
+        std::fs::read_to_string(&good_log).unwrap_or_default()
+    );
+    pipeline.teardown().await;
+}
