@@ -150,8 +150,25 @@ pub struct StoreSettings {
     /// Folder of the local document store (used when `url` is unset).
     pub root: PathBuf,
     /// An object-store URL such as `s3://bucket/prefix`, for stages on
-    /// several machines; credentials come from the usual `AWS_*` variables.
+    /// several machines; credentials come from the usual `AWS_*` variables
+    /// unless the keys below are set.
     pub url: Option<String>,
+    /// The S3 API's address, for an S3-compatible server (MinIO, Ceph,
+    /// moto) rather than AWS, such as `http://127.0.0.1:9000`; requests go
+    /// path-style (`endpoint/bucket/key`). Plain `http://` is allowed when
+    /// named here. Unset: AWS, or `AWS_ENDPOINT`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The S3 region; unset: `AWS_REGION`, else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The S3 access key id; set with `secret_access_key`, it wins over
+    /// `AWS_ACCESS_KEY_ID` (several stores, one environment).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// The S3 secret key that goes with `access_key_id`.
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
     /// Folders a `file://` document reference may point into.
     #[serde(deserialize_with = "one_or_many")]
     pub allowed_roots: Vec<PathBuf>,
@@ -162,6 +179,33 @@ pub struct StoreSettings {
     /// task; after it, a new task starts. The claims live in the store, so
     /// the API and ingest read the same window. Positive; 24 h by default.
     pub idempotency_window_ms: u64,
+}
+
+/// The S3 keys of `store` make sense together: an endpoint is an
+/// `http(s)` URL and is used only with `store.url`; a key id comes with
+/// its secret.
+fn validate_s3(store: &StoreSettings) -> anyhow::Result<()> {
+    if let Some(endpoint) = &store.endpoint {
+        let parsed = url::Url::parse(endpoint)
+            .with_context(|| format!("store.endpoint {endpoint:?} is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            bail!("store.endpoint {endpoint:?} must be an http:// or https:// URL");
+        }
+    }
+    let s3_keys = store.endpoint.is_some()
+        || store.region.is_some()
+        || store.access_key_id.is_some()
+        || store.secret_access_key.is_some();
+    if s3_keys && store.url.is_none() {
+        bail!(
+            "store.endpoint, store.region and the store's keys apply to store.url \
+             (s3://bucket/prefix), which is unset"
+        );
+    }
+    if store.access_key_id.is_some() != store.secret_access_key.is_some() {
+        bail!("store.access_key_id and store.secret_access_key go together: set both or neither");
+    }
+    Ok(())
 }
 
 impl StoreSettings {
@@ -525,6 +569,7 @@ impl Settings {
         if self.store.max_document_bytes == 0 {
             bail!("store.max_document_bytes must be positive");
         }
+        validate_s3(&self.store)?;
         if self.store.idempotency_window_ms == 0
             || self.store.idempotency_window_ms > i64::MAX as u64
         {
@@ -739,6 +784,34 @@ mod tests {
         settings.store.idempotency_window_ms = 0;
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.contains("store.idempotency_window_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_s3_keys_are_read_from_the_environment_and_checked() {
+        let env = [
+            ("TENDERFLOW__STORE__URL", "s3://tenders/prod"),
+            ("TENDERFLOW__STORE__ENDPOINT", "http://127.0.0.1:9000"),
+            ("TENDERFLOW__STORE__ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("TENDERFLOW__STORE__SECRET_ACCESS_KEY", "hush"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let settings = Settings::load_with_env(None, Some(env.into_iter().collect())).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(
+            settings.store.endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert!(!format!("{settings:?}").contains("hush"));
+        let refused = |tweak: fn(&mut Settings), says: &str| {
+            let mut bad = settings.clone();
+            tweak(&mut bad);
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        };
+        refused(|s| s.store.endpoint = Some("ftp://x".into()), "http://");
+        refused(|s| s.store.endpoint = Some("not a url".into()), "not a URL");
+        refused(|s| s.store.secret_access_key = None, "go together");
+        refused(|s| s.store.url = None, "store.url");
     }
 }
 

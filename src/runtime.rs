@@ -457,8 +457,13 @@ impl<H: Handler> Worker<H> {
         self.store
             .is_cancelled(envelope.task_id)
             .await
-            .map_err(|e| {
-                StageError::transient(format!("could not tell whether the task is cancelled: {e}"))
+            .map_err(|e| match e {
+                // Refused credentials are refused at the stage's own read
+                // too: say so now rather than retry the look.
+                crate::store::StoreError::Denied(_) => StageError::from(e),
+                e => StageError::transient(format!(
+                    "could not tell whether the task is cancelled: {e}"
+                )),
             })
     }
 

@@ -38,9 +38,12 @@ pub async fn run(
     // A certificate TLS refuses is a mistake to say now, not a reason for
     // every worker to retry for ever.
     crate::broker::check_tls(&settings).await?;
+    // So is a key the document store refuses.
+    let store = Store::from_settings(&settings)?;
+    store.check_access().await?;
     let token = CancellationToken::new();
     let context = StageContext {
-        store: Store::from_settings(&settings)?,
+        store,
         settings: Arc::clone(&settings),
     };
     let tracker = TaskTracker::new();

@@ -32,6 +32,21 @@ pub enum StoreError {
     /// The store failed; trying again later may work.
     #[error("document store error: {0}")]
     Unavailable(String),
+    /// The store refused the credentials (S3's 401 or 403): trying again
+    /// changes nothing until an operator fixes the keys or the policy.
+    #[error("the document store refused access: {0}")]
+    Denied(String),
+}
+
+/// A remote store's error, classified: a refusal of the credentials is
+/// not a passing failure, and must not be retried as one.
+fn remote_error(err: object_store::Error) -> StoreError {
+    match err {
+        object_store::Error::NotFound { path, .. } => StoreError::NotFound(path),
+        e @ (object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. }) => StoreError::Denied(e.to_string()),
+        e => StoreError::Unavailable(e.to_string()),
+    }
 }
 
 /// The document store.
@@ -61,11 +76,15 @@ impl Store {
             Some(url) => {
                 let url = url::Url::parse(url)
                     .with_context(|| format!("store.url {url:?} is not a URL"))?;
-                let options = std::env::vars()
-                    .filter(|(k, _)| k.starts_with("AWS_"))
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v));
-                let (store, prefix) = object_store::parse_url_opts(&url, options)
-                    .with_context(|| format!("opening store {url}"))?;
+                let (store, prefix) = if url.scheme() == "s3" {
+                    s3(&url, &settings.store)?
+                } else {
+                    let options = std::env::vars()
+                        .filter(|(k, _)| k.starts_with("AWS_"))
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v));
+                    object_store::parse_url_opts(&url, options)
+                        .with_context(|| format!("opening store {url}"))?
+                };
                 Backend::Remote(Arc::new(object_store::prefix::PrefixStore::new(
                     store, prefix,
                 )))
@@ -80,6 +99,29 @@ impl Store {
             }
         };
         Ok(Store { backend })
+    }
+
+    /// Looks once at the store and fails when it refuses the credentials:
+    /// what a command checks before it starts anything, so that a wrong
+    /// key is a clear error at start-up rather than every task dead-lettered
+    /// as `store_denied`. A store that is merely unreachable is no error
+    /// here (the stages retry it), and a local folder has nothing to check.
+    pub async fn check_access(&self) -> anyhow::Result<()> {
+        let Backend::Remote(_) = &self.backend else {
+            return Ok(());
+        };
+        match self.is_cancelled(uuid::Uuid::nil()).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Denied(message)) => Err(anyhow::anyhow!(
+                "the document store refused the credentials (check store.access_key_id and \
+                 store.secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and \
+                 the policy on the bucket): {message}"
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "document store unreachable at start-up");
+                Ok(())
+            }
+        }
     }
 
     /// Stores a document's original bytes under `originals/<sha256>`, unless
@@ -138,11 +180,14 @@ impl Store {
                 }
                 .map_err(|e| StoreError::Unavailable(format!("writing {key}: {e}")))?;
             }
+            Backend::Remote(inner) if size > MULTIPART_PART as u64 => {
+                put_in_parts(inner.as_ref(), &key, bytes).await?;
+            }
             Backend::Remote(inner) => {
                 inner
                     .put(&Path::from(key.as_str()), PutPayload::from_bytes(bytes))
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    .map_err(remote_error)?;
             }
         }
         Ok(ArtifactRef { key, sha256, size })
@@ -183,14 +228,11 @@ impl Store {
                 .map_err(|e| StoreError::Unavailable(format!("reading {key}: {e}")))
             }
             Backend::Remote(inner) => match inner.get(&Path::from(key)).await {
-                Ok(result) => result
-                    .bytes()
-                    .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string())),
+                Ok(result) => result.bytes().await.map_err(remote_error),
                 Err(object_store::Error::NotFound { .. }) => {
                     Err(StoreError::NotFound(key.to_string()))
                 }
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+                Err(e) => Err(remote_error(e)),
             },
         }
     }
@@ -292,7 +334,7 @@ impl Store {
                 {
                     Ok(_) => Ok(true),
                     Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-                    Err(e) => Err(StoreError::Unavailable(e.to_string())),
+                    Err(e) => Err(remote_error(e)),
                 }
             }
         }
@@ -327,7 +369,7 @@ impl Store {
                     .list(Some(&Path::from(prefix)))
                     .try_collect()
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    .map_err(remote_error)?;
                 Ok(listed.into_iter().map(|m| m.location.to_string()).collect())
             }
         }
@@ -347,7 +389,7 @@ impl Store {
             }
             Backend::Remote(inner) => match inner.delete(&Path::from(key)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+                Err(e) => Err(remote_error(e)),
             },
         }
     }
@@ -415,7 +457,7 @@ impl Store {
             Backend::Remote(inner) => match inner.head(&Path::from(key.as_str())).await {
                 Ok(_) => Ok(true),
                 Err(object_store::Error::NotFound { .. }) => Ok(false),
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+                Err(e) => Err(remote_error(e)),
             },
         }
     }
@@ -462,10 +504,84 @@ impl Store {
             }
             Backend::Remote(inner) => match inner.delete(&Path::from(key.as_str())).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+                Err(e) => Err(remote_error(e)),
             },
         }
     }
+}
+
+/// Objects above this size go to a remote store in parts of this size,
+/// several at once: one PUT of a large original would be one long request
+/// that a blip on the network makes start again from the first byte, and
+/// S3 takes at most 5 GiB in one. Its parts are slices of the bytes in
+/// hand, not copies. 8 MiB is above S3's least part (5 MiB).
+pub const MULTIPART_PART: usize = 8 * 1024 * 1024;
+
+/// Parts of one upload in flight at once: enough to fill a link, few
+/// enough to bound what waits in buffers.
+const MULTIPART_CONCURRENCY: usize = 4;
+
+/// `bytes` stored at `key` as a multipart upload; a failed upload is
+/// aborted, so that the store does not keep (and bill) its parts.
+async fn put_in_parts(store: &dyn ObjectStore, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+    let upload = store
+        .put_multipart(&Path::from(key))
+        .await
+        .map_err(remote_error)?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if let Err(e) = writer.wait_for_capacity(MULTIPART_CONCURRENCY).await {
+            let _ = writer.abort().await;
+            return Err(remote_error(e));
+        }
+        let part = rest.split_to(rest.len().min(MULTIPART_PART));
+        writer.put(part);
+    }
+    writer.finish().await.map(|_| ()).map_err(remote_error)
+}
+
+/// How long one S3 request is retried by the client before the stage
+/// sees the failure: brief blips (a dropped connection, a 503) are taken
+/// in place; a longer outage becomes a transient stage error, retried on
+/// the pipeline's own tiers (`retry.delays_ms`), which outlast it without
+/// holding a handler past its timeout.
+const S3_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The S3 store of `url` (`s3://bucket/prefix`) and its prefix: the
+/// `AWS_*` environment, then the keys of `store.*`, which win.
+fn s3(
+    url: &url::Url,
+    settings: &crate::config::StoreSettings,
+) -> anyhow::Result<(Box<dyn ObjectStore>, Path)> {
+    use object_store::aws::AmazonS3Builder;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_url(url.as_str())
+        .with_retry(object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: S3_RETRY,
+            ..Default::default()
+        });
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(false);
+    }
+    if let Some(region) = &settings.region {
+        builder = builder.with_region(region);
+    }
+    if let (Some(id), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+        builder = builder
+            .with_access_key_id(id)
+            .with_secret_access_key(secret.expose());
+    }
+    let store = builder
+        .build()
+        .with_context(|| format!("opening the S3 store {url}"))?;
+    let prefix = Path::from_url_path(url.path())
+        .with_context(|| format!("store.url {url} has an unusable path"))?;
+    Ok((Box::new(store), prefix))
 }
 
 /// Objects up to this size are read and written on the calling task: a

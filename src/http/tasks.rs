@@ -301,6 +301,9 @@ pub async fn summary(
     };
     let bytes = state.store.get(&summary.key).await.map_err(|e| match e {
         StoreError::Unavailable(_) => ApiError::unavailable("the document store is unavailable"),
+        StoreError::Denied(_) => {
+            ApiError::unavailable("the document store refused the API's credentials")
+        }
         // Lost (not yet on disk at a power cut) or removed: the task is
         // done, so no dead letter of it waits to be replayed.
         StoreError::NotFound(key) => ApiError::new(

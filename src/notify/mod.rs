@@ -320,9 +320,9 @@ impl Notifier {
             EventKind::Completed { summary } => {
                 match self.store.get_json::<Summary>(summary).await {
                     Ok(summary) => Some(CompactSummary::of(&summary)),
-                    Err(StoreError::Unavailable(message)) => {
+                    Err(e @ (StoreError::Unavailable(_) | StoreError::Denied(_))) => {
                         return Err(CallbackError::Transient(format!(
-                            "reading the summary: {message}"
+                            "reading the summary: {e}"
                         )));
                     }
                     Err(StoreError::NotFound(key)) => {

@@ -105,6 +105,15 @@ impl From<StoreError> for StageError {
                 ),
             ),
             StoreError::Unavailable(message) => StageError::transient(message),
+            // Every later attempt would be refused the same way: dead-letter
+            // now, with what to fix, rather than spend the retry tiers.
+            StoreError::Denied(message) => StageError::permanent(
+                "store_denied",
+                format!(
+                    "{message}; check the store's credentials and policy (store.access_key_id, \
+                     store.secret_access_key or AWS_*), then replay the dead letter"
+                ),
+            ),
         }
     }
 }

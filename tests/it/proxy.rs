@@ -48,6 +48,11 @@ impl Proxy {
         })
     }
 
+    /// The proxy's own address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The AMQP URL that goes through the proxy (guest/guest, vhost /).
     pub fn amqp_url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f", self.addr)
