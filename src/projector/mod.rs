@@ -8,6 +8,8 @@ mod cache;
 pub mod db;
 pub mod dead_letters;
 pub mod index;
+pub mod retention;
+pub mod snapshot;
 pub mod stream;
 pub mod view;
 
