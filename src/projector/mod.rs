@@ -114,6 +114,12 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         true,
         local.clone(),
     ));
+    // Retention stops with the rest; a failed pass only logs.
+    tokio::spawn(retention::run(
+        db.clone(),
+        Arc::clone(&settings),
+        local.clone(),
+    ));
     let handle = tokio::spawn(serve(consumer, indexer, summaries, listener, state, local));
     Ok(Running {
         addr,

@@ -21,5 +21,6 @@ mod projector;
 mod proxy;
 mod readiness;
 mod refs;
+mod retention;
 #[path = "../support/view.rs"]
 mod view;
