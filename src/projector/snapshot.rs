@@ -248,6 +248,27 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_of_another_fold_version_is_folded_again_once_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.sqlite3");
+        let db = ViewDb::open(&live).unwrap();
+        fill(&db, 3, 7);
+        let right = db.all_views().unwrap();
+        let file = dir.path().join("snap.sqlite3");
+        snapshot(&live, &file).unwrap();
+        // What a build with an older fold would have written.
+        let old = Connection::open(&file).unwrap();
+        old.execute_batch(
+            "UPDATE tasks SET view = json_set(view, '$.state', 'failed'); PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(old);
+        let fresh = dir.path().join("fresh.sqlite3");
+        assert_eq!(restore(&file, &fresh, false).unwrap().fold_version, 1);
+        assert_eq!(ViewDb::open(&fresh).unwrap().all_views().unwrap(), right);
+    }
+
+    #[test]
     fn a_damaged_or_foreign_file_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("view.sqlite3");

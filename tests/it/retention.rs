@@ -242,3 +242,40 @@ fn restore_refuses_a_database_with_tasks_and_a_damaged_snapshot() {
     assert!(!said.contains("panicked"), "{said}");
     assert!(!empty.exists(), "nothing installed");
 }
+
+#[test]
+fn vacuum_prunes_old_finished_tasks_and_gives_the_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("view.sqlite3");
+    let db = tenderflow::projector::db::ViewDb::open(&path).unwrap();
+    let old: Vec<Uuid> = (0..300).map(|_| Uuid::now_v7()).collect();
+    let recent = Uuid::now_v7();
+    let mut events: Vec<Event> = old
+        .iter()
+        .flat_map(|t| [received(*t, 200), completed(*t, 200)])
+        .collect();
+    events.extend([received(recent, 1), completed(recent, 1)]);
+    db.apply(&tenderflow::projector::db::Batch {
+        events,
+        last_offset: 601,
+    })
+    .unwrap();
+    drop(db);
+    let output = projector_command(&path, &["vacuum"]);
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("pruned 300 finished tasks"),
+        "{}",
+        text(&output)
+    );
+    let db = tenderflow::projector::db::ViewDb::open(&path).unwrap();
+    let views = db.all_views().unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].task_id, recent);
+    assert_eq!(db.offset().unwrap(), Some(601), "the offset stays");
+    let free: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(free, 0, "every freed page went back");
+}
