@@ -51,14 +51,17 @@ impl ViewDb {
     /// task that finished before it, [`BATCH`] at a time, then frees pages.
     pub fn prune(&self, cutoff: DateTime<Utc>) -> Result<Pruned, DbError> {
         let now = Utc::now().timestamp();
-        let mut pruned = Pruned::default();
         // The old tombstones first: this pass's own are never older.
-        pruned.tombstones = self.write_uncached(|conn| {
+        let tombstones = self.write_uncached(|conn| {
             Ok(conn.execute(
                 "DELETE FROM pruned_tasks WHERE pruned_at < ?1",
                 params![cutoff.timestamp()],
             )? as u64)
         })?;
+        let mut pruned = Pruned {
+            tasks: 0,
+            tombstones,
+        };
         loop {
             let n = self.write_uncached(|conn| prune_batch(conn, cutoff, now))?;
             pruned.tasks += n as u64;
