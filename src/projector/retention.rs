@@ -78,16 +78,22 @@ impl ViewDb {
     /// Gives free pages back to the file system, a step at a time, when the
     /// database has incremental vacuum on (a no-op otherwise).
     pub fn free_pages(&self) -> Result<(), DbError> {
+        let incremental: i64 =
+            self.read(|conn| Ok(conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?))?;
+        if incremental != 2 {
+            return Ok(());
+        }
+        let mut before = i64::MAX;
         loop {
             let free: i64 = self.write_uncached(|conn| {
                 conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP})"))?;
                 Ok(conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?)
             })?;
-            let incremental: i64 =
-                self.read(|conn| Ok(conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?))?;
-            if free == 0 || incremental != 2 {
+            // Stop at none left, or when a step freed nothing.
+            if free == 0 || free >= before {
                 return Ok(());
             }
+            before = free;
         }
     }
 
@@ -286,6 +292,82 @@ mod tests {
         assert_eq!(db.prune(cutoff).unwrap(), Pruned::default());
         let later = Utc::now() + chrono::Duration::days(1);
         assert_eq!(db.prune(later).unwrap().tombstones, 1);
+    }
+
+    fn pages(db: &ViewDb) -> (i64, i64) {
+        db.read(|conn| {
+            let count = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+            let free = conn.pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+            Ok((count, free))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failed_task_goes_once_its_dead_letters_are_settled_and_frees_its_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ViewDb::open(&dir.path().join("view.sqlite3")).unwrap();
+        let failed = Uuid::now_v7();
+        let crowd: Vec<Uuid> = (0..2000).map(|_| Uuid::now_v7()).collect();
+        let mut events = vec![received(failed, 40), dead_lettered(failed, 40)];
+        events.extend(
+            crowd
+                .iter()
+                .flat_map(|t| [received(*t, 40), dead_lettered(*t, 40)]),
+        );
+        db.apply(&Batch {
+            events,
+            last_offset: 1,
+        })
+        .unwrap();
+        let letter = |task: Uuid, offset: u64| {
+            crate::dlq::Entry::Letter(Box::new(crate::dlq::DeadLetter {
+                stage: crate::envelope::Stage::Parse,
+                offset,
+                task_id: Some(task),
+                error_kind: "corrupt".into(),
+                error_message: "no".into(),
+                attempts: 1,
+                first_failure_at: None,
+                last_failure_at: None,
+                filenames: Vec::new(),
+                replayable: true,
+                by_broker: false,
+                body_bytes: 0,
+                preview: String::new(),
+                callback: None,
+            }))
+        };
+        let mut entries = vec![letter(failed, 0)];
+        entries.extend(
+            crowd
+                .iter()
+                .enumerate()
+                .map(|(i, t)| letter(*t, i as u64 + 1)),
+        );
+        let stage = crate::envelope::Stage::Parse;
+        db.apply_dead_letters(stage, &entries, crowd.len() as u64)
+            .unwrap();
+        let cutoff = cutoff(Utc::now(), 30).unwrap();
+        assert_eq!(db.prune(cutoff).unwrap().tasks, 0, "every letter waits");
+        // All but the first task's letters settled: they go, it stays.
+        let settles: Vec<_> = (1..=crowd.len() as u64)
+            .map(|offset| crate::dlq::Entry::Settles {
+                offset,
+                by: "superseded".into(),
+            })
+            .collect();
+        db.apply_dead_letters(stage, &settles, 2 * crowd.len() as u64)
+            .unwrap();
+        let (pages_before, _) = pages(&db);
+        assert_eq!(db.prune(cutoff).unwrap().tasks, crowd.len() as u64);
+        assert_eq!(db.all_views().unwrap().len(), 1);
+        assert!(db.task(failed).unwrap().is_some());
+        let pending = db.pending_dead_letters().unwrap();
+        assert_eq!(pending, vec![(stage, 1)], "the waiting letter stays");
+        let (pages_after, free) = pages(&db);
+        assert_eq!(free, 0, "incremental vacuum gave the pages back");
+        assert!(pages_after < pages_before, "{pages_after} < {pages_before}");
     }
 
     #[test]
