@@ -980,20 +980,24 @@ fn projector(settings: &Settings, action: ProjectorAction) -> anyhow::Result<Exi
         }
         ProjectorAction::Restore { file, force } => {
             let restored = snapshot::restore(&file, db_path, force)?;
+            let from = match restored.stream_offset {
+                Some(offset) => format!("entry {}", offset + 1),
+                None => "first entry".to_string(),
+            };
             outln!(
-                "restored {} into {}: {}; serve folds the events stream from the entry after",
+                "restored {} into {}: {}; serve folds the events stream from its {from}",
                 file.display(),
                 db_path.display(),
                 describe(&restored)
             );
         }
         ProjectorAction::Vacuum => {
+            let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            let before = size(db_path);
             let db = ViewDb::open(db_path)
                 .with_context(|| format!("opening the view database {}", db_path.display()))?;
             let days = settings.projector.retain_finished_days;
             let cutoff = retention::cutoff(chrono::Utc::now(), days);
-            let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let before = size(db_path);
             let pruned = db.vacuum(cutoff).context("vacuuming the view database")?;
             outln!(
                 "pruned {} finished tasks and {} old tombstones (retain_finished_days = {days}); \
