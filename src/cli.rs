@@ -193,6 +193,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// The projector's view database: retention and snapshots (run on
+    /// the machine that holds `projector.db_path`).
+    Projector {
+        #[command(subcommand)]
+        action: ProjectorAction,
+    },
     /// The broker topology.
     Topology {
         #[command(subcommand)]
@@ -261,6 +267,29 @@ pub enum DlqAction {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// Projector actions.
+#[derive(Debug, Subcommand)]
+pub enum ProjectorAction {
+    /// Write a consistent copy of the view database (views, events, dead
+    /// letters, the stream offset) to FILE; safe while `serve` runs.
+    Snapshot {
+        /// Where; must not exist.
+        file: PathBuf,
+    },
+    /// Install a snapshot as the view database; `serve` then folds the
+    /// events stream from the snapshot's offset. Stop `serve` first.
+    Restore {
+        file: PathBuf,
+        /// Replace a database that holds tasks, events or an offset.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Prune finished tasks past `projector.retain_finished_days` now, then
+    /// rewrite the file (`VACUUM`) to give the space back. The rewrite
+    /// locks the database: stop `serve` first.
+    Vacuum,
 }
 
 /// Topology actions.
@@ -377,6 +406,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Dlq { action } => dead_letters(&settings, action).await,
         Command::Topology { action } => topology(&settings, action).await,
+        Command::Projector { action } => {
+            let settings = Arc::clone(&settings);
+            tokio::task::spawn_blocking(move || projector(&settings, action)).await?
+        }
         Command::Parse { file, json } => parse_file(&file, json),
         Command::ParseChild(_) => unreachable!("answered above"),
         Command::Extract {
@@ -731,6 +764,59 @@ async fn topology(settings: &Settings, action: TopologyAction) -> anyhow::Result
             outln!(
                 "{}",
                 serde_json::to_string_pretty(&topology.export(&vhost))?
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tenderflow projector ...`: on the database file itself, not through
+/// the API, so a snapshot or restore works whether or not `serve` runs.
+fn projector(settings: &Settings, action: ProjectorAction) -> anyhow::Result<ExitCode> {
+    use crate::projector::{db::ViewDb, retention, snapshot};
+    let db_path = &settings.projector.db_path;
+    let describe = |s: &snapshot::Summary| {
+        let offset = s
+            .stream_offset
+            .map_or("none".to_string(), |o| o.to_string());
+        format!(
+            "{} tasks, stream offset {offset}, fold version {}",
+            s.tasks, s.fold_version
+        )
+    };
+    match action {
+        ProjectorAction::Snapshot { file } => {
+            let taken = snapshot::snapshot(db_path, &file)?;
+            outln!("wrote {}: {}", file.display(), describe(&taken));
+        }
+        ProjectorAction::Restore { file, force } => {
+            let restored = snapshot::restore(&file, db_path, force)?;
+            let from = match restored.stream_offset {
+                Some(offset) => format!("entry {}", offset + 1),
+                None => "first entry".to_string(),
+            };
+            outln!(
+                "restored {} into {}: {}; serve folds the events stream from its {from}",
+                file.display(),
+                db_path.display(),
+                describe(&restored)
+            );
+        }
+        ProjectorAction::Vacuum => {
+            let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            let before = size(db_path);
+            let db = ViewDb::open(db_path)
+                .with_context(|| format!("opening the view database {}", db_path.display()))?;
+            let days = settings.projector.retain_finished_days;
+            let cutoff = retention::cutoff(chrono::Utc::now(), days);
+            let pruned = db.vacuum(cutoff).context("vacuuming the view database")?;
+            outln!(
+                "pruned {} finished tasks and {} old tombstones (retain_finished_days = {days}); \
+                 {} is {} bytes, was {before}",
+                pruned.tasks,
+                pruned.tombstones,
+                db_path.display(),
+                size(db_path)
             );
         }
     }

@@ -280,6 +280,13 @@ pub struct ProjectorSettings {
     /// entry (as the metrics poller last read it) and still answer ready on
     /// `/readyz`. At least 1.
     pub ready_max_lag: u64,
+    /// Days a finished task (done, failed, duplicate, cancelled) stays in
+    /// the view after it finished; then it is pruned with its events. 0
+    /// keeps every task for ever. A failed task stays while a dead letter
+    /// of it waits.
+    pub retain_finished_days: u32,
+    /// How often the projector prunes, in milliseconds. At least 1.
+    pub retention_interval_ms: u64,
 }
 
 /// The HTTP API.
@@ -429,6 +436,8 @@ max_cpu_seconds = 300
 [projector]
 db_path = "data/projector.sqlite3"
 ready_max_lag = 1000
+retain_finished_days = 90
+retention_interval_ms = 3600000
 
 [http]
 addr = "127.0.0.1:8080"
@@ -610,6 +619,9 @@ impl Settings {
         }
         if self.projector.ready_max_lag == 0 {
             bail!("projector.ready_max_lag must be at least 1 (events)");
+        }
+        if self.projector.retention_interval_ms == 0 {
+            bail!("projector.retention_interval_ms must be at least 1");
         }
         self.validate_notify()
     }

@@ -88,6 +88,13 @@ fn projector_registry(state: &AppState, counts: &[(String, u64)]) -> Registry {
         "Stream entries that were not readable events",
         skipped,
     );
+    let lost: Counter = Counter::default();
+    lost.inc_by(progress.lost_events());
+    registry.register(
+        "projector_lost_events",
+        "Stream entries that aged out of the events stream before the projector read them",
+        lost,
+    );
     let tasks: Family<Vec<(String, String)>, Gauge> = Family::default();
     for task_state in TaskState::ALL {
         let n = counts
@@ -128,6 +135,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "lag_events": lag,
         "ready_max_lag": max_lag,
         "skipped_events": progress.skipped(),
+        "lost_events": progress.lost_events(),
     });
     let not_ready = if !progress.connected() {
         Some("the projector is not connected to the broker".to_string())

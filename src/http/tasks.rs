@@ -46,9 +46,25 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskId {
 }
 
 async fn find(state: &AppState, id: Uuid) -> Result<TaskView, ApiError> {
-    blocking(&state.db, move |db| db.task(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
+    match blocking(&state.db, move |db| db.task(id)).await? {
+        Some(view) => Ok(view),
+        None => Err(missing(state, id).await),
+    }
+}
+
+/// The 404 of a task not in the view: saying so when retention pruned it.
+async fn missing(state: &AppState, id: Uuid) -> ApiError {
+    let pruned = blocking(&state.db, move |db| db.pruned(id)).await;
+    match pruned {
+        Ok(Some((at, _))) => {
+            let at = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
+            ApiError::not_found(format!(
+                "no task {id}: it had finished, and retention pruned it at {}",
+                at.to_rfc3339()
+            ))
+        }
+        _ => ApiError::not_found(format!("no task {id}")),
+    }
 }
 
 /// `GET /v1/tasks/{id}`: the task's view.
@@ -277,7 +293,7 @@ pub async fn events(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let events = blocking(&state.db, move |db| db.events(id)).await?;
     if events.is_empty() {
-        return Err(ApiError::not_found(format!("no task {id}")));
+        return Err(missing(&state, id).await);
     }
     Ok(Json(json!({"task_id": id, "events": events})))
 }

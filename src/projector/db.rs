@@ -108,6 +108,10 @@ struct Writer {
 }
 
 const SCHEMA: &str = "
+-- Before any table: a new database frees the pages retention empties in
+-- small steps (see retention.rs); an older one is converted by
+-- `tenderflow projector vacuum`.
+PRAGMA auto_vacuum = INCREMENTAL;
 PRAGMA journal_mode = WAL;
 CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY,
@@ -149,6 +153,14 @@ CREATE TABLE IF NOT EXISTS task_refs (
     external_id TEXT NOT NULL,
     task_id TEXT NOT NULL,
     PRIMARY KEY (external_id, task_id)
+) WITHOUT ROWID;
+-- Tasks retention removed: their later events (a redelivery, a replay) are
+-- counted here instead of folding into a view that would lack the task's
+-- beginning (see retention.rs).
+CREATE TABLE IF NOT EXISTS pruned_tasks (
+    task_id TEXT PRIMARY KEY,
+    pruned_at INTEGER NOT NULL,
+    late_events INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 ";
 
@@ -403,6 +415,30 @@ impl ViewDb {
         write(&lock(&self.writer).conn)
     }
 
+    /// Runs a write that may delete what the fold's event cache holds
+    /// (retention): the next batch starts with an empty cache.
+    pub(super) fn write_uncached<T>(
+        &self,
+        write: impl FnOnce(&mut Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut writer = lock(&self.writer);
+        writer.data_version = None;
+        write(&mut writer.conn)
+    }
+
+    /// When retention pruned `task_id`, and how many events of it came
+    /// since (and were not folded).
+    pub fn pruned(&self, task_id: Uuid) -> Result<Option<(i64, u64)>, DbError> {
+        let conn = lock(&self.reader);
+        let row = conn
+            .prepare_cached("SELECT pruned_at, late_events FROM pruned_tasks WHERE task_id = ?1")?
+            .query_row(params![task_id.to_string()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()?;
+        Ok(row)
+    }
+
     /// Every view, by task id: for comparing two projectors' views.
     pub fn all_views(&self) -> Result<Vec<TaskView>, DbError> {
         let conn = lock(&self.reader);
@@ -595,10 +631,24 @@ impl Writer {
                 "INSERT OR IGNORE INTO events (event_id, task_id, stream_offset, body)
                  VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut late = tx.prepare_cached(
+                "UPDATE pruned_tasks SET late_events = late_events + 1 WHERE task_id = ?1",
+            )?;
             for event in &batch.events {
                 let body = serde_json::to_string(event)?;
                 let id = event.event_id.to_string();
                 let task = event.task_id.to_string();
+                // A pruned task lacks its earlier events: folding this one
+                // alone would show a wrong view (a task "running" for ever).
+                if late.execute(params![task])? == 1 {
+                    tracing::warn!(
+                        task_id = %event.task_id,
+                        event_id = %event.event_id,
+                        kind = event.kind.name(),
+                        "an event of a task retention pruned: counted, not folded"
+                    );
+                    continue;
+                }
                 if insert.execute(params![id, task, batch.last_offset as i64, body])? == 1 {
                     fresh.entry(event.task_id).or_default().push(event);
                 }

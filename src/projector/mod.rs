@@ -8,6 +8,8 @@ mod cache;
 pub mod db;
 pub mod dead_letters;
 pub mod index;
+pub mod retention;
+pub mod snapshot;
 pub mod stream;
 pub mod view;
 
@@ -110,6 +112,12 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         Arc::clone(&settings),
         crate::envelope::Stage::ALL.to_vec(),
         true,
+        local.clone(),
+    ));
+    // Retention stops with the rest; a failed pass only logs.
+    tokio::spawn(retention::run(
+        db.clone(),
+        Arc::clone(&settings),
         local.clone(),
     ));
     let handle = tokio::spawn(serve(consumer, indexer, summaries, listener, state, local));

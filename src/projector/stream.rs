@@ -44,6 +44,7 @@ pub struct Progress {
     offset: AtomicU64,
     has_offset: AtomicBool,
     skipped: AtomicU64,
+    lost: AtomicU64,
     connection: RwLock<Option<Arc<lapin::Connection>>>,
 }
 
@@ -76,6 +77,13 @@ impl Progress {
     /// Stream entries that were not readable events and were skipped.
     pub fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Stream entries that had aged out of the stream before they were
+    /// read (a stored offset, or a snapshot's, older than the stream's
+    /// first entry): the view may lack those tasks or parts of them.
+    pub fn lost_events(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// The consumer's broker connection, while connected: for the API's
@@ -239,6 +247,19 @@ impl Consumer {
     }
 
     async fn write(&self, deliveries: Vec<Delivery>) -> Result<(), Lost> {
+        if let Some(first) = deliveries.first().and_then(stream_offset) {
+            let lost = missed(self.progress.offset(), first);
+            if lost > 0 {
+                self.progress.lost.fetch_add(lost, Ordering::Relaxed);
+                tracing::error!(
+                    folded = ?self.progress.offset(),
+                    first_available = first,
+                    lost,
+                    "events were lost: the events stream no longer holds the entries after the \
+                     view's offset (aged out); the view may miss tasks or parts of them"
+                );
+            }
+        }
         let last = deliveries.last().expect("a batch has a first delivery");
         let last_offset = stream_offset(last).ok_or_else(|| {
             Lost::Broker(anyhow::anyhow!(
@@ -275,6 +296,15 @@ impl Consumer {
     }
 }
 
+/// Entries between the last one folded (`None`: none yet) and `first`,
+/// the first the stream delivered: more than none only when they aged out.
+fn missed(folded: Option<u64>, first: u64) -> u64 {
+    match folded {
+        Some(folded) => first.saturating_sub(folded.saturating_add(1)),
+        None => first,
+    }
+}
+
 /// Why a session ended.
 pub(super) enum Lost {
     /// The broker or the connection failed: reconnect and resume.
@@ -307,4 +337,18 @@ fn gather(first: Delivery, deliveries: &mut lapin::Consumer) -> anyhow::Result<V
         }
     }
     Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missed;
+
+    #[test]
+    fn entries_skipped_over_at_the_start_of_a_read_count_as_lost() {
+        assert_eq!(missed(None, 0), 0, "an empty view reading from the first");
+        assert_eq!(missed(Some(9), 10), 0, "the entry after the offset");
+        assert_eq!(missed(Some(9), 5), 0, "a re-read");
+        assert_eq!(missed(Some(9), 110), 100, "aged out since the snapshot");
+        assert_eq!(missed(None, 40), 40, "an empty view of an aged stream");
+    }
 }

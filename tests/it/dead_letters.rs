@@ -19,7 +19,7 @@ use crate::api::{TestApp, test_pipeline};
 
 /// Parks `n` parse messages of new tasks in parse's dead-letter stream, as
 /// the runtime would; answers their task ids.
-async fn park(settings: &tenderflow::config::Settings, n: usize) -> Vec<Uuid> {
+pub(crate) async fn park(settings: &tenderflow::config::Settings, n: usize) -> Vec<Uuid> {
     let topology = tenderflow::topology::Topology::from_settings(settings).unwrap();
     let mut tasks = Vec::new();
     let mut messages = Vec::new();

@@ -21,6 +21,7 @@ mod projector;
 mod proxy;
 mod readiness;
 mod refs;
+mod retention;
 mod s3;
 #[path = "../support/view.rs"]
 mod view;

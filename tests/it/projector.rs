@@ -15,7 +15,7 @@ use crate::api::{TestApp, publish_events, test_pipeline};
 
 /// A varied run of one task: some finish, some retry, some die in a
 /// dead-letter queue; timestamps are spread so order matters to the fold.
-fn task_events(i: usize) -> Vec<Event> {
+pub(crate) fn task_events(i: usize) -> Vec<Event> {
     let task_id = Uuid::now_v7();
     let mut clock = 0i64;
     let mut events = Vec::new();
@@ -93,7 +93,7 @@ fn task_events(i: usize) -> Vec<Event> {
 }
 
 /// What the view must be: the pure fold of every event, per task.
-fn expected(events: &[Event]) -> Vec<TaskView> {
+pub(crate) fn expected(events: &[Event]) -> Vec<TaskView> {
     let mut by_task: BTreeMap<Uuid, Vec<&Event>> = BTreeMap::new();
     for event in events {
         by_task.entry(event.task_id).or_default().push(event);
@@ -118,7 +118,7 @@ async fn wait_for_view(db: &ViewDb, want: &[TaskView], secs: u64) {
     }
 }
 
-async fn wait_for_offset(db: &ViewDb, offset: u64, secs: u64) {
+pub(crate) async fn wait_for_offset(db: &ViewDb, offset: u64, secs: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while db.offset().unwrap() != Some(offset) {
         let at = db.offset().unwrap();
