@@ -32,6 +32,22 @@ pub struct Claim {
     pub claimed_at: DateTime<Utc>,
 }
 
+impl Claim {
+    /// The claim `envelope`'s task makes at `now`: its request's
+    /// fingerprint, the same whether the API or ingest claims it.
+    pub fn of(envelope: &crate::envelope::Envelope, now: DateTime<Utc>) -> Claim {
+        Claim {
+            task_id: envelope.task_id,
+            fingerprint: fingerprint(
+                envelope.documents.iter().map(|d| d.sha256.as_str()),
+                &envelope.options,
+                envelope.external_id.as_deref(),
+            ),
+            claimed_at: now,
+        }
+    }
+}
+
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claimed {

@@ -20,7 +20,7 @@ use crate::broker::{self, Outgoing, traceparent_for};
 use crate::config::Settings;
 use crate::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use crate::events::{Event, EventKind};
-use crate::idempotency::{self, Claim, Claimed, fingerprint};
+use crate::idempotency::{self, Claim, Claimed};
 use crate::notify::policy::CallbackPolicy;
 use crate::parse::sniff;
 use crate::store::{Store, sha256_hex};
@@ -250,15 +250,7 @@ impl Submitter {
             self.publish_task(&envelope).await?;
             return Ok(Submitted::New(Box::new(envelope)));
         };
-        let mine = Claim {
-            task_id: envelope.task_id,
-            fingerprint: fingerprint(
-                envelope.documents.iter().map(|d| d.sha256.as_str()),
-                &envelope.options,
-                envelope.external_id.as_deref(),
-            ),
-            claimed_at: Utc::now(),
-        };
+        let mine = Claim::of(&envelope, Utc::now());
         let window = self.settings.store.idempotency_window();
         let claimed = idempotency::claim(&self.store, &key, &mine, window, mine.claimed_at)
             .await

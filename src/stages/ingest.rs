@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{StageContext, StageError, StageOutput};
 use crate::envelope::{ArtifactRef, DocumentRef, Envelope, Role, TaskFile};
-use crate::idempotency::{self, Claim, Claimed, fingerprint};
+use crate::idempotency::{self, Claim, Claimed};
 use crate::package::{self, Member, PackageLimits, Unpacked};
 use crate::parse::sniff;
 use crate::store::{Store, StoreError, sha256_hex};
@@ -96,15 +96,7 @@ async fn claim_key(
         return Ok(None);
     };
     let now = chrono::Utc::now();
-    let mine = Claim {
-        task_id: envelope.task_id,
-        fingerprint: fingerprint(
-            envelope.documents.iter().map(|d| d.sha256.as_str()),
-            &envelope.options,
-            envelope.external_id.as_deref(),
-        ),
-        claimed_at: now,
-    };
+    let mine = Claim::of(envelope, now);
     let window = context.settings.store.idempotency_window();
     match idempotency::claim(&context.store, key, &mine, window, now).await {
         Ok(Claimed::Won | Claimed::Ours) => Ok(None),
