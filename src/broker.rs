@@ -1,6 +1,7 @@
 //! Connecting to RabbitMQ and publishing with confirms.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::events::Event;
+use crate::secret::Secret;
 use crate::topology::Topology;
 
 /// Connects, retrying with exponential backoff until the broker answers or
@@ -52,13 +54,74 @@ pub async fn connect(
     }
 }
 
-/// One connection attempt (TLS for an `amqps://` URL, as `amqp.tls` says).
+/// The node a new connection tries first: the one that answered last.
+/// One cursor per process, so that its workers' connections follow each
+/// other to the node that is up instead of each finding it alone.
+static LAST_NODE: AtomicUsize = AtomicUsize::new(0);
+
+/// One connection attempt: to each node of `amqp.urls` in turn (or
+/// `amqp.url`), from the one that answered last, until one answers. A
+/// node gets `amqp.connect_timeout_ms` to answer. A refused certificate
+/// ends the attempt at once: the other nodes would refuse it too.
 pub async fn connect_once(settings: &Settings, name: &str) -> anyhow::Result<Connection> {
+    let nodes = settings.amqp.nodes();
+    let first = LAST_NODE.load(Ordering::Relaxed) % nodes.len();
+    let mut refusals = Vec::new();
+    for index in (first..nodes.len()).chain(0..first) {
+        let url = &nodes[index];
+        match connect_node(settings, url, name).await {
+            Ok(conn) => {
+                let previous = LAST_NODE.swap(index, Ordering::Relaxed);
+                if nodes.len() > 1 && previous % nodes.len() != index {
+                    tracing::info!(node = node_label(url), "connected to another node");
+                }
+                return Ok(conn);
+            }
+            Err(err) if refused_certificate(&err) => return Err(err),
+            Err(err) => refusals.push(err.context(format!("node {}", node_label(url)))),
+        }
+    }
+    if refusals.len() == 1 {
+        return Err(refusals.remove(0));
+    }
+    let each: Vec<String> = refusals.iter().map(|e| format!("{e:#}")).collect();
+    Err(anyhow::anyhow!(
+        "no node of amqp.urls answered: {}",
+        each.join("; ")
+    ))
+}
+
+/// A node's `host:port`, for logs and errors (never its credentials).
+pub fn node_label(url: &Secret) -> String {
+    match url::Url::parse(url.expose()) {
+        Ok(parsed) => format!(
+            "{}:{}",
+            parsed.host_str().unwrap_or("?"),
+            parsed.port().unwrap_or(if parsed.scheme() == "amqps" {
+                5671
+            } else {
+                5672
+            })
+        ),
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
+/// One connection attempt to one node (TLS for an `amqps://` URL, as
+/// `amqp.tls` says).
+async fn connect_node(settings: &Settings, url: &Secret, name: &str) -> anyhow::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name(LongString::from(name));
     let tls = tls_config(&settings.amqp.tls)?;
     let runtime = lapin::runtime::default_runtime().context("the AMQP client's runtime")?;
-    let connected =
-        Connection::connect_with_config(settings.amqp.url.expose(), properties, tls, runtime).await;
+    let limit = Duration::from_millis(settings.amqp.connect_timeout_ms);
+    let connecting = Connection::connect_with_config(url.expose(), properties, tls, runtime);
+    let connected = match tokio::time::timeout(limit, connecting).await {
+        Ok(connected) => connected,
+        Err(_) => anyhow::bail!(
+            "the node did not answer within {} ms (amqp.connect_timeout_ms)",
+            limit.as_millis()
+        ),
+    };
     match connected {
         Ok(conn) => Ok(conn),
         Err(err) => {
@@ -127,7 +190,7 @@ pub fn refused_certificate(err: &anyhow::Error) -> bool {
 /// ever. A broker that is merely unreachable is no error here: the workers
 /// wait for it with backoff.
 pub async fn check_tls(settings: &Settings) -> anyhow::Result<()> {
-    if !settings.amqp.url.expose().starts_with("amqps://") {
+    if !settings.amqp.is_tls() {
         return Ok(());
     }
     match connect_once(settings, "tenderflow-tls-check").await {

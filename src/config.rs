@@ -44,6 +44,15 @@ pub struct Settings {
 pub struct AmqpSettings {
     /// AMQP URL, with credentials (kept secret in logs).
     pub url: Secret,
+    /// The nodes of a cluster, each an AMQP URL like `url`. When set, it
+    /// replaces `url`: a connection goes to the node that answered last
+    /// and, when that one is lost or refused, to the next in the list.
+    #[serde(default)]
+    pub urls: Vec<Secret>,
+    /// How long one node gets to answer a connection (TCP, TLS and the
+    /// AMQP handshake) before the next is tried, in milliseconds: a node
+    /// that accepts connections and never answers must not hold a worker.
+    pub connect_timeout_ms: u64,
     /// Longest wait between reconnection attempts, in milliseconds.
     pub reconnect_max_delay_ms: u64,
     /// Largest AMQP frame, in bytes (at least 4096), asked of the broker
@@ -81,7 +90,7 @@ impl AmqpTlsSettings {
     fn check(&self, amqps: bool) -> anyhow::Result<()> {
         let any = self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some();
         if any && !amqps {
-            bail!("amqp.tls is set, but amqp.url is not an amqps:// URL");
+            bail!("amqp.tls is set, but the broker's URL (amqp.url or amqp.urls) is not amqps://");
         }
         if self.cert_file.is_some() != self.key_file.is_some() {
             bail!("amqp.tls.cert_file and amqp.tls.key_file go together");
@@ -405,6 +414,7 @@ const DEFAULTS: &str = r#"
 [amqp]
 url = "amqp://guest:guest@127.0.0.1:5672/%2f"
 reconnect_max_delay_ms = 10000
+connect_timeout_ms = 15000
 frame_max = 16384
 
 [amqp.tls]
@@ -473,18 +483,76 @@ const MIN_PARSE_MEMORY_MB: u64 = 64;
 const MIN_FRAME_MAX: u32 = 4096;
 
 impl AmqpSettings {
-    /// The URL with `frame_max` in its query, unless it has one already
-    /// (the URL's own value wins).
-    fn url_with_frame_max(&self) -> anyhow::Result<Secret> {
-        // No context with the URL in it: it holds the password.
-        let mut url = url::Url::parse(self.url.expose()).context("amqp.url is not a valid URL")?;
-        if url.query_pairs().any(|(key, _)| key == "frame_max") {
-            return Ok(self.url.clone());
+    /// The broker's nodes, in the order they are tried: `urls`, or `url`
+    /// alone when `urls` is empty.
+    pub fn nodes(&self) -> &[Secret] {
+        if self.urls.is_empty() {
+            std::slice::from_ref(&self.url)
+        } else {
+            &self.urls
         }
-        url.query_pairs_mut()
-            .append_pair("frame_max", &self.frame_max.to_string());
-        Ok(Secret::new(url))
     }
+
+    /// Whether the connections are TLS (`amqps://`).
+    pub fn is_tls(&self) -> bool {
+        self.nodes()[0].expose().starts_with("amqps://")
+    }
+
+    /// Every URL with `frame_max` in its query, unless it has one already
+    /// (the URL's own value wins).
+    fn with_frame_max(&mut self) -> anyhow::Result<()> {
+        self.url = url_with_frame_max(&self.url, self.frame_max, "amqp.url")?;
+        for (i, node) in self.urls.iter_mut().enumerate() {
+            *node = url_with_frame_max(node, self.frame_max, &format!("amqp.urls[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    /// Each node's URL is AMQP, and all of them are TLS or none is (the
+    /// `amqp.tls` files apply to every node).
+    fn check_nodes(&self) -> anyhow::Result<()> {
+        let name = |i: usize| {
+            if self.urls.is_empty() {
+                "amqp.url".to_string()
+            } else {
+                format!("amqp.urls[{i}]")
+            }
+        };
+        let tls = self.is_tls();
+        for (i, node) in self.nodes().iter().enumerate() {
+            // No message with the URL in it: it holds the password.
+            let url = node.expose();
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                bail!("{} must start with amqp:// or amqps://", name(i));
+            }
+            if url.starts_with("amqps://") != tls {
+                bail!(
+                    "{} and {} differ in TLS: every node of amqp.urls is amqps:// or none is",
+                    name(0),
+                    name(i)
+                );
+            }
+        }
+        if self.connect_timeout_ms == 0 {
+            bail!("amqp.connect_timeout_ms must be more than 0");
+        }
+        Ok(())
+    }
+}
+
+/// `url` with `frame_max` in its query, unless it has one already (the
+/// URL's own value wins). `setting` names it in an error.
+fn url_with_frame_max(url: &Secret, frame_max: u32, setting: &str) -> anyhow::Result<Secret> {
+    // No context with the URL in it: it holds the password.
+    let mut parsed = url::Url::parse(url.expose())
+        .map_err(|_| anyhow::anyhow!("{setting} is not a valid URL"))?;
+    if parsed.query_pairs().any(|(key, _)| key == "frame_max") {
+        return Ok(url.clone());
+    }
+    parsed
+        .query_pairs_mut()
+        .append_pair("frame_max", &frame_max.to_string());
+    Ok(Secret::new(parsed))
 }
 
 impl Settings {
@@ -517,6 +585,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("retry.delays_ms")
+                .with_list_parse_key("amqp.urls")
                 .with_list_parse_key("store.allowed_roots")
                 .with_list_parse_key("notify.allowed_hosts")
                 .try_parsing(true)
@@ -528,17 +597,14 @@ impl Settings {
             .try_deserialize()
             .context("configuration is invalid")?;
         settings.validate()?;
-        settings.amqp.url = settings.amqp.url_with_frame_max()?;
+        settings.amqp.with_frame_max()?;
         Ok(settings)
     }
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let url = self.amqp.url.expose();
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            bail!("amqp.url must start with amqp:// or amqps://");
-        }
-        self.amqp.tls.check(url.starts_with("amqps://"))?;
+        self.amqp.check_nodes()?;
+        self.amqp.tls.check(self.amqp.is_tls())?;
         if self.amqp.frame_max < MIN_FRAME_MAX {
             bail!("amqp.frame_max must be at least {MIN_FRAME_MAX}");
         }
@@ -745,6 +811,53 @@ mod tests {
         assert_eq!(settings.amqp.url.expose(), own);
         let tiny = Settings::load_with_env(None, env(&[("TENDERFLOW__AMQP__FRAME_MAX", "512")]));
         assert!(tiny.is_err());
+    }
+
+    #[test]
+    fn the_nodes_of_a_cluster_replace_the_one_url() {
+        let env = |vars: &[(&str, &str)]| {
+            Some(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let one = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(one.amqp.nodes().len(), 1);
+        assert_eq!(one.amqp.nodes()[0].expose(), one.amqp.url.expose());
+
+        let nodes = "amqp://u:p@mq1:5672/%2f,amqp://u:p@mq2:5672/%2f?frame_max=8192";
+        let cluster =
+            Settings::load_with_env(None, env(&[("TENDERFLOW__AMQP__URLS", nodes)])).unwrap();
+        let urls: Vec<&str> = cluster.amqp.nodes().iter().map(|u| u.expose()).collect();
+        assert_eq!(
+            urls,
+            [
+                "amqp://u:p@mq1:5672/%2f?frame_max=16384",
+                "amqp://u:p@mq2:5672/%2f?frame_max=8192"
+            ]
+        );
+        assert_eq!(
+            crate::broker::node_label(&cluster.amqp.nodes()[1]),
+            "mq2:5672"
+        );
+
+        let mixed = "amqps://u:p@mq1/%2f,amqp://u:p@mq2/%2f";
+        let err =
+            Settings::load_with_env(None, env(&[("TENDERFLOW__AMQP__URLS", mixed)])).unwrap_err();
+        assert!(format!("{err:#}").contains("differ in TLS"), "{err:#}");
+        assert!(
+            !format!("{err:#}").contains("u:p"),
+            "no credentials: {err:#}"
+        );
+
+        let bad = "amqp://u:p@mq1/%2f,http://mq2/";
+        let err =
+            Settings::load_with_env(None, env(&[("TENDERFLOW__AMQP__URLS", bad)])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("amqp.urls[1] must start with amqp://"),
+            "{err:#}"
+        );
     }
 
     #[test]

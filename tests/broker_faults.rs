@@ -18,12 +18,14 @@ mod helpers;
 #[path = "it/ledger.rs"]
 mod ledger;
 #[allow(dead_code)]
+#[path = "support/load.rs"]
+mod load;
+#[allow(dead_code)]
 #[path = "it/procs.rs"]
 mod procs;
 #[allow(dead_code)]
 mod support;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -32,31 +34,15 @@ use tenderflow::broker;
 use tenderflow::config::Settings;
 use tenderflow::envelope::Stage;
 use tenderflow::secret::Secret;
-use uuid::Uuid;
 
 use helpers::TestPipeline;
-use ledger::{EventLog, Tally};
+use ledger::EventLog;
+use load::{TASKS, assert_nothing_lost, await_under_load, submit_load};
 use procs::{Proc, settings_env};
 use support::node::Node;
-use support::view::assert_view_equals_fold;
 
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_tenderflow");
-
-/// A few dozen tasks: quick documents among slow ones (a PDF or DOCX takes
-/// a second or more to parse in a debug build), so that work is in every
-/// stage when the fault comes.
-const LOAD: [&str; 6] = [
-    "cn_selection.md",
-    "cn_construction.pdf",
-    "en_itt.md",
-    "cn_selection.docx",
-    "cn_selection.gbk.txt",
-    "en_itt.pdf",
-];
-
-/// Tasks per test.
-const TASKS: usize = 36;
 
 /// One test at a time: each runs a whole pipeline under load (and one a
 /// broker node), and on a two-core machine side by side they would mostly
@@ -94,102 +80,6 @@ fn run(settings: &Settings) -> Proc {
     .expect("the tenderflow binary starts")
 }
 
-/// Submits `count` tasks, cycling through [`LOAD`].
-async fn submit_load(pipeline: &TestPipeline, count: usize) -> Vec<Uuid> {
-    let names: Vec<&str> = LOAD.iter().copied().cycle().take(count).collect();
-    pipeline.submit_files(&names).await
-}
-
-/// Waits until some but not all of `tasks` completed: the fault then comes
-/// under load.
-async fn await_under_load(log: &EventLog, tasks: &[Uuid]) {
-    let now = log
-        .wait_for(Duration::from_secs(90), |t| t.completed(tasks) >= 2)
-        .await;
-    let completed = now.completed(tasks);
-    assert!(completed >= 2, "the pipeline makes progress: {completed}");
-    assert!(
-        completed < tasks.len(),
-        "tasks were still in flight when the fault came"
-    );
-}
-
-/// The summary artifacts in the store.
-fn stored_summaries(settings: &Settings) -> BTreeSet<String> {
-    let folder = settings.store.root.join("artifacts/summary");
-    std::fs::read_dir(&folder)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| format!("artifacts/summary/{}", e.file_name().to_string_lossy()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The end of every scenario: every task completed, never dead-lettered,
-/// with one summary and no other summary written; the work and retry
-/// queues drained; the API serves every task done, as its events fold.
-async fn assert_nothing_lost(pipeline: &TestPipeline, log: &EventLog, tasks: &[Uuid]) -> Tally {
-    let tally = log
-        .wait_for(Duration::from_secs(120), |t| t.ended(tasks) == tasks.len())
-        .await;
-    if tally.completed(tasks) < tasks.len() {
-        let stuck: Vec<_> = tasks
-            .iter()
-            .map(|t| (t, tally.book(t)))
-            .filter(|(_, book)| book.completed == 0 || !book.dead_lettered.is_empty())
-            .take(3)
-            .collect();
-        panic!(
-            "{} of {} tasks completed; first unfinished {stuck:#?}",
-            tally.completed(tasks),
-            tasks.len()
-        );
-    }
-    tally.assert_all_completed_once(tasks);
-    let named: BTreeSet<String> = tasks.iter().flat_map(|t| tally.book(t).summaries).collect();
-    assert_eq!(
-        stored_summaries(&pipeline.settings),
-        named,
-        "the store holds exactly the summaries the tasks name"
-    );
-    assert_work_drained(&pipeline.settings).await;
-    let base = format!("http://{}", pipeline.settings.http.addr);
-    let views = assert_view_equals_fold(&base, || log.events(), tasks, 60).await;
-    for task in tasks {
-        let summary = tally.book(task).summaries.into_iter().next();
-        assert_eq!(views[task]["state"], "done", "{}", views[task]);
-        assert_eq!(
-            views[task]["summary"]["key"].as_str().map(str::to_string),
-            summary,
-            "the view names the task's one summary"
-        );
-    }
-    tally
-}
-
-/// Waits (up to 20 s) for every stage and retry queue to be empty (a
-/// quorum queue's count can trail what was just acked). Dead letters are
-/// checked through the events, not here.
-async fn assert_work_drained(settings: &Settings) {
-    let topology = pipeline_topology(settings);
-    let dead: BTreeSet<String> = Stage::ALL
-        .iter()
-        .map(|s| topology.dead_letter_queue(*s))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut depths = ledger::depths(settings).await.unwrap();
-        depths.retain(|queue, _| !dead.contains(queue));
-        if depths.values().all(|n| *n == 0) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "queues drained: {depths:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// Publishes the broker returned as unroutable, by every worker of the
 /// pipeline, as the metrics page of its `run` counts them.
 async fn unroutable_publishes(settings: &Settings) -> u64 {
@@ -207,10 +97,6 @@ async fn unroutable_publishes(settings: &Settings) -> u64 {
         .filter(|line| line.starts_with(&series))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
-}
-
-fn pipeline_topology(settings: &Settings) -> tenderflow::topology::Topology {
-    tenderflow::topology::Topology::from_settings(settings).unwrap()
 }
 
 /// Keeps `queue` unbound from `exchange` (binding key `key`) for `FAULT`:

@@ -342,6 +342,48 @@ async fn workers_of_the_binary_ride_out_a_broker_unreachable_for_seconds() {
     run.stop_cleanly().await;
 }
 
+/// With several nodes in `amqp.urls`, a connection skips a node that
+/// refuses it and one that accepts TCP and never answers, and goes to the
+/// next. With none answering, the error names each node, never the
+/// credentials.
+#[tokio::test]
+async fn a_connection_skips_nodes_that_refuse_or_never_answer() {
+    let closed = crate::helpers::free_port();
+    // Its backlog accepts the TCP connection; nothing ever answers on it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = silent.local_addr().unwrap().port();
+    let node = |port: u16| {
+        tenderflow::secret::Secret::new(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))
+    };
+    let mut settings = Settings::load(None).unwrap();
+    settings.amqp.connect_timeout_ms = 1_000;
+    settings.amqp.urls = vec![node(closed), node(silent), settings.amqp.url.clone()];
+    let started = Instant::now();
+    let conn = broker::connect_once(&settings, "test-nodes").await.unwrap();
+    assert!(conn.status().connected());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(15),
+        "the silent node had its timeout, then the broker answered: {took:?}"
+    );
+    let _ = conn.close(200, "checked".into()).await;
+
+    settings.amqp.urls = vec![node(closed), node(silent)];
+    let err = broker::connect_once(&settings, "test-nodes")
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("no node of amqp.urls answered"), "{text}");
+    assert!(text.contains(&format!("node 127.0.0.1:{closed}")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "node 127.0.0.1:{silent}: the node did not answer within 1000 ms"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("guest:guest"), "no credentials: {text}");
+}
+
 #[tokio::test]
 async fn a_worker_killed_mid_handling_is_redelivered_and_duplicates_change_no_summary() {
     killed_twice_under_load(WorkQueues::Quorum).await;

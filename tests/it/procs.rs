@@ -78,6 +78,10 @@ pub fn settings_env(settings: &Settings) -> Vec<(String, String)> {
     if !roots.is_empty() {
         env.push(("TENDERFLOW__STORE__ALLOWED_ROOTS", roots.join(",")));
     }
+    if !settings.amqp.urls.is_empty() {
+        let nodes: Vec<&str> = settings.amqp.urls.iter().map(|u| u.expose()).collect();
+        env.push(("TENDERFLOW__AMQP__URLS", nodes.join(",")));
+    }
     env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 

@@ -123,6 +123,15 @@ impl Node {
         self.await_startup();
     }
 
+    /// Makes the node a member of `seed`'s cluster: its application is
+    /// stopped, joined to `seed` (which drops what the node held) and
+    /// started again.
+    pub fn join_cluster(&self, seed: &Node) {
+        self.stop_app();
+        self.ctl_ok(&["join_cluster", seed.name()]);
+        self.start_app();
+    }
+
     /// Whether the RabbitMQ application is running on the node.
     pub fn is_running(&self) -> bool {
         self.ctl(&["await_startup", "--timeout", "1"])
