@@ -790,6 +790,7 @@ fn projector(settings: &Settings, action: ProjectorAction) -> anyhow::Result<Exi
             outln!("wrote {}: {}", file.display(), describe(&taken));
         }
         ProjectorAction::Restore { file, force } => {
+            let _alone = crate::projector::lock::alone(db_path, "restore")?;
             let restored = snapshot::restore(&file, db_path, force)?;
             let from = match restored.stream_offset {
                 Some(offset) => format!("entry {}", offset + 1),
@@ -804,6 +805,7 @@ fn projector(settings: &Settings, action: ProjectorAction) -> anyhow::Result<Exi
         }
         ProjectorAction::Vacuum => {
             let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            let _alone = crate::projector::lock::alone(db_path, "vacuum")?;
             let before = size(db_path);
             let db = ViewDb::open(db_path)
                 .with_context(|| format!("opening the view database {}", db_path.display()))?;

@@ -8,6 +8,7 @@ mod cache;
 pub mod db;
 pub mod dead_letters;
 pub mod index;
+pub mod lock;
 pub mod retention;
 pub mod snapshot;
 pub mod stream;
@@ -64,6 +65,7 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
     // Cancelled by the caller, or here when one part fails, so the other
     // part (and every watch stream) stops too.
     let local = token.child_token();
+    let lock = lock::serving(&settings.projector.db_path)?;
     let db = ViewDb::open(&settings.projector.db_path).with_context(|| {
         format!(
             "opening the view database {}",
@@ -120,7 +122,11 @@ pub async fn start(settings: Settings, token: CancellationToken) -> anyhow::Resu
         Arc::clone(&settings),
         local.clone(),
     ));
-    let handle = tokio::spawn(serve(consumer, indexer, summaries, listener, state, local));
+    let handle = tokio::spawn(async move {
+        // Held while the projector runs: no restore or vacuum under it.
+        let _lock = lock;
+        serve(consumer, indexer, summaries, listener, state, local).await
+    });
     Ok(Running {
         addr,
         db,

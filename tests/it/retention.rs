@@ -170,6 +170,19 @@ async fn a_replica_restored_from_a_snapshot_and_the_stream_equals_a_full_fold() 
     );
     assert!(output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("stream offset"), "{}", text(&output));
+    // Neither a restore nor a vacuum runs under the projector.
+    for args in [
+        vec!["restore", "--force", file.to_str().unwrap()],
+        vec!["vacuum"],
+    ] {
+        let output = projector_command(&settings.projector.db_path, &args);
+        assert!(!output.status.success(), "{args:?}: {}", text(&output));
+        assert!(
+            text(&output).contains("in use by a running `tenderflow serve`"),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
     publishing.await.unwrap();
 
     let replica_db = dir.path().join("replica/view.sqlite3");
