@@ -15,6 +15,9 @@
 //! documents of two loads.
 
 #[allow(dead_code)]
+#[path = "it/books.rs"]
+mod books;
+#[allow(dead_code)]
 #[path = "it/helpers.rs"]
 mod helpers;
 #[allow(dead_code)]
@@ -43,6 +46,8 @@ use ledger::EventLog;
 use load::{TASKS, assert_nothing_lost, await_under_load, submit_load};
 use procs::{Proc, settings_env};
 use support::node::Node;
+/// For [`books`], as `crate::view` (where `it` has it).
+use support::view;
 
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_tenderflow");

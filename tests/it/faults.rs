@@ -10,7 +10,7 @@
 //! of a task must name the same summary (a redelivery may repeat work, never
 //! change its result), and every queue must end empty.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +26,9 @@ use tenderflow::store::Store;
 use tenderflow::submit::{Submitter, Upload};
 use uuid::Uuid;
 
+use crate::books::{api, assert_nothing_lost, assert_view_consistent};
 use crate::helpers::{TestPipeline, corpus};
-use crate::ledger::{EventLog, Tally, wait_queues_settled};
+use crate::ledger::{EventLog, wait_queues_settled};
 use crate::procs::{Proc, example, settings_env};
 use crate::proxy::Proxy;
 
@@ -62,23 +63,6 @@ fn rig(tweak: impl FnOnce(&mut Settings, &Path)) -> TestPipeline {
 fn free_port_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
-}
-
-/// The base URL of the API the pipeline's `run` or `serve` listens on.
-fn api(settings: &Settings) -> String {
-    format!("http://{}", settings.http.addr)
-}
-
-/// Waits until the API serves, for every task of `tasks`, exactly the view
-/// that folding the task's events from the stream gives (the projector has
-/// caught up and agrees with the log); returns those views by task.
-async fn assert_view_consistent(
-    settings: &Settings,
-    log: &EventLog,
-    tasks: &[Uuid],
-    secs: u64,
-) -> BTreeMap<Uuid, serde_json::Value> {
-    crate::view::assert_view_equals_fold(&api(settings), || log.events(), tasks, secs).await
 }
 
 /// Starts `tenderflow ARGS` with the pipeline's settings; `amqp_url`
@@ -128,82 +112,6 @@ async fn submit_mix(settings: &Arc<Settings>, names: &[&str], count: usize) -> V
         ids.push(envelope.task_id);
     }
     ids
-}
-
-/// The summary artifacts in the store.
-fn stored_summaries(settings: &Settings) -> BTreeSet<String> {
-    let folder = settings.store.root.join("artifacts/summary");
-    std::fs::read_dir(&folder)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| format!("artifacts/summary/{}", e.file_name().to_string_lossy()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The end of every scenario: every task completed, each with one summary,
-/// no other summary written, every queue empty; with `view`, the API of the
-/// pipeline's projector serves every task done with that summary, exactly
-/// as its events fold.
-async fn assert_nothing_lost(
-    pipeline: &TestPipeline,
-    log: &EventLog,
-    tasks: &[Uuid],
-    secs: u64,
-    view: bool,
-) -> Tally {
-    let tally = log
-        .wait_for(Duration::from_secs(secs), |t| t.ended(tasks) == tasks.len())
-        .await;
-    if tally.completed(tasks) < tasks.len() {
-        let depths = crate::ledger::depths(&pipeline.settings).await.unwrap();
-        let stuck: Vec<_> = tasks
-            .iter()
-            .filter(|t| {
-                let book = tally.book(t);
-                book.completed == 0 || !book.dead_lettered.is_empty()
-            })
-            .take(3)
-            .map(|t| (t, tally.book(t)))
-            .collect();
-        panic!(
-            "{} of {} tasks completed within {secs} s; queues {depths:?}; first unfinished {stuck:#?}",
-            tally.completed(tasks),
-            tasks.len()
-        );
-    }
-    tally.assert_all_completed_once(tasks);
-    let named: BTreeSet<String> = tasks.iter().flat_map(|t| tally.book(t).summaries).collect();
-    assert_eq!(
-        stored_summaries(&pipeline.settings),
-        named,
-        "the store holds exactly the summaries the tasks name"
-    );
-    let depths = wait_queues_settled(
-        &pipeline.settings,
-        &BTreeMap::new(),
-        Duration::from_secs(20),
-    )
-    .await;
-    assert!(
-        depths.values().all(|n| *n == 0),
-        "queues drained: {depths:?}"
-    );
-    if view {
-        let views = assert_view_consistent(&pipeline.settings, log, tasks, 60).await;
-        for task in tasks {
-            let summary = tally.book(task).summaries.into_iter().next();
-            assert_eq!(views[task]["state"], "done", "{}", views[task]);
-            assert_eq!(
-                views[task]["summary"]["key"].as_str().map(str::to_string),
-                summary,
-                "the view names the task's one summary"
-            );
-        }
-    }
-    tally
 }
 
 /// The broker's ids of the connections whose names mark them as workers
