@@ -776,15 +776,18 @@ mod tests {
         );
     }
 
+    /// `vars` as the environment [`Settings::load_with_env`] takes.
+    fn vars(vars: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {
+        Some(
+            vars.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     #[test]
     fn the_url_asks_for_small_frames_unless_it_names_its_own() {
-        let env = |vars: &[(&str, &str)]| {
-            Some(
-                vars.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
-        };
+        let env = vars;
         let settings = Settings::load_with_env(None, env(&[])).unwrap();
         assert_eq!(
             settings.amqp.url.expose(),
@@ -815,13 +818,7 @@ mod tests {
 
     #[test]
     fn the_nodes_of_a_cluster_replace_the_one_url() {
-        let env = |vars: &[(&str, &str)]| {
-            Some(
-                vars.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
-        };
+        let env = vars;
         let one = Settings::load_with_env(None, env(&[])).unwrap();
         assert_eq!(one.amqp.nodes().len(), 1);
         assert_eq!(one.amqp.nodes()[0].expose(), one.amqp.url.expose());
