@@ -3,6 +3,7 @@
 //! broker without seeing each other.
 
 mod api;
+mod bulk;
 mod cancel;
 mod dead_letters;
 mod exports;
