@@ -511,7 +511,6 @@ async fn submit(
     request: SubmitRequest,
     options: TaskOptions,
 ) -> anyhow::Result<ExitCode> {
-    request.refs.check()?;
     let (tasks, mut not_submitted) = submit_tasks(&request, request.json)?;
     if request.refs.idempotency_key.is_some() && tasks.len() + not_submitted != 1 {
         anyhow::bail!(
@@ -522,6 +521,8 @@ async fn submit(
     if tasks.is_empty() {
         anyhow::bail!("nothing to submit");
     }
+    let submitter = Submitter::new(Arc::clone(&settings))?;
+    submitter.check(&options, &request.refs)?;
     let follower = if request.wait {
         // The tasks are new: any event of theirs counts, whatever the clocks say.
         let since = chrono::Utc::now() - chrono::Duration::minutes(10);
@@ -529,7 +530,6 @@ async fn submit(
     } else {
         None
     };
-    let submitter = Submitter::new(Arc::clone(&settings))?;
     submitter.connect().await?;
     let bulk = Bulk {
         options,

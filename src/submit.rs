@@ -163,6 +163,16 @@ impl Submitter {
         })
     }
 
+    /// Checks what every task of a submission shares (its options and
+    /// references, the callback against the policy) before anything is
+    /// read, stored or connected: a bulk submit with a wrong option fails
+    /// once, not once for each file.
+    pub fn check(&self, options: &TaskOptions, refs: &Refs) -> Result<(), SubmitError> {
+        check_options(options)?;
+        refs.check()?;
+        self.with_callback(refs.clone()).map(|_| ())
+    }
+
     /// Opens the connection now: a command that submits many files fails
     /// once, at the start, when the broker cannot be reached, rather than
     /// once for each file.
