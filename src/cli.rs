@@ -447,9 +447,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `submit --jobs` unless given: enough publishes in flight to keep the
-/// confirms coming, and the files' syncs shared (see the README's "Bulk
-/// submission").
+/// `submit --jobs` unless given: enough files in hand that their syncs
+/// are shared and their confirms come together (measured: the README's
+/// "Bulk submission").
 const DEFAULT_JOBS: u16 = 16;
 
 struct SubmitRequest {
@@ -486,7 +486,8 @@ fn submit_tasks(request: &SubmitRequest, json: bool) -> anyhow::Result<(Vec<Vec<
     }
     if let Some(first) = gathered.skipped.first() {
         eprintln!(
-            "note: left out {} file(s) of the folders whose extension is not one of {}              (e.g. {}); name a file to submit it anyway",
+            "note: left out {} file(s) of the folders whose extension is not one of {} \
+             (e.g. {}); name a file to submit it anyway",
             gathered.skipped.len(),
             crate::submit::DOCUMENT_EXTENSIONS.join(", "),
             first.display()
