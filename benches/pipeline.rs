@@ -2,10 +2,12 @@
 //! measured in one run so that the ratios hold on a noisy machine.
 //!
 //! `cargo bench --bench pipeline -- [--docs N] [--runs R] [--rate R] [--secs S] [--breakdown]
-//! [--copies C] [--backlog B] [--only overhead|workload] [--keep]`
+//! [--copies C] [--backlog B] [--only overhead|workload|classic|submit] [--keep]`
 //!
 //! The overhead part is below; the workload part (real documents, parse
-//! scaling, memory) is in `pipeline/workload.rs`.
+//! scaling, memory) is in `pipeline/workload.rs`; the bulk submit part
+//! (`tenderflow submit FOLDER` against the pipeline's burst rate) in
+//! `pipeline/submit.rs`.
 //!
 //! Needs RabbitMQ on 127.0.0.1:5672. Every run uses fresh queue names and
 //! deletes them afterwards.
@@ -37,6 +39,9 @@ use uuid::Uuid;
 
 #[path = "pipeline/workload.rs"]
 mod workload;
+
+#[path = "pipeline/submit.rs"]
+mod submit;
 
 // The integration tests' child-process settings, so a worker the bench
 // starts gets every setting the bench's pipeline has.
@@ -110,6 +115,9 @@ enum Part {
     /// The ceiling and the in-process pipeline on classic work queues
     /// only: the quick loop for profiling a change.
     Classic,
+    /// `tenderflow submit` of a folder of small documents against the
+    /// in-process pipeline's burst rate.
+    Submit,
 }
 
 fn args() -> Args {
@@ -132,7 +140,10 @@ fn args() -> Args {
                 Some("overhead") => Some(Part::Overhead),
                 Some("workload") => Some(Part::Workload),
                 Some("classic") => Some(Part::Classic),
-                other => panic!("--only takes overhead, workload or classic, not {other:?}"),
+                Some("submit") => Some(Part::Submit),
+                other => {
+                    panic!("--only takes overhead, workload, classic or submit, not {other:?}")
+                }
             };
             i += 2;
             continue;
@@ -811,6 +822,10 @@ async fn main() {
     };
     if args.only == Some(Part::Workload) {
         workload::run(workload).await;
+        return;
+    }
+    if args.only == Some(Part::Submit) {
+        submit::run(args.docs, args.runs).await;
         return;
     }
     println!(

@@ -5,18 +5,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use futures_util::StreamExt;
 use uuid::Uuid;
 
 use crate::broker;
 use crate::client::{ApiClient, TaskSearch, render_status, render_tasks};
 use crate::config::Settings;
 use crate::envelope::{Stage, TaskOptions};
-use crate::progress::Progress;
+use crate::progress::{Progress, Submitting};
 use crate::projector::view::TaskState;
 use crate::store::Store;
-use crate::submit::{Follower, Outcome, Refs, Submitted, Submitter, Upload, file_name};
+use crate::submit::{Bulk, Follower, Outcome, Refs, Submitted, Submitter, file_name};
 use crate::topology::Topology;
 
 /// `print!` for the commands' output, except that a reader that went away
@@ -146,9 +146,15 @@ pub enum Command {
     },
     /// Submit documents: each file is its own task, with its amendments.
     Submit {
-        /// The documents.
+        /// The documents: files, folders (walked recursively for the
+        /// formats tenderflow reads, hidden entries left out) and quoted
+        /// glob patterns (`'archive/**/*.pdf'`).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Files submitted at once: read, stored and waiting for their
+        /// publish confirms.
+        #[arg(long, default_value_t = DEFAULT_JOBS, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        jobs: u16,
         /// Amendments of the (single) main document, in order.
         #[arg(long = "amendment")]
         amendments: Vec<PathBuf>,
@@ -372,6 +378,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => export(&settings, xlsx, csv, since, state).await,
         Command::Submit {
             files,
+            jobs,
             amendments,
             by_reference,
             wait,
@@ -390,6 +397,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let request = SubmitRequest {
                 files,
+                jobs: usize::from(jobs),
                 amendments,
                 by_reference,
                 wait,
@@ -439,8 +447,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `submit --jobs` unless given: enough files in hand that their syncs
+/// are shared and their confirms come together (measured: the README's
+/// "Bulk submission").
+const DEFAULT_JOBS: u16 = 16;
+
 struct SubmitRequest {
     files: Vec<PathBuf>,
+    jobs: usize,
     amendments: Vec<PathBuf>,
     by_reference: bool,
     wait: bool,
@@ -450,21 +464,66 @@ struct SubmitRequest {
     refs: Refs,
 }
 
+/// The tasks a submit makes: one per file named, or one of the main
+/// document and its amendments. Problems of the names are reported and
+/// counted as failures.
+fn submit_tasks(request: &SubmitRequest, json: bool) -> anyhow::Result<(Vec<Vec<PathBuf>>, usize)> {
+    if !request.amendments.is_empty() {
+        if request.files.len() != 1 || !request.files[0].is_file() {
+            anyhow::bail!("--amendment needs exactly one main document, a file");
+        }
+        let task = request
+            .files
+            .iter()
+            .chain(&request.amendments)
+            .cloned()
+            .collect();
+        return Ok((vec![task], 0));
+    }
+    let gathered = crate::submit::gather(&request.files);
+    for problem in &gathered.problems {
+        report_failure(json, &problem.path, &problem.reason);
+    }
+    if let Some(first) = gathered.skipped.first() {
+        eprintln!(
+            "note: left out {} file(s) of the folders whose extension is not one of {} \
+             (e.g. {}); name a file to submit it anyway",
+            gathered.skipped.len(),
+            crate::submit::DOCUMENT_EXTENSIONS.join(", "),
+            first.display()
+        );
+    }
+    let tasks = gathered.files.into_iter().map(|f| vec![f]).collect();
+    Ok((tasks, gathered.problems.len()))
+}
+
+/// A file that was not submitted, and why: on standard error, or as a
+/// JSON line (`file`, `error`) among the tasks' with `--json`.
+fn report_failure(json: bool, file: &str, reason: &str) {
+    if json {
+        outln!("{}", serde_json::json!({"file": file, "error": reason}));
+    } else {
+        eprintln!("error: {file}: {reason}");
+    }
+}
+
 async fn submit(
     settings: Arc<Settings>,
     request: SubmitRequest,
     options: TaskOptions,
 ) -> anyhow::Result<ExitCode> {
-    if !request.amendments.is_empty() && request.files.len() != 1 {
-        anyhow::bail!("--amendment needs exactly one main document");
-    }
-    if request.refs.idempotency_key.is_some() && request.files.len() != 1 {
+    let (tasks, mut not_submitted) = submit_tasks(&request, request.json)?;
+    if request.refs.idempotency_key.is_some() && tasks.len() + not_submitted != 1 {
         anyhow::bail!(
             "--idempotency-key makes one task: give one file (with its --amendment files), \
              or submit each file with its own key"
         );
     }
-    request.refs.check()?;
+    if tasks.is_empty() {
+        anyhow::bail!("nothing to submit");
+    }
+    let submitter = Submitter::new(Arc::clone(&settings))?;
+    submitter.check(&options, &request.refs)?;
     let follower = if request.wait {
         // The tasks are new: any event of theirs counts, whatever the clocks say.
         let since = chrono::Utc::now() - chrono::Duration::minutes(10);
@@ -472,64 +531,64 @@ async fn submit(
     } else {
         None
     };
-    let submitter = Submitter::new(Arc::clone(&settings))?;
-    let tasks: Vec<Vec<PathBuf>> = if request.amendments.is_empty() {
-        request.files.iter().map(|f| vec![f.clone()]).collect()
-    } else {
-        vec![
-            request
-                .files
-                .iter()
-                .chain(&request.amendments)
-                .cloned()
-                .collect(),
-        ]
+    submitter.connect().await?;
+    let bulk = Bulk {
+        options,
+        refs: request.refs.clone(),
+        by_reference: request.by_reference,
+        jobs: request.jobs,
     };
+    let mut display = Submitting::new(tasks.len());
     let mut ids = Vec::new();
-    for paths in tasks {
-        let refs = request.refs.clone();
-        let submitted = if request.by_reference {
-            submitter
-                .submit_by_reference_with(&paths, options.clone(), refs)
-                .await?
-        } else {
-            let mut uploads = Vec::new();
-            for path in &paths {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .with_context(|| format!("reading {}", path.display()))?;
-                uploads.push(Upload {
-                    filename: file_name(path),
-                    bytes: Bytes::from(bytes),
-                });
+    let mut submitted = std::pin::pin!(submitter.submit_all(tasks, &bulk));
+    while let Some((paths, result)) = submitted.next().await {
+        let file = paths[0].display().to_string();
+        let submitted = match result {
+            Ok(submitted) => submitted,
+            Err(err) => {
+                not_submitted += 1;
+                display.print(|| report_failure(request.json, &file, &err.to_string()));
+                display.failed();
+                continue;
             }
-            submitter
-                .submit_with(uploads, options.clone(), refs)
-                .await?
         };
         let task_id = submitted.task_id();
         let existing = matches!(submitted, Submitted::Existing(_));
-        if request.json {
-            outln!(
-                "{}",
-                serde_json::json!({"task_id": task_id, "file": paths[0], "existing": existing})
-            );
-        } else if existing {
-            outln!(
-                "{task_id}  {}  (submitted before under this idempotency key; nothing new started)",
-                paths[0].display()
-            );
-        } else {
-            outln!("{task_id}  {}", paths[0].display());
-        }
+        display.print(|| {
+            if request.json {
+                outln!(
+                    "{}",
+                    serde_json::json!({"task_id": task_id, "file": paths[0], "existing": existing})
+                );
+            } else if existing {
+                outln!(
+                    "{task_id}  {file}  (submitted before under this idempotency key; nothing new started)"
+                );
+            } else {
+                outln!("{task_id}  {file}");
+            }
+        });
+        display.submitted();
         // An earlier task may have ended long before the follower's start:
         // `status` shows it, the follower waits only for new tasks.
         if !existing {
             ids.push(task_id);
         }
     }
+    display.finish();
+    if not_submitted > 0 {
+        eprintln!(
+            "error: {not_submitted} of {} file(s) not submitted",
+            ids.len() + not_submitted
+        );
+    }
+    let all_submitted = if not_submitted == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
     let Some(follower) = follower else {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(all_submitted);
     };
     let mut display = Progress::new(&ids, request.json);
     let waiting = follower.wait(&ids, |event| display.show(event));
@@ -572,7 +631,7 @@ async fn submit(
     Ok(if failed {
         ExitCode::FAILURE
     } else {
-        ExitCode::SUCCESS
+        all_submitted
     })
 }
 

@@ -1,18 +1,28 @@
 //! How `submit --wait` shows its tasks while they run: on a terminal, one
 //! bar per task (`indicatif`), its stages done out of four and each
 //! stage's mark in aligned columns, folded from the events seen so far;
-//! elsewhere (a pipe, a log file) one plain line per event, in aligned
-//! columns; with `--json`, the events as JSON lines.
+//! past [`MAX_TASK_BARS`] tasks, one bar of the tasks ended; elsewhere (a
+//! pipe, a log file) one plain line per event, in aligned columns; with
+//! `--json`, the events as JSON lines.
+//!
+//! And how `submit` of many files shows them being submitted
+//! ([`Submitting`]): a bar on standard error when it is a terminal, beside
+//! the lines of the tasks on standard output.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use uuid::Uuid;
 
 use crate::envelope::Stage;
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use crate::projector::view::{StageState, TaskView, fold};
+
+/// Tasks followed beyond this many share one bar: a bar per task would
+/// overflow the terminal.
+pub const MAX_TASK_BARS: usize = 12;
 
 /// The display of one `submit --wait`.
 pub enum Progress {
@@ -22,6 +32,15 @@ pub enum Progress {
     Lines,
     /// A bar per task, redrawn in place.
     Bars(Bars),
+    /// One bar of the tasks that have ended.
+    Ended(Ended),
+}
+
+/// The bar of many tasks followed: how many have ended, how many failed.
+pub struct Ended {
+    bar: ProgressBar,
+    /// The tasks followed, and whether each ended in failure, once it ended.
+    tasks: HashMap<Uuid, Option<bool>>,
 }
 
 /// The bars of the tasks followed, and the events that make their views.
@@ -38,10 +57,12 @@ impl Progress {
     pub fn new(tasks: &[Uuid], json: bool) -> Progress {
         if json {
             Progress::Json
-        } else if std::io::stdout().is_terminal() {
-            Progress::Bars(Bars::new(tasks, ProgressDrawTarget::stdout()))
-        } else {
+        } else if !std::io::stdout().is_terminal() {
             Progress::Lines
+        } else if tasks.len() > MAX_TASK_BARS {
+            Progress::Ended(Ended::new(tasks, ProgressDrawTarget::stdout()))
+        } else {
+            Progress::Bars(Bars::new(tasks, ProgressDrawTarget::stdout()))
         }
     }
 
@@ -53,15 +74,123 @@ impl Progress {
             }
             Progress::Lines => outln!("{}", event_line(event)),
             Progress::Bars(bars) => bars.show(event),
+            Progress::Ended(ended) => ended.show(event),
         }
     }
 
     /// Leaves the bars as they last were (the outcome lines follow).
     pub fn finish(&mut self) {
-        if let Progress::Bars(bars) = self {
-            for bar in bars.bars.values() {
-                bar.abandon();
+        match self {
+            Progress::Bars(bars) => {
+                for bar in bars.bars.values() {
+                    bar.abandon();
+                }
             }
+            Progress::Ended(ended) => ended.bar.abandon(),
+            Progress::Json | Progress::Lines => {}
+        }
+    }
+}
+
+impl Ended {
+    fn new(tasks: &[Uuid], target: ProgressDrawTarget) -> Ended {
+        let bar = ProgressBar::with_draw_target(Some(tasks.len() as u64), target);
+        bar.set_style(
+            ProgressStyle::with_template("[{bar:30}] {pos}/{len} tasks ended  {msg}")
+                .expect("a valid progress template")
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(500));
+        Ended {
+            bar,
+            tasks: tasks.iter().map(|t| (*t, None)).collect(),
+        }
+    }
+
+    /// Counts a task as ended at its outcome event (a cancel seen after
+    /// a completion makes it a failure, as [`crate::submit::Follower`] does).
+    fn show(&mut self, event: &Event) {
+        let failed = match &event.kind {
+            EventKind::Completed { .. } | EventKind::Duplicate { .. } => false,
+            EventKind::DeadLettered { .. } | EventKind::Cancelled { .. } => true,
+            _ => return,
+        };
+        let Some(ended) = self.tasks.get_mut(&event.task_id) else {
+            return;
+        };
+        let cancelled = matches!(event.kind, EventKind::Cancelled { .. });
+        *ended = match *ended {
+            Some(before) if !cancelled => Some(before),
+            _ => Some(failed),
+        };
+        let done = self.tasks.values().filter(|e| e.is_some()).count();
+        let failures = self.tasks.values().filter(|e| **e == Some(true)).count();
+        self.bar.set_position(done as u64);
+        if failures > 0 {
+            self.bar.set_message(format!("{failures} failed"));
+        }
+    }
+}
+
+/// The bar of a `submit` of many files: files submitted (published and
+/// confirmed) or failed, out of all. Drawn on standard error, and only
+/// when it is a terminal: the task lines on standard output stay as they
+/// are for a script, and are printed above the bar.
+pub struct Submitting {
+    bar: Option<ProgressBar>,
+    failed: usize,
+}
+
+impl Submitting {
+    /// The display for `files` files: a bar only for more than one, on a
+    /// terminal.
+    pub fn new(files: usize) -> Submitting {
+        let bar = (files > 1 && std::io::stderr().is_terminal())
+            .then(|| Submitting::bar(files, ProgressDrawTarget::stderr()));
+        Submitting { bar, failed: 0 }
+    }
+
+    fn bar(files: usize, target: ProgressDrawTarget) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(Some(files as u64), target);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "[{bar:30}] {pos}/{len} files submitted  {per_sec:.0}  eta {eta}  {msg}",
+            )
+            .expect("a valid progress template")
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    /// Prints with the bar out of the way.
+    pub fn print(&self, print: impl FnOnce()) {
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
+    /// One more file submitted.
+    pub fn submitted(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    /// One more file that could not be submitted.
+    pub fn failed(&mut self) {
+        self.failed += 1;
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            bar.set_message(format!("{} failed", self.failed));
+        }
+    }
+
+    /// Takes the bar away: what was submitted is in the lines printed.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
@@ -132,7 +261,6 @@ pub fn event_line(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventKind;
 
     fn event(task_id: Uuid, stage: Stage, kind: EventKind) -> Event {
         Event {
@@ -182,6 +310,45 @@ mod tests {
                 "{a}\n{b}"
             );
         }
+    }
+
+    #[test]
+    fn the_bar_of_many_tasks_counts_those_ended_and_failed_once() {
+        let tasks: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+        let mut ended = Ended::new(&tasks, ProgressDrawTarget::hidden());
+        let summary = crate::envelope::ArtifactRef {
+            key: "artifacts/summary/x.json".into(),
+            sha256: "x".into(),
+            size: 1,
+        };
+        let completed = EventKind::Completed { summary };
+        ended.show(&event(tasks[0], Stage::Extract, completed.clone()));
+        ended.show(&event(tasks[0], Stage::Extract, completed.clone()));
+        ended.show(&event(tasks[1], Stage::Parse, EventKind::Started));
+        ended.show(&event(Uuid::now_v7(), Stage::Extract, completed.clone()));
+        assert_eq!(ended.bar.position(), 1);
+        assert_eq!(ended.bar.message(), "");
+        let cancel = EventKind::Cancelled {
+            reason: None,
+            by: "test".into(),
+        };
+        ended.show(&event(tasks[0], Stage::Extract, cancel));
+        ended.show(&event(tasks[2], Stage::Extract, completed));
+        assert_eq!(ended.bar.position(), 2);
+        assert_eq!(ended.bar.message(), "1 failed");
+    }
+
+    #[test]
+    fn the_submit_bar_counts_files_submitted_and_failed() {
+        let mut submitting = Submitting {
+            bar: Some(Submitting::bar(3, ProgressDrawTarget::hidden())),
+            failed: 0,
+        };
+        submitting.submitted();
+        submitting.failed();
+        let bar = submitting.bar.as_ref().unwrap();
+        assert_eq!(bar.position(), 2);
+        assert_eq!(bar.message(), "1 failed");
     }
 
     #[test]

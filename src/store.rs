@@ -130,11 +130,27 @@ impl Store {
     /// what a user handed in, so in a local folder it is on disk (synced)
     /// before this returns, as the broker's persistent messages are before
     /// it confirms them.
+    ///
+    /// Writes at once share their folder's sync: each file is synced on its
+    /// own, and one sync of `originals/` then covers every file renamed into
+    /// it before that sync began (see [`FolderSyncs`]), so a bulk submit
+    /// pays one folder sync per batch rather than one per document.
     pub async fn put_original(&self, bytes: Bytes) -> Result<ArtifactRef, StoreError> {
         let sha256 = sha256_hex(&bytes);
         let key = format!("originals/{sha256}");
         if self.exists(&key).await {
             let size = bytes.len() as u64;
+            // Another write of the same bytes may have renamed the file in
+            // and not yet synced the folder: the caller publishes once this
+            // returns, so the name must be on disk first. Shared with the
+            // other writes, this costs a sync only when no other is due.
+            if let Backend::Folder(folder) = &self.backend {
+                let path = folder.path(&key)?;
+                let folder = Arc::clone(folder);
+                blocking(move || folder.sync_folder_of(&path))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("syncing {key}: {e}")))?;
+            }
             return Ok(ArtifactRef { key, sha256, size });
         }
         self.put(key, sha256, bytes, Durability::Synced).await
@@ -615,6 +631,69 @@ struct Folder {
     /// Where writes begin, apart from the objects: a writer killed
     /// mid-write leaves its part here, never beside the objects.
     staging: PathBuf,
+    /// The syncs of the folders synced writes rename into.
+    syncs: FolderSyncs,
+}
+
+/// Folder syncs shared by the writes that wait for them (a group commit).
+///
+/// A synced write renames its file into a folder, then needs that folder
+/// synced before it returns. A write that asks while a sync of the folder
+/// is running waits for it to end, then for one more, which covers its
+/// rename and those of every write that asked meanwhile: however many
+/// writes run at once, a folder is synced at most twice per batch of them,
+/// and a lone write still syncs at once. A failed sync covers nothing: the
+/// next write in line syncs again.
+#[derive(Debug, Default)]
+struct FolderSyncs {
+    folders: std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<FolderSync>>>,
+}
+
+/// The syncs of one folder: requests are numbered, and `covered` is the
+/// last request that a finished sync began after.
+#[derive(Debug, Default)]
+struct FolderSync {
+    asked: std::sync::atomic::AtomicU64,
+    /// Held during a sync, so that one runs at a time.
+    covered: std::sync::Mutex<u64>,
+    /// Syncs done, for the tests.
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl FolderSyncs {
+    /// Syncs `dir`, or waits for a sync of it that began after this call;
+    /// blocks (call it on the blocking pool).
+    fn sync(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        let folder = {
+            let mut folders = self
+                .folders
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            Arc::clone(folders.entry(dir.to_path_buf()).or_default())
+        };
+        folder.sync(dir)
+    }
+}
+
+impl FolderSync {
+    fn sync(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // Asked after this write's rename: a sync that reads `asked` at
+        // this number or later began after the rename, and covers it.
+        let ticket = self.asked.fetch_add(1, SeqCst) + 1;
+        let mut covered = self
+            .covered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *covered >= ticket {
+            return Ok(());
+        }
+        let upto = self.asked.load(SeqCst);
+        std::fs::File::open(dir)?.sync_all()?;
+        self.done.fetch_add(1, SeqCst);
+        *covered = upto;
+        Ok(())
+    }
 }
 
 /// Staged files older than this when a store opens are leftovers of a
@@ -642,7 +721,11 @@ impl Folder {
         if removed > 0 {
             tracing::info!(removed, "deleted stale partial writes from the store");
         }
-        Ok(Folder { root, staging })
+        Ok(Folder {
+            root,
+            staging,
+            syncs: FolderSyncs::default(),
+        })
     }
 
     /// The file of `key`. Keys are the store's own (`originals/<sha256>`,
@@ -695,13 +778,19 @@ impl Folder {
             })
             .and_then(|()| match std::fs::rename(&temp, path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(dir).and_then(|()| std::fs::rename(&temp, path))
+                    std::fs::create_dir_all(dir)?;
+                    if durable {
+                        // The new folder's own name must be on disk too.
+                        let parent = dir.parent().expect("an object's folder is in the root");
+                        std::fs::File::open(parent)?.sync_all()?;
+                    }
+                    std::fs::rename(&temp, path)
                 }
                 other => other,
             })
             .and_then(|()| {
                 if durable {
-                    std::fs::File::open(dir)?.sync_all()?;
+                    self.syncs.sync(dir)?;
                 }
                 Ok(())
             });
@@ -710,6 +799,13 @@ impl Folder {
         }
         written
     }
+    /// Syncs the folder of the object at `path` (shared with the writes
+    /// that need it at the same time: see [`FolderSyncs`]).
+    fn sync_folder_of(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.syncs
+            .sync(path.parent().expect("a store key has a folder"))
+    }
+
     /// Writes `bytes` at `path` unless something is there (see
     /// [`Store::create_new`]).
     fn create_new(&self, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<bool> {
@@ -808,6 +904,62 @@ mod tests {
             assert!(
                 matches!(store.get(key).await, Err(StoreError::NotFound(_))),
                 "{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn writes_waiting_on_a_folder_sync_share_the_next_one() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let sync = Arc::new(FolderSync::default());
+        // A sync in progress: every write that asks now must wait for it.
+        let running = sync.covered.lock().unwrap();
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let (sync, dir) = (Arc::clone(&sync), dir.path().to_path_buf());
+                std::thread::spawn(move || sync.sync(&dir))
+            })
+            .collect();
+        while sync.asked.load(SeqCst) < 8 {
+            std::thread::yield_now();
+        }
+        drop(running);
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+        assert_eq!(sync.done.load(SeqCst), 1, "one sync covers the 8 writes");
+        // A write that asks after that sync began gets a sync of its own.
+        sync.sync(dir.path()).unwrap();
+        assert_eq!(sync.done.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn a_failed_folder_sync_covers_nothing() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let sync = FolderSync::default();
+        assert!(sync.sync(&dir.path().join("gone")).is_err());
+        sync.sync(dir.path()).unwrap();
+        assert_eq!(sync.done.load(SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn originals_written_at_once_are_all_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let writes = (0..32).map(|i| store.put_original(Bytes::from(format!("tender {i}"))));
+        let stored = futures_util::future::join_all(writes).await;
+        for (i, stored) in stored.into_iter().enumerate() {
+            let stored = stored.unwrap();
+            assert_eq!(store.get(&stored.key).await.unwrap(), format!("tender {i}"));
+        }
+        // The same bytes again, at once: found stored, their folder synced.
+        let again = (0..4).map(|_| store.put_original(Bytes::from_static(b"tender 0")));
+        for stored in futures_util::future::join_all(again).await {
+            assert_eq!(
+                stored.unwrap().key,
+                format!("originals/{}", sha256_hex(b"tender 0"))
             );
         }
     }

@@ -26,6 +26,10 @@ use crate::parse::sniff;
 use crate::store::{Store, sha256_hex};
 use crate::topology::Topology;
 
+mod inputs;
+
+pub use inputs::{DOCUMENT_EXTENSIONS, Gathered, Problem, gather};
+
 /// Why a submission was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -112,12 +116,39 @@ pub struct Upload {
     pub bytes: Bytes,
 }
 
+/// How each task of a bulk submission ([`Submitter::submit_all`]) is made.
+#[derive(Debug, Clone)]
+pub struct Bulk {
+    /// The options of every task.
+    pub options: TaskOptions,
+    /// The references of every task (an idempotency key fits one task only).
+    pub refs: Refs,
+    /// Publish the files' paths rather than store their bytes.
+    pub by_reference: bool,
+    /// Tasks in hand at once: read, stored, published and waiting for
+    /// their confirms.
+    pub jobs: usize,
+}
+
 /// Publishes new tasks. Reconnects when its connection was lost.
+///
+/// Tasks submitted at once share its one channel: their publishes
+/// interleave and their confirms are awaited together, each by its task.
 pub struct Submitter {
     settings: Arc<Settings>,
     topology: Topology,
     store: Store,
-    link: Mutex<Option<(Connection, Channel)>>,
+    link: Mutex<Option<Link>>,
+    /// Links opened so far: numbers them, so that of several tasks whose
+    /// publish failed on one link only the first replaces it.
+    links_opened: std::sync::atomic::AtomicU64,
+}
+
+/// The connection and confirm channel tasks are published on.
+struct Link {
+    number: u64,
+    conn: Connection,
+    channel: Channel,
 }
 
 impl Submitter {
@@ -128,6 +159,84 @@ impl Submitter {
             store: Store::from_settings(&settings)?,
             settings,
             link: Mutex::new(None),
+            links_opened: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Checks what every task of a submission shares (its options and
+    /// references, the callback against the policy) before anything is
+    /// read, stored or connected: a bulk submit with a wrong option fails
+    /// once, not once for each file.
+    pub fn check(&self, options: &TaskOptions, refs: &Refs) -> Result<(), SubmitError> {
+        check_options(options)?;
+        refs.check()?;
+        self.with_callback(refs.clone()).map(|_| ())
+    }
+
+    /// Opens the connection now: a command that submits many files fails
+    /// once, at the start, when the broker cannot be reached, rather than
+    /// once for each file.
+    pub async fn connect(&self) -> anyhow::Result<()> {
+        self.channel().await.map(|_| ())
+    }
+
+    /// Submits each of `tasks` (a main document then its amendments, read
+    /// from disk), `bulk.jobs` at once. Each result comes once its task is
+    /// published and confirmed, or has failed, in no set order: a slow
+    /// file holds up no other. Every original is on disk (in a local store,
+    /// synced) before its task is published, as in [`Submitter::submit_with`].
+    pub fn submit_all<'a>(
+        &'a self,
+        tasks: Vec<Vec<PathBuf>>,
+        bulk: &'a Bulk,
+    ) -> impl futures_util::Stream<Item = (Vec<PathBuf>, Result<Submitted, SubmitError>)> + 'a {
+        futures_util::stream::iter(tasks)
+            .map(move |paths| async move {
+                let submitted = self.submit_paths(&paths, bulk).await;
+                (paths, submitted)
+            })
+            .buffer_unordered(bulk.jobs.max(1))
+    }
+
+    /// One task of files on disk: their bytes stored, or their paths
+    /// published by reference.
+    pub async fn submit_paths(
+        &self,
+        paths: &[PathBuf],
+        bulk: &Bulk,
+    ) -> Result<Submitted, SubmitError> {
+        let options = bulk.options.clone();
+        let refs = bulk.refs.clone();
+        if bulk.by_reference {
+            return self.submit_by_reference_with(paths, options, refs).await;
+        }
+        let mut uploads = Vec::with_capacity(paths.len());
+        for path in paths {
+            uploads.push(self.read_upload(path).await?);
+        }
+        self.submit_with(uploads, options, refs).await
+    }
+
+    /// The file at `path` as an upload; one over the size limit is refused
+    /// before it is read.
+    async fn read_upload(&self, path: &Path) -> Result<Upload, SubmitError> {
+        let unreadable = |e: std::io::Error| SubmitError::Invalid(format!("cannot read it: {e}"));
+        let metadata = tokio::fs::metadata(path).await.map_err(unreadable)?;
+        if !metadata.is_file() {
+            return Err(SubmitError::Invalid("not a file".into()));
+        }
+        let max = self.settings.store.max_document_bytes;
+        if metadata.len() > max {
+            return Err(SubmitError::TooLarge {
+                filename: file_name(path),
+                size: metadata.len(),
+                max,
+            });
+        }
+        let bytes = tokio::fs::read(path).await.map_err(unreadable)?;
+        Ok(Upload {
+            filename: file_name(path),
+            bytes: Bytes::from(bytes),
         })
     }
 
@@ -325,11 +434,17 @@ impl Submitter {
         ];
         let mut last = None;
         for _ in 0..2 {
-            let channel = self.channel().await.map_err(SubmitError::Unavailable)?;
+            let (number, channel) = self.channel().await.map_err(SubmitError::Unavailable)?;
             match broker::publish_all(&channel, &messages).await {
                 Ok(()) => return Ok(()),
                 Err(err) => {
-                    *self.link.lock().await = None;
+                    // The tasks in flight beside this one failed on the
+                    // same link, or are still waiting on it: replace it
+                    // once, not once per task.
+                    let mut link = self.link.lock().await;
+                    if link.as_ref().is_some_and(|l| l.number == number) {
+                        *link = None;
+                    }
                     last = Some(err);
                 }
             }
@@ -339,19 +454,28 @@ impl Submitter {
         ))
     }
 
-    async fn channel(&self) -> anyhow::Result<Channel> {
+    /// The link's number and channel, opening a link when there is none
+    /// or it was lost.
+    async fn channel(&self) -> anyhow::Result<(u64, Channel)> {
         let mut link = self.link.lock().await;
-        if let Some((conn, channel)) = link.as_ref()
-            && conn.status().connected()
-            && channel.status().connected()
+        if let Some(open) = link.as_ref()
+            && open.conn.status().connected()
+            && open.channel.status().connected()
         {
-            return Ok(channel.clone());
+            return Ok((open.number, open.channel.clone()));
         }
         let conn = broker::connect_once(&self.settings, "tenderflow-submit").await?;
         let channel = broker::confirm_channel(&conn).await?;
         self.topology.apply(&channel).await?;
-        *link = Some((conn, channel.clone()));
-        Ok(channel)
+        let number = self
+            .links_opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *link = Some(Link {
+            number,
+            conn,
+            channel: channel.clone(),
+        });
+        Ok((number, channel))
     }
 }
 

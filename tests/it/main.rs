@@ -4,6 +4,7 @@
 
 mod api;
 mod books;
+mod bulk;
 mod cancel;
 mod dead_letters;
 mod exports;
