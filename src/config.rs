@@ -260,6 +260,13 @@ pub struct ParseSettings {
     /// processes are killed then and the task fails as `parse_timeout`.
     /// Below `stages.handler_timeout_ms`; unset, 90% of it.
     pub timeout_ms: Option<u64>,
+    /// Plain text and Markdown originals up to this size, in bytes, are
+    /// parsed in the worker's process even with `isolation = "process"`:
+    /// their parsers decode and split lines in one linear pass, so a child
+    /// process (5 to 7 ms of CPU to start, more than the whole rest of a
+    /// small document's pipeline) buys them nothing. 0 sends every
+    /// document to a child.
+    pub in_process_text_max_bytes: u64,
     /// The tenderflow binary run as `PROGRAM parse-child`. Unset, this
     /// binary (or, from a test or an example, the tenderflow binary cargo
     /// built beside it).
@@ -440,6 +447,7 @@ cpu_threads = 0
 
 [parse]
 isolation = "process"
+in_process_text_max_bytes = 262144
 max_memory_mb = 2048
 max_cpu_seconds = 300
 

@@ -71,6 +71,23 @@ pub fn sniff(bytes: &[u8], filename: &str) -> Result<&'static str, ParseError> {
     }
 }
 
+/// Plain text or Markdown, when the bytes are surely one of them: no
+/// container signature (PDF, zip, OLE, another archive), so this reads only
+/// the first kilobyte and looks for binary bytes, never opening a
+/// container. `None` for every other type, and for what [`sniff`] refuses.
+pub fn plain_text(bytes: &[u8], filename: &str) -> Option<&'static str> {
+    let container = bytes.starts_with(b"%PDF-")
+        || bytes.starts_with(b"PK\x03\x04")
+        || bytes.starts_with(&ole::MAGIC)
+        || other_archive(bytes).is_some();
+    if container {
+        return None;
+    }
+    sniff(bytes, filename)
+        .ok()
+        .filter(|t| *t == TEXT || *t == MARKDOWN)
+}
+
 /// The archive formats other than zip, by their magic bytes. No well-kept
 /// pure-Rust crate reads RAR (the `unrar` crate binds the C++ library under
 /// a licence that forbids writing a compressor); 7z, gzip and tar are left
@@ -160,6 +177,18 @@ fn looks_binary(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_text_without_a_container_signature_is_plain_text() {
+        assert_eq!(plain_text("招标公告\n".as_bytes(), "a.txt"), Some(TEXT));
+        assert_eq!(plain_text(b"# Tender\n", "a.md"), Some(MARKDOWN));
+        assert_eq!(plain_text(b"%PDF-1.7\n", "a.txt"), None);
+        assert_eq!(plain_text(b"PK\x03\x04rest", "a.md"), None);
+        assert_eq!(plain_text(&ole::MAGIC, "a.txt"), None);
+        assert_eq!(plain_text(b"<html><body>x</body></html>", "a.txt"), None);
+        assert_eq!(plain_text(b"\x00\x01\x02\x03binary\x00", "a.txt"), None);
+        assert_eq!(plain_text(b"", "a.txt"), None);
+    }
 
     #[test]
     fn sniffs_by_bytes_not_name() {

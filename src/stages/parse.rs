@@ -2,7 +2,8 @@
 //! amendments, not the attachments) into a parsed-document artifact.
 //!
 //! Each original is parsed in a child process ([`child`]) unless
-//! `parse.isolation` says `in_process`.
+//! `parse.isolation` says `in_process`, or it is a plain text or Markdown
+//! file of at most `parse.in_process_text_max_bytes`.
 
 pub mod child;
 
@@ -49,10 +50,10 @@ pub async fn handle(
     for (name, original) in names.iter().zip(&artifacts.originals) {
         let bytes = context.store.get_artifact(original).await?;
         let doc = match settings.parse.isolation {
-            ParseIsolation::Process => {
+            ParseIsolation::Process if !small_text(settings, &bytes, name) => {
                 child::parse_in_child(bytes, name, &limits, &confinement, deadline, timeout).await?
             }
-            ParseIsolation::InProcess => {
+            ParseIsolation::Process | ParseIsolation::InProcess => {
                 parse_blocking(bytes, name.to_string(), limits.clone()).await?
             }
         };
@@ -66,6 +67,14 @@ pub async fn handle(
         files: Vec::new(),
         duplicate_of: None,
     })
+}
+
+/// Whether `bytes` are a plain text or Markdown original small enough
+/// (`parse.in_process_text_max_bytes`) to parse in this process even when
+/// documents are parsed in children.
+fn small_text(settings: &Settings, bytes: &[u8], name: &str) -> bool {
+    bytes.len() as u64 <= settings.parse.in_process_text_max_bytes
+        && sniff::plain_text(bytes, name).is_some()
 }
 
 /// What bounds a parse process, from the settings.
@@ -129,5 +138,23 @@ struct CancelOnDrop(CancelFlag);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_small_plain_text_skips_the_child_process() {
+        let mut settings = Settings::load(None).unwrap();
+        settings.parse.in_process_text_max_bytes = 64;
+        assert!(small_text(&settings, b"# Tender\n", "a.md"));
+        assert!(small_text(&settings, "招标公告".as_bytes(), "a.txt"));
+        assert!(!small_text(&settings, &[b'x'; 65], "a.txt"), "too big");
+        assert!(!small_text(&settings, b"%PDF-1.7\n", "a.pdf"));
+        assert!(!small_text(&settings, b"<html>x</html>", "a.html"));
+        settings.parse.in_process_text_max_bytes = 0;
+        assert!(!small_text(&settings, b"# Tender\n", "a.md"), "0: none");
     }
 }

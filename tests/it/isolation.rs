@@ -156,6 +156,8 @@ fn start(pipeline: &TestPipeline, concurrency: u16) {
 async fn a_parse_past_its_timeout_is_stopped_with_every_process_it_started() {
     let pipeline = TestPipeline::new(|settings, _| {
         settings.parse.timeout_ms = Some(1_500);
+        // Every document in a child, the quick Markdown one too.
+        settings.parse.in_process_text_max_bytes = 0;
     });
     // One parse at a time: the slow documents come first, and the quick
     // one after them is parsed only if the worker is free again.
