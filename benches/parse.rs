@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo bench --bench parse` (add `-- --runs 9` for more runs,
 //! `-- --ocr-only` for the OCR table alone, `-- --isolation` for the cost
-//! of parsing in a child process alone).
+//! of parsing in a child process alone, `-- --pdf-only` for every corpus
+//! PDF, dev and real, beside pdftotext, `-- --profile FILE` to parse one
+//! file once under callgrind).
 //! Prints two Markdown tables:
 //! 1. per file: median parse time, pages/s (pages of the document's PDF
 //!    rendering, so formats compare), MB/s, peak RSS growth while parsing,
@@ -42,6 +44,14 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--isolation") {
         isolation_section(runs);
+        return;
+    }
+    if let Some(path) = arg_after("--profile") {
+        profile_once(Path::new(&path));
+        return;
+    }
+    if std::env::args().any(|a| a == "--pdf-only") {
+        pdf_section(runs);
         return;
     }
     let pdftotext = has_pdftotext();
@@ -97,6 +107,62 @@ fn main() {
 
 /// The real documents beside the synthetic corpus.
 const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/real");
+
+/// The value after `flag` on the command line.
+fn arg_after(flag: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1).cloned()
+}
+
+/// Every corpus PDF, dev and real, sorted by name within each folder.
+fn corpus_pdfs() -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for dir in [CORPUS, REAL] {
+        let mut pdfs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pdf"))
+            .collect();
+        pdfs.sort();
+        all.extend(pdfs);
+    }
+    all
+}
+
+/// The speed table for every corpus PDF (dev and real) alone, beside
+/// pdftotext in the same run: `--pdf-only`.
+fn pdf_section(runs: usize) {
+    let pdftotext = has_pdftotext();
+    println!("## PDF parse speed (median of {runs} runs, release build)\n");
+    println!(
+        "| file | size KB | pages | wall ms | CPU ms | pages/s (CPU) | MB/s (CPU) | peak RSS +MB | pdftotext wall ms | pdftotext CPU ms | pdftotext pages/s (CPU) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for path in corpus_pdfs() {
+        let bytes = std::fs::read(&path).expect("a corpus PDF");
+        let pages = parse(&bytes, "application/pdf", &ParseLimits::default())
+            .ok()
+            .and_then(|d| d.meta.page_count)
+            .unwrap_or(0);
+        speed_row(&path, pages, runs, pdftotext);
+    }
+}
+
+/// Parses one file once and prints what it found: the target for
+/// `valgrind --tool=callgrind`, which counts instructions, not time.
+fn profile_once(path: &Path) {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+    let bytes = std::fs::read(path).expect("the file to profile");
+    let media_type = sniff(&bytes, name).expect("a known type");
+    let doc = parse(&bytes, media_type, &ParseLimits::default()).expect("parse");
+    println!(
+        "{name}: {} blocks, {} pages",
+        doc.blocks.len(),
+        doc.meta.page_count.unwrap_or(0)
+    );
+}
 
 /// What parsing in a child process (`parse.isolation = "process"`) costs:
 /// every corpus document, dev and real, parsed in this process and the

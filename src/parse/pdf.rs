@@ -173,11 +173,13 @@ fn extract_pages(bytes: &[u8], limits: &ParseLimits) -> Result<(Vec<Page>, Info)
     check_streams(&doc, limits.max_uncompressed_bytes)?;
     let mut info = read_info(&doc);
     let mut collector = Collector::default();
-    for number in pages.keys() {
+    // Fonts are built once and shared by every page that uses them.
+    let mut fonts = pdf_extract::FontCache::new();
+    for (number, id) in &pages {
         // A page pdf-extract cannot read (a broken font, a bad content
         // stream) is dropped rather than failing the whole document.
         let result = catch_unwind(AssertUnwindSafe(|| {
-            pdf_extract::output_doc_page(&doc, &mut collector, *number)
+            pdf_extract::output_page_cached(&doc, &mut collector, *number, *id, &mut fonts)
         }));
         if !matches!(result, Ok(Ok(()))) {
             collector.abandon_page(*number);
@@ -857,6 +859,89 @@ impl OutputDev for Collector {
 #[cfg(test)]
 mod tests {
     use super::symbol_text;
+    use crate::parse::{ParseLimits, parse};
+    use lopdf::{Document, Object, Stream, dictionary};
+
+    /// A simple font whose codes 0x41..0x48 map, through its ToUnicode
+    /// CMap, to the eight characters from `first` (a UTF-16 code unit).
+    fn font(doc: &mut Document, first: u16) -> lopdf::ObjectId {
+        let cmap = format!(
+            "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n\
+             1 begincodespacerange <00> <FF> endcodespacerange\n\
+             1 beginbfrange <41> <48> <{first:04X}> endbfrange\n\
+             endcmap CMapName currentdict /CMap defineresource pop end end"
+        );
+        let to_unicode = doc.add_object(Stream::new(dictionary! {}, cmap.into_bytes()));
+        doc.add_object(dictionary! {
+            "Type" => "Font",
+            "Subtype" => "TrueType",
+            "BaseFont" => "Test",
+            "FirstChar" => 0x41,
+            "LastChar" => 0x48,
+            "Widths" => vec![Object::Integer(500); 8],
+            "ToUnicode" => to_unicode,
+        })
+    }
+
+    /// A PDF whose pages each name their font `/F1`: page i+1's font maps
+    /// its codes from `firsts[i]`, or all pages share the first font. Every
+    /// other page shows its codes backwards, so that no two pages look
+    /// alike (the layout drops text repeated on every page as furniture).
+    fn pdf_with_pages(firsts: &[u16], shared: bool) -> Vec<u8> {
+        let mut doc = Document::with_version("1.5");
+        let pages_id = doc.new_object_id();
+        let shared_font = font(&mut doc, firsts[0]);
+        let mut kids = Vec::new();
+        for (i, first) in firsts.iter().enumerate() {
+            let font_id = if shared {
+                shared_font
+            } else {
+                font(&mut doc, *first)
+            };
+            let codes = if i % 2 == 0 { "ABCDEFGH" } else { "HGFEDCBA" };
+            let content = format!("BT /F1 12 Tf 72 700 Td ({codes}) Tj ET").into_bytes();
+            let content_id = doc.add_object(Stream::new(dictionary! {}, content));
+            let page = doc.add_object(dictionary! {
+                "Type" => "Page",
+                "Parent" => pages_id,
+                "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+                "Contents" => content_id,
+                "Resources" => dictionary! { "Font" => dictionary! { "F1" => font_id } },
+            });
+            kids.push(Object::Reference(page));
+        }
+        let count = kids.len() as i64;
+        doc.objects.insert(
+            pages_id,
+            Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }),
+        );
+        let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+        doc.trailer.set("Root", catalog);
+        let mut bytes = Vec::new();
+        doc.save_to(&mut bytes).expect("a PDF");
+        bytes
+    }
+
+    /// The document's text (the layout joins the one-line pages into a
+    /// paragraph across the page breaks).
+    fn text(bytes: &[u8]) -> String {
+        let doc = parse(bytes, "application/pdf", &ParseLimits::default()).expect("parses");
+        doc.plain_text()
+    }
+
+    #[test]
+    fn one_resource_name_for_other_fonts_on_other_pages_keeps_each_font() {
+        // Fonts are kept from page to page: /F1 must still mean each
+        // page's own font, not the first page's.
+        let bytes = pdf_with_pages(&[0x41, 0x61, 0x3B1], false);
+        assert_eq!(text(&bytes), "ABCDEFGH hgfedcba αβγδεζηθ");
+    }
+
+    #[test]
+    fn a_font_shared_by_pages_decodes_the_same_on_each() {
+        let bytes = pdf_with_pages(&[0x61, 0x61], true);
+        assert_eq!(text(&bytes), "abcdefgh hgfedcba");
+    }
 
     #[test]
     fn symbol_font_checkboxes_become_their_characters() {
