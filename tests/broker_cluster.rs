@@ -166,6 +166,24 @@ fn assert_all_alive(procs: &mut [Proc]) {
     }
 }
 
+/// A log of the events stream, read from its first entry. Right after a
+/// node stopped, a node whose replica of the stream is restarting under the
+/// new leader refuses a consumer for a moment ("does not have a replica on
+/// the local node"), as it refuses the projector, which retries too.
+async fn event_log(settings: &Settings) -> EventLog {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match EventLog::start(settings).await {
+            Ok(log) => return log,
+            Err(err) if Instant::now() < deadline => {
+                eprintln!("reading the events stream: {err:#}; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => panic!("the events stream cannot be read for 60 s: {err:#}"),
+        }
+    }
+}
+
 /// Stops `node` for [`OUTAGE`] once some but not all of `load` have
 /// completed, then starts it again; returns when every one of `tasks` has
 /// ended, checked as [`assert_nothing_lost`] does.
@@ -180,7 +198,7 @@ async fn outage(
     {
         // This log's connection may go with the node; a new one reads
         // the whole stream again after it.
-        let before = EventLog::start(&pipeline.settings).await.unwrap();
+        let before = event_log(&pipeline.settings).await;
         await_under_load(&before, load).await;
     }
     node.stop_app();
@@ -189,7 +207,7 @@ async fn outage(
     assert_all_alive(procs);
     node.start_app();
 
-    let log = EventLog::start(&pipeline.settings).await.unwrap();
+    let log = event_log(&pipeline.settings).await;
     log.wait_for(Duration::from_secs(180), |t| t.ended(tasks) == tasks.len())
         .await;
     let ended = stopped.elapsed();
