@@ -360,3 +360,15 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The stage, kind and message of a failed outcome; panics on any other.
+pub fn failure(outcome: &Outcome) -> (Stage, &str, &str) {
+    match outcome {
+        Outcome::Failed {
+            stage,
+            kind,
+            message,
+        } => (*stage, kind, message),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

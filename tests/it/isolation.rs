@@ -15,7 +15,7 @@ use tenderflow::stages::parse::child::{Confinement, parse_in_child};
 use tenderflow::submit::{Outcome, Submitter, Upload};
 use uuid::Uuid;
 
-use crate::helpers::{TestPipeline, corpus, outcomes};
+use crate::helpers::{TestPipeline, corpus, failure, outcomes};
 
 /// One process of this machine, from `/proc/PID/stat` and its command line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,17 +127,6 @@ async fn submit(pipeline: &TestPipeline, filename: &str, bytes: Vec<u8>) -> Uuid
         .await
         .unwrap()
         .task_id
-}
-
-fn failure(outcome: &Outcome) -> (Stage, &str, &str) {
-    match outcome {
-        Outcome::Failed {
-            stage,
-            kind,
-            message,
-        } => (*stage, kind, message),
-        other => panic!("expected a failure, got {other:?}"),
-    }
 }
 
 /// Starts every stage, parse with `concurrency`.

@@ -24,7 +24,7 @@ use tenderflow::store::{MULTIPART_PART, Store, sha256_hex};
 use tenderflow::submit::{Outcome, Submitter};
 use uuid::Uuid;
 
-use crate::helpers::{TestPipeline, free_port, outcomes};
+use crate::helpers::{TestPipeline, failure, free_port, outcomes};
 use crate::proxy::Proxy;
 
 /// A moto server of one test, killed when the test ends.
@@ -286,15 +286,8 @@ async fn a_missing_object_dead_letters_with_what_remakes_it() {
         .unwrap();
     pipeline.start(Stage::Filter, pipeline.real_handler(Stage::Filter));
     let done = outcomes(follower, &tasks, 60).await;
-    let Outcome::Failed {
-        stage,
-        kind,
-        message,
-    } = &done[&tasks[0]]
-    else {
-        panic!("{:?}", done[&tasks[0]]);
-    };
-    assert_eq!(*stage, Stage::Filter);
+    let (stage, kind, message) = failure(&done[&tasks[0]]);
+    assert_eq!(stage, Stage::Filter);
     assert_eq!(kind, "missing_artifact");
     assert!(message.contains("--from parse"), "{message}");
     pipeline.teardown().await;
@@ -391,15 +384,8 @@ async fn wrong_credentials_dead_letter_at_once_as_store_denied() {
     .await
     .expect("the task ends in time")
     .unwrap();
-    let Outcome::Failed {
-        stage,
-        kind,
-        message,
-    } = &done[&tasks[0]]
-    else {
-        panic!("{:?}", done[&tasks[0]]);
-    };
-    assert_eq!(*stage, Stage::Ingest);
+    let (stage, kind, message) = failure(&done[&tasks[0]]);
+    assert_eq!(stage, Stage::Ingest);
     assert_eq!(kind, "store_denied");
     assert!(message.contains("credentials"), "{message}");
     assert_eq!(*retries.lock().unwrap(), 0, "a refusal is not retried");
