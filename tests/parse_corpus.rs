@@ -332,3 +332,76 @@ fn a_lying_extension_does_not_matter() {
         "pdf"
     );
 }
+
+/// Every content stream of every corpus PDF (pages and form XObjects) that
+/// the vendored content lexer reads, it reads as lopdf's `Content::decode`
+/// does; and it reads nearly all of them (else the fast path is not one).
+#[test]
+fn the_content_lexer_reads_every_corpus_stream_as_lopdf_does() {
+    let mut pdfs: Vec<PathBuf> = Vec::new();
+    for dir in [
+        CORPUS,
+        REAL,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        pdfs.extend(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "pdf")),
+        );
+    }
+    if pdfs.is_empty() {
+        eprintln!("no corpus PDFs: skipped");
+        return;
+    }
+    let (mut streams, mut lexed) = (0, 0);
+    for path in &pdfs {
+        let doc = lopdf::Document::load(path).expect("corpus PDF loads");
+        let mut contents: Vec<Vec<u8>> = doc
+            .get_pages()
+            .values()
+            .filter_map(|id| doc.get_page_content(*id).ok())
+            .collect();
+        contents.extend(doc.objects.values().filter_map(|o| {
+            let stream = o.as_stream().ok()?;
+            let form = stream.dict.get(b"Subtype").and_then(|s| s.as_name()).ok()? == b"Form";
+            form.then(|| stream.decompressed_content().ok()).flatten()
+        }));
+        for data in contents {
+            streams += 1;
+            let Some(ours) = pdf_extract::lexer::lex(&data) else {
+                continue;
+            };
+            lexed += 1;
+            let theirs = lopdf::content::Content::decode(&data).unwrap_or_else(|e| {
+                panic!("{}: lopdf refused a stream we read: {e}", path.display())
+            });
+            let ours: Vec<_> = ours
+                .iter()
+                .map(|o| (o.operator.to_string(), o.operands.to_vec()))
+                .collect();
+            let theirs: Vec<_> = theirs
+                .operations
+                .into_iter()
+                .map(|o| (o.operator, o.operands))
+                .collect();
+            assert!(
+                ours == theirs,
+                "{}: a stream read differently",
+                path.display()
+            );
+        }
+    }
+    eprintln!(
+        "{lexed} of {streams} content streams lexed, in {} PDFs",
+        pdfs.len()
+    );
+    assert!(streams > 0);
+    assert!(
+        lexed * 10 >= streams * 9,
+        "only {lexed} of {streams} streams took the fast path"
+    );
+}

@@ -9,6 +9,8 @@
 //! nesting in the raw bytes, and the page tree's depth.
 
 pub mod layout;
+#[cfg(test)]
+mod lexer_tests;
 pub mod scan;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -241,16 +243,12 @@ fn draws_anything(doc: &pdf_extract::Document, id: pdf_extract::ObjectId) -> boo
     let Ok(content) = doc.get_page_content(id) else {
         return false;
     };
-    let Ok(ops) = pdf_extract::content::Content::decode(&content) else {
+    let Ok(ops) = pdf_extract::lexer::decode(&content) else {
         // Undecodable content may still render: let rendering decide.
         return !content.is_empty();
     };
-    ops.operations.iter().any(|o| {
-        matches!(
-            o.operator.as_str(),
-            "Do" | "BI" | "f" | "F" | "f*" | "B" | "b"
-        )
-    })
+    ops.iter()
+        .any(|o| matches!(o.operator, "Do" | "BI" | "f" | "F" | "f*" | "B" | "b"))
 }
 
 /// Loads with lopdf, which opens an encrypted file with the empty user
@@ -421,10 +419,10 @@ impl<'a> FormWalk<'a> {
         content: &[u8],
         resources: &[&'a pdf_extract::Dictionary],
     ) -> Result<(), ParseError> {
-        let Ok(ops) = pdf_extract::content::Content::decode(content) else {
+        let Ok(ops) = pdf_extract::lexer::decode(content) else {
             return Ok(());
         };
-        for op in ops.operations.iter().filter(|o| o.operator == "Do") {
+        for op in ops.iter().filter(|o| o.operator == "Do") {
             let Some(name) = op.operands.first().and_then(|o| o.as_name().ok()) else {
                 continue;
             };

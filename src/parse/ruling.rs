@@ -149,7 +149,7 @@ pub fn profile_skew(gray: &Gray) -> f64 {
         let (sin, cos) = angle.sin_cos();
         let mut histogram = vec![0u32; 2 * rows];
         for (x, y) in &ink {
-            let v = (y * cos - x * sin).round() as isize + rows as isize;
+            let v = round(y * cos - x * sin) + rows as isize;
             if let Some(h) = histogram.get_mut(v.max(0) as usize) {
                 *h += 1;
             }
@@ -158,13 +158,32 @@ pub fn profile_skew(gray: &Gray) -> f64 {
     };
     let best = |from: f64, to: f64, step: f64| {
         let n = ((to - from) / step).round() as i32;
+        // Each angle scored once (`max_by` on the angles would score both
+        // sides of every comparison); ties go to the last, as there.
         (0..=n)
-            .map(|i| (from + f64::from(i) * step).to_radians())
-            .max_by(|a, b| score(*a).total_cmp(&score(*b)))
-            .unwrap_or(0.0)
+            .map(|i| {
+                let angle = (from + f64::from(i) * step).to_radians();
+                (angle, score(angle))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(0.0, |(angle, _)| angle)
     };
     let coarse = best(-5.0, 5.0, 0.2).to_degrees();
     best(coarse - 0.2, coarse + 0.2, 0.02)
+}
+
+/// `t.round() as isize` (half away from zero) for the finite values of
+/// page coordinates, without a call into libm.
+fn round(t: f64) -> isize {
+    let whole = t as isize;
+    let fraction = t - whole as f64;
+    if fraction >= 0.5 {
+        whole + 1
+    } else if fraction <= -0.5 {
+        whole - 1
+    } else {
+        whole
+    }
 }
 
 /// `gray` turned by `-angle` about its centre (bilinear, white outside),
@@ -221,27 +240,46 @@ pub fn find_rules(gray: &Gray, angle: f64) -> Vec<PixelRule> {
     }
     let (sin, cos) = angle.sin_cos();
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
-    // Deskewed (u, v) back to the image's (x, y).
-    let ink = |u: f64, v: f64| {
-        let x = (u - cx) * cos - (v - cy) * sin + cx;
-        let y = (u - cx) * sin + (v - cy) * cos + cy;
-        if x < 0.0 || y < 0.0 {
-            return false;
-        }
-        let (x, y) = (x as usize, y as usize);
-        x < w && y < h && gray.pixels[y * w + x] < INK
-    };
+    // Deskewed (u, v) back to the image's (x, y):
+    // x = (u - cx) cos - (v - cy) sin + cx, y = (u - cx) sin + (v - cy) cos + cy,
+    // with the four products taken once per column and row (the same
+    // operations in the same order, so the same pixels).
+    let u_cos: Vec<f64> = (0..w).map(|u| (u as f64 - cx) * cos).collect();
+    let u_sin: Vec<f64> = (0..w).map(|u| (u as f64 - cx) * sin).collect();
+    let v_sin: Vec<f64> = (0..h).map(|v| (v as f64 - cy) * sin).collect();
+    let v_cos: Vec<f64> = (0..h).map(|v| (v as f64 - cy) * cos).collect();
     let min_h = (w / 12).max(40);
     let min_v = (h / 33).max(40);
+    // One pass over the pixels, row by row, following each row's run and
+    // every column's at once. `merge` sorts each kind by position, stably,
+    // so the vertical runs (found in row order) come out as if the columns
+    // had been walked one by one.
     let mut horizontal = Vec::new();
+    let mut vertical = Vec::new();
+    let mut columns = vec![Run::default(); w];
     for v in 0..h {
-        for (a, b) in runs(w, min_h, |u| ink(u as f64, v as f64)) {
+        let (vs, vc) = (v_sin[v], v_cos[v]);
+        let mut row = Run::default();
+        let across = u_cos.iter().zip(&u_sin).zip(columns.iter_mut());
+        for (u, ((uc, us), column)) in across.enumerate() {
+            let (x, y) = (uc - vs + cx, us + vc + cy);
+            let dark = !(x < 0.0 || y < 0.0) && {
+                let (x, y) = (x as usize, y as usize);
+                x < w && y < h && gray.pixels[y * w + x] < INK
+            };
+            if let Some((a, b)) = row.step(u, dark, min_h) {
+                horizontal.push((v as f64, a as f64, b as f64));
+            }
+            if let Some((a, b)) = column.step(v, dark, min_v) {
+                vertical.push((u as f64, a as f64, b as f64));
+            }
+        }
+        if let Some((a, b)) = row.finish(min_h) {
             horizontal.push((v as f64, a as f64, b as f64));
         }
     }
-    let mut vertical = Vec::new();
-    for u in 0..w {
-        for (a, b) in runs(h, min_v, |v| ink(u as f64, v as f64)) {
+    for (u, column) in columns.iter().enumerate() {
+        if let Some((a, b)) = column.finish(min_v) {
             vertical.push((u as f64, a as f64, b as f64));
         }
     }
@@ -265,31 +303,46 @@ pub fn find_rules(gray: &Gray, angle: f64) -> Vec<PixelRule> {
 
 /// Runs of ink at least `min` long along a line of `len` pixels, crossing
 /// gaps of up to [`MAX_GAP`].
+#[cfg(test)]
 fn runs(len: usize, min: usize, ink: impl Fn(usize) -> bool) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut last_ink = 0;
-    for i in 0..len {
-        if ink(i) {
-            if start.is_none() {
-                start = Some(i);
-            }
-            last_ink = i;
-        } else if let Some(s) = start
-            && i - last_ink > MAX_GAP
-        {
-            if last_ink - s + 1 >= min {
-                out.push((s, last_ink));
-            }
-            start = None;
-        }
-    }
-    if let Some(s) = start
-        && last_ink - s + 1 >= min
-    {
-        out.push((s, last_ink));
-    }
+    let mut run = Run::default();
+    let mut out: Vec<(usize, usize)> = (0..len).filter_map(|i| run.step(i, ink(i), min)).collect();
+    out.extend(run.finish(min));
     out
+}
+
+/// A run of ink being followed along one line of pixels.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    start: Option<usize>,
+    last_ink: usize,
+}
+
+impl Run {
+    /// Pixel `i` of the line; the run it ends, if one at least `min` long
+    /// ends here (after more than [`MAX_GAP`] light pixels).
+    fn step(&mut self, i: usize, ink: bool, min: usize) -> Option<(usize, usize)> {
+        if ink {
+            if self.start.is_none() {
+                self.start = Some(i);
+            }
+            self.last_ink = i;
+        } else if let Some(s) = self.start
+            && i - self.last_ink > MAX_GAP
+        {
+            self.start = None;
+            if self.last_ink - s + 1 >= min {
+                return Some((s, self.last_ink));
+            }
+        }
+        None
+    }
+
+    /// The run still open at the end of the line, if long enough.
+    fn finish(&self, min: usize) -> Option<(usize, usize)> {
+        let s = self.start?;
+        (self.last_ink - s + 1 >= min).then_some((s, self.last_ink))
+    }
 }
 
 /// Runs on neighbouring lines (a thick or stepped rule) that overlap,
@@ -403,6 +456,29 @@ mod tests {
         let pgm = level.to_pgm();
         assert!(pgm.starts_with(b"P5\n1200 600\n255\n"));
         assert_eq!(pgm.len(), 16 + 1200 * 600);
+    }
+
+    #[test]
+    fn round_is_f64_round() {
+        for t in [
+            0.0,
+            0.49999999999999994,
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -2.49,
+            7.0,
+            -7.0,
+            1e9 + 0.5,
+        ] {
+            assert_eq!(round(t), t.round() as isize, "{t}");
+        }
+        for i in -2000..2000 {
+            let t = f64::from(i) * 0.137 + 0.0001 * f64::from(i % 7);
+            assert_eq!(round(t), t.round() as isize, "{t}");
+        }
     }
 
     #[test]

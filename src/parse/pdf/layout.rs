@@ -39,11 +39,18 @@ const BOTTOM_ZONE: f64 = 0.15;
 pub fn build_document(pages: &[Page]) -> ParsedDocument {
     let body_size = body_font_size(pages);
     let heading_sizes = heading_sizes(pages, body_size);
-    let furniture = running_furniture(pages);
-    let column_right = column_right(pages);
+    let margins: Vec<PageLines> = pages.iter().map(PageLines::of).collect();
+    let furniture = running_furniture(pages, &margins);
+    let column_right = column_right(&margins);
     let mut items: Vec<Item> = Vec::new();
-    for page in pages {
-        items.extend(page_items(page, &furniture.keys, body_size, column_right));
+    for (page, lines) in pages.iter().zip(margins) {
+        items.extend(page_items(
+            page,
+            lines,
+            &furniture.keys,
+            body_size,
+            column_right,
+        ));
     }
     let pitch = line_pitch(&items);
     let blocks = assemble(items, body_size, pitch, &heading_sizes);
@@ -116,6 +123,39 @@ fn heading_sizes(pages: &[Page], body: f64) -> Vec<f64> {
     sizes.into_iter().take(6).map(|s| s as f64 / 2.0).collect()
 }
 
+/// A page's lines with text, top to bottom, with their texts and whether
+/// each is in a margin (see [`margin_flags`]): read once for both the
+/// running furniture and the column's right edge.
+struct PageLines<'a> {
+    lines: Vec<Vec<&'a Glyph>>,
+    texts: Vec<String>,
+    margin: Vec<bool>,
+}
+
+impl<'a> PageLines<'a> {
+    fn of(page: &'a Page) -> Self {
+        Self::of_glyphs(page, page.glyphs.iter().collect())
+    }
+
+    /// The lines of some of the page's glyphs (those outside its grids).
+    fn of_glyphs(page: &Page, glyphs: Vec<&'a Glyph>) -> Self {
+        let (lines, texts): (Vec<Vec<&Glyph>>, Vec<String>) = raw_lines_of(glyphs)
+            .into_iter()
+            .map(|l| {
+                let text = line_text(&l);
+                (l, text)
+            })
+            .filter(|(_, text)| !text.trim().is_empty())
+            .unzip();
+        let margin = margin_flags(&lines, page);
+        PageLines {
+            lines,
+            texts,
+            margin,
+        }
+    }
+}
+
 /// Running headers and footers: the keys to drop and their texts.
 struct Furniture {
     keys: Vec<String>,
@@ -124,22 +164,15 @@ struct Furniture {
 
 /// Lines in the margin zones, set apart from the body, that repeat (digits
 /// aside) on at least a third of the pages, two at least.
-fn running_furniture(pages: &[Page]) -> Furniture {
+fn running_furniture(pages: &[Page], margins: &[PageLines]) -> Furniture {
     let mut seen: HashMap<String, (usize, String)> = HashMap::new();
-    for page in pages {
-        let lines: Vec<Vec<&Glyph>> = raw_lines(&page.glyphs)
-            .into_iter()
-            .filter(|l| !line_text(l).trim().is_empty())
-            .collect();
-        let flags = margin_flags(&lines, page);
-        let mut keys: Vec<(String, String)> = lines
+    for page in margins {
+        let mut keys: Vec<(String, String)> = page
+            .texts
             .iter()
-            .zip(flags)
-            .filter(|(_, margin)| *margin)
-            .map(|(l, _)| {
-                let text = line_text(l);
-                (furniture_key(&text), text)
-            })
+            .zip(&page.margin)
+            .filter(|(_, margin)| **margin)
+            .map(|(text, _)| (furniture_key(text), text.clone()))
             .collect();
         keys.sort();
         keys.dedup_by(|a, b| a.0 == b.0);
@@ -232,19 +265,14 @@ fn is_page_number(text: &str) -> bool {
 /// The right edge of the text column: the upper quartile over pages of
 /// the rightmost body line, so neither a page with only short lines nor
 /// one odd wide line sets it.
-fn column_right(pages: &[Page]) -> f64 {
-    let mut edges: Vec<f64> = pages
+fn column_right(margins: &[PageLines]) -> f64 {
+    let mut edges: Vec<f64> = margins
         .iter()
         .filter_map(|page| {
-            let lines: Vec<Vec<&Glyph>> = raw_lines(&page.glyphs)
-                .into_iter()
-                .filter(|l| !line_text(l).trim().is_empty())
-                .collect();
-            let flags = margin_flags(&lines, page);
-            lines
+            page.lines
                 .iter()
-                .zip(flags)
-                .filter(|(_, margin)| !margin)
+                .zip(&page.margin)
+                .filter(|(_, margin)| !**margin)
                 .map(|(l, _)| line_right(l))
                 .reduce(f64::max)
         })
@@ -253,8 +281,15 @@ fn column_right(pages: &[Page]) -> f64 {
     edges.get(edges.len() * 3 / 4).copied().unwrap_or(0.0)
 }
 
-/// The items of one page, top to bottom.
-fn page_items(page: &Page, furniture: &[String], body_size: f64, column_right: f64) -> Vec<Item> {
+/// The items of one page, top to bottom. `all_lines` are the lines of all
+/// its glyphs: when no glyph is in a ruled grid, they are the free lines.
+fn page_items<'a>(
+    page: &'a Page,
+    all_lines: PageLines<'a>,
+    furniture: &[String],
+    body_size: f64,
+    column_right: f64,
+) -> Vec<Item> {
     let grids = find_grids(&page.rules);
     let mut free: Vec<&Glyph> = Vec::new();
     let mut cells: Vec<Vec<&Glyph>> = vec![Vec::new(); grids.len()];
@@ -271,24 +306,24 @@ fn page_items(page: &Page, furniture: &[String], body_size: f64, column_right: f
             items.push((table.top, Item::Table(table)));
         }
     }
-    let lines: Vec<Vec<&Glyph>> = raw_lines_of(free)
+    let free_lines = if free.len() == page.glyphs.len() {
+        all_lines
+    } else {
+        PageLines::of_glyphs(page, free)
+    };
+    let lines: Vec<(Vec<&Glyph>, String)> = free_lines
+        .lines
         .into_iter()
-        .filter(|line| !line_text(line).trim().is_empty())
-        .collect();
-    let flags = margin_flags(&lines, page);
-    let lines: Vec<Vec<&Glyph>> = lines
-        .into_iter()
-        .zip(flags)
-        .filter(|(line, margin)| {
-            let text = line_text(line);
-            !(*margin && (furniture.contains(&furniture_key(&text)) || is_page_number(&text)))
+        .zip(free_lines.texts)
+        .zip(free_lines.margin)
+        .filter(|((_, text), margin)| {
+            !(*margin && (furniture.contains(&furniture_key(text)) || is_page_number(text)))
         })
         .map(|(line, _)| line)
         .collect();
     let (tables, lines) = borderless_tables(page.number, lines);
     items.extend(tables.into_iter().map(|t| (t.top, Item::Table(t))));
-    for line in lines {
-        let text = line_text(&line);
+    for (line, text) in lines {
         let size = line_size(&line, body_size);
         let text = text.trim().to_string();
         let text_x0 = text_start(&line, &text);
@@ -464,8 +499,11 @@ fn segments(line: &[&Glyph]) -> Vec<Segment> {
 /// all sit under later columns continues the row above (a wrapped cell).
 /// Two-column runs whose first column is only list markers ("1)", "(2)")
 /// are lists, not tables.
-fn borderless_tables(page: u32, lines: Vec<Vec<&Glyph>>) -> (Vec<Grid>, Vec<Vec<&Glyph>>) {
-    let segs: Vec<Vec<Segment>> = lines.iter().map(|l| segments(l)).collect();
+fn borderless_tables<'a>(
+    page: u32,
+    lines: Vec<(Vec<&'a Glyph>, String)>,
+) -> (Vec<Grid>, Vec<(Vec<&'a Glyph>, String)>) {
+    let segs: Vec<Vec<Segment>> = lines.iter().map(|(l, _)| segments(l)).collect();
     let mut tables = Vec::new();
     let mut used = vec![false; lines.len()];
     let mut i = 0;
@@ -478,8 +516,8 @@ fn borderless_tables(page: u32, lines: Vec<Vec<&Glyph>>) -> (Vec<Grid>, Vec<Vec<
         let mut rows: Vec<Vec<String>> = vec![anchors.iter().map(|s| s.text.clone()).collect()];
         let mut j = i + 1;
         while j < lines.len() {
-            let size = lines[j][0].size.max(1.0);
-            if lines[j][0].y - lines[j - 1][0].y > size * 3.0 {
+            let size = lines[j].0[0].size.max(1.0);
+            if lines[j].0[0].y - lines[j - 1].0[0].y > size * 3.0 {
                 break;
             }
             if let Some(row) = aligned_row(anchors, &segs[j]) {
@@ -502,7 +540,7 @@ fn borderless_tables(page: u32, lines: Vec<Vec<&Glyph>>) -> (Vec<Grid>, Vec<Vec<
                 page,
                 columns: anchors.iter().map(|s| s.x0).collect(),
                 rows,
-                top: lines[i][0].y - lines[i][0].size,
+                top: lines[i].0[0].y - lines[i].0[0].size,
             });
             i = j;
         } else {
@@ -549,10 +587,6 @@ fn is_marker(text: &str) -> bool {
 }
 
 /// Glyphs grouped into lines by baseline, each sorted left to right.
-fn raw_lines(glyphs: &[Glyph]) -> Vec<Vec<&Glyph>> {
-    raw_lines_of(glyphs.iter().collect())
-}
-
 fn raw_lines_of(mut glyphs: Vec<&Glyph>) -> Vec<Vec<&Glyph>> {
     glyphs.sort_by(|a, b| a.y.total_cmp(&b.y).then(a.x.total_cmp(&b.x)));
     let mut lines: Vec<Vec<&Glyph>> = Vec::new();

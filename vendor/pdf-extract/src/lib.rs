@@ -30,6 +30,8 @@ mod core_fonts;
 mod glyphnames;
 mod zapfglyphnames;
 mod encodings;
+// tenderflow patch 3: content streams read by our own lexer.
+pub mod lexer;
 
 pub struct Space;
 pub type Transform = Transform2D<f64, Space, Space>;
@@ -163,6 +165,13 @@ fn pdf_to_utf8(s: &[u8]) -> String {
 }
 
 fn to_utf8(encoding: &[u16], s: &[u8]) -> String {
+    // tenderflow patch 4: one code is one UTF-16 unit; a scalar value needs
+    // no buffers (a surrogate takes upstream's path, and its panic).
+    if let [code] = s {
+        if let Some(c) = char::from_u32(u32::from(encoding[*code as usize])) {
+            return c.to_string();
+        }
+    }
     if s.len() > 2 && s[0] == 0xfe && s[1] == 0xff {
         return UTF_16BE.decode_without_bom_handling_and_without_replacement(&s[2..]).unwrap().to_string()
     } else {
@@ -1578,7 +1587,8 @@ impl<'a> Processor<'a> {
     }
 
     fn process_stream(&mut self, doc: &'a Document, content: Vec<u8>, resources: &'a Dictionary, media_box: &MediaBox, output: &mut dyn OutputDev, page_num: u32) -> Result<(), OutputError> {
-        let content = Content::decode(&content).unwrap();
+        // tenderflow patch 3: the same operations as `Content::decode`, read faster.
+        let content = crate::lexer::decode(&content).unwrap();
         let mut gs: GraphicsState = GraphicsState {
             ts: TextState {
                 font: None,
@@ -1606,10 +1616,10 @@ impl<'a> Processor<'a> {
         let mut path = Path::new();
         let flip_ctm = Transform2D::row_major(1., 0., 0., -1., 0., media_box.ury - media_box.lly);
         dlog!("MediaBox {:?}", media_box);
-        for operation in &content.operations {
+        for operation in content.iter() {
             //dlog!("op: {:?}", operation);
 
-            match operation.operator.as_ref() {
+            match operation.operator {
                 "BT" => {
                     tlm = Transform2D::identity();
                     gs.ts.tm = tlm;
