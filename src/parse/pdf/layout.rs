@@ -499,10 +499,10 @@ fn segments(line: &[&Glyph]) -> Vec<Segment> {
 /// all sit under later columns continues the row above (a wrapped cell).
 /// Two-column runs whose first column is only list markers ("1)", "(2)")
 /// are lists, not tables.
-fn borderless_tables<'a>(
+fn borderless_tables(
     page: u32,
-    lines: Vec<(Vec<&'a Glyph>, String)>,
-) -> (Vec<Grid>, Vec<(Vec<&'a Glyph>, String)>) {
+    lines: Vec<(Vec<&Glyph>, String)>,
+) -> (Vec<Grid>, Vec<(Vec<&Glyph>, String)>) {
     let segs: Vec<Vec<Segment>> = lines.iter().map(|(l, _)| segments(l)).collect();
     let mut tables = Vec::new();
     let mut used = vec![false; lines.len()];
