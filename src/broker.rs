@@ -193,6 +193,10 @@ pub async fn check_tls(settings: &Settings) -> anyhow::Result<()> {
     if !settings.amqp.is_tls() {
         return Ok(());
     }
+    let probing = settings.clone();
+    tokio::task::spawn_blocking(move || probe_tls(&probing))
+        .await
+        .context("the TLS check's thread")??;
     match connect_once(settings, "tenderflow-tls-check").await {
         Ok(conn) => {
             let _ = within("closing", conn.close(200, "checked".into())).await;
@@ -204,6 +208,95 @@ pub async fn check_tls(settings: &Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// How long the TLS check listens after the handshake for a refusal.
+const REFUSAL_WAIT: Duration = Duration::from_millis(1500);
+
+/// The TLS handshake with the first node that answers, then a read before
+/// anything is written. With TLS 1.3 a broker that wants a client
+/// certificate and got none sends its `certificate_required` alert after
+/// the handshake and closes; lapin writes its protocol header at once, and
+/// when the close came first the reset that answers the write loses the
+/// alert, so the refusal looked like a broker gone away. An AMQP broker
+/// says nothing until the client's header, so silence is acceptance. A
+/// node that does not answer is skipped; none answering is no error here.
+fn probe_tls(settings: &Settings) -> anyhow::Result<()> {
+    use std::io::Read;
+    let tls = tls_config(&settings.amqp.tls)?;
+    let limit = Duration::from_millis(settings.amqp.connect_timeout_ms);
+    let refused = |err: std::io::Error, url: &Secret| {
+        let err = anyhow::Error::new(err).context(format!("node {}", node_label(url)));
+        if refused_certificate(&err) {
+            Err(err.context(
+                "TLS to the broker refused a certificate (check amqp.tls.ca_file, \
+                 amqp.tls.cert_file and the host name in amqp.url)",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    for url in settings.amqp.nodes() {
+        let Ok(parsed) = url::Url::parse(url.expose()) else {
+            continue;
+        };
+        let host = parsed.host_str().unwrap_or_default().to_string();
+        let port = parsed.port().unwrap_or(5671);
+        let Ok(addr) = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)) else {
+            continue;
+        };
+        let Some(addr) = addr.into_iter().next() else {
+            continue;
+        };
+        let Ok(plain) = lapin::tcp::TcpStream::connect_timeout(addr, limit) else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let mut handshake = plain.into_tls(&host, tls.as_ref());
+        let mut stream = loop {
+            match handshake {
+                Ok(stream) => break Some(stream),
+                Err(lapin::tcp::HandshakeError::Failure(err)) => return refused(err, url),
+                Err(lapin::tcp::HandshakeError::WouldBlock(mid)) => {
+                    if started.elapsed() > limit {
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                    handshake = mid.handshake();
+                }
+            }
+        };
+        let Some(stream) = stream.as_mut() else {
+            continue;
+        };
+        // Blocking from here, for at most the wait: the read ends at the
+        // alert, at a close, or at the timeout.
+        let socket: &std::net::TcpStream = stream;
+        socket.set_nonblocking(false)?;
+        socket.set_read_timeout(Some(REFUSAL_WAIT))?;
+        let listening = std::time::Instant::now();
+        let mut byte = [0u8; 1];
+        while listening.elapsed() < REFUSAL_WAIT {
+            match stream.read(&mut byte) {
+                // Data (which no AMQP broker sends first), or a close with
+                // no alert: no refusal seen; the connection that follows
+                // tells the rest.
+                Ok(_) => return Ok(()),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(());
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return refused(err, url),
+            }
+        }
+        return Ok(());
+    }
+    Ok(())
 }
 
 /// A channel on `conn` with `prefetch` deliveries in hand at most, and a
