@@ -40,18 +40,12 @@ pub struct Operations<'a> {
 
 impl<'a> Operations<'a> {
     pub fn iter(&self) -> impl Iterator<Item = Operation<'_>> {
-        self.operators.iter().map(move |(operator, range)| Operation {
-            operator,
-            operands: &self.operands[range.clone()],
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.operators.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.operators.is_empty()
+        self.operators
+            .iter()
+            .map(move |(operator, range)| Operation {
+                operator,
+                operands: &self.operands[range.clone()],
+            })
     }
 }
 
@@ -162,7 +156,8 @@ impl Lexer<'_> {
             }
             b'<' => {
                 self.pos += 1;
-                self.hex().map(|bytes| Object::String(bytes, StringFormat::Hexadecimal))
+                self.hex()
+                    .map(|bytes| Object::String(bytes, StringFormat::Hexadecimal))
             }
             b'[' => {
                 if depth >= MAX_DEPTH {
@@ -183,7 +178,9 @@ impl Lexer<'_> {
             self.pos += 1;
         }
         let digits = self.digits();
-        if self.peek() == Some(b'.') && (digits > 0 || self.peek_at(1).is_some_and(|c| c.is_ascii_digit())) {
+        if self.peek() == Some(b'.')
+            && (digits > 0 || self.peek_at(1).is_some_and(|c| c.is_ascii_digit()))
+        {
             self.pos += 1;
             self.digits();
             let text = std::str::from_utf8(&self.data[begin..self.pos]).ok()?;
