@@ -560,7 +560,8 @@ impl Outgoing {
 }
 
 /// Publishes `message` as mandatory and persistent; the returned future
-/// resolves when the broker confirms it.
+/// resolves when the broker confirms it. The channel must carry no other
+/// publish until that confirm is in (see [`ConfirmChannels`]).
 pub async fn publish(channel: &Channel, message: &Outgoing) -> anyhow::Result<PendingConfirm> {
     publish_on(channel, None, message).await
 }
@@ -592,6 +593,7 @@ pub async fn publish_on(
         confirm,
         target,
         status: status.cloned(),
+        lent: None,
     })
 }
 
@@ -600,27 +602,52 @@ pub struct PendingConfirm {
     confirm: PublisherConfirm,
     target: String,
     status: Option<ConnectionStatus>,
+    /// The channel, when this publish has it to itself: given back once
+    /// the confirm is in, closed if it never comes.
+    lent: Option<LentChannel>,
 }
 
 impl PendingConfirm {
     /// Waits for the confirm; a nack or an unroutable return is an error.
-    pub async fn wait(self) -> anyhow::Result<()> {
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let lent = self.lent.take();
+        let target = self.target.clone();
+        let confirmation = self.resolve().await?;
+        if let Some(lent) = lent {
+            lent.give_back();
+        }
+        judge(&target, confirmation)
+    }
+
+    /// The broker's answer; an error only when none came (a timeout, a
+    /// closed channel), which leaves the channel's confirms in doubt.
+    async fn resolve(self) -> anyhow::Result<Confirmation> {
         let what = format!("waiting for the confirm of {}", self.target);
         let confirmation = match &self.status {
             Some(status) => within_unless_blocked(status, &what, self.confirm).await?,
             None => within(&what, self.confirm).await?,
         };
-        match confirmation {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(returned)) => Err(Unroutable {
-                target: self.target,
-                reply: format!("{} {}", returned.reply_code, returned.reply_text),
-            }
-            .into()),
-            Confirmation::Nack(_) => anyhow::bail!("the broker refused (nacked) {}", self.target),
-            Confirmation::NotRequested => {
-                anyhow::bail!("publisher confirms are off on this channel")
-            }
+        Ok(confirmation)
+    }
+}
+
+/// What a confirm means for the publish to `target`. A returned message
+/// names itself: lapin hands a return to the next confirm it resolves on
+/// the channel, which need not be the returned publish's own.
+fn judge(target: &str, confirmation: Confirmation) -> anyhow::Result<()> {
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(returned)) => Err(Unroutable {
+            target: format!(
+                "{}/{}",
+                returned.delivery.exchange, returned.delivery.routing_key
+            ),
+            reply: format!("{} {}", returned.reply_code, returned.reply_text),
+        }
+        .into()),
+        Confirmation::Nack(_) => anyhow::bail!("the broker refused (nacked) {target}"),
+        Confirmation::NotRequested => {
+            anyhow::bail!("publisher confirms are off on this channel")
         }
     }
 }
@@ -645,16 +672,156 @@ pub fn is_unroutable(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| cause.is::<Unroutable>())
 }
 
-/// Publishes every message, then waits for all their confirms.
+/// Publishes every message, then waits for all their confirms, as one
+/// whole: any return or nack fails it. Every confirm is waited for even
+/// after one failed, so that none is left to the channel's next publishes.
 pub async fn publish_all(channel: &Channel, messages: &[Outgoing]) -> anyhow::Result<()> {
+    publish_each(channel, None, messages).await.0
+}
+
+/// [`publish_all`], also answering whether every confirm came in (the
+/// channel can then carry other publishes).
+async fn publish_each(
+    channel: &Channel,
+    status: Option<&ConnectionStatus>,
+    messages: &[Outgoing],
+) -> (anyhow::Result<()>, bool) {
     let mut pending = Vec::with_capacity(messages.len());
+    let mut result = Ok(());
     for message in messages {
-        pending.push(publish(channel, message).await?);
+        match publish_on(channel, status, message).await {
+            Ok(confirm) => pending.push(confirm),
+            Err(err) => {
+                result = Err(err);
+                break;
+            }
+        }
     }
+    let mut settled = result.is_ok();
     for confirm in pending {
-        confirm.wait().await?;
+        let target = confirm.target.clone();
+        let judged = match confirm.resolve().await {
+            Ok(confirmation) => judge(&target, confirmation),
+            Err(err) => {
+                settled = false;
+                Err(err)
+            }
+        };
+        if let Err(err) = judged
+            && result.is_ok()
+        {
+            result = Err(err);
+        }
     }
-    Ok(())
+    (result, settled)
+}
+
+/// Confirm channels on one connection, each lent to one publisher at a
+/// time. RabbitMQ's return of an unroutable message names no delivery tag,
+/// and lapin gives it to whichever confirm it resolves next on the channel
+/// (any of those one multiple ack covers), not to the publish that came
+/// back. On a channel shared by concurrent publishers, one delivery's
+/// returned forward could be taken for another's, and the returned one
+/// acked as sent: lost. A publisher that has a channel to itself until its
+/// confirms are in can only be handed its own returns.
+#[derive(Clone)]
+pub struct ConfirmChannels {
+    conn: Arc<Connection>,
+    idle: Arc<std::sync::Mutex<Vec<Channel>>>,
+}
+
+impl ConfirmChannels {
+    /// Lends confirm channels of `conn`, opened as needed; `first` is one
+    /// already open.
+    pub fn new(conn: Arc<Connection>, first: Option<Channel>) -> ConfirmChannels {
+        ConfirmChannels {
+            conn,
+            idle: Arc::new(std::sync::Mutex::new(first.into_iter().collect())),
+        }
+    }
+
+    /// A channel for one publisher: an idle one, or a new one.
+    pub async fn lend(&self) -> anyhow::Result<LentChannel> {
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            std::iter::from_fn(|| idle.pop()).find(|c| c.status().connected())
+        };
+        let channel = match idle {
+            Some(channel) => channel,
+            None => within("opening a confirm channel", confirm_channel(&self.conn)).await?,
+        };
+        Ok(LentChannel {
+            channel: Some(channel),
+            home: Arc::clone(&self.idle),
+            settled: false,
+        })
+    }
+
+    /// Publishes `message` on a channel of its own; the channel goes back
+    /// when the confirm is in.
+    pub async fn publish(&self, message: &Outgoing) -> anyhow::Result<PendingConfirm> {
+        let lent = self.lend().await?;
+        let mut pending = publish_on(&lent, Some(self.conn.status()), message).await?;
+        pending.lent = Some(lent);
+        Ok(pending)
+    }
+
+    /// Publishes `messages` on a channel of their own and waits for all
+    /// their confirms, as [`publish_all`].
+    pub async fn publish_all(&self, messages: &[Outgoing]) -> anyhow::Result<()> {
+        let lent = self.lend().await?;
+        let (result, settled) = publish_each(&lent, Some(self.conn.status()), messages).await;
+        if settled {
+            lent.give_back();
+        }
+        result
+    }
+}
+
+/// A channel lent by [`ConfirmChannels`]. Given back only once every
+/// confirm of its publishes is in; dropped before that (a confirm that
+/// timed out, a cancelled wait), it is closed, as a late return on it
+/// could be handed to the next publisher.
+pub struct LentChannel {
+    channel: Option<Channel>,
+    home: Arc<std::sync::Mutex<Vec<Channel>>>,
+    settled: bool,
+}
+
+impl LentChannel {
+    /// Every confirm is in: the channel can serve another publisher.
+    pub fn give_back(mut self) {
+        self.settled = true;
+    }
+}
+
+impl std::ops::Deref for LentChannel {
+    type Target = Channel;
+
+    fn deref(&self) -> &Channel {
+        self.channel.as_ref().expect("a lent channel until dropped")
+    }
+}
+
+impl Drop for LentChannel {
+    fn drop(&mut self) {
+        let Some(channel) = self.channel.take() else {
+            return;
+        };
+        if !channel.status().connected() {
+            return;
+        }
+        if self.settled {
+            self.home
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(channel);
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = within("closing", channel.close(200, "confirms in doubt".into())).await;
+            });
+        }
+    }
 }
 
 /// A W3C `traceparent` for a task: the task id is the trace id, so one task
@@ -896,14 +1063,7 @@ async fn publish_batch(
     status: Option<&ConnectionStatus>,
     messages: &[Outgoing],
 ) -> anyhow::Result<()> {
-    let mut confirms = Vec::with_capacity(messages.len());
-    for message in messages {
-        confirms.push(publish_on(channel, status, message).await?);
-    }
-    for confirm in confirms {
-        confirm.wait().await?;
-    }
-    Ok(())
+    publish_each(channel, status, messages).await.0
 }
 
 /// A worker's publishing side, on a connection of its own. RabbitMQ blocks
@@ -920,14 +1080,15 @@ pub struct Publisher {
     current: tokio::sync::Mutex<Option<PublishLink>>,
 }
 
-/// One publishing connection: a confirm channel for work messages, and the
-/// events sink on a confirm channel of its own, so that a refused event
-/// batch cannot close the channel a forward waits on.
+/// One publishing connection: confirm channels for work messages, one for
+/// each forward in flight, and the events sink on a confirm channel of its
+/// own, so that a refused event batch cannot close the channel a forward
+/// waits on.
 #[derive(Clone)]
 pub struct PublishLink {
     conn: Arc<Connection>,
     /// Where work messages (next stage, retries, dead letters) go.
-    pub work: Channel,
+    pub work: ConfirmChannels,
     /// Where task events go.
     pub events: EventSink,
 }
@@ -940,7 +1101,7 @@ impl PublishLink {
 
     /// Publishes a work message; its confirm waits out a blocked connection.
     pub async fn publish(&self, message: &Outgoing) -> anyhow::Result<PendingConfirm> {
-        publish_on(&self.work, Some(self.conn.status()), message).await
+        self.work.publish(message).await
     }
 }
 
@@ -995,6 +1156,7 @@ impl Publisher {
         self.topology.apply(&work).await?;
         let events = confirm_channel(&conn).await?;
         let events = EventSink::start_on(events, Some(conn.status().clone()), &self.topology);
+        let work = ConfirmChannels::new(Arc::clone(&conn), Some(work));
         Ok(PublishLink { conn, work, events })
     }
 

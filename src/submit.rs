@@ -10,13 +10,13 @@ use anyhow::Context;
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::StreamExt;
+use lapin::Connection;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::broker::{self, Outgoing, traceparent_for};
+use crate::broker::{self, ConfirmChannels, Outgoing, traceparent_for};
 use crate::config::Settings;
 use crate::envelope::{DocumentRef, Envelope, Stage, TaskOptions};
 use crate::events::{Event, EventKind};
@@ -132,8 +132,10 @@ pub struct Bulk {
 
 /// Publishes new tasks. Reconnects when its connection was lost.
 ///
-/// Tasks submitted at once share its one channel: their publishes
-/// interleave and their confirms are awaited together, each by its task.
+/// Tasks submitted at once share its one connection, each on a confirm
+/// channel of its own until its confirms are in (see
+/// [`ConfirmChannels`]): a task whose ingest message the broker returned
+/// is never reported submitted for another task's confirm.
 pub struct Submitter {
     settings: Arc<Settings>,
     topology: Topology,
@@ -144,11 +146,11 @@ pub struct Submitter {
     links_opened: std::sync::atomic::AtomicU64,
 }
 
-/// The connection and confirm channel tasks are published on.
+/// The connection and confirm channels tasks are published on.
 struct Link {
     number: u64,
-    conn: Connection,
-    channel: Channel,
+    conn: Arc<Connection>,
+    channels: ConfirmChannels,
 }
 
 impl Submitter {
@@ -177,7 +179,7 @@ impl Submitter {
     /// once, at the start, when the broker cannot be reached, rather than
     /// once for each file.
     pub async fn connect(&self) -> anyhow::Result<()> {
-        self.channel().await.map(|_| ())
+        self.channels().await.map(|_| ())
     }
 
     /// Submits each of `tasks` (a main document then its amendments, read
@@ -434,8 +436,8 @@ impl Submitter {
         ];
         let mut last = None;
         for _ in 0..2 {
-            let (number, channel) = self.channel().await.map_err(SubmitError::Unavailable)?;
-            match broker::publish_all(&channel, &messages).await {
+            let (number, channels) = self.channels().await.map_err(SubmitError::Unavailable)?;
+            match channels.publish_all(&messages).await {
                 Ok(()) => return Ok(()),
                 Err(err) => {
                     // The tasks in flight beside this one failed on the
@@ -454,28 +456,28 @@ impl Submitter {
         ))
     }
 
-    /// The link's number and channel, opening a link when there is none
+    /// The link's number and channels, opening a link when there is none
     /// or it was lost.
-    async fn channel(&self) -> anyhow::Result<(u64, Channel)> {
+    async fn channels(&self) -> anyhow::Result<(u64, ConfirmChannels)> {
         let mut link = self.link.lock().await;
         if let Some(open) = link.as_ref()
             && open.conn.status().connected()
-            && open.channel.status().connected()
         {
-            return Ok((open.number, open.channel.clone()));
+            return Ok((open.number, open.channels.clone()));
         }
-        let conn = broker::connect_once(&self.settings, "tenderflow-submit").await?;
+        let conn = Arc::new(broker::connect_once(&self.settings, "tenderflow-submit").await?);
         let channel = broker::confirm_channel(&conn).await?;
         self.topology.apply(&channel).await?;
+        let channels = ConfirmChannels::new(Arc::clone(&conn), Some(channel));
         let number = self
             .links_opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *link = Some(Link {
             number,
             conn,
-            channel: channel.clone(),
+            channels: channels.clone(),
         });
-        Ok((number, channel))
+        Ok((number, channels))
     }
 }
 

@@ -6,6 +6,7 @@ mod api;
 mod books;
 mod bulk;
 mod cancel;
+mod confirms;
 mod dead_letters;
 mod exports;
 mod faults;
