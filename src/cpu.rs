@@ -83,6 +83,20 @@ impl Pool {
         self.threads
     }
 
+    /// Runs `job`, on `input_bytes` of input, and waits for its answer
+    /// without holding an async thread: a job on at most [`SMALL_INPUT`]
+    /// bytes runs where it is called, any other on a pool thread.
+    pub async fn run_sized<T, F>(&self, input_bytes: u64, job: F) -> Result<T, PoolError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if input_bytes <= SMALL_INPUT {
+            return guarded(job);
+        }
+        self.run(job).await
+    }
+
     /// Runs `job` on a pool thread and waits for its answer without
     /// holding an async thread.
     pub async fn run<T, F>(&self, job: F) -> Result<T, PoolError>
@@ -92,17 +106,9 @@ impl Pool {
     {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".to_string());
-                PoolError::Panicked(message)
-            });
             // The caller may have gone (its attempt timed out): nothing to
             // tell then.
-            let _ = answer.send(result);
+            let _ = answer.send(guarded(job));
         });
         let jobs = self.jobs.clone();
         // A full queue blocks the sender: wait for room off the async
@@ -119,6 +125,26 @@ impl Pool {
         }
         answered.await.map_err(|_| PoolError::Stopped)?
     }
+}
+
+/// Inputs up to this size are worked on where the job is asked for. The
+/// rules take tens of microseconds on a few kilobytes, less than handing
+/// the job to a pool thread and waking the caller again (two thread
+/// switches, which on two cores were most of a small document's cost);
+/// the runtime's threads are fixed too, so the regex caches they add are
+/// bounded, and by inputs this small.
+pub const SMALL_INPUT: u64 = 16 * 1024;
+
+/// `job`'s answer, or its panic as an error.
+fn guarded<T>(job: impl FnOnce() -> T) -> Result<T, PoolError> {
+    catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        PoolError::Panicked(message)
+    })
 }
 
 /// A pool thread: takes the next job until the pool is dropped.
@@ -162,6 +188,25 @@ mod tests {
         assert!(
             names.iter().all(|n| n.starts_with("tenderflow-cpu-")),
             "{names:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_on_a_small_input_runs_where_it_is_asked_for_a_larger_one_on_the_pool() {
+        let pool = Pool::new(1).unwrap();
+        let name = || std::thread::current().name().map(str::to_string);
+        let here = name();
+        assert_eq!(pool.run_sized(SMALL_INPUT, name).await.unwrap(), here);
+        let there = pool.run_sized(SMALL_INPUT + 1, name).await.unwrap();
+        assert_eq!(there.as_deref(), Some("tenderflow-cpu-0"));
+        // A small job's panic is an error too, not the caller's panic.
+        let err = pool
+            .run_sized(10, || -> u32 { panic!("bad rule") })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, PoolError::Panicked(m) if m == "bad rule"),
+            "{err}"
         );
     }
 

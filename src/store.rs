@@ -299,22 +299,32 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    /// [`Store::put_json`] of a value it may keep: encoded and hashed on the
-    /// blocking pool, off the runtime's threads.
+    /// [`Store::put_json`] of a value it may keep. One made from at most
+    /// [`INLINE_MAX`] bytes (`made_from`: the size of what it was computed
+    /// from) is encoded and hashed on the calling task, like a small
+    /// object's write: microseconds, where the hand-over to the blocking
+    /// pool and back costs more than that on two cores. A larger one is
+    /// encoded and hashed on the blocking pool, off the runtime's threads.
     pub async fn put_json_owned<T: serde::Serialize + Send + 'static>(
         &self,
         kind: &str,
         value: T,
+        made_from: u64,
     ) -> Result<ArtifactRef, StoreError> {
-        let (bytes, sha256) = tokio::task::spawn_blocking(move || {
+        let encode = move || {
             serde_json::to_vec(&value).map(|bytes| {
                 let sha256 = sha256_hex(&bytes);
                 (Bytes::from(bytes), sha256)
             })
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        };
+        let encoded = if made_from <= INLINE_MAX {
+            encode()
+        } else {
+            tokio::task::spawn_blocking(encode)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        };
+        let (bytes, sha256) = encoded.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let key = format!("artifacts/{kind}/{sha256}.json");
         self.put(key, sha256, bytes, Durability::Cached).await
     }
@@ -604,7 +614,7 @@ fn s3(
 /// few system calls on the page cache take microseconds. Larger ones go to
 /// the blocking pool, so that a big original does not hold up a runtime
 /// thread.
-const INLINE_MAX: u64 = 64 * 1024;
+pub const INLINE_MAX: u64 = 64 * 1024;
 
 /// Whether a write waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,6 +18,7 @@ pub async fn handle(
         ));
     }
     let mut docs: Vec<ClassifiedDocument> = Vec::with_capacity(artifacts.classified.len());
+    let input_bytes: u64 = artifacts.classified.iter().map(|c| c.size).sum();
     for classified in &artifacts.classified {
         docs.push(context.store.get_json(classified).await?);
     }
@@ -25,12 +26,12 @@ pub async fn handle(
     let ocr: Vec<Option<OcrReport>> = docs.iter_mut().map(|d| d.ocr.take()).collect();
     let model = envelope.options.extract_model.as_str();
     let mut summary = match model {
-        // The rules are CPU work: off the runtime's threads, which also
-        // serve the API and the projector in `run`, onto the fixed threads
-        // that bound what their regexes keep.
+        // The rules are CPU work: but for small documents, off the
+        // runtime's threads, which also serve the API and the projector in
+        // `run`, onto the fixed threads that bound what their regexes keep.
         "" | "rules" if !docs.is_empty() => {
             crate::cpu::Pool::shared(context.settings.stages.cpu_threads.into())
-                .run(move || crate::extract::summarize(&docs))
+                .run_sized(input_bytes, move || crate::extract::summarize(&docs))
                 .await
                 .map_err(|e| StageError::transient(format!("the extract task failed: {e}")))?
         }
@@ -41,7 +42,10 @@ pub async fn handle(
         &mut summary,
         &ocr.iter().map(Option::as_ref).collect::<Vec<_>>(),
     );
-    let stored = context.store.put_json_owned("summary", summary).await?;
+    let stored = context
+        .store
+        .put_json_owned("summary", summary, input_bytes)
+        .await?;
     artifacts.summary = Some(stored.clone());
     Ok(StageOutput {
         artifacts,

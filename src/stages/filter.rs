@@ -21,16 +21,22 @@ pub async fn handle(
         let doc: ParsedDocument = context.store.get_json(parsed).await?;
         let model = envelope.options.filter_model.as_str();
         let chunks = match model {
-            // The rules are CPU work: off the runtime's threads, which also
-            // serve the API and the projector in `run`, onto the fixed
-            // threads that bound what their regexes keep.
+            // The rules are CPU work: but for a small document, off the
+            // runtime's threads, which also serve the API and the projector
+            // in `run`, onto the fixed threads that bound what their
+            // regexes keep.
             "" | "rules" => crate::cpu::Pool::shared(context.settings.stages.cpu_threads.into())
-                .run(move || crate::filter::classify(&doc))
+                .run_sized(parsed.size, move || crate::filter::classify(&doc))
                 .await
                 .map_err(|e| StageError::transient(format!("the filter task failed: {e}")))?,
             _ => crate::filter::run(model, &doc, &context.settings.llm).await?,
         };
-        classified.push(context.store.put_json_owned("classified", chunks).await?);
+        classified.push(
+            context
+                .store
+                .put_json_owned("classified", chunks, parsed.size)
+                .await?,
+        );
     }
     let produced = classified.first().cloned();
     artifacts.classified = classified;

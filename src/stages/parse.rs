@@ -49,15 +49,19 @@ pub async fn handle(
     let mut parsed = Vec::with_capacity(names.len());
     for (name, original) in names.iter().zip(&artifacts.originals) {
         let bytes = context.store.get_artifact(original).await?;
+        let size = bytes.len() as u64;
         let doc = match settings.parse.isolation {
             ParseIsolation::Process if !small_text(settings, &bytes, name) => {
                 child::parse_in_child(bytes, name, &limits, &confinement, deadline, timeout).await?
+            }
+            _ if size <= crate::cpu::SMALL_INPUT && sniff::plain_text(&bytes, name).is_some() => {
+                parse_here(&bytes, name, &limits)?
             }
             ParseIsolation::Process | ParseIsolation::InProcess => {
                 parse_blocking(bytes, name.to_string(), limits.clone()).await?
             }
         };
-        parsed.push(context.store.put_json_owned("parsed", doc).await?);
+        parsed.push(context.store.put_json_owned("parsed", doc, size).await?);
     }
     let produced = parsed.first().cloned();
     artifacts.parsed = parsed;
@@ -129,6 +133,24 @@ async fn parse_blocking(
         Ok(Err(err)) => Err(err.into()),
         Err(join) if join.is_panic() => Err(StageError::permanent("panic", "the parser panicked")),
         Err(join) => Err(StageError::transient(join.to_string())),
+    }
+}
+
+/// Parsing a small plain text or Markdown original on the calling task:
+/// microseconds, less than the hand-over to the blocking pool and back.
+fn parse_here(
+    bytes: &[u8],
+    filename: &str,
+    limits: &ParseLimits,
+) -> Result<ParsedDocument, StageError> {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let media_type = sniff::sniff(bytes, filename)?;
+        parse::parse(bytes, media_type, limits)
+    }));
+    match parsed {
+        Ok(Ok(doc)) => Ok(doc),
+        Ok(Err(err)) => Err(err.into()),
+        Err(_) => Err(StageError::permanent("panic", "the parser panicked")),
     }
 }
 
