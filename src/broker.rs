@@ -740,7 +740,11 @@ impl ConfirmChannels {
         }
     }
 
-    /// A channel for one publisher: an idle one, or a new one.
+    /// A channel for one publisher: an idle one, or a new one. Opening one
+    /// waits out a blocked connection, as a publish does: a blocked
+    /// connection's socket is not read until the alarm ends, and a forward
+    /// that failed for want of a channel would be requeued, each time
+    /// nearer to poison.
     pub async fn lend(&self) -> anyhow::Result<LentChannel> {
         let idle = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -748,7 +752,14 @@ impl ConfirmChannels {
         };
         let channel = match idle {
             Some(channel) => channel,
-            None => within("opening a confirm channel", confirm_channel(&self.conn)).await?,
+            None => {
+                within_unless_blocked(
+                    self.conn.status(),
+                    "opening a confirm channel",
+                    confirm_channel(&self.conn),
+                )
+                .await?
+            }
         };
         Ok(LentChannel {
             channel: Some(channel),
