@@ -740,6 +740,11 @@ impl ConfirmChannels {
         }
     }
 
+    /// Whether their connection is still open.
+    pub fn connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+
     /// A channel for one publisher: an idle one, or a new one. Opening one
     /// waits out a blocked connection, as a publish does: a blocked
     /// connection's socket is not read until the alarm ends, and a forward

@@ -149,7 +149,6 @@ pub struct Submitter {
 /// The connection and confirm channels tasks are published on.
 struct Link {
     number: u64,
-    conn: Arc<Connection>,
     channels: ConfirmChannels,
 }
 
@@ -461,20 +460,19 @@ impl Submitter {
     async fn channels(&self) -> anyhow::Result<(u64, ConfirmChannels)> {
         let mut link = self.link.lock().await;
         if let Some(open) = link.as_ref()
-            && open.conn.status().connected()
+            && open.channels.connected()
         {
             return Ok((open.number, open.channels.clone()));
         }
         let conn = Arc::new(broker::connect_once(&self.settings, "tenderflow-submit").await?);
         let channel = broker::confirm_channel(&conn).await?;
         self.topology.apply(&channel).await?;
-        let channels = ConfirmChannels::new(Arc::clone(&conn), Some(channel));
+        let channels = ConfirmChannels::new(conn, Some(channel));
         let number = self
             .links_opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *link = Some(Link {
             number,
-            conn,
             channels: channels.clone(),
         });
         Ok((number, channels))

@@ -272,7 +272,7 @@ impl Indexer {
         let mut search = true;
         loop {
             if search {
-                search = self.pass(&self.db, &mut gone).await?;
+                search = self.pass(&mut gone).await?;
             }
             let retry = tokio::time::sleep(RETRY_EVERY);
             tokio::pin!(retry);
@@ -300,19 +300,22 @@ impl Indexer {
                     Err(_) => break,
                 }
             }
-            if !done.is_empty() && !self.fill_all(done, &mut gone).await? {
+            if !done.is_empty() && !self.fill_all(done, &mut gone).await?.1 {
                 search = true;
             }
         }
     }
 
-    /// Fills the rows of `done` tasks in one commit; `false` when a
-    /// summary could not be read and should be tried again.
+    /// Fills the rows of `done` tasks in one commit. Answers how many it
+    /// filled, and `false` when a summary could not be read and should be
+    /// tried again. A summary gone from the store is remembered in `gone`
+    /// and not read again (nor logged again) by this process: its task is
+    /// done, nothing will bring it back.
     async fn fill_all(
         &self,
         done: BTreeMap<Uuid, ArtifactRef>,
         gone: &mut HashSet<String>,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<(usize, bool)> {
         let mut rows = Vec::with_capacity(done.len());
         let mut all = true;
         for (task_id, artifact) in done {
@@ -331,48 +334,26 @@ impl Indexer {
                 }
             }
         }
+        let filled = rows.len();
         if !rows.is_empty() {
             let db = self.db.clone();
             tokio::task::spawn_blocking(move || db.put_indexes(&rows)).await??;
         }
-        Ok(all)
+        Ok((filled, all))
     }
 
-    /// Fills the rows that are missing now, until none is left or every
-    /// one left failed in this pass. A summary gone from the store is
-    /// remembered in `gone` and not read again (nor logged again) by this
-    /// process: its task is done, nothing will bring it back. Answers
-    /// whether a summary could not be read and should be tried again.
-    async fn pass(&self, db: &ViewDb, gone: &mut HashSet<String>) -> anyhow::Result<bool> {
+    /// Fills the rows that are missing now, until none is left or a pass
+    /// filled none. Answers whether a summary could not be read and should
+    /// be tried again.
+    async fn pass(&self, gone: &mut HashSet<String>) -> anyhow::Result<bool> {
         loop {
-            let reader = db.clone();
+            let reader = self.db.clone();
             let missing =
                 tokio::task::spawn_blocking(move || reader.unindexed(PASS_LIMIT)).await??;
             let full = missing.len() == PASS_LIMIT;
-            let mut failed = 0;
-            let mut retry = false;
-            for (task_id, artifact) in &missing {
-                if gone.contains(&artifact.key) {
-                    failed += 1;
-                    continue;
-                }
-                match fill(db, &self.store, *task_id, artifact).await {
-                    Ok(_) => {}
-                    Err(FillError::Store(StoreError::NotFound(key))) => {
-                        failed += 1;
-                        tracing::warn!(%task_id, %key, "a done task's summary is gone from the store; it stays out of the index");
-                        gone.insert(key);
-                    }
-                    Err(FillError::Store(error)) => {
-                        failed += 1;
-                        retry = true;
-                        tracing::warn!(%task_id, %error, "indexing a summary failed; trying again later");
-                    }
-                    Err(FillError::Db(error)) => return Err(error.into()),
-                }
-            }
-            if !full || failed == missing.len() {
-                return Ok(retry);
+            let (filled, all) = self.fill_all(missing.into_iter().collect(), gone).await?;
+            if !full || filled == 0 {
+                return Ok(!all);
             }
         }
     }
@@ -449,7 +430,7 @@ mod tests {
         };
         let mut gone = HashSet::new();
         assert!(
-            indexer.pass(&db, &mut gone).await.unwrap(),
+            indexer.pass(&mut gone).await.unwrap(),
             "a summary that could not be read is tried again"
         );
         assert_eq!(db.unindexed(10).unwrap(), vec![(task, stored.clone())]);
@@ -457,7 +438,7 @@ mod tests {
         assert!(listed[0].row.is_none(), "no row until the summary reads");
 
         std::fs::write(&path, good).unwrap();
-        assert!(!indexer.pass(&db, &mut gone).await.unwrap());
+        assert!(!indexer.pass(&mut gone).await.unwrap());
         assert!(db.unindexed(10).unwrap().is_empty());
         let listed = db.indexed_tasks(TaskState::Done, None, 10).unwrap();
         assert_eq!(listed[0].row.as_ref().unwrap().fields, summary.fields);

@@ -123,15 +123,12 @@ async fn parse_blocking(
     // then stops the parse on the blocking pool, killing its OCR process.
     limits.cancel = CancelFlag::default();
     let _stop = CancelOnDrop(limits.cancel.clone());
-    let parsed = tokio::task::spawn_blocking(move || {
-        let media_type = sniff::sniff(&bytes, &filename)?;
-        parse::parse(&bytes, media_type, &limits)
-    })
-    .await;
+    let parsed =
+        tokio::task::spawn_blocking(move || sniff_and_parse(&bytes, &filename, &limits)).await;
     match parsed {
         Ok(Ok(doc)) => Ok(doc),
         Ok(Err(err)) => Err(err.into()),
-        Err(join) if join.is_panic() => Err(StageError::permanent("panic", "the parser panicked")),
+        Err(join) if join.is_panic() => Err(panicked()),
         Err(join) => Err(StageError::transient(join.to_string())),
     }
 }
@@ -144,14 +141,29 @@ fn parse_here(
     limits: &ParseLimits,
 ) -> Result<ParsedDocument, StageError> {
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let media_type = sniff::sniff(bytes, filename)?;
-        parse::parse(bytes, media_type, limits)
+        sniff_and_parse(bytes, filename, limits)
     }));
     match parsed {
         Ok(Ok(doc)) => Ok(doc),
         Ok(Err(err)) => Err(err.into()),
-        Err(_) => Err(StageError::permanent("panic", "the parser panicked")),
+        Err(_) => Err(panicked()),
     }
+}
+
+/// The original's type, from its bytes and name, and the original parsed
+/// as that.
+fn sniff_and_parse(
+    bytes: &[u8],
+    filename: &str,
+    limits: &ParseLimits,
+) -> Result<ParsedDocument, parse::ParseError> {
+    let media_type = sniff::sniff(bytes, filename)?;
+    parse::parse(bytes, media_type, limits)
+}
+
+/// The error of a parse that panicked.
+fn panicked() -> StageError {
+    StageError::permanent("panic", "the parser panicked")
 }
 
 /// Cancels its flag when dropped.
