@@ -475,7 +475,7 @@ async fn poll_once(
     let prefix = topology.prefix();
     // The stream first: readiness waits for it (see `http::health`).
     if stream {
-        let last = stream_last_offset(conn, &topology.events_queue()).await?;
+        let last = stream_tail(conn, &topology.events_queue(), GAUGE_TAIL_MAX).await?;
         metrics.set_stream_last_offset(prefix, last);
     }
     for &stage in stages {
@@ -507,8 +507,15 @@ const FIRST_POLL: Duration = Duration::from_secs(1);
 const TAIL_FIRST_WAIT: Duration = Duration::from_millis(500);
 /// Quiet time after which the stream's tail counts as read.
 const TAIL_IDLE: Duration = Duration::from_millis(50);
-/// Longest a stream-tail read goes on (under a steady flow of events).
+/// Longest a stream-tail read follows the stream after its first entry
+/// (under a steady flow of events).
 const TAIL_MAX: Duration = Duration::from_secs(1);
+/// Longest the queue-depth poller's tail read follows the events stream.
+/// Its gauge is read again a poll later, so a tail 0.1 s old serves as
+/// well as one 1 s old; following for a whole second under a steady flow
+/// had the broker deliver the poller a fifth of what it delivered the
+/// projector.
+const GAUGE_TAIL_MAX: Duration = Duration::from_millis(100);
 
 /// The offset of the stream's last entry, or `None` when it is empty.
 ///
@@ -519,6 +526,16 @@ const TAIL_MAX: Duration = Duration::from_secs(1);
 pub async fn stream_last_offset(
     conn: &lapin::Connection,
     queue: &str,
+) -> anyhow::Result<Option<u64>> {
+    stream_tail(conn, queue, TAIL_MAX).await
+}
+
+/// [`stream_last_offset`], following the stream for at most `follow`
+/// after its first entry.
+async fn stream_tail(
+    conn: &lapin::Connection,
+    queue: &str,
+    follow: Duration,
 ) -> anyhow::Result<Option<u64>> {
     let channel = conn.create_channel().await?;
     channel
@@ -540,10 +557,10 @@ pub async fn stream_last_offset(
         )
         .await
         .with_context(|| format!("reading the tail of {queue}"))?;
-    let started = tokio::time::Instant::now();
+    let mut first_at = None;
     let mut last = None;
     let mut wait = TAIL_FIRST_WAIT;
-    while started.elapsed() < TAIL_MAX {
+    while first_at.is_none_or(|at: tokio::time::Instant| at.elapsed() < follow) {
         let Ok(next) = tokio::time::timeout(wait, consumer.next()).await else {
             break;
         };
@@ -556,6 +573,7 @@ pub async fn stream_last_offset(
             .ack(BasicAckOptions::default())
             .await
             .context("acking a stream entry")?;
+        first_at.get_or_insert_with(tokio::time::Instant::now);
         wait = TAIL_IDLE;
     }
     let _ = channel.close(200, "tail read".into()).await;
