@@ -557,10 +557,10 @@ async fn stream_tail(
         )
         .await
         .with_context(|| format!("reading the tail of {queue}"))?;
-    let mut first_at = None;
+    let mut first_at: Option<tokio::time::Instant> = None;
     let mut last = None;
     let mut wait = TAIL_FIRST_WAIT;
-    while first_at.is_none_or(|at: tokio::time::Instant| at.elapsed() < follow) {
+    while first_at.is_none_or(|at| at.elapsed() < follow) {
         let Ok(next) = tokio::time::timeout(wait, consumer.next()).await else {
             break;
         };
